@@ -1,0 +1,3 @@
+"""Appointment booking back end."""
+
+__version__ = "0.1.0"

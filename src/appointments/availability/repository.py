@@ -1,0 +1,169 @@
+"""Queries on slots. Every statement is scoped by provider or by slot id."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.availability.models import Slot, SlotStatus
+from appointments.availability.schemas import SlotFilter
+from appointments.booking.models import LIVE_STATUSES, Reservation
+from appointments.pagination import PageRequest
+
+
+def is_free(now: datetime) -> ColumnElement[bool]:
+    """SQL for "nobody holds or owns this slot at `now`" (a run-out hold counts as free)."""
+    return or_(
+        Slot.status == SlotStatus.AVAILABLE,
+        and_(Slot.status == SlotStatus.RESERVED, Slot.hold_expires_at <= now),
+    )
+
+
+async def get(session: AsyncSession, slot_id: uuid.UUID) -> Slot | None:
+    return await session.get(Slot, slot_id)
+
+
+async def insert_missing_slots(
+    session: AsyncSession, provider_id: uuid.UUID, starts: Sequence[datetime], length: timedelta
+) -> list[Slot]:
+    """Insert a slot at each start unless the provider has one there; return the new ones.
+
+    Set-based: one multi-row INSERT ... ON CONFLICT DO NOTHING (batched by the driver),
+    so a repeated or overlapping window is idempotent, even when two arrive at once.
+    """
+    if not starts:
+        return []
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "provider_id": provider_id,
+            "start_time": start,
+            "end_time": start + length,
+            "status": SlotStatus.AVAILABLE.value,
+            "hold_expires_at": None,
+        }
+        for start in starts
+    ]
+    statement = (
+        insert(Slot)
+        .on_conflict_do_nothing(index_elements=[Slot.provider_id, Slot.start_time])
+        .returning(Slot)
+    )
+    created = list((await session.scalars(statement, rows)).all())
+    created.sort(key=lambda slot: slot.start_time)
+    return created
+
+
+async def page(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    *,
+    status: SlotFilter,
+    start_from: datetime | None,
+    start_before: datetime | None,
+    bookable_after: datetime,
+    now: datetime,
+    request: PageRequest,
+) -> Sequence[Slot]:
+    """Slots of one provider ordered by (start_time, id), one extra row for look-ahead.
+
+    Served by the unique index on (provider_id, start_time).
+    """
+    query = select(Slot).where(Slot.provider_id == provider_id)
+    if start_from is not None:
+        query = query.where(Slot.start_time >= start_from)
+    if start_before is not None:
+        query = query.where(Slot.start_time < start_before)
+    if status is SlotFilter.AVAILABLE:
+        query = query.where(Slot.start_time > bookable_after, is_free(now))
+    elif status is SlotFilter.RESERVED:
+        query = query.where(Slot.status == SlotStatus.RESERVED, Slot.hold_expires_at > now)
+    elif status is SlotFilter.CONFIRMED:
+        query = query.where(Slot.status == SlotStatus.CONFIRMED)
+    if request.after is not None:
+        at, last_id = request.after.at, request.after.id
+        query = query.where(Slot.start_time >= at, or_(Slot.start_time > at, Slot.id > last_id))
+    query = query.order_by(Slot.start_time, Slot.id).limit(request.limit + 1)
+    return (await session.scalars(query)).all()
+
+
+async def claim_slot_if_free(
+    session: AsyncSession,
+    slot_id: uuid.UUID,
+    now: datetime,
+    hold_expires_at: datetime,
+    *,
+    starting_after: datetime,
+) -> uuid.UUID | None:
+    """Mark the slot reserved if, and only if, it is free at `now` and starts after
+    `starting_after`; return its provider.
+
+    One conditional UPDATE: of any number of concurrent callers, exactly one sees
+    the row match (the others wait on the row lock, re-check, and get None).
+    """
+    result = await session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.start_time > starting_after, is_free(now))
+        .values(status=SlotStatus.RESERVED, hold_expires_at=hold_expires_at)
+        .returning(Slot.provider_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def mark_confirmed(session: AsyncSession, slot_id: uuid.UUID) -> None:
+    await session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id)
+        .values(status=SlotStatus.CONFIRMED, hold_expires_at=None)
+    )
+
+
+async def release(session: AsyncSession, slot_ids: Sequence[uuid.UUID]) -> None:
+    """Make these slots available again (their reservations were ended by the caller)."""
+    if slot_ids:
+        await session.execute(
+            update(Slot)
+            .where(Slot.id.in_(slot_ids))
+            .values(status=SlotStatus.AVAILABLE, hold_expires_at=None)
+        )
+
+
+async def release_stale_holds(session: AsyncSession, now: datetime) -> int:
+    """Persist every run-out hold as available; one set-based UPDATE."""
+    result = await session.execute(
+        update(Slot)
+        .where(Slot.status == SlotStatus.RESERVED, Slot.hold_expires_at <= now)
+        .values(status=SlotStatus.AVAILABLE, hold_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def delete_free_slots(session: AsyncSession, provider_id: uuid.UUID, now: datetime) -> None:
+    """Delete the provider's slots that no live booking needs (free ones and past ones)."""
+    await session.execute(
+        delete(Slot)
+        .where(Slot.provider_id == provider_id, or_(is_free(now), Slot.start_time <= now))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def count_live_future_bookings(
+    session: AsyncSession, provider_id: uuid.UUID, now: datetime
+) -> int:
+    live = exists().where(
+        Reservation.slot_id == Slot.id,
+        Reservation.status.in_(LIVE_STATUSES),
+        or_(Reservation.status == "confirmed", Reservation.expires_at > now),
+    )
+    query = (
+        select(func.count())
+        .select_from(Slot)
+        .where(Slot.provider_id == provider_id, Slot.start_time > now, live)
+    )
+    return int((await session.scalar(query)) or 0)

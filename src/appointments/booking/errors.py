@@ -1,0 +1,18 @@
+from appointments.errors import Conflict, DomainError
+
+
+class SlotUnavailable(Conflict):
+    code = "slot_unavailable"
+
+
+class TooLateToBook(DomainError):
+    status = 422
+    code = "too_late_to_book"
+
+
+class ReservationExpired(Conflict):
+    code = "reservation_expired"
+
+
+class ReservationNotHeld(Conflict):
+    code = "reservation_not_held"

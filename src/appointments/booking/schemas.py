@@ -1,0 +1,52 @@
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from appointments.booking.models import Reservation, ReservationStatus
+from appointments.schemas import RequestBody, ResponseBody
+
+# Ids are opaque strings; an unknown one (or one that cannot exist) is a 404, not a 422.
+OpaqueId = str
+
+
+class ReserveIn(RequestBody):
+    slot_id: OpaqueId = Field(max_length=64, examples=["3f1c1f7e-1d3b-4a4e-9a56-0c2a0f5f7a10"])
+
+
+class ConfirmIn(RequestBody):
+    reservation_id: OpaqueId = Field(
+        max_length=64, examples=["9b2e7f5c-4c1e-4f7a-8d5e-2b0c9e1a3d44"]
+    )
+
+
+class ReservationOut(ResponseBody):
+    id: uuid.UUID
+    slot_id: uuid.UUID
+    client_id: uuid.UUID
+    status: ReservationStatus
+    created_at: datetime
+    expires_at: datetime
+    confirmed_at: datetime | None
+    cancelled_at: datetime | None
+
+    @classmethod
+    def at(cls, reservation: Reservation, now: datetime) -> "ReservationOut":
+        """The reservation as seen at `now`: a run-out hold reads as expired."""
+        status = ReservationStatus(reservation.status)
+        if status is ReservationStatus.HELD and reservation.expires_at <= now:
+            status = ReservationStatus.EXPIRED
+        return cls(
+            id=reservation.id,
+            slot_id=reservation.slot_id,
+            client_id=reservation.client_id,
+            status=status,
+            created_at=reservation.created_at,
+            expires_at=reservation.expires_at,
+            confirmed_at=reservation.confirmed_at,
+            cancelled_at=reservation.cancelled_at,
+        )
+
+
+class ExpiredCount(ResponseBody):
+    expired: int = Field(description="Holds that ran out and were marked expired by this call.")

@@ -1,0 +1,109 @@
+"""The booking rules: reserve a slot, confirm a hold, expire holds that ran out."""
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.availability import repository as slots
+from appointments.booking import repository
+from appointments.booking.errors import (
+    ReservationExpired,
+    ReservationNotHeld,
+    SlotUnavailable,
+    TooLateToBook,
+)
+from appointments.booking.models import Reservation, ReservationStatus
+from appointments.clients import service as clients
+from appointments.errors import NotFound
+from appointments.ids import parse_id
+from appointments.settings import Settings
+
+_ONE_LIVE_PER_SLOT = "uq_reservations_one_live_per_slot"
+
+
+async def reserve_slot(
+    session: AsyncSession, settings: Settings, client_id: str, slot_id: str, now: datetime
+) -> Reservation:
+    """Hold a free slot for the client for `hold_seconds`.
+
+    The claim is one conditional UPDATE (free and far enough ahead), then one
+    INSERT; the partial unique index on live reservations backs it up, so even a
+    bug here could not produce a second live reservation of a slot.
+    """
+    client = await clients.get_client(session, client_id)
+    slot_uuid = parse_id(slot_id, "slot")
+    hold_expires_at = now + timedelta(seconds=settings.hold_seconds)
+    notice = timedelta(seconds=settings.min_notice_seconds)
+    bookable_after = now + notice
+
+    await repository.expire_stale_hold_of_slot(session, slot_uuid, now)
+    provider_id = await slots.claim_slot_if_free(
+        session, slot_uuid, now, hold_expires_at, starting_after=bookable_after
+    )
+    if provider_id is None:
+        await _explain_refused_claim(session, slot_uuid, bookable_after, notice)
+
+    reservation = Reservation(
+        id=uuid.uuid4(),
+        slot_id=slot_uuid,
+        provider_id=provider_id,
+        client_id=client.id,
+        status=ReservationStatus.HELD,
+        created_at=now,
+        expires_at=hold_expires_at,
+    )
+    session.add(reservation)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if _ONE_LIVE_PER_SLOT in str(exc.orig):
+            raise SlotUnavailable("the slot was taken at the same moment") from exc
+        raise
+    return reservation
+
+
+async def _explain_refused_claim(
+    session: AsyncSession, slot_id: uuid.UUID, bookable_after: datetime, notice: timedelta
+) -> None:
+    """Raise the error that says why the slot could not be claimed (contract order)."""
+    slot = await slots.get(session, slot_id)
+    if slot is None:
+        raise NotFound(f"slot {str(slot_id)!r} does not exist")
+    if slot.start_time <= bookable_after:
+        hours = notice.total_seconds() / 3600
+        raise TooLateToBook(
+            f"a slot can be reserved only when it starts more than {hours:g} hours from now"
+        )
+    raise SlotUnavailable("the slot is already held or confirmed")
+
+
+async def confirm_hold(
+    session: AsyncSession, client_id: str, reservation_id: str, now: datetime
+) -> Reservation:
+    """Turn the client's live hold into a confirmed booking; confirming again is harmless."""
+    client = await clients.get_client(session, client_id)
+    reservation_uuid = parse_id(reservation_id, "reservation")
+    confirmed = await repository.confirm_if_live(session, reservation_uuid, client.id, now)
+    if confirmed is not None:
+        await slots.mark_confirmed(session, confirmed.slot_id)
+        return confirmed
+
+    reservation = await repository.get_of_client(session, reservation_uuid, client.id)
+    if reservation is None:
+        # Another client's reservation is reported exactly like a missing one.
+        raise NotFound(f"reservation {reservation_id!r} does not exist")
+    if reservation.status == ReservationStatus.CONFIRMED:
+        return reservation
+    if reservation.status in (ReservationStatus.HELD, ReservationStatus.EXPIRED):
+        raise ReservationExpired("the hold ran out; reserve the slot again")
+    raise ReservationNotHeld(f"the reservation is {reservation.status}, not held")
+
+
+async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
+    """Persist every hold that has run out: reservations expired, their slots available."""
+    await repository.lock_sweep(session)
+    expired = await repository.expire_stale_holds(session, now)
+    await slots.release_stale_holds(session, now)
+    return expired

@@ -1,0 +1,25 @@
+"""Queries on clients."""
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.clients.models import Client
+from appointments.pagination import PageRequest
+
+
+async def get(session: AsyncSession, client_id: uuid.UUID) -> Client | None:
+    return await session.get(Client, client_id)
+
+
+async def page(session: AsyncSession, request: PageRequest) -> Sequence[Client]:
+    """One more row than asked for, so the caller knows whether a next page exists."""
+    query = select(Client).order_by(Client.created_at, Client.id).limit(request.limit + 1)
+    if request.after is not None:
+        at, last_id = request.after.at, request.after.id
+        query = query.where(
+            Client.created_at >= at, or_(Client.created_at > at, Client.id > last_id)
+        )
+    return (await session.scalars(query)).all()

@@ -1,0 +1,58 @@
+"""Rules for clients: create, read, replace, delete (releasing what they held)."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.availability import repository as slots
+from appointments.booking import repository as reservations
+from appointments.clients import repository
+from appointments.clients.models import Client
+from appointments.clients.schemas import ClientIn
+from appointments.errors import NotFound
+from appointments.ids import parse_id
+from appointments.pagination import PageRequest
+
+
+async def create_client(session: AsyncSession, data: ClientIn, now: datetime) -> Client:
+    client = Client(id=uuid.uuid4(), created_at=now, updated_at=now, **data.model_dump())
+    session.add(client)
+    await session.flush()
+    return client
+
+
+async def get_client(session: AsyncSession, client_id: str) -> Client:
+    client = await repository.get(session, parse_id(client_id, "client"))
+    if client is None:
+        raise NotFound(f"client {client_id!r} does not exist")
+    return client
+
+
+async def list_clients(session: AsyncSession, request: PageRequest) -> Sequence[Client]:
+    return await repository.page(session, request)
+
+
+async def replace_client(
+    session: AsyncSession, client_id: str, data: ClientIn, now: datetime
+) -> Client:
+    client = await get_client(session, client_id)
+    for field, value in data.model_dump().items():
+        setattr(client, field, value)
+    client.updated_at = now
+    await session.flush()
+    return client
+
+
+async def delete_client(session: AsyncSession, client_id: str, now: datetime) -> None:
+    """Delete a client; the slots its live reservations occupied become available again.
+
+    Reservations are ended first and slots freed second, the same lock order as
+    reserve and confirm, so a concurrent reserve cannot deadlock with us.
+    """
+    client = await get_client(session, client_id)
+    freed = await reservations.cancel_live_of_client(session, client.id, now)
+    await slots.release(session, freed)
+    await session.delete(client)
+    await session.flush()

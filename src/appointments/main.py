@@ -1,0 +1,74 @@
+"""The application factory: wiring only."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from appointments import __version__
+from appointments.admin.router import router as admin_router
+from appointments.availability.router import router as availability_router
+from appointments.booking.router import router as booking_router
+from appointments.booking.sweeper import run_sweeper
+from appointments.clients.router import router as clients_router
+from appointments.clock import Clock, SystemClock
+from appointments.db import create_engine, create_sessionmaker
+from appointments.errors import install_error_handlers
+from appointments.health.router import router as health_router
+from appointments.openapi import build_openapi
+from appointments.providers.router import router as providers_router
+from appointments.settings import Settings, get_settings
+
+DESCRIPTION = """
+Providers publish availability, which is cut into slots; clients hold a slot
+(the hold expires) and confirm it. Errors are RFC 9457 problem details with a
+stable `code`. Lists are keyset-paginated with `limit` and `cursor`.
+"""
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    sweeper: asyncio.Task[None] | None = None
+    if settings.sweep_interval_seconds > 0:
+        sweeper = asyncio.create_task(
+            run_sweeper(app.state.sessionmaker, app.state.clock, settings.sweep_interval_seconds)
+        )
+    try:
+        yield
+    finally:
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        await app.state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="appointments",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/api-docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    app.state.engine = create_engine(settings)
+    app.state.sessionmaker = create_sessionmaker(app.state.engine)
+
+    install_error_handlers(app)
+    for router in (
+        health_router,
+        providers_router,
+        availability_router,
+        clients_router,
+        booking_router,
+        admin_router,
+    ):
+        app.include_router(router)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,11 @@
+"""Every table, imported in one place so Alembic and the tests see the whole schema."""
+
+from appointments.availability.models import Slot
+from appointments.booking.models import Reservation
+from appointments.clients.models import Client
+from appointments.db import Base
+from appointments.providers.models import Provider
+
+metadata = Base.metadata
+
+__all__ = ["Client", "Provider", "Reservation", "Slot", "metadata"]

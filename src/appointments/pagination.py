@@ -1,0 +1,83 @@
+"""Keyset pagination: opaque cursors over an ordered (time, id) key, and the page shape."""
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, Field
+
+from appointments.errors import ValidationFailed
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """The position after which the next page starts."""
+
+    at: datetime
+    id: uuid.UUID
+
+
+def encode_cursor(position: Keyset) -> str:
+    raw = json.dumps([position.at.isoformat(), position.id.hex]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Keyset:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        position = Keyset(at=datetime.fromisoformat(at), id=uuid.UUID(hex=ident))
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        raise ValidationFailed("cursor is not a cursor this service issued") from exc
+    if position.at.tzinfo is None:
+        raise ValidationFailed("cursor is not a cursor this service issued")
+    return position
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int
+    after: Keyset | None
+
+
+def page_request(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> PageRequest:
+    """Query parameters shared by every list endpoint."""
+    return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
+
+
+RowT = TypeVar("RowT")
+
+
+def split_page(
+    rows: Sequence[RowT], request: PageRequest, key: Callable[[RowT], Keyset]
+) -> tuple[Sequence[RowT], str | None]:
+    """Cut the extra look-ahead row off a query result and make the cursor for what follows."""
+    if len(rows) <= request.limit:
+        return rows, None
+    kept = rows[: request.limit]
+    return kept, encode_cursor(key(kept[-1]))

@@ -1,0 +1,5 @@
+from appointments.errors import Conflict
+
+
+class ProviderHasBookings(Conflict):
+    code = "availability_conflict"

@@ -1,0 +1,63 @@
+"""Rules for providers: create, read, replace, delete (refused while bookings are live)."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.availability import repository as slots
+from appointments.errors import NotFound
+from appointments.ids import parse_id
+from appointments.pagination import PageRequest
+from appointments.providers import repository
+from appointments.providers.errors import ProviderHasBookings
+from appointments.providers.models import Provider
+from appointments.providers.schemas import ProviderIn
+
+
+async def create_provider(session: AsyncSession, data: ProviderIn, now: datetime) -> Provider:
+    provider = Provider(id=uuid.uuid4(), created_at=now, updated_at=now, **data.model_dump())
+    session.add(provider)
+    await session.flush()
+    return provider
+
+
+async def get_provider(session: AsyncSession, provider_id: str) -> Provider:
+    provider = await repository.get(session, parse_id(provider_id, "provider"))
+    if provider is None:
+        raise NotFound(f"provider {provider_id!r} does not exist")
+    return provider
+
+
+async def list_providers(session: AsyncSession, request: PageRequest) -> Sequence[Provider]:
+    return await repository.page(session, request)
+
+
+async def replace_provider(
+    session: AsyncSession, provider_id: str, data: ProviderIn, now: datetime
+) -> Provider:
+    provider = await get_provider(session, provider_id)
+    for field, value in data.model_dump().items():
+        setattr(provider, field, value)
+    provider.updated_at = now
+    await session.flush()
+    return provider
+
+
+async def delete_provider(session: AsyncSession, provider_id: str, now: datetime) -> None:
+    """Delete a provider with its slots, unless a future slot is held or confirmed.
+
+    The free slots go first, with a conditional delete: a reserve racing with us
+    either claimed its slot before (so the slot survives and we refuse) or finds
+    it gone. What survives and is booked in the future makes the answer 409.
+    """
+    provider = await get_provider(session, provider_id)
+    await slots.delete_free_slots(session, provider.id, now)
+    booked = await slots.count_live_future_bookings(session, provider.id, now)
+    if booked:
+        raise ProviderHasBookings(
+            f"provider has {booked} future held or confirmed booking(s); cancel them first"
+        )
+    await session.delete(provider)
+    await session.flush()

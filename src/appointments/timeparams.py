@@ -1,0 +1,22 @@
+"""Query-string times: ISO 8601 with an offset, as in bodies."""
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BeforeValidator, Field
+
+# An unencoded "+01:00" in a query string arrives as " 01:00"; put the plus back.
+_LOST_PLUS = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
+
+
+def _restore_plus(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LOST_PLUS.sub(r"\1+\2", value)
+    return value
+
+
+AwareQueryTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_restore_plus),
+    Field(examples=["2026-12-01T09:00:00Z"]),
+]
