@@ -1,0 +1,103 @@
+"""A thin, typed helper over the HTTP API and the database, so tests read as behaviour."""
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+Json = dict[str, Any]
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class Api:
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    # --- plumbing -----------------------------------------------------------
+    @property
+    def dialect(self) -> str:
+        name: str = self.client.app.state.engine.dialect.name  # type: ignore[attr-defined]
+        return name
+
+    def db_id(self, value: str) -> Any:
+        """An id as the database stores it (native uuid on PostgreSQL, 32 hex on SQLite)."""
+        parsed = uuid.UUID(value)
+        return parsed.hex if self.dialect == "sqlite" else parsed
+
+    def ok(self, method: str, path: str, status: int = 200, **kwargs: Any) -> Any:
+        response = self.client.request(method, path, **kwargs)
+        assert response.status_code == status, response.text
+        return response.json() if response.content else None
+
+    def sql(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Run SQL on the app's own engine (inside its event loop); return the rows."""
+        sessionmaker: async_sessionmaker[AsyncSession] = self.client.app.state.sessionmaker  # type: ignore[attr-defined]
+
+        async def run() -> list[tuple[Any, ...]]:
+            async with sessionmaker() as session:
+                rows: list[tuple[Any, ...]] = []
+                for part in statement.split(";"):
+                    if part.strip():
+                        result = await session.execute(text(part), params)
+                        if getattr(result, "returns_rows", False):
+                            rows = [tuple(row) for row in result.all()]
+                await session.commit()
+                return rows
+
+        portal = self.client.portal
+        assert portal is not None, "use the client inside its context manager"
+        return portal.call(run)
+
+    # --- resources ----------------------------------------------------------
+    def provider(self, name: str = "Dr Ada", **fields: Any) -> Json:
+        result: Json = self.ok("POST", "/providers", 201, json={"name": name, **fields})
+        return result
+
+    def customer(self, name: str = "Bob", email: str = "bob@example.com", **fields: Any) -> Json:
+        result: Json = self.ok(
+            "POST", "/clients", 201, json={"name": name, "email": email, **fields}
+        )
+        return result
+
+    def publish(self, provider_id: str, start: datetime, end: datetime) -> Json:
+        result: Json = self.ok(
+            "POST",
+            f"/providers/{provider_id}/availability",
+            201,
+            json={"start_time": iso(start), "end_time": iso(end)},
+        )
+        return result
+
+    def slot(self, provider_id: str, start: datetime) -> Json:
+        """Publish one slot starting at `start` and return it."""
+        created = self.publish(provider_id, start, start + timedelta(minutes=15))
+        assert len(created["slots"]) == 1
+        slot: Json = created["slots"][0]
+        return slot
+
+    def reserve(self, client_id: str, slot_id: str) -> Any:
+        return self.client.post(f"/clients/{client_id}/reserve", json={"slot_id": slot_id})
+
+    def confirm(self, client_id: str, reservation_id: str) -> Any:
+        return self.client.post(
+            f"/clients/{client_id}/confirm", json={"reservation_id": reservation_id}
+        )
+
+    def slots(self, provider_id: str, **query: Any) -> list[Json]:
+        page: Json = self.ok("GET", f"/providers/{provider_id}/availability", params=query)
+        items: list[Json] = page["items"]
+        return items
+
+    def live_reservations(self, slot_id: str) -> int:
+        rows = self.sql(
+            "SELECT count(*) FROM reservations WHERE slot_id = :slot "
+            "AND status IN ('held', 'confirmed')",
+            slot=self.db_id(slot_id),
+        )
+        return int(rows[0][0])

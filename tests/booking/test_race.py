@@ -1,0 +1,100 @@
+"""Concurrency proven against real server processes, not by reasoning."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.api import Api, iso
+from tests.live_server import live_server
+
+RACERS = 50
+
+
+def next_quarter_hour(after: datetime) -> datetime:
+    base = after.replace(minute=0, second=0, microsecond=0)
+    return base + timedelta(minutes=15 * (after.minute // 15 + 1))
+
+
+@pytest.mark.live
+def test_fifty_clients_racing_for_one_slot_leave_exactly_one_winner(
+    database_url: str, api: Api
+) -> None:
+    with live_server(database_url, workers=2) as base, httpx.Client(base_url=base) as http:
+        provider = http.post("/providers", json={"name": "Dr Race"}).json()
+        start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
+        slot = http.post(
+            f"/providers/{provider['id']}/availability",
+            json={"start_time": iso(start), "end_time": iso(start + timedelta(minutes=15))},
+        ).json()["slots"][0]
+        clients = [
+            http.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"}).json()
+            for i in range(RACERS)
+        ]
+
+        barrier = threading.Barrier(RACERS)
+        answers: list[tuple[int, str]] = []
+        lock = threading.Lock()
+
+        def race(client_id: str) -> None:
+            with httpx.Client(base_url=base, timeout=30) as own:
+                barrier.wait()
+                response = own.post(f"/clients/{client_id}/reserve", json={"slot_id": slot["id"]})
+                with lock:
+                    answers.append((response.status_code, response.json().get("code", "")))
+
+        threads = [threading.Thread(target=race, args=(c["id"],)) for c in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    codes = sorted(status for status, _ in answers)
+    assert codes == [201] + [409] * (RACERS - 1), answers
+    assert {code for status, code in answers if status == 409} == {"slot_unavailable"}
+    assert api.live_reservations(slot["id"]) == 1
+    assert api.sql("SELECT status FROM slots") == [("reserved",)]
+
+
+@pytest.mark.live
+def test_many_clients_racing_over_few_slots_never_double_book(database_url: str, api: Api) -> None:
+    """40 clients each try every one of 5 slots in a different order; 5 winners in all."""
+    with live_server(database_url, workers=2) as base, httpx.Client(base_url=base) as http:
+        provider = http.post("/providers", json={"name": "Dr Race"}).json()
+        start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
+        slots = http.post(
+            f"/providers/{provider['id']}/availability",
+            json={"start_time": iso(start), "end_time": iso(start + timedelta(minutes=75))},
+        ).json()["slots"]
+        clients = [
+            http.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"}).json()
+            for i in range(40)
+        ]
+        barrier = threading.Barrier(len(clients))
+        wins: list[str] = []
+        lock = threading.Lock()
+
+        def race(index: int, client_id: str) -> None:
+            order = slots[index % 5 :] + slots[: index % 5]
+            with httpx.Client(base_url=base, timeout=30) as own:
+                barrier.wait()
+                for slot in order:
+                    response = own.post(
+                        f"/clients/{client_id}/reserve", json={"slot_id": slot["id"]}
+                    )
+                    assert response.status_code in (201, 409), response.text
+                    if response.status_code == 201:
+                        with lock:
+                            wins.append(slot["id"])
+                        return
+
+        threads = [threading.Thread(target=race, args=(i, c["id"])) for i, c in enumerate(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert sorted(wins) == sorted(s["id"] for s in slots)
+    for slot in slots:
+        assert api.live_reservations(slot["id"]) == 1

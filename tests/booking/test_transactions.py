@@ -1,0 +1,101 @@
+"""A failure in the middle of a multi-row change leaves nothing behind."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from appointments.availability import repository as slots
+from appointments.booking import repository as reservations
+from tests.api import Api
+from tests.conftest import START
+
+DAY = START + timedelta(days=3)
+
+
+class InjectedFault(Exception):
+    pass
+
+
+def test_reserve_failing_after_the_claim_persists_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = api.provider()
+    bob = api.customer()
+    slot = api.slot(provider["id"], DAY)
+    claim = slots.claim_slot_if_free
+
+    async def claim_then_fail(*args: Any, **kwargs: Any) -> uuid.UUID | None:
+        claimed = await claim(*args, **kwargs)
+        assert claimed is not None  # the UPDATE really ran inside the transaction
+        raise InjectedFault
+
+    monkeypatch.setattr(slots, "claim_slot_if_free", claim_then_fail)
+    response = api.reserve(bob["id"], slot["id"])
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert "InjectedFault" not in response.text
+    assert api.sql("SELECT status, hold_expires_at FROM slots") == [("available", None)]
+    assert api.sql("SELECT count(*) FROM reservations")[0][0] == 0
+
+    monkeypatch.undo()
+    assert api.reserve(bob["id"], slot["id"]).status_code == 201
+
+
+def test_confirm_failing_before_the_slot_update_persists_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = api.provider()
+    bob = api.customer()
+    slot = api.slot(provider["id"], DAY)
+    reservation = api.reserve(bob["id"], slot["id"]).json()
+
+    async def fail(*_args: Any) -> None:
+        raise InjectedFault
+
+    monkeypatch.setattr(slots, "mark_confirmed", fail)
+    assert api.confirm(bob["id"], reservation["id"]).status_code == 500
+    assert api.sql("SELECT status FROM reservations") == [("held",)]
+    assert api.sql("SELECT status FROM slots") == [("reserved",)]
+
+
+def test_failing_slot_insert_midway_leaves_no_slots(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = api.provider()
+    insert = slots.insert_missing_slots
+
+    async def insert_half_then_fail(
+        session: Any, provider_id: uuid.UUID, starts: Sequence[datetime], length: timedelta
+    ) -> None:
+        await insert(session, provider_id, starts[: len(starts) // 2], length)
+        raise InjectedFault
+
+    monkeypatch.setattr(slots, "insert_missing_slots", insert_half_then_fail)
+    response = api.client.post(
+        f"/providers/{provider['id']}/availability",
+        json={"start_time": DAY.isoformat(), "end_time": (DAY + timedelta(hours=4)).isoformat()},
+    )
+    assert response.status_code == 500
+    assert api.sql("SELECT count(*) FROM slots")[0][0] == 0
+
+
+def test_client_delete_failing_midway_keeps_everything(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = api.provider()
+    bob = api.customer()
+    slot = api.slot(provider["id"], DAY)
+    assert api.reserve(bob["id"], slot["id"]).status_code == 201
+    cancel = reservations.cancel_live_of_client
+
+    async def cancel_then_fail(*args: Any) -> None:
+        await cancel(*args)
+        raise InjectedFault
+
+    monkeypatch.setattr(reservations, "cancel_live_of_client", cancel_then_fail)
+    assert api.client.delete(f"/clients/{bob['id']}").status_code == 500
+    assert api.sql("SELECT status FROM reservations") == [("held",)]
+    assert api.sql("SELECT count(*) FROM clients")[0][0] == 1

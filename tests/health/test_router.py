@@ -1,0 +1,27 @@
+from tests.api import Api
+
+
+def test_health_and_readiness(api: Api) -> None:
+    assert api.ok("GET", "/healthz") == {"status": "ok"}
+    assert api.ok("GET", "/readyz") == {"status": "ok"}
+
+
+def test_unknown_route_is_a_404_problem(api: Api) -> None:
+    response = api.client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "not_found"
+    wrong_method = api.client.patch("/providers")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["code"] == "method_not_allowed"
+
+
+def test_swagger_ui_and_openapi_document_are_served(api: Api) -> None:
+    assert "swagger" in api.client.get("/api-docs").text.lower()
+    document = api.ok("GET", "/openapi.json")
+    assert "Problem" in document["components"]["schemas"]
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    reserve = document["paths"]["/clients/{client_id}/reserve"]["post"]["responses"]
+    assert set(reserve) >= {"201", "404", "409", "422"}
+    for status in ("404", "409", "422"):
+        assert "application/problem+json" in reserve[status]["content"]

@@ -1,0 +1,57 @@
+"""Run the real service as separate processes (`appointments serve`) for race tests."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.postgres_server import free_port
+
+APPOINTMENTS = str(Path(sys.executable).parent / "appointments")
+
+
+def service_env(database_url: str, **settings: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["APPOINTMENTS_DATABASE_URL"] = database_url
+    env["APPOINTMENTS_MIGRATE_ON_START"] = "false"
+    env["APPOINTMENTS_SWEEP_INTERVAL_SECONDS"] = "0"
+    env.update({f"APPOINTMENTS_{key.upper()}": value for key, value in settings.items()})
+    return env
+
+
+@contextmanager
+def live_server(database_url: str, workers: int = 2, **settings: str) -> Iterator[str]:
+    """Start `appointments serve` with several worker processes; yield its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [APPOINTMENTS, "serve", "--port", str(port), "--workers", str(workers)],
+        env=service_env(database_url, **settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"service did not start:\n{stderr}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
