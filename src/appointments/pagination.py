@@ -13,6 +13,7 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 
 from appointments.errors import ValidationFailed
+from appointments.schemas import EARLIEST, LATEST
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -48,7 +49,7 @@ def decode_cursor(cursor: str) -> Keyset:
         position = Keyset(at=datetime.fromisoformat(at), id=uuid.UUID(hex=ident))
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
         raise ValidationFailed("cursor is not a cursor this service issued") from exc
-    if position.at.tzinfo is None:
+    if position.at.tzinfo is None or not EARLIEST <= position.at <= LATEST:
         raise ValidationFailed("cursor is not a cursor this service issued")
     return position
 

@@ -3,7 +3,9 @@
 import re
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, Field
+from pydantic import BeforeValidator
+
+from appointments.schemas import UtcTime
 
 # An unencoded "+01:00" in a query string arrives as " 01:00"; put the plus back.
 _LOST_PLUS = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
@@ -15,8 +17,4 @@ def _restore_plus(value: Any) -> Any:
     return value
 
 
-AwareQueryTime = Annotated[
-    AwareDatetime,
-    BeforeValidator(_restore_plus),
-    Field(examples=["2026-12-01T09:00:00Z"]),
-]
+AwareQueryTime = Annotated[UtcTime, BeforeValidator(_restore_plus)]

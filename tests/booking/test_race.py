@@ -98,3 +98,38 @@ def test_many_clients_racing_over_few_slots_never_double_book(database_url: str,
     assert sorted(wins) == sorted(s["id"] for s in slots)
     for slot in slots:
         assert api.live_reservations(slot["id"]) == 1
+
+
+@pytest.mark.live
+def test_a_burst_of_reserves_by_one_client_never_exceeds_the_hold_limit(
+    database_url: str, api: Api
+) -> None:
+    with live_server(database_url, workers=2) as base, httpx.Client(base_url=base) as http:
+        provider = http.post("/providers", json={"name": "Dr Burst"}).json()
+        start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
+        slots = http.post(
+            f"/providers/{provider['id']}/availability",
+            json={"start_time": iso(start), "end_time": iso(start + timedelta(hours=5))},
+        ).json()["slots"]
+        bob = http.post("/clients", json={"name": "Bob", "email": "bob@example.com"}).json()
+        barrier = threading.Barrier(len(slots))
+        answers: list[tuple[int, str]] = []
+        lock = threading.Lock()
+
+        def race(slot_id: str) -> None:
+            with httpx.Client(base_url=base, timeout=30) as own:
+                barrier.wait()
+                response = own.post(f"/clients/{bob['id']}/reserve", json={"slot_id": slot_id})
+                with lock:
+                    answers.append((response.status_code, response.json().get("code", "")))
+
+        threads = [threading.Thread(target=race, args=(s["id"],)) for s in slots]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert sorted(answers) == [(201, "")] * 3 + [(409, "too_many_holds")] * (len(slots) - 3)
+    rows = api.sql("SELECT count(*) FROM reservations WHERE status = 'held'")
+    assert rows[0][0] == 3
+    assert api.sql("SELECT count(*) FROM slots WHERE status = 'reserved'")[0][0] == 3

@@ -203,3 +203,34 @@ def test_the_database_refuses_a_second_live_reservation(api: Api, setup: tuple[J
             id=api.db_id(reservation["id"]),
         )
     assert api.live_reservations(slot["id"]) == 1
+
+
+def test_hold_limit_counts_only_live_holds(api: Api, clock: FrozenClock) -> None:
+    provider = api.provider()
+    bob = api.customer()
+    slots = api.publish(provider["id"], DAY, DAY + timedelta(hours=2))["slots"]
+    first = api.reserve(bob["id"], slots[0]["id"]).json()
+    for slot in slots[1:3]:
+        assert api.reserve(bob["id"], slot["id"]).status_code == 201
+    refused = api.reserve(bob["id"], slots[3]["id"])
+    assert (refused.status_code, refused.json()["code"]) == (409, "too_many_holds")
+    assert api.live_reservations(slots[3]["id"]) == 0
+    assert api.slots(provider["id"], status="all")[3]["status"] == "available"
+    # A confirmed booking stops counting towards the limit.
+    assert api.confirm(bob["id"], first["id"]).status_code == 200
+    assert api.reserve(bob["id"], slots[3]["id"]).status_code == 201
+    assert api.reserve(bob["id"], slots[4]["id"]).json()["code"] == "too_many_holds"
+    # So does a hold that ran out.
+    clock.advance(minutes=30)
+    assert api.reserve(bob["id"], slots[4]["id"]).status_code == 201
+
+
+def test_slot_taken_is_reported_before_the_hold_limit(api: Api) -> None:
+    provider = api.provider()
+    bob = api.customer()
+    eve = api.customer("Eve", "eve@example.com")
+    slots = api.publish(provider["id"], DAY, DAY + timedelta(hours=1))["slots"]
+    for slot in slots[:3]:
+        assert api.reserve(bob["id"], slot["id"]).status_code == 201
+    assert api.reserve(eve["id"], slots[3]["id"]).status_code == 201
+    assert api.reserve(bob["id"], slots[3]["id"]).json()["code"] == "slot_unavailable"

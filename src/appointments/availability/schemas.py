@@ -2,15 +2,15 @@ import enum
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from appointments.availability.models import Slot, SlotStatus
-from appointments.schemas import RequestBody, ResponseBody
+from appointments.schemas import RequestBody, ResponseBody, UtcTime
 
 
 class WindowIn(RequestBody):
-    start_time: AwareDatetime = Field(examples=["2026-12-01T09:00:00Z"])
-    end_time: AwareDatetime = Field(examples=["2026-12-01T17:00:00Z"])
+    start_time: UtcTime
+    end_time: UtcTime
 
 
 class SlotOut(ResponseBody):

@@ -16,3 +16,7 @@ class ReservationExpired(Conflict):
 
 class ReservationNotHeld(Conflict):
     code = "reservation_not_held"
+
+
+class TooManyHolds(Conflict):
+    code = "too_many_holds"

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.booking.models import LIVE_STATUSES, Reservation, ReservationStatus
@@ -20,6 +20,16 @@ async def get_of_client(
         Reservation.id == reservation_id, Reservation.client_id == client_id
     )
     return (await session.scalars(query)).one_or_none()
+
+
+async def count_live_holds(session: AsyncSession, client_id: uuid.UUID, now: datetime) -> int:
+    """Holds of the client that have not run out (confirmed bookings do not count)."""
+    query = select(func.count()).where(
+        Reservation.client_id == client_id,
+        Reservation.status == ReservationStatus.HELD,
+        Reservation.expires_at > now,
+    )
+    return int((await session.scalar(query)) or 0)
 
 
 async def expire_stale_hold_of_slot(

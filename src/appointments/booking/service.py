@@ -13,6 +13,7 @@ from appointments.booking.errors import (
     ReservationNotHeld,
     SlotUnavailable,
     TooLateToBook,
+    TooManyHolds,
 )
 from appointments.booking.models import Reservation, ReservationStatus
 from appointments.clients import service as clients
@@ -30,9 +31,11 @@ async def reserve_slot(
 
     The claim is one conditional UPDATE (free and far enough ahead), then one
     INSERT; the partial unique index on live reservations backs it up, so even a
-    bug here could not produce a second live reservation of a slot.
+    bug here could not produce a second live reservation of a slot. The client's
+    row is locked first, so parallel reserves of one client cannot together
+    exceed the hold limit.
     """
-    client = await clients.get_client(session, client_id)
+    client = await clients.get_client(session, client_id, lock=True)
     slot_uuid = parse_id(slot_id, "slot")
     hold_expires_at = now + timedelta(seconds=settings.hold_seconds)
     notice = timedelta(seconds=settings.min_notice_seconds)
@@ -44,6 +47,12 @@ async def reserve_slot(
     )
     if provider_id is None:
         await _explain_refused_claim(session, slot_uuid, bookable_after, notice)
+    held = await repository.count_live_holds(session, client.id, now)
+    if held >= settings.max_holds_per_client:
+        raise TooManyHolds(
+            f"a client may hold at most {settings.max_holds_per_client} slot(s) at once; "
+            "confirm or let a hold run out first"
+        )
 
     reservation = Reservation(
         id=uuid.uuid4(),

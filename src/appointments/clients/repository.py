@@ -10,8 +10,12 @@ from appointments.clients.models import Client
 from appointments.pagination import PageRequest
 
 
-async def get(session: AsyncSession, client_id: uuid.UUID) -> Client | None:
-    return await session.get(Client, client_id)
+async def get(
+    session: AsyncSession, client_id: uuid.UUID, *, for_update: bool = False
+) -> Client | None:
+    """The client; with `for_update`, its row stays locked until the transaction ends
+    (PostgreSQL; SQLite's writers are serialised anyway)."""
+    return await session.get(Client, client_id, with_for_update=for_update or None)
 
 
 async def page(session: AsyncSession, request: PageRequest) -> Sequence[Client]:

@@ -23,8 +23,9 @@ async def create_client(session: AsyncSession, data: ClientIn, now: datetime) ->
     return client
 
 
-async def get_client(session: AsyncSession, client_id: str) -> Client:
-    client = await repository.get(session, parse_id(client_id, "client"))
+async def get_client(session: AsyncSession, client_id: str, *, lock: bool = False) -> Client:
+    """The client or NotFound; `lock` serialises this client's concurrent writes."""
+    client = await repository.get(session, parse_id(client_id, "client"), for_update=lock)
     if client is None:
         raise NotFound(f"client {client_id!r} does not exist")
     return client
@@ -48,10 +49,10 @@ async def replace_client(
 async def delete_client(session: AsyncSession, client_id: str, now: datetime) -> None:
     """Delete a client; the slots its live reservations occupied become available again.
 
-    Reservations are ended first and slots freed second, the same lock order as
-    reserve and confirm, so a concurrent reserve cannot deadlock with us.
+    Lock order as in reserve: the client row, its reservations, then their slots,
+    so a concurrent reserve cannot deadlock with us.
     """
-    client = await get_client(session, client_id)
+    client = await get_client(session, client_id, lock=True)
     freed = await reservations.cancel_live_of_client(session, client.id, now)
     await slots.release(session, freed)
     await session.delete(client)
