@@ -31,6 +31,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
+            if "requestBody" in operation:
+                # A body that is not JSON at all (e.g. invalid UTF-8) is a 400.
+                operation["responses"].setdefault("400", {"description": "Bad Request"})
             for status, response in operation.get("responses", {}).items():
                 if status.startswith(("4", "5")):
                     response["content"] = _problem_content()

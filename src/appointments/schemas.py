@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 # Far enough either way for any booking; keeps arithmetic (windows, holds, offsets)
@@ -12,8 +13,6 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _storable_text(value: str) -> str:
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise ValueError("control characters are not allowed")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -33,9 +32,31 @@ def _utc_in_range(value: datetime) -> datetime:
 
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    # No control characters: they have no place in a name and PostgreSQL refuses NUL.
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
+    ),
     AfterValidator(_storable_text),
 ]
+
+
+def _email_address(value: str) -> str:
+    # Syntax only (no DNS). `test_environment` also admits the reserved `.test`
+    # domain, which test suites and API fuzzers use for made-up addresses.
+    try:
+        checked = validate_email(value, check_deliverability=False, test_environment=True)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return str(checked.normalized)
+
+
+EmailAddress = Annotated[
+    str,
+    Field(max_length=320, json_schema_extra={"format": "email"}, examples=["ada@example.com"]),
+    AfterValidator(_storable_text),
+    AfterValidator(_email_address),
+]
+
 
 UtcTime = Annotated[
     AwareDatetime,

@@ -2,9 +2,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import EmailStr, Field
+from pydantic import Field
 
-from appointments.schemas import Name, RequestBody, ResponseBody
+from appointments.schemas import EmailAddress, Name, RequestBody, ResponseBody
 
 PhoneNumber = Annotated[
     str,
@@ -14,7 +14,7 @@ PhoneNumber = Annotated[
 
 class ClientIn(RequestBody):
     name: Name
-    email: Annotated[EmailStr, Field(max_length=320)]
+    email: EmailAddress
     phone_number: PhoneNumber | None = Field(default=None, description="E.164, e.g. +4915112345678")
 
 

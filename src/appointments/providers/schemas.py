@@ -4,9 +4,9 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, EmailStr, Field
+from pydantic import AfterValidator, Field
 
-from appointments.schemas import Name, RequestBody, ResponseBody
+from appointments.schemas import EmailAddress, Name, RequestBody, ResponseBody
 
 
 @lru_cache(maxsize=1)
@@ -21,13 +21,21 @@ def _known_zone(value: str) -> str:
 
 
 TimeZoneName = Annotated[
-    str, Field(min_length=1, max_length=64, examples=["Europe/Berlin"]), AfterValidator(_known_zone)
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        examples=["Europe/Berlin"],
+        # The exact set the service accepts, so the OpenAPI document tells the truth.
+        json_schema_extra={"enum": sorted(_known_zones())},
+    ),
+    AfterValidator(_known_zone),
 ]
 
 
 class ProviderIn(RequestBody):
     name: Name
-    email: Annotated[EmailStr, Field(max_length=320)] | None = None
+    email: EmailAddress | None = None
     timezone: TimeZoneName = "UTC"
 
 
