@@ -1,6 +1,7 @@
 """Typed domain errors and the single place that renders every error as RFC 9457 problem+json."""
 
 import logging
+import socket
 from http import HTTPStatus
 from typing import Any
 
@@ -9,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -143,10 +144,29 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _on_database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+# SQLSTATE classes and codes that mean "try again": connection exceptions (08),
+# serialization failure, deadlock, and a server shutting down or starting up.
+_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "57P01", "57P02", "57P03")
+
+
+def is_transient_database_error(exc: BaseException) -> bool:
+    """True when the database was unreachable or asked us to retry; not a bug of ours."""
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            return True
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", ""))
+        return sqlstate.startswith(_TRANSIENT_SQLSTATES) if sqlstate else False
+    return False
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not is_transient_database_error(exc):
+        return await _on_unexpected_error(request, exc)
     logger.warning("database unavailable: %s", type(exc).__name__)
     response = problem_response(
-        503, "database_unavailable", "The database is unreachable; retry shortly."
+        503, "database_unavailable", "The database is unreachable or busy; retry shortly."
     )
     response.headers["Retry-After"] = "1"
     return response
@@ -161,6 +181,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(OperationalError, _on_database_unavailable)
-    app.add_exception_handler(DBAPIError, _on_unexpected_error)
+    for database_error in (DBAPIError, ConnectionError, TimeoutError, socket.gaierror):
+        app.add_exception_handler(database_error, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected_error)

@@ -12,6 +12,8 @@ from fastapi.openapi.utils import get_openapi
 from appointments.errors import PROBLEM_MEDIA_TYPE, Problem
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Operations that never touch the database, so never answer 503.
+_NO_DATABASE_PATHS = frozenset({"/healthz"})
 
 
 def _problem_content() -> dict[str, Any]:
@@ -29,8 +31,12 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    for path_item in document.get("paths", {}).values():
+    for path, path_item in document.get("paths", {}).items():
         for operation in path_item.values():
+            if path not in _NO_DATABASE_PATHS:
+                operation["responses"].setdefault(
+                    "503", {"description": "Service Unavailable: the database is unreachable"}
+                )
             if "requestBody" in operation:
                 # A body that is not JSON at all (e.g. invalid UTF-8) is a 400.
                 operation["responses"].setdefault("400", {"description": "Bad Request"})

@@ -1,3 +1,8 @@
+import pytest
+from fastapi.testclient import TestClient
+
+from appointments.main import create_app
+from appointments.settings import Settings
 from tests.api import Api
 
 
@@ -25,3 +30,26 @@ def test_swagger_ui_and_openapi_document_are_served(api: Api) -> None:
     assert set(reserve) >= {"201", "404", "409", "422"}
     for status in ("404", "409", "422"):
         assert "application/problem+json" in reserve[status]["content"]
+
+
+@pytest.mark.parametrize(
+    "unreachable",
+    ["postgresql://postgres@127.0.0.1:1/postgres", "sqlite:////nonexistent/dir/x.db"],
+)
+def test_unreachable_database_answers_503_problem(unreachable: str) -> None:
+    settings = Settings(database_url=unreachable, sweep_interval_seconds=0)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        for method, path in (("GET", "/readyz"), ("GET", "/providers"), ("POST", "/providers")):
+            response = client.request(method, path, json={"name": "x"})
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.headers["retry-after"] == "1"
+            assert response.json()["code"] == "database_unavailable"
+
+
+def test_every_operation_declares_503_except_liveness(api: Api) -> None:
+    document = api.ok("GET", "/openapi.json")
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            assert ("503" in operation["responses"]) is (path != "/healthz"), path

@@ -2,8 +2,6 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from appointments.errors import problem_responses
-
 router = APIRouter(tags=["health"])
 
 
@@ -17,7 +15,7 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses=problem_responses(503))
+@router.get("/readyz", response_model=Health)
 async def readyz(request: Request) -> Health:
     """The database answers."""
     async with request.app.state.engine.connect() as connection:
