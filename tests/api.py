@@ -8,7 +8,28 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from appointments.auth.tokens import Role, mint_token
+from appointments.settings import Settings
+
 Json = dict[str, Any]
+
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def service_settings(database_url: str) -> Settings:
+    """Settings of the service under test: no background sweeper, a known token secret."""
+    return Settings(
+        database_url=database_url,
+        sweep_interval_seconds=0,
+        migrate_on_start=False,
+        jwt_secret=TEST_SECRET,
+    )
+
+
+def bearer(role: Role, subject: str, ttl_seconds: int = 3600) -> dict[str, str]:
+    """An Authorization header with a token the test service accepts."""
+    settings = Settings(jwt_secret=TEST_SECRET)
+    return {"Authorization": f"Bearer {mint_token(settings, role, subject, ttl_seconds)}"}
 
 
 def iso(moment: datetime) -> str:

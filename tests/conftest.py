@@ -14,11 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from appointments import migrate
+from appointments.auth.tokens import Role
 from appointments.clock import FrozenClock
 from appointments.main import create_app
 from appointments.settings import Settings
 from tests import postgres_server
-from tests.api import Api
+from tests.api import Api, bearer, service_settings
 
 # A Monday, far from any daylight-saving change; the frozen clock starts here.
 START = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
@@ -58,7 +59,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, sweep_interval_seconds=0, migrate_on_start=False)
+    return service_settings(database_url)
 
 
 @pytest.fixture
@@ -70,7 +71,8 @@ def clock() -> FrozenClock:
 def client(settings: Settings, clock: FrozenClock) -> Iterator[TestClient]:
     """An HTTP client on the app in-process; tables are emptied after the test."""
     app = create_app(settings, clock)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    admin = bearer(Role.ADMIN, "test-admin")
+    with TestClient(app, raise_server_exceptions=False, headers=admin) as test_client:
         try:
             yield test_client
         finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.api import TEST_SECRET
 from tests.postgres_server import free_port
 
 APPOINTMENTS = str(Path(sys.executable).parent / "appointments")
@@ -20,6 +21,7 @@ def service_env(database_url: str, **settings: str) -> dict[str, str]:
     env["APPOINTMENTS_DATABASE_URL"] = database_url
     env["APPOINTMENTS_MIGRATE_ON_START"] = "false"
     env["APPOINTMENTS_SWEEP_INTERVAL_SECONDS"] = "0"
+    env["APPOINTMENTS_JWT_SECRET"] = TEST_SECRET
     env.update({f"APPOINTMENTS_{key.upper()}": value for key, value in settings.items()})
     return env
 

@@ -1,4 +1,4 @@
-"""The operator's command line: `appointments serve | migrate | expire`."""
+"""The operator's command line: `appointments serve | migrate | expire | token`."""
 
 import asyncio
 from typing import Annotated
@@ -7,6 +7,7 @@ import typer
 import uvicorn
 
 from appointments import migrate as migrations
+from appointments.auth.tokens import ConfigurationError, Role, mint_token
 from appointments.booking.sweeper import sweep_once
 from appointments.clock import SystemClock
 from appointments.db import create_engine, create_sessionmaker
@@ -56,3 +57,17 @@ def expire() -> None:
             await engine.dispose()
 
     typer.echo(f"expired {asyncio.run(run())} reservation(s)")
+
+
+@app.command()
+def token(
+    role: Annotated[Role, typer.Option(help="admin, provider or client.")],
+    subject: Annotated[str, typer.Option(help="The provider or client id, or an admin's name.")],
+    ttl: Annotated[int, typer.Option(min=1, help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Print a bearer token signed with the local secret (for development and scripts)."""
+    try:
+        typer.echo(mint_token(get_settings(), role, subject, ttl))
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc

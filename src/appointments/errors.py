@@ -32,6 +32,10 @@ class Problem(BaseModel):
     )
 
 
+class BodyTooLarge(Exception):
+    """Raised while reading a streamed body that grows past the size limit."""
+
+
 class DomainError(Exception):
     """A broken business rule; subclasses fix the HTTP status and the stable code."""
 
@@ -109,7 +113,9 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return problem_response(exc.status, exc.code, exc.detail)
+    response = problem_response(exc.status, exc.code, exc.detail)
+    response.headers.update(getattr(exc, "headers", None) or {})
+    return response
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -135,6 +141,9 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = str(exc.detail)
     if exc.status_code == 400:
+        # FastAPI turns any failure to read the body into a 400; say which one it was.
+        if isinstance(exc.__cause__, BodyTooLarge):
+            return problem_response(413, "payload_too_large", "the request body is too large")
         detail = "The request body could not be read as JSON."
     response = problem_response(exc.status_code, code, detail)
     if exc.headers:

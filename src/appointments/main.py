@@ -4,10 +4,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from appointments import __version__
 from appointments.admin.router import router as admin_router
+from appointments.auth.policy import authorize, check_every_route_has_a_rule
+from appointments.auth.tokens import TokenVerifier
 from appointments.availability.router import router as availability_router
 from appointments.booking.router import router as booking_router
 from appointments.booking.sweeper import run_sweeper
@@ -16,6 +19,7 @@ from appointments.clock import Clock, SystemClock
 from appointments.db import create_engine, create_sessionmaker
 from appointments.errors import install_error_handlers
 from appointments.health.router import router as health_router
+from appointments.hygiene import BodySizeLimit
 from appointments.openapi import build_openapi
 from appointments.providers.router import router as providers_router
 from appointments.settings import Settings, get_settings
@@ -59,16 +63,28 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.clock = clock or SystemClock()
     app.state.engine = create_engine(settings)
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    app.state.verifier = TokenVerifier(settings)
 
     install_error_handlers(app)
+    app.include_router(health_router)
     for router in (
-        health_router,
         providers_router,
         availability_router,
         clients_router,
         booking_router,
         admin_router,
     ):
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(authorize)])
+    check_every_route_has_a_rule(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            max_age=600,
+        )
     return app

@@ -1,9 +1,10 @@
 """Every setting of the service, read from `APPOINTMENTS_*` environment variables."""
 
 from functools import lru_cache
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -14,13 +15,32 @@ class Settings(BaseSettings):
     hold_seconds: int = Field(default=1800, ge=1)
     min_notice_seconds: int = Field(default=86400, ge=0)
     sweep_interval_seconds: float = Field(default=60, ge=0)
+    # `local`: a missing JWT key is generated into `jwt_secret_file` so a first run just
+    # works; `production`: a real key (secret, public key or JWKS URL) is required.
+    environment: Literal["local", "production"] = "local"
     jwt_secret: SecretStr | None = None
+    jwt_secret_file: str = ".appointments-jwt-secret"
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: Annotated[list[str], NoDecode] = ["RS256", "ES256"]
+    jwt_issuer: str = "appointments"
+    jwt_audience: str = "appointments"
     max_holds_per_client: int = Field(default=3, ge=1)
+    # Request hygiene.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    cors_origins: Annotated[list[str], NoDecode] = []
     # `appointments serve` applies migrations first so a fresh checkout just runs.
     migrate_on_start: bool = True
     # Bounded so a flood of connections cannot exhaust PostgreSQL's max_connections.
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+
+    @field_validator("jwt_algorithms", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 @lru_cache

@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.api import Api, iso
+from appointments.auth.tokens import Role
+from tests.api import Api, bearer, iso
 from tests.live_server import live_server
 
 RACERS = 50
+ADMIN = bearer(Role.ADMIN, "race-admin")
 
 
 def next_quarter_hour(after: datetime) -> datetime:
@@ -21,7 +23,10 @@ def next_quarter_hour(after: datetime) -> datetime:
 def test_fifty_clients_racing_for_one_slot_leave_exactly_one_winner(
     database_url: str, api: Api
 ) -> None:
-    with live_server(database_url, workers=2) as base, httpx.Client(base_url=base) as http:
+    with (
+        live_server(database_url, workers=2) as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+    ):
         provider = http.post("/providers", json={"name": "Dr Race"}).json()
         start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
         slot = http.post(
@@ -38,7 +43,7 @@ def test_fifty_clients_racing_for_one_slot_leave_exactly_one_winner(
         lock = threading.Lock()
 
         def race(client_id: str) -> None:
-            with httpx.Client(base_url=base, timeout=30) as own:
+            with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
                 barrier.wait()
                 response = own.post(f"/clients/{client_id}/reserve", json={"slot_id": slot["id"]})
                 with lock:
@@ -60,7 +65,10 @@ def test_fifty_clients_racing_for_one_slot_leave_exactly_one_winner(
 @pytest.mark.live
 def test_many_clients_racing_over_few_slots_never_double_book(database_url: str, api: Api) -> None:
     """40 clients each try every one of 5 slots in a different order; 5 winners in all."""
-    with live_server(database_url, workers=2) as base, httpx.Client(base_url=base) as http:
+    with (
+        live_server(database_url, workers=2) as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+    ):
         provider = http.post("/providers", json={"name": "Dr Race"}).json()
         start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
         slots = http.post(
@@ -77,7 +85,7 @@ def test_many_clients_racing_over_few_slots_never_double_book(database_url: str,
 
         def race(index: int, client_id: str) -> None:
             order = slots[index % 5 :] + slots[: index % 5]
-            with httpx.Client(base_url=base, timeout=30) as own:
+            with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
                 barrier.wait()
                 for slot in order:
                     response = own.post(
@@ -104,7 +112,10 @@ def test_many_clients_racing_over_few_slots_never_double_book(database_url: str,
 def test_a_burst_of_reserves_by_one_client_never_exceeds_the_hold_limit(
     database_url: str, api: Api
 ) -> None:
-    with live_server(database_url, workers=2) as base, httpx.Client(base_url=base) as http:
+    with (
+        live_server(database_url, workers=2) as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+    ):
         provider = http.post("/providers", json={"name": "Dr Burst"}).json()
         start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
         slots = http.post(
@@ -117,7 +128,7 @@ def test_a_burst_of_reserves_by_one_client_never_exceeds_the_hold_limit(
         lock = threading.Lock()
 
         def race(slot_id: str) -> None:
-            with httpx.Client(base_url=base, timeout=30) as own:
+            with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
                 barrier.wait()
                 response = own.post(f"/clients/{bob['id']}/reserve", json={"slot_id": slot_id})
                 with lock:

@@ -1,9 +1,9 @@
 import pytest
 from fastapi.testclient import TestClient
 
+from appointments.auth.tokens import Role
 from appointments.main import create_app
-from appointments.settings import Settings
-from tests.api import Api
+from tests.api import Api, bearer, service_settings
 
 
 def test_health_and_readiness(api: Api) -> None:
@@ -37,8 +37,8 @@ def test_swagger_ui_and_openapi_document_are_served(api: Api) -> None:
     ["postgresql://postgres@127.0.0.1:1/postgres", "sqlite:////nonexistent/dir/x.db"],
 )
 def test_unreachable_database_answers_503_problem(unreachable: str) -> None:
-    settings = Settings(database_url=unreachable, sweep_interval_seconds=0)
-    with TestClient(create_app(settings)) as client:
+    settings = service_settings(unreachable)
+    with TestClient(create_app(settings), headers=bearer(Role.ADMIN, "a")) as client:
         assert client.get("/healthz").status_code == 200
         for method, path in (("GET", "/readyz"), ("GET", "/providers"), ("POST", "/providers")):
             response = client.request(method, path, json={"name": "x"})

@@ -1,0 +1,148 @@
+"""Who may call what: every route's rule, decided here and nowhere else.
+
+- admins may do everything;
+- a provider manages only itself and its availability; its slots' booking state
+  (`status` other than `available`) is for it alone;
+- a client manages only itself, and reserves and confirms only as itself;
+- reading providers and bookable slots needs any valid token;
+- listing or creating clients and providers, and admin operations, are admin-only.
+
+Someone else's *client* (or anything under it) answers 404, so client ids do not
+leak; providers are public, so acting on another provider answers 403.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from appointments.auth.errors import Forbidden, Unauthorized
+from appointments.auth.tokens import Principal, Role, TokenVerifier
+from appointments.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    check: Callable[[Principal, Request], None]
+    # Statuses the rule itself can answer, so the OpenAPI document can declare them.
+    statuses: tuple[int, ...]
+
+
+def _same_id(left: str, right: str) -> bool:
+    try:
+        return uuid.UUID(left) == uuid.UUID(right)
+    except ValueError:
+        return left == right
+
+
+def _is_provider(principal: Principal, request: Request) -> bool:
+    return principal.role is Role.PROVIDER and _same_id(
+        principal.subject, request.path_params["provider_id"]
+    )
+
+
+def _anyone(_principal: Principal, _request: Request) -> None:
+    return None
+
+
+def _admin(principal: Principal, _request: Request) -> None:
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("only an admin may do this")
+
+
+def _provider_self(principal: Principal, request: Request) -> None:
+    if principal.role is not Role.ADMIN and not _is_provider(principal, request):
+        raise Forbidden("a provider may manage only itself")
+
+
+def _slot_listing(principal: Principal, request: Request) -> None:
+    # Bookable slots are public to every signed-in caller; which slots are held or
+    # confirmed is the provider's business.
+    if request.query_params.get("status", "available") in ("reserved", "confirmed", "all"):
+        _provider_self(principal, request)
+
+
+def _client_self(principal: Principal, request: Request) -> None:
+    client_id = request.path_params["client_id"]
+    if principal.role is Role.ADMIN:
+        return
+    if principal.role is Role.CLIENT and _same_id(principal.subject, client_id):
+        return
+    raise NotFound(f"client {client_id!r} does not exist")
+
+
+PUBLIC = Rule("public", _anyone, ())
+ANY_USER = Rule("any signed-in caller", _anyone, (401,))
+ADMIN = Rule("admin only", _admin, (401, 403))
+PROVIDER_SELF = Rule("the provider itself, or an admin", _provider_self, (401, 403))
+SLOT_LISTING = Rule("bookable: anyone; booking state: the provider", _slot_listing, (401, 403))
+CLIENT_SELF = Rule("the client itself, or an admin", _client_self, (401, 404))
+
+RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("POST", "/providers"): ADMIN,
+    ("GET", "/providers"): ANY_USER,
+    ("GET", "/providers/{provider_id}"): ANY_USER,
+    ("PUT", "/providers/{provider_id}"): PROVIDER_SELF,
+    ("DELETE", "/providers/{provider_id}"): PROVIDER_SELF,
+    ("POST", "/providers/{provider_id}/availability"): PROVIDER_SELF,
+    ("GET", "/providers/{provider_id}/availability"): SLOT_LISTING,
+    ("POST", "/clients"): ADMIN,
+    ("GET", "/clients"): ADMIN,
+    ("GET", "/clients/{client_id}"): CLIENT_SELF,
+    ("PUT", "/clients/{client_id}"): CLIENT_SELF,
+    ("DELETE", "/clients/{client_id}"): CLIENT_SELF,
+    ("POST", "/clients/{client_id}/reserve"): CLIENT_SELF,
+    ("POST", "/clients/{client_id}/confirm"): CLIENT_SELF,
+    ("POST", "/admin/expire-reservations"): ADMIN,
+}
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="A JWT with claims `sub`, `role` (admin, provider, client) and `exp`. "
+    "Locally: `appointments token --role admin --subject me`.",
+)
+
+
+def rule_for(method: str, path: str) -> Rule:
+    return RULES[("GET" if method == "HEAD" else method, path)]
+
+
+async def authorize(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """Authenticate the bearer token, then apply the route's rule."""
+    route = request.scope["route"]
+    assert isinstance(route, APIRoute)
+    rule = rule_for(request.method, route.path_format)
+    if credentials is None:
+        raise Unauthorized("a bearer token is required", error=None)
+    verifier: TokenVerifier = request.app.state.verifier
+    principal = await verifier.verify(credentials.credentials)
+    rule.check(principal, request)
+    request.state.principal = principal
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(authorize)]
+
+
+def check_every_route_has_a_rule(app: FastAPI) -> None:
+    """Refuse to start when a route has no rule, or a guarded rule is not enforced."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        for method in route.methods or ():
+            key = (method, route.path_format)
+            if key not in RULES:
+                raise RuntimeError(f"no authorization rule for {method} {route.path_format}")
+            guarded = any(d.call is authorize for d in route.dependant.dependencies)
+            if RULES[key] is not PUBLIC and not guarded:
+                raise RuntimeError(f"{method} {route.path_format} does not enforce its rule")
