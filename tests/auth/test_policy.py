@@ -1,0 +1,132 @@
+"""The authorization matrix: every route in the OpenAPI document x every role x own/other.
+
+The expectations below are written out by hand, independently of the policy
+module; a route missing here fails the suite, so no route ships without a rule.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from appointments.auth.tokens import Role
+from tests.api import Api, Json, bearer, iso
+from tests.conftest import START
+
+DAY = START + timedelta(days=3)
+OK = "2xx"
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+CALLERS = ("admin", "provider_own", "provider_other", "client_own", "client_other")
+
+EVERYONE = dict.fromkeys(CALLERS, OK)
+ADMIN_ONLY = {"admin": OK} | dict.fromkeys(CALLERS[1:], 403)
+PROVIDER_ITSELF = {"admin": OK, "provider_own": OK} | dict.fromkeys(CALLERS[2:], 403)
+CLIENT_ITSELF = {"admin": OK, "client_own": OK} | dict.fromkeys(
+    ("provider_own", "provider_other", "client_other"), 404
+)
+
+EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/providers"): ADMIN_ONLY,
+    ("GET", "/providers"): EVERYONE,
+    ("GET", "/providers/{provider_id}"): EVERYONE,
+    ("PUT", "/providers/{provider_id}"): PROVIDER_ITSELF,
+    ("DELETE", "/providers/{provider_id}"): PROVIDER_ITSELF,
+    ("POST", "/providers/{provider_id}/availability"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/availability"): EVERYONE,
+    ("POST", "/clients"): ADMIN_ONLY,
+    ("GET", "/clients"): ADMIN_ONLY,
+    ("GET", "/clients/{client_id}"): CLIENT_ITSELF,
+    ("PUT", "/clients/{client_id}"): CLIENT_ITSELF,
+    ("DELETE", "/clients/{client_id}"): CLIENT_ITSELF,
+    ("POST", "/clients/{client_id}/reserve"): CLIENT_ITSELF,
+    ("POST", "/clients/{client_id}/confirm"): CLIENT_ITSELF,
+    ("POST", "/admin/expire-reservations"): ADMIN_ONLY,
+}
+# Variants of one route whose rule depends on the query.
+EXTRA_CALLS: dict[tuple[str, str, str], dict[str, Any]] = {
+    ("GET", "/providers/{provider_id}/availability", "status=all"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/availability", "status=reserved"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/availability", "status=confirmed"): PROVIDER_ITSELF,
+}
+
+
+def build_world(api: Api) -> dict[str, Json]:
+    """Two providers, two clients; the own client holds a slot of the other provider."""
+    world = {
+        "provider_own": api.provider("Own"),
+        "provider_other": api.provider("Other"),
+        "client_own": api.customer("Own", "own@example.com"),
+        "client_other": api.customer("Other", "other@example.com"),
+    }
+    world["free_slot"] = api.slot(world["provider_own"]["id"], DAY)
+    held_slot = api.slot(world["provider_other"]["id"], DAY)
+    world["hold"] = api.reserve(world["client_own"]["id"], held_slot["id"]).json()
+    return world
+
+
+def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, Any]:
+    url = path.format(provider_id=world["provider_own"]["id"], client_id=world["client_own"]["id"])
+    bodies: dict[tuple[str, str], Any] = {
+        ("POST", "/providers"): {"name": "New"},
+        ("PUT", "/providers/{provider_id}"): {"name": "Renamed"},
+        ("POST", "/providers/{provider_id}/availability"): {
+            "start_time": iso(DAY + timedelta(hours=1)),
+            "end_time": iso(DAY + timedelta(hours=2)),
+        },
+        ("POST", "/clients"): {"name": "New", "email": "new@example.com"},
+        ("PUT", "/clients/{client_id}"): {"name": "Renamed", "email": "own@example.com"},
+        ("POST", "/clients/{client_id}/reserve"): {"slot_id": world["free_slot"]["id"]},
+        ("POST", "/clients/{client_id}/confirm"): {"reservation_id": world["hold"]["id"]},
+    }
+    return url, bodies.get((method, path))
+
+
+def subject_of(caller: str, world: dict[str, Json]) -> tuple[Role, str]:
+    if caller == "admin":
+        return Role.ADMIN, "root"
+    role = Role.PROVIDER if caller.startswith("provider") else Role.CLIENT
+    return role, world[caller]["id"]
+
+
+def call(api: Api, method: str, path: str, query: str, caller: str | None) -> tuple[int, Any]:
+    api.sql(
+        "DELETE FROM reservations; DELETE FROM slots; DELETE FROM clients; DELETE FROM providers"
+    )
+    world = build_world(api)
+    url, body = request_for(method, path, world)
+    if query:
+        url += f"?{query}"
+    headers = {"Authorization": ""} if caller is None else bearer(*subject_of(caller, world))
+    response = api.client.request(method, url, json=body, headers=headers)
+    return response.status_code, response
+
+
+def expectation_met(expected: Any, status: int) -> bool:
+    return 200 <= status < 300 if expected == OK else status == expected
+
+
+def test_every_route_has_an_expectation(api: Api) -> None:
+    document = api.ok("GET", "/openapi.json")
+    routes = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    assert routes - PUBLIC == set(EXPECTED), "a route without an authorization rule"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query"),
+    [(m, p, "") for m, p in EXPECTED] + list(EXTRA_CALLS),
+    ids=lambda value: str(value),
+)
+def test_authorization_matrix(api: Api, method: str, path: str, query: str) -> None:
+    document = api.ok("GET", "/openapi.json")
+    declared = set(document["paths"][path][method.lower()]["responses"])
+    expected = EXTRA_CALLS.get((method, path, query)) or EXPECTED[(method, path)]
+    failures = []
+    for caller in (None, *CALLERS):
+        want = 401 if caller is None else expected[caller]
+        status, response = call(api, method, path, query, caller)
+        if not expectation_met(want, status):
+            failures.append(f"{caller}: wanted {want}, got {status} {response.text[:200]}")
+        if status >= 400:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert str(status) in declared, f"{method} {path} answers undeclared {status}"
+    assert not failures, "\n".join(failures)
