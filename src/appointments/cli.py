@@ -26,6 +26,12 @@ def serve(
     settings = get_settings()
     if settings.migrate_on_start:
         migrations.upgrade(settings.database_url)
+    if settings.environment == "local":
+        typer.echo(
+            f"appointments on http://{host}:{port} (Swagger UI at /api-docs); get a token with:"
+            "  appointments token --role admin --subject you",
+            err=True,
+        )
     uvicorn.run(
         "appointments.main:create_app",
         factory=True,
