@@ -77,7 +77,7 @@ def client(settings: Settings, clock: FrozenClock) -> Iterator[TestClient]:
             yield test_client
         finally:
             Api(test_client).sql(
-                "DELETE FROM reservations; DELETE FROM slots; "
+                "DELETE FROM idempotency_keys; DELETE FROM reservations; DELETE FROM slots; "
                 "DELETE FROM clients; DELETE FROM providers"
             )
 

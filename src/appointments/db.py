@@ -72,11 +72,17 @@ def async_database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, enforce_foreign_keys: bool = True) -> AsyncEngine:
+    """The engine for the configured database.
+
+    `enforce_foreign_keys=False` is for migrations only: SQLite rebuilds a table to
+    alter it, and dropping the old copy with foreign keys on would cascade-delete
+    every row that references it.
+    """
     url = async_database_url(settings.database_url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, enforce_foreign_keys)
         return engine
     return create_async_engine(
         url,
@@ -86,7 +92,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, enforce_foreign_keys: bool) -> None:
     # pysqlite's own transaction handling defers BEGIN and ignores the mode; take it over
     # so that writing transactions start with BEGIN IMMEDIATE. A deferred transaction that
     # reads and then writes fails at once with SQLITE_BUSY when another connection wrote
@@ -95,7 +101,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if enforce_foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()

@@ -42,9 +42,14 @@ class DomainError(Exception):
     status: int = 400
     code: str = "bad_request"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
+        # Further members of the problem body, e.g. the conflicts behind a 409.
+        self.extra = extra
+
+    def problem(self) -> dict[str, Any]:
+        return problem_body(self.status, self.code, self.detail) | self.extra
 
 
 class NotFound(DomainError):
@@ -64,9 +69,9 @@ class Conflict(DomainError):
     code = "conflict"
 
 
-def problem_response(
+def problem_body(
     status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None
-) -> JSONResponse:
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://appointments.dev/problems/{code}",
         "title": HTTPStatus(status).phrase,
@@ -76,7 +81,17 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    return body
+
+
+def problem_response(
+    status: int, code: str, detail: str, errors: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, code, detail, errors),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -113,7 +128,9 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    response = problem_response(exc.status, exc.code, exc.detail)
+    response = JSONResponse(
+        jsonable_encoder(exc.problem()), status_code=exc.status, media_type=PROBLEM_MEDIA_TYPE
+    )
     response.headers.update(getattr(exc, "headers", None) or {})
     return response
 

@@ -12,7 +12,8 @@ from appointments.admin.router import router as admin_router
 from appointments.auth.policy import authorize, check_every_route_has_a_rule
 from appointments.auth.tokens import TokenVerifier
 from appointments.availability.router import router as availability_router
-from appointments.booking.router import router as booking_router
+from appointments.booking.router import client_router as booking_client_router
+from appointments.booking.router import provider_router as booking_provider_router
 from appointments.booking.sweeper import run_sweeper
 from appointments.clients.router import router as clients_router
 from appointments.clock import Clock, SystemClock
@@ -71,7 +72,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         providers_router,
         availability_router,
         clients_router,
-        booking_router,
+        booking_client_router,
+        booking_provider_router,
         admin_router,
     ):
         app.include_router(router, dependencies=[Depends(authorize)])

@@ -4,8 +4,9 @@ from appointments.availability.models import Slot
 from appointments.booking.models import Reservation
 from appointments.clients.models import Client
 from appointments.db import Base
+from appointments.idempotency.models import IdempotencyKey
 from appointments.providers.models import Provider
 
 metadata = Base.metadata
 
-__all__ = ["Client", "Provider", "Reservation", "Slot", "metadata"]
+__all__ = ["Client", "IdempotencyKey", "Provider", "Reservation", "Slot", "metadata"]

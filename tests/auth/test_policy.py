@@ -40,6 +40,13 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/clients/{client_id}"): CLIENT_ITSELF,
     ("POST", "/clients/{client_id}/reserve"): CLIENT_ITSELF,
     ("POST", "/clients/{client_id}/confirm"): CLIENT_ITSELF,
+    ("POST", "/clients/{client_id}/reservations/{reservation_id}/cancel"): CLIENT_ITSELF,
+    ("GET", "/clients/{client_id}/reservations"): CLIENT_ITSELF,
+    ("POST", "/providers/{provider_id}/reservations/{reservation_id}/cancel"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/reservations"): PROVIDER_ITSELF,
+    ("DELETE", "/providers/{provider_id}/availability"): PROVIDER_ITSELF,
+    ("PUT", "/providers/{provider_id}/availability"): PROVIDER_ITSELF,
+    ("POST", "/providers/{provider_id}/availability/weekly"): PROVIDER_ITSELF,
     ("POST", "/admin/expire-reservations"): ADMIN_ONLY,
 }
 # Variants of one route whose rule depends on the query.
@@ -51,7 +58,7 @@ EXTRA_CALLS: dict[tuple[str, str, str], dict[str, Any]] = {
 
 
 def build_world(api: Api) -> dict[str, Json]:
-    """Two providers, two clients; the own client holds a slot of the other provider."""
+    """Two providers, two clients; each client holds a slot of the provider not its own."""
     world = {
         "provider_own": api.provider("Own"),
         "provider_other": api.provider("Other"),
@@ -61,11 +68,23 @@ def build_world(api: Api) -> dict[str, Json]:
     world["free_slot"] = api.slot(world["provider_own"]["id"], DAY)
     held_slot = api.slot(world["provider_other"]["id"], DAY)
     world["hold"] = api.reserve(world["client_own"]["id"], held_slot["id"]).json()
+    own_held = api.slot(world["provider_own"]["id"], DAY + timedelta(hours=1))
+    world["own_hold"] = api.reserve(world["client_other"]["id"], own_held["id"]).json()
     return world
 
 
 def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, Any]:
-    url = path.format(provider_id=world["provider_own"]["id"], client_id=world["client_own"]["id"])
+    reservation = world["own_hold" if path.startswith("/providers") else "hold"]
+    url = path.format(
+        provider_id=world["provider_own"]["id"],
+        client_id=world["client_own"]["id"],
+        reservation_id=reservation["id"],
+    )
+    far = DAY + timedelta(days=5)
+    if (method, path) == ("DELETE", "/providers/{provider_id}"):
+        url += "?cancel_conflicts=true"
+    if path.endswith("/availability") and method in ("DELETE", "PUT"):
+        url += f"?from={iso(far)}&to={iso(far + timedelta(hours=2))}"
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/providers"): {"name": "New"},
         ("PUT", "/providers/{provider_id}"): {"name": "Renamed"},
@@ -77,6 +96,14 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         ("PUT", "/clients/{client_id}"): {"name": "Renamed", "email": "own@example.com"},
         ("POST", "/clients/{client_id}/reserve"): {"slot_id": world["free_slot"]["id"]},
         ("POST", "/clients/{client_id}/confirm"): {"reservation_id": world["hold"]["id"]},
+        ("PUT", "/providers/{provider_id}/availability"): {
+            "windows": [{"start_time": iso(far), "end_time": iso(far + timedelta(hours=1))}]
+        },
+        ("POST", "/providers/{provider_id}/availability/weekly"): {
+            "start_date": "2027-04-01",
+            "end_date": "2027-04-07",
+            "rules": [{"weekday": "mon", "start": "09:00", "end": "10:00"}],
+        },
     }
     return url, bodies.get((method, path))
 
@@ -95,7 +122,7 @@ def call(api: Api, method: str, path: str, query: str, caller: str | None) -> tu
     world = build_world(api)
     url, body = request_for(method, path, world)
     if query:
-        url += f"?{query}"
+        url += ("&" if "?" in url else "?") + query
     headers = {"Authorization": ""} if caller is None else bearer(*subject_of(caller, world))
     response = api.client.request(method, url, json=body, headers=headers)
     return response.status_code, response

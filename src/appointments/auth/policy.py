@@ -100,6 +100,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/clients/{client_id}"): CLIENT_SELF,
     ("POST", "/clients/{client_id}/reserve"): CLIENT_SELF,
     ("POST", "/clients/{client_id}/confirm"): CLIENT_SELF,
+    ("POST", "/clients/{client_id}/reservations/{reservation_id}/cancel"): CLIENT_SELF,
+    ("GET", "/clients/{client_id}/reservations"): CLIENT_SELF,
+    ("POST", "/providers/{provider_id}/reservations/{reservation_id}/cancel"): PROVIDER_SELF,
+    ("GET", "/providers/{provider_id}/reservations"): PROVIDER_SELF,
+    ("DELETE", "/providers/{provider_id}/availability"): PROVIDER_SELF,
+    ("PUT", "/providers/{provider_id}/availability"): PROVIDER_SELF,
+    ("POST", "/providers/{provider_id}/availability/weekly"): PROVIDER_SELF,
     ("POST", "/admin/expire-reservations"): ADMIN,
 }
 

@@ -12,6 +12,9 @@ class SlotStatus(enum.StrEnum):
     AVAILABLE = "available"
     RESERVED = "reserved"
     CONFIRMED = "confirmed"
+    # Withdrawn by the provider. Kept (never shown, never bookable) so that the
+    # reservations that once took it keep their slot; re-publishing revives it.
+    REMOVED = "removed"
 
 
 class Slot(Base):

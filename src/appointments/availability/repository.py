@@ -1,16 +1,16 @@
 """Queries on slots. Every statement is scoped by provider or by slot id."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability.models import Slot, SlotStatus
 from appointments.availability.schemas import SlotFilter
-from appointments.booking.models import LIVE_STATUSES, Reservation
 from appointments.pagination import PageRequest
 
 
@@ -22,8 +22,17 @@ def is_free(now: datetime) -> ColumnElement[bool]:
     )
 
 
+@dataclass(frozen=True)
+class ClaimedSlot:
+    provider_id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+
+
 async def get(session: AsyncSession, slot_id: uuid.UUID) -> Slot | None:
-    return await session.get(Slot, slot_id)
+    """The slot, unless it does not exist or was removed by its provider."""
+    slot = await session.get(Slot, slot_id)
+    return None if slot is None or slot.status == SlotStatus.REMOVED else slot
 
 
 async def insert_missing_slots(
@@ -31,8 +40,10 @@ async def insert_missing_slots(
 ) -> list[Slot]:
     """Insert a slot at each start unless the provider has one there; return the new ones.
 
-    Set-based: one multi-row INSERT ... ON CONFLICT DO NOTHING (batched by the driver),
-    so a repeated or overlapping window is idempotent, even when two arrive at once.
+    Set-based: one multi-row INSERT ... ON CONFLICT (batched by the driver), so a
+    repeated or overlapping window is idempotent, even when two arrive at once. A
+    slot the provider had removed comes back (and counts as created); any other
+    existing slot is left exactly as it is.
     """
     if not starts:
         return []
@@ -51,7 +62,11 @@ async def insert_missing_slots(
     ]
     statement = (
         insert(Slot)
-        .on_conflict_do_nothing(index_elements=[Slot.provider_id, Slot.start_time])
+        .on_conflict_do_update(
+            index_elements=[Slot.provider_id, Slot.start_time],
+            set_={"status": SlotStatus.AVAILABLE.value, "hold_expires_at": None},
+            where=Slot.status == SlotStatus.REMOVED,
+        )
         .returning(Slot)
     )
     created = list((await session.scalars(statement, rows)).all())
@@ -85,6 +100,8 @@ async def page(
         query = query.where(Slot.status == SlotStatus.RESERVED, Slot.hold_expires_at > now)
     elif status is SlotFilter.CONFIRMED:
         query = query.where(Slot.status == SlotStatus.CONFIRMED)
+    else:
+        query = query.where(Slot.status != SlotStatus.REMOVED)
     if request.after is not None:
         at, last_id = request.after.at, request.after.id
         query = query.where(Slot.start_time >= at, or_(Slot.start_time > at, Slot.id > last_id))
@@ -99,9 +116,9 @@ async def claim_slot_if_free(
     hold_expires_at: datetime,
     *,
     starting_after: datetime,
-) -> uuid.UUID | None:
+) -> ClaimedSlot | None:
     """Mark the slot reserved if, and only if, it is free at `now` and starts after
-    `starting_after`; return its provider.
+    `starting_after`; return what the reservation needs to know of it.
 
     One conditional UPDATE: of any number of concurrent callers, exactly one sees
     the row match (the others wait on the row lock, re-check, and get None).
@@ -110,9 +127,10 @@ async def claim_slot_if_free(
         update(Slot)
         .where(Slot.id == slot_id, Slot.start_time > starting_after, is_free(now))
         .values(status=SlotStatus.RESERVED, hold_expires_at=hold_expires_at)
-        .returning(Slot.provider_id)
+        .returning(Slot.provider_id, Slot.start_time, Slot.end_time)
     )
-    return result.scalar_one_or_none()
+    row = result.one_or_none()
+    return None if row is None else ClaimedSlot(*row)
 
 
 async def mark_confirmed(session: AsyncSession, slot_id: uuid.UUID) -> None:
@@ -123,14 +141,51 @@ async def mark_confirmed(session: AsyncSession, slot_id: uuid.UUID) -> None:
     )
 
 
-async def release(session: AsyncSession, slot_ids: Sequence[uuid.UUID]) -> None:
-    """Make these slots available again (their reservations were ended by the caller)."""
+async def release(
+    session: AsyncSession, slot_ids: Sequence[uuid.UUID], *, remove: bool = False
+) -> None:
+    """Make these slots available again, or withdraw them (their reservations were
+    ended by the caller). Removed slots stay removed."""
     if slot_ids:
+        status = SlotStatus.REMOVED if remove else SlotStatus.AVAILABLE
         await session.execute(
             update(Slot)
-            .where(Slot.id.in_(slot_ids))
-            .values(status=SlotStatus.AVAILABLE, hold_expires_at=None)
+            .where(Slot.id.in_(slot_ids), Slot.status != SlotStatus.REMOVED)
+            .values(status=status, hold_expires_at=None)
+            .execution_options(synchronize_session=False)
         )
+
+
+async def remove_free_slots(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start_from: datetime,
+    start_before: datetime,
+    now: datetime,
+    *,
+    keep_starts: Collection[datetime] = (),
+) -> int:
+    """Withdraw the provider's free slots starting in [start_from, start_before),
+    except those starting at `keep_starts`.
+
+    A conditional UPDATE: a reserve racing with us either claimed its slot first
+    (the slot is not free, so it stays and shows up as a conflict) or waits for
+    our row lock and then finds the slot gone.
+    """
+    statement = update(Slot).where(
+        Slot.provider_id == provider_id,
+        Slot.start_time >= start_from,
+        Slot.start_time < start_before,
+        is_free(now),
+    )
+    if keep_starts:
+        statement = statement.where(Slot.start_time.not_in(list(keep_starts)))
+    result = await session.execute(
+        statement.values(status=SlotStatus.REMOVED, hold_expires_at=None).execution_options(
+            synchronize_session=False
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def release_stale_holds(session: AsyncSession, now: datetime) -> int:
@@ -151,19 +206,3 @@ async def delete_free_slots(session: AsyncSession, provider_id: uuid.UUID, now: 
         .where(Slot.provider_id == provider_id, or_(is_free(now), Slot.start_time <= now))
         .execution_options(synchronize_session=False)
     )
-
-
-async def count_live_future_bookings(
-    session: AsyncSession, provider_id: uuid.UUID, now: datetime
-) -> int:
-    live = exists().where(
-        Reservation.slot_id == Slot.id,
-        Reservation.status.in_(LIVE_STATUSES),
-        or_(Reservation.status == "confirmed", Reservation.expires_at > now),
-    )
-    query = (
-        select(func.count())
-        .select_from(Slot)
-        .where(Slot.provider_id == provider_id, Slot.start_time > now, live)
-    )
-    return int((await session.scalar(query)) or 0)

@@ -1,10 +1,22 @@
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from appointments.availability import service
 from appointments.availability.models import Slot
-from appointments.availability.schemas import SlotFilter, SlotOut, WindowIn, WindowOut
+from appointments.availability.schemas import (
+    AvailabilityChangeOut,
+    SlotFilter,
+    SlotOut,
+    WeeklyIn,
+    WeeklyOut,
+    WindowIn,
+    WindowOut,
+    WindowsIn,
+    conflict_of,
+)
+from appointments.availability.service import AvailabilityChange
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
@@ -72,3 +84,109 @@ async def list_availability(
     )
     items, cursor = split_page(rows, paging, _slot_key)
     return Page[SlotOut](items=[SlotOut.at(slot, now) for slot in items], next_cursor=cursor)
+
+
+RangeFrom = Annotated[
+    AwareQueryTime,
+    Query(alias="from", description="Start of the range (slots starting at or after)."),
+]
+RangeTo = Annotated[AwareQueryTime, Query(alias="to", description="End of the range (exclusive).")]
+CancelConflicts = Annotated[
+    bool,
+    Query(description="Cancel held or confirmed bookings in the way instead of answering 409."),
+]
+
+
+def _change_out(change: AvailabilityChange, now: datetime) -> AvailabilityChangeOut:
+    return AvailabilityChangeOut(
+        created=[SlotOut.at(slot, now) for slot in change.created],
+        removed=change.removed,
+        cancelled=[conflict_of(r, now) for r in change.cancelled],
+    )
+
+
+@router.delete(
+    "",
+    response_model=AvailabilityChangeOut,
+    responses=problem_responses(404, 409, 422),
+)
+async def remove_availability(
+    provider_id: str,
+    start_from: RangeFrom,
+    start_before: RangeTo,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    cancel_conflicts: CancelConflicts = False,
+) -> AvailabilityChangeOut:
+    """Withdraw the free slots in a range; held or confirmed ones make it 409 (listed)."""
+    now = clock.now()
+    change = await service.replace_range(
+        session,
+        settings,
+        provider_id,
+        start_from,
+        start_before,
+        [],
+        now,
+        cancel_conflicts=cancel_conflicts,
+    )
+    return _change_out(change, now)
+
+
+@router.put(
+    "",
+    response_model=AvailabilityChangeOut,
+    responses=problem_responses(404, 409, 422),
+)
+async def replace_availability(
+    provider_id: str,
+    data: WindowsIn,
+    start_from: RangeFrom,
+    start_before: RangeTo,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    cancel_conflicts: CancelConflicts = False,
+) -> AvailabilityChangeOut:
+    """Replace the availability of a range with the given windows; bookings are never dropped."""
+    now = clock.now()
+    windows = [(w.start_time, w.end_time) for w in data.windows]
+    change = await service.replace_range(
+        session,
+        settings,
+        provider_id,
+        start_from,
+        start_before,
+        windows,
+        now,
+        cancel_conflicts=cancel_conflicts,
+    )
+    return _change_out(change, now)
+
+
+@router.post(
+    "/weekly",
+    status_code=201,
+    response_model=WeeklyOut,
+    responses=problem_responses(404, 422),
+)
+async def publish_weekly_availability(
+    provider_id: str, data: WeeklyIn, session: SessionDep, clock: ClockDep, settings: SettingsDep
+) -> WeeklyOut:
+    """Create slots from weekly rules read in the provider's own time zone."""
+    provider, created = await service.publish_weekly(
+        session,
+        settings,
+        provider_id,
+        [rule.parsed() for rule in data.rules],
+        data.start_date,
+        data.end_date,
+    )
+    now = clock.now()
+    return WeeklyOut(
+        start_date=data.start_date,
+        end_date=data.end_date,
+        timezone=provider.timezone,
+        slots=[SlotOut.at(slot, now) for slot in created],
+    )

@@ -1,10 +1,13 @@
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from appointments.availability.models import Slot, SlotStatus
+from appointments.booking.models import Reservation
+from appointments.booking.schemas import ReservationOut
 from appointments.schemas import RequestBody, ResponseBody, UtcTime
 
 
@@ -13,12 +16,20 @@ class WindowIn(RequestBody):
     end_time: UtcTime
 
 
+class SlotState(enum.StrEnum):
+    """What answers say of a slot (removed slots are never shown)."""
+
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    CONFIRMED = "confirmed"
+
+
 class SlotOut(ResponseBody):
     id: uuid.UUID
     provider_id: uuid.UUID
     start_time: datetime
     end_time: datetime
-    status: SlotStatus
+    status: SlotState
 
     @classmethod
     def at(cls, slot: Slot, now: datetime) -> "SlotOut":
@@ -38,6 +49,62 @@ class WindowOut(ResponseBody):
     slots: list[SlotOut] = Field(description="The slots this request created, by start time.")
 
 
+class WindowsIn(RequestBody):
+    windows: list[WindowIn] = Field(
+        max_length=500,
+        description="The availability the range should have afterwards (may be empty).",
+    )
+
+
+class ConflictOut(ResponseBody):
+    """A held or confirmed booking that a change of availability would drop."""
+
+    reservation_id: uuid.UUID
+    client_id: uuid.UUID
+    slot_id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+    status: Literal["held", "confirmed"]
+
+
+class AvailabilityChangeOut(ResponseBody):
+    created: list[SlotOut] = Field(description="Slots created (or re-opened) by the change.")
+    removed: int = Field(description="Slots withdrawn, including those of cancelled bookings.")
+    cancelled: list[ConflictOut] = Field(
+        description="Bookings cancelled because `cancel_conflicts=true` was given."
+    )
+
+
+# HH:MM on a 24-hour clock; 24:00 is midnight at the end of the day.
+ClockTime = Annotated[
+    str, Field(min_length=5, max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+]
+
+
+class WeeklyRuleIn(RequestBody):
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    start: ClockTime = Field(examples=["09:00"])
+    end: ClockTime = Field(examples=["17:00"], description="`24:00` means midnight at day end.")
+
+    def parsed(self) -> tuple[str, time, time | None]:
+        """(weekday, start, end); end None means midnight at the end of the day."""
+        end = None if self.end == "24:00" else time.fromisoformat(self.end)
+        return self.weekday, time.fromisoformat(self.start), end
+
+
+class WeeklyIn(RequestBody):
+    start_date: date = Field(description="First day, in the provider's time zone.")
+    end_date: date = Field(description="Last day (inclusive), in the provider's time zone.")
+    rules: list[WeeklyRuleIn] = Field(min_length=1, max_length=100)
+
+
+class WeeklyOut(ResponseBody):
+    start_date: date
+    end_date: date
+    timezone: str = Field(description="The provider's IANA time zone the rules were read in.")
+    slots: list[SlotOut] = Field(description="The slots this request created, by start time.")
+
+
 class SlotFilter(enum.StrEnum):
     """`available` means bookable: free now and starting later than now + minimum notice."""
 
@@ -47,11 +114,23 @@ class SlotFilter(enum.StrEnum):
     ALL = "all"
 
 
-def effective_status(slot: Slot, now: datetime) -> SlotStatus:
+def effective_status(slot: Slot, now: datetime) -> SlotState:
     if (
         slot.status == SlotStatus.RESERVED
         and slot.hold_expires_at is not None
         and slot.hold_expires_at <= now
     ):
-        return SlotStatus.AVAILABLE
-    return SlotStatus(slot.status)
+        return SlotState.AVAILABLE
+    return SlotState(slot.status)
+
+
+def conflict_of(reservation: Reservation, now: datetime) -> ConflictOut:
+    live = ReservationOut.at(reservation, now)
+    return ConflictOut(
+        reservation_id=live.id,
+        client_id=live.client_id,
+        slot_id=live.slot_id,
+        start_time=live.start_time,
+        end_time=live.end_time,
+        status="confirmed" if live.status == "confirmed" else "held",
+    )

@@ -1,19 +1,32 @@
 """Rules for availability: cutting windows into slots, and listing them."""
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from appointments.availability import repository
-from appointments.availability.errors import InvalidWindow
+from appointments.availability import repository, weekly
+from appointments.availability.errors import AvailabilityConflict, InvalidWindow
 from appointments.availability.models import Slot
-from appointments.availability.schemas import SlotFilter
+from appointments.availability.schemas import SlotFilter, conflict_of
+from appointments.booking import service as booking
+from appointments.booking.models import Reservation
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
+from appointments.providers.models import Provider
 from appointments.settings import Settings
 
 MAX_WINDOW = timedelta(days=31)
+MAX_WEEKLY_DAYS = 366
+
+
+@dataclass(frozen=True)
+class AvailabilityChange:
+    created: list[Slot]
+    removed: int
+    cancelled: Sequence[Reservation]
 
 
 def on_slot_grid(moment: datetime, length: timedelta) -> bool:
@@ -70,3 +83,91 @@ async def list_slots(
         now=now,
         request=request,
     )
+
+
+def _check_range(start_from: datetime, start_before: datetime, length: timedelta) -> None:
+    slot_starts(start_from, start_before, length)  # same rules as a published window
+
+
+async def replace_range(
+    session: AsyncSession,
+    settings: Settings,
+    provider_id: str,
+    start_from: datetime,
+    start_before: datetime,
+    windows: Sequence[tuple[datetime, datetime]],
+    now: datetime,
+    *,
+    cancel_conflicts: bool,
+) -> AvailabilityChange:
+    """Make the provider's slots in [start_from, start_before) exactly the given windows.
+
+    Free slots outside the windows are withdrawn and missing ones created. Held or
+    confirmed slots outside the windows are never dropped silently: the change is
+    refused (409, listing them) unless `cancel_conflicts`, which cancels them in
+    the same transaction. The provider row is locked, so edits of one provider's
+    availability run one at a time.
+    """
+    provider = await providers.get_provider(session, provider_id, lock=True)
+    length = timedelta(minutes=settings.slot_minutes)
+    _check_range(start_from, start_before, length)
+    wanted: set[datetime] = set()
+    for start, end in windows:
+        if start < start_from or end > start_before:
+            raise InvalidWindow("every window must lie inside the range from `from` to `to`")
+        wanted.update(slot_starts(start, end, length))
+
+    removed = await repository.remove_free_slots(
+        session, provider.id, start_from, start_before, now, keep_starts=wanted
+    )
+    conflicts = await booking.live_conflicts(
+        session, provider.id, start_from, start_before, now, keep_starts=wanted
+    )
+    if conflicts and not cancel_conflicts:
+        raise AvailabilityConflict(
+            f"{len(conflicts)} held or confirmed booking(s) would be dropped; cancel them "
+            "first or pass cancel_conflicts=true",
+            conflicts=[conflict_of(r, now) for r in conflicts],
+        )
+    cancelled = await booking.cancel_conflicts(session, conflicts, now)
+    created = await repository.insert_missing_slots(session, provider.id, sorted(wanted), length)
+    return AvailabilityChange(
+        created=created, removed=removed + len(cancelled), cancelled=cancelled
+    )
+
+
+async def publish_weekly(
+    session: AsyncSession,
+    settings: Settings,
+    provider_id: str,
+    rules: Sequence[tuple[str, time, time | None]],
+    start_date: date,
+    end_date: date,
+) -> tuple[Provider, list[Slot]]:
+    """Create the slots of weekly rules, read in the provider's own time zone."""
+    provider = await providers.get_provider(session, provider_id)
+    if end_date < start_date:
+        raise InvalidWindow("end_date must not be before start_date")
+    if (end_date - start_date).days >= MAX_WEEKLY_DAYS:
+        raise InvalidWindow(f"weekly rules may cover at most {MAX_WEEKLY_DAYS} days at once")
+    length = timedelta(minutes=settings.slot_minutes)
+    minutes = settings.slot_minutes
+    for _, start, end in rules:
+        for moment in (start, end):
+            if moment is not None and (moment.hour * 60 + moment.minute) % minutes:
+                raise InvalidWindow(f"rule times must fall on {minutes}-minute boundaries")
+        if end is not None and end <= start:
+            raise InvalidWindow("a rule's end must be after its start (use 24:00 for midnight)")
+    starts: set[datetime] = set()
+    for begins, ends in weekly.expand(rules, start_date, end_date, ZoneInfo(provider.timezone)):
+        starts.update(_grid_starts(begins, ends, length))
+    created = await repository.insert_missing_slots(session, provider.id, sorted(starts), length)
+    return provider, created
+
+
+def _grid_starts(begins: datetime, ends: datetime, length: timedelta) -> list[datetime]:
+    """Slot starts inside [begins, ends) on the epoch-aligned grid."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    first = epoch + -((epoch - begins) // length) * length  # round up onto the grid
+    count = max(0, (ends - first) // length)
+    return [first + i * length for i in range(count)]

@@ -30,6 +30,10 @@ class Reservation(Base):
     )
     client_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("clients.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16))
+    # The slot's times, copied (slots never move) so reservation lists filter and
+    # sort by appointment time within one client or provider without a join.
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -55,6 +59,9 @@ class Reservation(Base):
             postgresql_where=text("status = 'held'"),
             sqlite_where=text("status = 'held'"),
         ),
-        Index("ix_reservations_client_id_created_at", "client_id", "created_at"),
-        Index("ix_reservations_provider_id_created_at", "provider_id", "created_at"),
+        # Keyset listings of one client's / one provider's reservations by appointment time.
+        Index("ix_reservations_client_id_start_time_id", "client_id", "start_time", "id"),
+        Index("ix_reservations_provider_id_start_time_id", "provider_id", "start_time", "id"),
+        # For ON DELETE CASCADE from slots (the partial unique index covers live rows only).
+        Index("ix_reservations_slot_id", "slot_id"),
     )

@@ -1,16 +1,101 @@
 """Queries on reservations. Lock order everywhere: reservation rows first, then slot rows."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.booking.models import LIVE_STATUSES, Reservation, ReservationStatus
+from appointments.pagination import PageRequest
 
 # Any fixed 64-bit number: the key of PostgreSQL's advisory lock for sweeping.
 _SWEEP_LOCK_KEY = 0x6170706F696E74
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose reservations a query may see: one client's, or one provider's."""
+
+    client_id: uuid.UUID | None = None
+    provider_id: uuid.UUID | None = None
+
+    def condition(self) -> ColumnElement[bool]:
+        if self.client_id is not None:
+            return Reservation.client_id == self.client_id
+        assert self.provider_id is not None
+        return Reservation.provider_id == self.provider_id
+
+
+def is_live(now: datetime) -> ColumnElement[bool]:
+    """Occupies its slot at `now`: confirmed, or held and not run out."""
+    return or_(
+        Reservation.status == ReservationStatus.CONFIRMED,
+        and_(Reservation.status == ReservationStatus.HELD, Reservation.expires_at > now),
+    )
+
+
+def has_status(status: ReservationStatus, now: datetime) -> ColumnElement[bool]:
+    """The status as answers report it: a run-out hold is `expired`."""
+    if status is ReservationStatus.HELD:
+        return and_(Reservation.status == status, Reservation.expires_at > now)
+    if status is ReservationStatus.EXPIRED:
+        return or_(
+            Reservation.status == status,
+            and_(Reservation.status == ReservationStatus.HELD, Reservation.expires_at <= now),
+        )
+    return Reservation.status == status
+
+
+async def get_owned(
+    session: AsyncSession, owner: Owner, reservation_id: uuid.UUID
+) -> Reservation | None:
+    query = select(Reservation).where(Reservation.id == reservation_id, owner.condition())
+    return (await session.scalars(query)).one_or_none()
+
+
+async def cancel_if_live(
+    session: AsyncSession, owner: Owner, reservation_id: uuid.UUID, now: datetime
+) -> Reservation | None:
+    """Cancel the reservation if, and only if, it is the owner's and still live."""
+    result = await session.scalars(
+        update(Reservation)
+        .where(Reservation.id == reservation_id, owner.condition(), is_live(now))
+        .values(status=ReservationStatus.CANCELLED, cancelled_at=now)
+        .returning(Reservation)
+        .execution_options(synchronize_session=False)
+    )
+    return result.one_or_none()
+
+
+async def page(
+    session: AsyncSession,
+    owner: Owner,
+    *,
+    status: ReservationStatus | None,
+    start_from: datetime | None,
+    start_before: datetime | None,
+    now: datetime,
+    request: PageRequest,
+) -> Sequence[Reservation]:
+    """The owner's reservations by (start_time, id), one extra row for look-ahead."""
+    query = select(Reservation).where(owner.condition())
+    if status is not None:
+        query = query.where(has_status(status, now))
+    if start_from is not None:
+        query = query.where(Reservation.start_time >= start_from)
+    if start_before is not None:
+        query = query.where(Reservation.start_time < start_before)
+    if request.after is not None:
+        at, last_id = request.after.at, request.after.id
+        query = query.where(
+            Reservation.start_time >= at,
+            or_(Reservation.start_time > at, Reservation.id > last_id),
+        )
+    query = query.order_by(Reservation.start_time, Reservation.id).limit(request.limit + 1)
+    return (await session.scalars(query)).all()
 
 
 async def get_of_client(
@@ -100,3 +185,40 @@ async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def live_in_range(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start_from: datetime,
+    start_before: datetime,
+    now: datetime,
+    *,
+    keep_starts: Collection[datetime] = (),
+) -> Sequence[Reservation]:
+    query = select(Reservation).where(
+        Reservation.provider_id == provider_id,
+        Reservation.start_time >= start_from,
+        Reservation.start_time < start_before,
+        is_live(now),
+    )
+    if keep_starts:
+        query = query.where(Reservation.start_time.not_in(list(keep_starts)))
+    query = query.order_by(Reservation.start_time, Reservation.id)
+    return (await session.scalars(query)).all()
+
+
+async def cancel_many(
+    session: AsyncSession, reservation_ids: Sequence[uuid.UUID], now: datetime
+) -> Sequence[Reservation]:
+    """Cancel those of these reservations that are still live; return them."""
+    if not reservation_ids:
+        return []
+    result = await session.scalars(
+        update(Reservation)
+        .where(Reservation.id.in_(reservation_ids), is_live(now))
+        .values(status=ReservationStatus.CANCELLED, cancelled_at=now)
+        .returning(Reservation)
+        .execution_options(synchronize_session=False)
+    )
+    return result.all()

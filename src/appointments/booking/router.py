@@ -1,33 +1,246 @@
-from fastapi import APIRouter
+"""Booking over HTTP: reserve, confirm, cancel, and the lists of reservations."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from appointments.booking import service
-from appointments.booking.schemas import ConfirmIn, ReservationOut, ReserveIn
+from appointments.booking.models import Reservation, ReservationStatus
+from appointments.booking.repository import Owner
+from appointments.booking.schemas import CancelIn, ConfirmIn, ReservationOut, ReserveIn
+from appointments.clients import service as clients
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
+from appointments.idempotency.service import IdempotencyKeyHeader, run_once
+from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
+from appointments.providers import service as providers
+from appointments.timeparams import AwareQueryTime
 
-router = APIRouter(prefix="/clients/{client_id}", tags=["booking"])
+client_router = APIRouter(prefix="/clients/{client_id}", tags=["booking"])
+provider_router = APIRouter(prefix="/providers/{provider_id}", tags=["booking"])
+
+REPLAY_NOTE = (
+    " With an `Idempotency-Key`, a retry replays the first answer (header "
+    "`Idempotent-Replayed: true`)."
+)
 
 
-@router.post(
+@client_router.post(
     "/reserve",
     status_code=201,
     response_model=ReservationOut,
     responses=problem_responses(404, 409, 422),
+    description="Hold a slot for this client; the hold expires unless confirmed in time."
+    + REPLAY_NOTE,
 )
 async def reserve(
-    client_id: str, data: ReserveIn, session: SessionDep, clock: ClockDep, settings: SettingsDep
-) -> ReservationOut:
-    """Hold a slot for this client; the hold expires unless confirmed in time."""
+    client_id: str,
+    data: ReserveIn,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Hold a slot for this client."""
+    # Locked first: a client's reserves run one at a time (hold limit, idempotency key).
+    client = await clients.get_client(session, client_id, lock=True)
     now = clock.now()
-    reservation = await service.reserve_slot(session, settings, client_id, data.slot_id, now)
-    return ReservationOut.at(reservation, now)
+
+    async def act() -> tuple[int, ReservationOut]:
+        reservation = await service.reserve_slot(session, settings, client, data.slot_id, now)
+        return 201, ReservationOut.at(reservation, now)
+
+    return await run_once(
+        session,
+        key=idempotency_key,
+        scope_id=client.id,
+        operation="reserve",
+        request=data.model_dump(),
+        now=now,
+        action=act,
+    )
 
 
-@router.post("/confirm", response_model=ReservationOut, responses=problem_responses(404, 409, 422))
+@client_router.post(
+    "/confirm",
+    response_model=ReservationOut,
+    responses=problem_responses(404, 409, 422),
+    description="Confirm this client's live hold; confirming a confirmed reservation "
+    "returns it unchanged." + REPLAY_NOTE,
+)
 async def confirm(
-    client_id: str, data: ConfirmIn, session: SessionDep, clock: ClockDep
-) -> ReservationOut:
-    """Confirm this client's live hold; confirming a confirmed reservation returns it again."""
+    client_id: str,
+    data: ConfirmIn,
+    session: SessionDep,
+    clock: ClockDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Confirm a hold."""
+    client = await clients.get_client(session, client_id)
     now = clock.now()
-    reservation = await service.confirm_hold(session, client_id, data.reservation_id, now)
-    return ReservationOut.at(reservation, now)
+
+    async def act() -> tuple[int, ReservationOut]:
+        reservation = await service.confirm_hold(session, client_id, data.reservation_id, now)
+        return 200, ReservationOut.at(reservation, now)
+
+    return await run_once(
+        session,
+        key=idempotency_key,
+        scope_id=client.id,
+        operation="confirm",
+        request=data.model_dump(),
+        now=now,
+        action=act,
+    )
+
+
+@client_router.post(
+    "/reservations/{reservation_id}/cancel",
+    response_model=ReservationOut,
+    responses=problem_responses(404, 409, 422),
+    description="Cancel this client's held or confirmed reservation; the slot becomes "
+    "available again. Cancelling twice returns the same reservation." + REPLAY_NOTE,
+)
+async def cancel_as_client(
+    client_id: str,
+    reservation_id: str,
+    session: SessionDep,
+    clock: ClockDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Cancel one of this client's reservations."""
+    client = await clients.get_client(session, client_id)
+    now = clock.now()
+
+    async def act() -> tuple[int, ReservationOut]:
+        owner = Owner(client_id=client.id)
+        reservation = await service.cancel_reservation(session, owner, reservation_id, now)
+        return 200, ReservationOut.at(reservation, now)
+
+    return await run_once(
+        session,
+        key=idempotency_key,
+        scope_id=client.id,
+        operation="cancel",
+        request={"reservation_id": reservation_id},
+        now=now,
+        action=act,
+    )
+
+
+@provider_router.post(
+    "/reservations/{reservation_id}/cancel",
+    response_model=ReservationOut,
+    responses=problem_responses(404, 409, 422),
+    description="Cancel a held or confirmed reservation of this provider's slots; the slot "
+    "becomes available again, or is withdrawn with `remove_slot`. Cancelling twice returns "
+    "the same reservation." + REPLAY_NOTE,
+)
+async def cancel_as_provider(
+    provider_id: str,
+    reservation_id: str,
+    session: SessionDep,
+    clock: ClockDep,
+    data: CancelIn | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Cancel a reservation of this provider."""
+    provider = await providers.get_provider(session, provider_id)
+    options = data or CancelIn()
+    now = clock.now()
+
+    async def act() -> tuple[int, ReservationOut]:
+        owner = Owner(provider_id=provider.id)
+        reservation = await service.cancel_reservation(
+            session, owner, reservation_id, now, remove_slot=options.remove_slot
+        )
+        return 200, ReservationOut.at(reservation, now)
+
+    return await run_once(
+        session,
+        key=idempotency_key,
+        scope_id=provider.id,
+        operation="provider_cancel",
+        request={"reservation_id": reservation_id, **options.model_dump()},
+        now=now,
+        action=act,
+    )
+
+
+def _key(reservation: Reservation) -> Keyset:
+    return Keyset(at=reservation.start_time, id=reservation.id)
+
+
+StatusQuery = Annotated[
+    ReservationStatus | None,
+    Query(description="Only reservations in this status (a run-out hold counts as expired)."),
+]
+FromQuery = Annotated[
+    AwareQueryTime | None,
+    Query(alias="from", description="Appointments starting at or after."),
+]
+ToQuery = Annotated[
+    AwareQueryTime | None, Query(alias="to", description="Appointments starting before.")
+]
+
+
+async def _page(
+    owner: Owner,
+    session: SessionDep,
+    clock: ClockDep,
+    paging: PageRequest,
+    status: ReservationStatus | None,
+    start_from: AwareQueryTime | None,
+    start_before: AwareQueryTime | None,
+) -> Page[ReservationOut]:
+    now = clock.now()
+    rows = await service.list_reservations(
+        session,
+        owner,
+        status=status,
+        start_from=start_from,
+        start_before=start_before,
+        now=now,
+        request=paging,
+    )
+    items, cursor = split_page(rows, paging, _key)
+    return Page[ReservationOut](
+        items=[ReservationOut.at(r, now) for r in items], next_cursor=cursor
+    )
+
+
+@client_router.get(
+    "/reservations", response_model=Page[ReservationOut], responses=problem_responses(404, 422)
+)
+async def list_client_reservations(
+    client_id: str,
+    session: SessionDep,
+    clock: ClockDep,
+    paging: Annotated[PageRequest, Depends(page_request)],
+    status: StatusQuery = None,
+    start_from: FromQuery = None,
+    start_before: ToQuery = None,
+) -> Page[ReservationOut]:
+    """List this client's reservations by appointment time."""
+    client = await clients.get_client(session, client_id)
+    owner = Owner(client_id=client.id)
+    return await _page(owner, session, clock, paging, status, start_from, start_before)
+
+
+@provider_router.get(
+    "/reservations", response_model=Page[ReservationOut], responses=problem_responses(404, 422)
+)
+async def list_provider_reservations(
+    provider_id: str,
+    session: SessionDep,
+    clock: ClockDep,
+    paging: Annotated[PageRequest, Depends(page_request)],
+    status: StatusQuery = None,
+    start_from: FromQuery = None,
+    start_before: ToQuery = None,
+) -> Page[ReservationOut]:
+    """List the reservations of this provider's slots by appointment time."""
+    provider = await providers.get_provider(session, provider_id)
+    owner = Owner(provider_id=provider.id)
+    return await _page(owner, session, clock, paging, status, start_from, start_before)

@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from appointments.booking.models import Reservation, ReservationStatus
 from appointments.schemas import RequestBody, ResponseBody
@@ -20,10 +20,20 @@ class ConfirmIn(RequestBody):
     )
 
 
+class CancelIn(RequestBody):
+    remove_slot: StrictBool = Field(
+        default=False,
+        description="Withdraw the slot instead of making it available again (providers only).",
+    )
+
+
 class ReservationOut(ResponseBody):
     id: uuid.UUID
     slot_id: uuid.UUID
     client_id: uuid.UUID
+    provider_id: uuid.UUID
+    start_time: datetime = Field(description="When the appointment starts (the slot's start).")
+    end_time: datetime
     status: ReservationStatus
     created_at: datetime
     expires_at: datetime
@@ -40,6 +50,9 @@ class ReservationOut(ResponseBody):
             id=reservation.id,
             slot_id=reservation.slot_id,
             client_id=reservation.client_id,
+            provider_id=reservation.provider_id,
+            start_time=reservation.start_time,
+            end_time=reservation.end_time,
             status=status,
             created_at=reservation.created_at,
             expires_at=reservation.expires_at,

@@ -1,6 +1,7 @@
 """The booking rules: reserve a slot, confirm a hold, expire holds that ran out."""
 
 import uuid
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -16,37 +17,41 @@ from appointments.booking.errors import (
     TooManyHolds,
 )
 from appointments.booking.models import Reservation, ReservationStatus
+from appointments.booking.repository import Owner
 from appointments.clients import service as clients
+from appointments.clients.models import Client
 from appointments.errors import NotFound
+from appointments.idempotency import repository as idempotency_keys
 from appointments.ids import parse_id
+from appointments.pagination import PageRequest
 from appointments.settings import Settings
 
 _ONE_LIVE_PER_SLOT = "uq_reservations_one_live_per_slot"
 
 
 async def reserve_slot(
-    session: AsyncSession, settings: Settings, client_id: str, slot_id: str, now: datetime
+    session: AsyncSession, settings: Settings, client: Client, slot_id: str, now: datetime
 ) -> Reservation:
     """Hold a free slot for the client for `hold_seconds`.
 
     The claim is one conditional UPDATE (free and far enough ahead), then one
     INSERT; the partial unique index on live reservations backs it up, so even a
     bug here could not produce a second live reservation of a slot. The client's
-    row is locked first, so parallel reserves of one client cannot together
-    exceed the hold limit.
+    row must have been loaded with `lock=True`, so parallel reserves of one client
+    cannot together exceed the hold limit.
     """
-    client = await clients.get_client(session, client_id, lock=True)
     slot_uuid = parse_id(slot_id, "slot")
     hold_expires_at = now + timedelta(seconds=settings.hold_seconds)
     notice = timedelta(seconds=settings.min_notice_seconds)
     bookable_after = now + notice
 
     await repository.expire_stale_hold_of_slot(session, slot_uuid, now)
-    provider_id = await slots.claim_slot_if_free(
+    claimed = await slots.claim_slot_if_free(
         session, slot_uuid, now, hold_expires_at, starting_after=bookable_after
     )
-    if provider_id is None:
+    if claimed is None:
         await _explain_refused_claim(session, slot_uuid, bookable_after, notice)
+        raise AssertionError("unreachable: a refused claim always raises")
     held = await repository.count_live_holds(session, client.id, now)
     if held >= settings.max_holds_per_client:
         raise TooManyHolds(
@@ -57,9 +62,11 @@ async def reserve_slot(
     reservation = Reservation(
         id=uuid.uuid4(),
         slot_id=slot_uuid,
-        provider_id=provider_id,
+        provider_id=claimed.provider_id,
         client_id=client.id,
         status=ReservationStatus.HELD,
+        start_time=claimed.start_time,
+        end_time=claimed.end_time,
         created_at=now,
         expires_at=hold_expires_at,
     )
@@ -110,9 +117,81 @@ async def confirm_hold(
     raise ReservationNotHeld(f"the reservation is {reservation.status}, not held")
 
 
+async def cancel_reservation(
+    session: AsyncSession,
+    owner: Owner,
+    reservation_id: str,
+    now: datetime,
+    *,
+    remove_slot: bool = False,
+) -> Reservation:
+    """Cancel a held or confirmed reservation; its slot is freed (or withdrawn).
+
+    Cancelling a cancelled reservation returns it unchanged. Someone else's
+    reservation is reported exactly like a missing one.
+    """
+    reservation_uuid = parse_id(reservation_id, "reservation")
+    cancelled = await repository.cancel_if_live(session, owner, reservation_uuid, now)
+    if cancelled is not None:
+        await slots.release(session, [cancelled.slot_id], remove=remove_slot)
+        return cancelled
+    reservation = await repository.get_owned(session, owner, reservation_uuid)
+    if reservation is None:
+        raise NotFound(f"reservation {reservation_id!r} does not exist")
+    if reservation.status == ReservationStatus.CANCELLED:
+        return reservation
+    raise ReservationExpired("the hold ran out; there is nothing to cancel")
+
+
+async def list_reservations(
+    session: AsyncSession,
+    owner: Owner,
+    *,
+    status: ReservationStatus | None,
+    start_from: datetime | None,
+    start_before: datetime | None,
+    now: datetime,
+    request: PageRequest,
+) -> Sequence[Reservation]:
+    return await repository.page(
+        session,
+        owner,
+        status=status,
+        start_from=start_from,
+        start_before=start_before,
+        now=now,
+        request=request,
+    )
+
+
 async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
     """Persist every hold that has run out: reservations expired, their slots available."""
     await repository.lock_sweep(session)
     expired = await repository.expire_stale_holds(session, now)
     await slots.release_stale_holds(session, now)
+    await idempotency_keys.delete_expired(session, now)
     return expired
+
+
+async def live_conflicts(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start_from: datetime,
+    start_before: datetime,
+    now: datetime,
+    *,
+    keep_starts: Collection[datetime] = (),
+) -> Sequence[Reservation]:
+    """Live reservations of the provider starting in the range, except at `keep_starts`."""
+    return await repository.live_in_range(
+        session, provider_id, start_from, start_before, now, keep_starts=keep_starts
+    )
+
+
+async def cancel_conflicts(
+    session: AsyncSession, conflicts: Sequence[Reservation], now: datetime
+) -> Sequence[Reservation]:
+    """Cancel these reservations and withdraw their slots, in the caller's transaction."""
+    cancelled = await repository.cancel_many(session, [r.id for r in conflicts], now)
+    await slots.release(session, [r.slot_id for r in cancelled], remove=True)
+    return cancelled

@@ -31,11 +31,19 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
+def _check_foreign_keys(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows with dangling foreign keys: {broken[:5]}")
+
+
 async def _run_online() -> None:
-    engine = create_engine(_settings())
+    engine = create_engine(_settings(), enforce_foreign_keys=False)
     async with engine.connect() as connection:
         await connection.execution_options(writes=True)
         await connection.run_sync(_run)
+        await connection.run_sync(_check_foreign_keys)
     await engine.dispose()
 
 

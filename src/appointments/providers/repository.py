@@ -10,8 +10,10 @@ from appointments.pagination import PageRequest
 from appointments.providers.models import Provider
 
 
-async def get(session: AsyncSession, provider_id: uuid.UUID) -> Provider | None:
-    return await session.get(Provider, provider_id)
+async def get(
+    session: AsyncSession, provider_id: uuid.UUID, *, for_update: bool = False
+) -> Provider | None:
+    return await session.get(Provider, provider_id, with_for_update=for_update or None)
 
 
 async def page(session: AsyncSession, request: PageRequest) -> Sequence[Provider]:

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from appointments.deps import ClockDep, SessionDep
 from appointments.errors import problem_responses
@@ -54,7 +54,16 @@ async def replace_provider(
     response_class=Response,
     responses=problem_responses(404, 409),
 )
-async def delete_provider(provider_id: str, session: SessionDep, clock: ClockDep) -> Response:
-    """Delete a provider and its slots; 409 while it has future held or confirmed bookings."""
-    await service.delete_provider(session, provider_id, clock.now())
+async def delete_provider(
+    provider_id: str,
+    session: SessionDep,
+    clock: ClockDep,
+    cancel_conflicts: Annotated[
+        bool, Query(description="Delete even with future held or confirmed bookings.")
+    ] = False,
+) -> Response:
+    """Delete a provider and its slots; 409 (listing them) while it has future bookings."""
+    await service.delete_provider(
+        session, provider_id, clock.now(), cancel_conflicts=cancel_conflicts
+    )
     return Response(status_code=204)

@@ -2,18 +2,22 @@
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability import repository as slots
+from appointments.availability.errors import AvailabilityConflict
+from appointments.availability.schemas import conflict_of
+from appointments.booking import service as booking
 from appointments.errors import NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
 from appointments.providers import repository
-from appointments.providers.errors import ProviderHasBookings
 from appointments.providers.models import Provider
 from appointments.providers.schemas import ProviderIn
+
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 async def create_provider(session: AsyncSession, data: ProviderIn, now: datetime) -> Provider:
@@ -23,8 +27,9 @@ async def create_provider(session: AsyncSession, data: ProviderIn, now: datetime
     return provider
 
 
-async def get_provider(session: AsyncSession, provider_id: str) -> Provider:
-    provider = await repository.get(session, parse_id(provider_id, "provider"))
+async def get_provider(session: AsyncSession, provider_id: str, *, lock: bool = False) -> Provider:
+    """The provider or NotFound; `lock` serialises edits of its availability."""
+    provider = await repository.get(session, parse_id(provider_id, "provider"), for_update=lock)
     if provider is None:
         raise NotFound(f"provider {provider_id!r} does not exist")
     return provider
@@ -45,19 +50,25 @@ async def replace_provider(
     return provider
 
 
-async def delete_provider(session: AsyncSession, provider_id: str, now: datetime) -> None:
+async def delete_provider(
+    session: AsyncSession, provider_id: str, now: datetime, *, cancel_conflicts: bool = False
+) -> None:
     """Delete a provider with its slots, unless a future slot is held or confirmed.
 
     The free slots go first, with a conditional delete: a reserve racing with us
     either claimed its slot before (so the slot survives and we refuse) or finds
-    it gone. What survives and is booked in the future makes the answer 409.
+    it gone. What survives and is booked in the future makes the answer 409,
+    listing each booking, unless `cancel_conflicts` cancels them too.
     """
-    provider = await get_provider(session, provider_id)
+    provider = await get_provider(session, provider_id, lock=True)
     await slots.delete_free_slots(session, provider.id, now)
-    booked = await slots.count_live_future_bookings(session, provider.id, now)
-    if booked:
-        raise ProviderHasBookings(
-            f"provider has {booked} future held or confirmed booking(s); cancel them first"
+    booked = await booking.live_conflicts(session, provider.id, now, FAR_FUTURE, now)
+    if booked and not cancel_conflicts:
+        raise AvailabilityConflict(
+            f"provider has {len(booked)} future held or confirmed booking(s); cancel them "
+            "first or pass cancel_conflicts=true",
+            conflicts=[conflict_of(r, now) for r in booked],
         )
+    # Its slots and their reservations go with it (ON DELETE CASCADE).
     await session.delete(provider)
     await session.flush()

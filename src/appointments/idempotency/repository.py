@@ -1,0 +1,92 @@
+"""Queries on stored idempotent answers."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.idempotency.models import IdempotencyKey
+
+
+async def claim(
+    session: AsyncSession,
+    scope_id: uuid.UUID,
+    operation: str,
+    key: str,
+    request_hash: str,
+    now: datetime,
+    expires_at: datetime,
+) -> bool:
+    """Take the key for this request; False when someone already holds it.
+
+    INSERT ... ON CONFLICT DO NOTHING: on PostgreSQL a second request with the same
+    key waits here until the first commits (then sees its answer) or rolls back
+    (then takes the key itself), so the work is never done twice.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    result = await session.execute(
+        insert(IdempotencyKey)
+        .values(
+            scope_id=scope_id,
+            operation=operation,
+            key=key,
+            request_hash=request_hash,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    )
+    return result.first() is not None
+
+
+async def get(
+    session: AsyncSession, scope_id: uuid.UUID, operation: str, key: str
+) -> IdempotencyKey | None:
+    query = select(IdempotencyKey).where(
+        IdempotencyKey.scope_id == scope_id,
+        IdempotencyKey.operation == operation,
+        IdempotencyKey.key == key,
+    )
+    return (await session.scalars(query)).one_or_none()
+
+
+async def forget(session: AsyncSession, scope_id: uuid.UUID, operation: str, key: str) -> None:
+    await session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.scope_id == scope_id,
+            IdempotencyKey.operation == operation,
+            IdempotencyKey.key == key,
+        )
+    )
+
+
+async def store_answer(
+    session: AsyncSession,
+    scope_id: uuid.UUID,
+    operation: str,
+    key: str,
+    status_code: int,
+    body: str,
+) -> None:
+    await session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.scope_id == scope_id,
+            IdempotencyKey.operation == operation,
+            IdempotencyKey.key == key,
+        )
+        .values(status_code=status_code, response_body=body)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def delete_expired(session: AsyncSession, now: datetime) -> int:
+    result = await session.execute(
+        delete(IdempotencyKey)
+        .where(IdempotencyKey.expires_at <= now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

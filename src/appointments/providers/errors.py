@@ -1,5 +1,0 @@
-from appointments.errors import Conflict
-
-
-class ProviderHasBookings(Conflict):
-    code = "availability_conflict"
