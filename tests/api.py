@@ -75,6 +75,13 @@ class Api:
         assert portal is not None, "use the client inside its context manager"
         return portal.call(run)
 
+    def reset(self) -> None:
+        """Empty every table (children first)."""
+        self.sql(
+            "DELETE FROM idempotency_keys; DELETE FROM reservations; DELETE FROM slots; "
+            "DELETE FROM clients; DELETE FROM providers"
+        )
+
     # --- resources ----------------------------------------------------------
     def provider(self, name: str = "Dr Ada", **fields: Any) -> Json:
         result: Json = self.ok("POST", "/providers", 201, json={"name": name, **fields})

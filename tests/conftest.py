@@ -76,10 +76,7 @@ def client(settings: Settings, clock: FrozenClock) -> Iterator[TestClient]:
         try:
             yield test_client
         finally:
-            Api(test_client).sql(
-                "DELETE FROM idempotency_keys; DELETE FROM reservations; DELETE FROM slots; "
-                "DELETE FROM clients; DELETE FROM providers"
-            )
+            Api(test_client).reset()
 
 
 @pytest.fixture

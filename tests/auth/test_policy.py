@@ -116,9 +116,7 @@ def subject_of(caller: str, world: dict[str, Json]) -> tuple[Role, str]:
 
 
 def call(api: Api, method: str, path: str, query: str, caller: str | None) -> tuple[int, Any]:
-    api.sql(
-        "DELETE FROM reservations; DELETE FROM slots; DELETE FROM clients; DELETE FROM providers"
-    )
+    api.reset()
     world = build_world(api)
     url, body = request_for(method, path, world)
     if query:
