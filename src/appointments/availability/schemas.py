@@ -75,16 +75,19 @@ class AvailabilityChangeOut(ResponseBody):
     )
 
 
-# HH:MM on a 24-hour clock; 24:00 is midnight at the end of the day.
-ClockTime = Annotated[
+# HH:MM on a 24-hour clock; an end may also be 24:00, midnight at the end of the day.
+StartClockTime = Annotated[
+    str, Field(min_length=5, max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+]
+EndClockTime = Annotated[
     str, Field(min_length=5, max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 ]
 
 
 class WeeklyRuleIn(RequestBody):
     weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    start: ClockTime = Field(examples=["09:00"])
-    end: ClockTime = Field(examples=["17:00"], description="`24:00` means midnight at day end.")
+    start: StartClockTime = Field(examples=["09:00"])
+    end: EndClockTime = Field(examples=["17:00"], description="`24:00` means midnight at day end.")
 
     def parsed(self) -> tuple[str, time, time | None]:
         """(weekday, start, end); end None means midnight at the end of the day."""
