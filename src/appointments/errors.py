@@ -190,7 +190,7 @@ def is_transient_database_error(exc: BaseException) -> bool:
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
     if not is_transient_database_error(exc):
         return await _on_unexpected_error(request, exc)
-    logger.warning("database unavailable: %s", type(exc).__name__)
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, str(exc)[:300])
     response = problem_response(
         503, "database_unavailable", "The database is unreachable or busy; retry shortly."
     )

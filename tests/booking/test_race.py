@@ -1,6 +1,7 @@
 """Concurrency proven against real server processes, not by reasoning."""
 
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -144,3 +145,90 @@ def test_a_burst_of_reserves_by_one_client_never_exceeds_the_hold_limit(
     rows = api.sql("SELECT count(*) FROM reservations WHERE status = 'held'")
     assert rows[0][0] == 3
     assert api.sql("SELECT count(*) FROM slots WHERE status = 'reserved'")[0][0] == 3
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("cancel_conflicts", [False, True])
+def test_window_removal_racing_with_reserves_keeps_or_reports_every_booking(
+    database_url: str, api: Api, cancel_conflicts: bool
+) -> None:
+    """A provider withdraws a window while 20 clients reserve in it: every successful
+    reservation ends up either kept (and the removal refused, listing it) or
+    cancelled and reported; nothing is dropped silently."""
+    with (
+        live_server(database_url, workers=2) as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+    ):
+        provider = http.post("/providers", json={"name": "Dr Edit"}).json()
+        start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
+        end = start + timedelta(hours=5)
+        slots = http.post(
+            f"/providers/{provider['id']}/availability",
+            json={"start_time": iso(start), "end_time": iso(end)},
+        ).json()["slots"]
+        clients = [
+            http.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"}).json()
+            for i in range(20)
+        ]
+        barrier = threading.Barrier(len(clients) + 1)
+        reserved: dict[str, str] = {}
+        refusals: list[int] = []
+        removal: list[httpx.Response] = []
+        lock = threading.Lock()
+
+        def reserve(client_id: str, slot_id: str) -> None:
+            with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
+                barrier.wait()
+                response = own.post(f"/clients/{client_id}/reserve", json={"slot_id": slot_id})
+                with lock:
+                    if response.status_code == 201:
+                        reserved[response.json()["id"]] = slot_id
+                    else:
+                        refusals.append(response.status_code)
+
+        def withdraw() -> None:
+            with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
+                barrier.wait()
+                removal.append(
+                    own.delete(
+                        f"/providers/{provider['id']}/availability",
+                        params={
+                            "from": iso(start),
+                            "to": iso(end),
+                            "cancel_conflicts": cancel_conflicts,
+                        },
+                    )
+                )
+
+        threads = [
+            threading.Thread(target=reserve, args=(c["id"], s["id"]))
+            for c, s in zip(clients, slots, strict=False)
+        ] + [threading.Thread(target=withdraw)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert set(refusals) <= {404, 409}, refusals
+    answer = removal[0]
+    rows = api.sql(
+        "SELECT r.id, r.status, s.status FROM reservations r JOIN slots s ON s.id = r.slot_id"
+    )
+    state = {str(uuid.UUID(str(rid))): (res, slot) for rid, res, slot in rows}
+    assert set(state) == set(reserved)
+    for reservation_id, (status, slot_status) in state.items():
+        assert not (status == "held" and slot_status == "removed"), reservation_id
+    if answer.status_code == 409:
+        assert not cancel_conflicts
+        reported = {c["reservation_id"] for c in answer.json()["conflicts"]}
+        assert reported
+        assert reported <= set(reserved)
+        assert all(status == "held" for status, _ in state.values())
+        assert api.sql("SELECT count(*) FROM slots WHERE status = 'removed'")[0][0] == 0
+    else:
+        assert answer.status_code == 200, answer.text
+        cancelled = {c["reservation_id"] for c in answer.json()["cancelled"]}
+        # Every booking made before the removal was cancelled and reported; none after.
+        assert cancelled == set(reserved)
+        assert all(status == "cancelled" for status, _ in state.values())
+        assert api.sql("SELECT count(*) FROM slots WHERE status <> 'removed'")[0][0] == 0

@@ -15,7 +15,11 @@ async def get(
 ) -> Client | None:
     """The client; with `for_update`, its row stays locked until the transaction ends
     (PostgreSQL; SQLite's writers are serialised anyway)."""
-    return await session.get(Client, client_id, with_for_update=for_update or None)
+    # FOR NO KEY UPDATE, not FOR UPDATE: it serialises writers of this row but lets
+    # concurrent inserts that reference it (their foreign-key check takes KEY SHARE)
+    # proceed, which would otherwise deadlock with a transaction holding a slot lock.
+    lock = {"key_share": True} if for_update else None
+    return await session.get(Client, client_id, with_for_update=lock)
 
 
 async def page(session: AsyncSession, request: PageRequest) -> Sequence[Client]:

@@ -13,7 +13,11 @@ from appointments.providers.models import Provider
 async def get(
     session: AsyncSession, provider_id: uuid.UUID, *, for_update: bool = False
 ) -> Provider | None:
-    return await session.get(Provider, provider_id, with_for_update=for_update or None)
+    # FOR NO KEY UPDATE, not FOR UPDATE: it serialises writers of this row but lets
+    # concurrent inserts that reference it (their foreign-key check takes KEY SHARE)
+    # proceed, which would otherwise deadlock with a transaction holding a slot lock.
+    lock = {"key_share": True} if for_update else None
+    return await session.get(Provider, provider_id, with_for_update=lock)
 
 
 async def page(session: AsyncSession, request: PageRequest) -> Sequence[Provider]:
