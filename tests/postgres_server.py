@@ -38,6 +38,8 @@ class PostgresServer:
     bindir: Path
     root: Path
     port: int
+    # Fault tests kill the server and count on every acknowledged commit surviving.
+    durable: bool = False
 
     @property
     def datadir(self) -> Path:
@@ -58,25 +60,31 @@ class PostgresServer:
 
     def start(self) -> None:
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}"
-            # Durability is irrelevant for a throwaway test server; speed is not.
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            " -c max_connections=200"
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c max_connections=200"
         )
+        if not self.durable:
+            # Durability is irrelevant for a throwaway test server; speed is not.
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self.pg_ctl("-w", "-t", "60", "-l", str(self.root / "server.log"), "-o", options, "start")
 
     def stop(self) -> None:
         self.pg_ctl("-w", "-m", "immediate", "stop")
 
+    def crash_restart(self) -> None:
+        """Kill the server the hard way (no checkpoint) and start it again; it recovers."""
+        self.pg_ctl(
+            "-w", "-t", "60", "-l", str(self.root / "server.log"), "-m", "immediate", "restart"
+        )
 
-def start_postgres() -> PostgresServer:
+
+def start_postgres(*, durable: bool = False) -> PostgresServer:
     bindir = find_bindir()
     root = Path(tempfile.mkdtemp(prefix="appointments-pg-"))
     if os.geteuid() == 0:
         user = pwd.getpwnam("postgres")
         os.chown(root, user.pw_uid, user.pw_gid)
     root.chmod(0o700)
-    server = PostgresServer(bindir=bindir, root=root, port=free_port())
+    server = PostgresServer(bindir=bindir, root=root, port=free_port(), durable=durable)
     server._run(
         str(bindir / "initdb"),
         "-D",

@@ -88,7 +88,14 @@ def create_engine(settings: Settings, *, enforce_foreign_keys: bool = True) -> A
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        # Check connections out alive: after a database restart, stale ones are replaced
+        # instead of failing the first request that draws them.
         pool_pre_ping=True,
+        connect_args={
+            "timeout": settings.db_connect_timeout_seconds,
+            "command_timeout": settings.db_statement_timeout_seconds,
+        },
     )
 
 

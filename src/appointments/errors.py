@@ -5,6 +5,7 @@ import socket
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -179,6 +180,10 @@ def is_transient_database_error(exc: BaseException) -> bool:
     """True when the database was unreachable or asked us to retry; not a bug of ours."""
     if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
         return True
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        # Raised unwrapped while connecting, e.g. "the database system is starting up".
+        sqlstate = str(getattr(exc, "sqlstate", "") or "")
+        return isinstance(exc, asyncpg.InterfaceError) or sqlstate.startswith(_TRANSIENT_SQLSTATES)
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
             return True
@@ -207,6 +212,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    for database_error in (DBAPIError, ConnectionError, TimeoutError, socket.gaierror):
+    for database_error in (
+        DBAPIError,
+        ConnectionError,
+        TimeoutError,
+        socket.gaierror,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ):
         app.add_exception_handler(database_error, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected_error)

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # Bounded so a flood of connections cannot exhaust PostgreSQL's max_connections.
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    # Fail fast while the database is away: answer 503 in seconds instead of hanging.
+    db_connect_timeout_seconds: float = Field(default=3, gt=0)
+    db_pool_timeout_seconds: float = Field(default=5, gt=0)
+    db_statement_timeout_seconds: float = Field(default=30, gt=0)
 
     @field_validator("jwt_algorithms", "cors_origins", mode="before")
     @classmethod

@@ -1,0 +1,10 @@
+.PHONY: serve test bench
+
+serve:
+	scripts/serve
+
+test:
+	scripts/test
+
+bench:
+	scripts/bench

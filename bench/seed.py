@@ -1,0 +1,67 @@
+"""Set-based seeding straight in SQL (generate_series), so set-up stays seconds."""
+
+import asyncpg
+
+BASE = "date_trunc('day', now()) + interval '3 days'"
+
+
+async def providers(db: asyncpg.Connection, count: int, prefix: str) -> list[str]:
+    rows = await db.fetch(
+        "INSERT INTO providers SELECT gen_random_uuid(), $1 || i, NULL, 'UTC', now(), now() "
+        "FROM generate_series(1, $2) i RETURNING id",
+        prefix,
+        count,
+    )
+    return [str(r["id"]) for r in rows]
+
+
+async def clients(db: asyncpg.Connection, count: int, prefix: str) -> list[str]:
+    rows = await db.fetch(
+        "INSERT INTO clients SELECT gen_random_uuid(), $1 || i, $1 || i || '@example.com', "
+        "NULL, now() + i * interval '1 microsecond', now() FROM generate_series(1, $2) i "
+        "RETURNING id",
+        prefix,
+        count,
+    )
+    return [str(r["id"]) for r in rows]
+
+
+async def slots(db: asyncpg.Connection, provider_id: str, count: int, offset: int = 0) -> list[str]:
+    """`count` consecutive free slots of one provider, starting `offset` slots after BASE."""
+    rows = await db.fetch(
+        f"INSERT INTO slots (id, provider_id, start_time, end_time, status) "
+        f"SELECT gen_random_uuid(), $1::uuid, {BASE} + i * interval '15 minutes', "
+        f"{BASE} + (i + 1) * interval '15 minutes', 'available' "
+        f"FROM generate_series($2::int, $3::int) i RETURNING id",
+        provider_id,
+        offset,
+        offset + count - 1,
+    )
+    return [str(r["id"]) for r in rows]
+
+
+async def stale_holds(
+    db: asyncpg.Connection, provider_id: str, client_ids: list[str], count: int
+) -> None:
+    """`count` reserved slots whose holds ran out an hour ago, with their reservations."""
+    await db.execute(
+        f"""
+        WITH new_slots AS (
+            INSERT INTO slots (id, provider_id, start_time, end_time, status, hold_expires_at)
+            SELECT gen_random_uuid(), $1::uuid, {BASE} + i * interval '15 minutes',
+                   {BASE} + (i + 1) * interval '15 minutes', 'reserved', now() - interval '1 hour'
+            FROM generate_series(0, $2::int - 1) i
+            RETURNING id, start_time, end_time
+        )
+        INSERT INTO reservations (id, slot_id, provider_id, client_id, status, start_time,
+                                  end_time, created_at, expires_at)
+        SELECT gen_random_uuid(), s.id, $1::uuid,
+               ($3::uuid[])[1 + (row_number() OVER () % array_length($3::uuid[], 1))],
+               'held', s.start_time, s.end_time, now() - interval '2 hours',
+               now() - interval '1 hour'
+        FROM new_slots s
+        """,
+        provider_id,
+        count,
+        client_ids,
+    )
