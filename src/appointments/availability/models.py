@@ -1,6 +1,7 @@
 import enum
 import uuid
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -15,6 +16,17 @@ class SlotStatus(enum.StrEnum):
     # Withdrawn by the provider. Kept (never shown, never bookable) so that the
     # reservations that once took it keep their slot; re-publishing revives it.
     REMOVED = "removed"
+
+
+class SlotRecord(Protocol):
+    """What answers need of a slot: a `Slot`, or a plain row of the slots table."""
+
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+    status: str
+    hold_expires_at: datetime | None
 
 
 class Slot(Base):

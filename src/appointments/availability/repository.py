@@ -1,15 +1,15 @@
 """Queries on slots. Every statement is scoped by provider or by slot id."""
 
+import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, and_, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from appointments.availability.models import Slot, SlotStatus
+from appointments.availability.models import Slot, SlotRecord, SlotStatus
 from appointments.availability.schemas import SlotFilter
 from appointments.pagination import PageRequest
 
@@ -35,41 +35,76 @@ async def get(session: AsyncSession, slot_id: uuid.UUID) -> Slot | None:
     return None if slot is None or slot.status == SlotStatus.REMOVED else slot
 
 
+_INSERT_SLOTS = {
+    # One statement whatever the window size: the rows travel as arrays (PostgreSQL)
+    # or one JSON document (SQLite), so there is one round trip and one cached plan.
+    "postgresql": """
+        INSERT INTO slots (id, provider_id, start_time, end_time, status)
+        SELECT new.id, :provider_id, new.start_time, new.end_time, 'available'
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:starts AS timestamptz[]),
+                    CAST(:ends AS timestamptz[])) AS new (id, start_time, end_time)
+        ON CONFLICT (provider_id, start_time) DO UPDATE
+            SET status = 'available', hold_expires_at = NULL
+            WHERE slots.status = 'removed'
+        RETURNING id, provider_id, start_time, end_time, status, hold_expires_at
+    """,
+    "sqlite": """
+        INSERT INTO slots (id, provider_id, start_time, end_time, status)
+        SELECT json_extract(value, '$[0]'), :provider_id, json_extract(value, '$[1]'),
+               json_extract(value, '$[2]'), 'available'
+        FROM json_each(:rows) WHERE true
+        ON CONFLICT (provider_id, start_time) DO UPDATE
+            SET status = 'available', hold_expires_at = NULL
+            WHERE slots.status = 'removed'
+        RETURNING id, provider_id, start_time, end_time, status, hold_expires_at
+    """,
+}
+
+
+def _sqlite_time(moment: datetime) -> str:
+    # The text form UTCDateTime stores on SQLite, so comparisons stay textual.
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 async def insert_missing_slots(
     session: AsyncSession, provider_id: uuid.UUID, starts: Sequence[datetime], length: timedelta
-) -> list[Slot]:
+) -> list[SlotRecord]:
     """Insert a slot at each start unless the provider has one there; return the new ones.
 
-    Set-based: one multi-row INSERT ... ON CONFLICT (batched by the driver), so a
-    repeated or overlapping window is idempotent, even when two arrive at once. A
-    slot the provider had removed comes back (and counts as created); any other
-    existing slot is left exactly as it is.
+    Set-based: one INSERT ... SELECT ... ON CONFLICT, so a repeated or overlapping
+    window is idempotent, even when two arrive at once. A slot the provider had
+    removed comes back (and counts as created); any other existing slot is left
+    exactly as it is.
     """
     if not starts:
         return []
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "provider_id": provider_id,
-            "start_time": start,
-            "end_time": start + length,
-            "status": SlotStatus.AVAILABLE.value,
-            "hold_expires_at": None,
-        }
-        for start in starts
-    ]
-    statement = (
-        insert(Slot)
-        .on_conflict_do_update(
-            index_elements=[Slot.provider_id, Slot.start_time],
-            set_={"status": SlotStatus.AVAILABLE.value, "hold_expires_at": None},
-            where=Slot.status == SlotStatus.REMOVED,
-        )
-        .returning(Slot)
+    ids = [uuid.uuid4() for _ in starts]
+    columns = Slot.__table__.c
+    statement = text(_INSERT_SLOTS[dialect]).columns(
+        columns.id,
+        columns.provider_id,
+        columns.start_time,
+        columns.end_time,
+        columns.status,
+        columns.hold_expires_at,
     )
-    created = list((await session.scalars(statement, rows)).all())
+    if dialect == "postgresql":
+        params: dict[str, object] = {
+            "provider_id": provider_id,
+            "ids": ids,
+            "starts": list(starts),
+            "ends": [start + length for start in starts],
+        }
+    else:
+        rows = [
+            [ident.hex, _sqlite_time(start), _sqlite_time(start + length)]
+            for ident, start in zip(ids, starts, strict=True)
+        ]
+        params = {"provider_id": provider_id.hex, "rows": json.dumps(rows)}
+    result = await session.execute(statement, params)
+    # Plain rows, not ORM objects: thousands of them are built ten times faster.
+    created: list[SlotRecord] = list(result.all())
     created.sort(key=lambda slot: slot.start_time)
     return created
 

@@ -1,7 +1,8 @@
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel
 
 from appointments.availability import service
 from appointments.availability.models import Slot
@@ -33,17 +34,23 @@ router = APIRouter(prefix="/providers/{provider_id}/availability", tags=["availa
 )
 async def publish_availability(
     provider_id: str, window: WindowIn, session: SessionDep, clock: ClockDep, settings: SettingsDep
-) -> WindowOut:
+) -> Response:
     """Cut a window into slots; only slots the provider does not have yet are created."""
     created = await service.publish_window(
         session, settings, provider_id, window.start_time, window.end_time
     )
     now = clock.now()
-    return WindowOut(
+    answer = WindowOut.model_construct(
         start_time=window.start_time,
         end_time=window.end_time,
         slots=[SlotOut.at(slot, now) for slot in created],
     )
+    return _json(answer, 201)
+
+
+def _json(answer: BaseModel, status: int) -> Response:
+    """Serialise once; FastAPI would validate a large answer again before sending it."""
+    return Response(answer.model_dump_json(), status_code=status, media_type="application/json")
 
 
 def _slot_key(slot: Slot) -> Keyset:
@@ -173,7 +180,7 @@ async def replace_availability(
 )
 async def publish_weekly_availability(
     provider_id: str, data: WeeklyIn, session: SessionDep, clock: ClockDep, settings: SettingsDep
-) -> WeeklyOut:
+) -> Response:
     """Create slots from weekly rules read in the provider's own time zone."""
     provider, created = await service.publish_weekly(
         session,
@@ -184,9 +191,10 @@ async def publish_weekly_availability(
         data.end_date,
     )
     now = clock.now()
-    return WeeklyOut(
+    answer = WeeklyOut.model_construct(
         start_date=data.start_date,
         end_date=data.end_date,
         timezone=provider.timezone,
         slots=[SlotOut.at(slot, now) for slot in created],
     )
+    return _json(answer, 201)

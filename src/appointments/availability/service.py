@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability import repository, weekly
 from appointments.availability.errors import AvailabilityConflict, InvalidWindow
-from appointments.availability.models import Slot
+from appointments.availability.models import Slot, SlotRecord
 from appointments.availability.schemas import SlotFilter, conflict_of
 from appointments.booking import service as booking
 from appointments.booking.models import Reservation
@@ -24,7 +24,7 @@ MAX_WEEKLY_DAYS = 366
 
 @dataclass(frozen=True)
 class AvailabilityChange:
-    created: list[Slot]
+    created: list[SlotRecord]
     removed: int
     cancelled: Sequence[Reservation]
 
@@ -53,7 +53,7 @@ def slot_starts(start: datetime, end: datetime, length: timedelta) -> list[datet
 
 async def publish_window(
     session: AsyncSession, settings: Settings, provider_id: str, start: datetime, end: datetime
-) -> list[Slot]:
+) -> list[SlotRecord]:
     """Create the slots of a window that the provider does not have yet."""
     provider = await providers.get_provider(session, provider_id)
     length = timedelta(minutes=settings.slot_minutes)
@@ -143,7 +143,7 @@ async def publish_weekly(
     rules: Sequence[tuple[str, time, time | None]],
     start_date: date,
     end_date: date,
-) -> tuple[Provider, list[Slot]]:
+) -> tuple[Provider, list[SlotRecord]]:
     """Create the slots of weekly rules, read in the provider's own time zone."""
     provider = await providers.get_provider(session, provider_id)
     if end_date < start_date:
