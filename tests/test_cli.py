@@ -1,6 +1,9 @@
 """The operator's commands, run as real processes."""
 
+import json
+import signal
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -46,3 +49,55 @@ def test_migrate_command_brings_a_new_database_to_head(tmp_path: object) -> None
     )
     assert done.returncode == 0, done.stderr
     assert "head" in done.stdout
+
+
+@pytest.mark.live
+def test_seed_demo_gives_a_newcomer_bookable_slots(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/demo.db"
+    subprocess.run([APPOINTMENTS, "migrate"], env=service_env(url), check=True, capture_output=True)
+    done = subprocess.run(
+        [APPOINTMENTS, "seed-demo"], env=service_env(url), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "with 160 slots" in done.stdout
+    assert "appointments token --role client --subject" in done.stdout
+
+
+@pytest.mark.live
+def test_check_config_masks_secrets() -> None:
+    env = service_env("postgresql://app:hunter2@db.internal:5432/booking")
+    done = subprocess.run([APPOINTMENTS, "check-config"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["database_url"] == "postgresql://app:***@db.internal:5432/booking"
+    assert shown["jwt_secret"] == "***"
+    assert "hunter2" not in done.stdout
+    assert env["APPOINTMENTS_JWT_SECRET"] not in done.stdout
+
+
+@pytest.mark.live
+def test_sweeper_command_expires_stale_holds_until_stopped(
+    database_url: str, api: Api, clock: FrozenClock
+) -> None:
+    real_now = datetime.now(UTC)
+    provider = api.provider()
+    bob = api.customer()
+    start = next_quarter_hour(real_now + timedelta(days=3))
+    slot = api.slot(provider["id"], start)
+    clock.set(real_now - timedelta(hours=2))
+    api.reserve(bob["id"], slot["id"])
+    env = service_env(database_url, sweep_interval_seconds="0.2")
+    process = subprocess.Popen(
+        [APPOINTMENTS, "sweeper"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if api.sql("SELECT status FROM reservations") == [("expired",)]:
+                break
+            time.sleep(0.1)
+        assert api.sql("SELECT status FROM reservations") == [("expired",)]
+        assert api.sql("SELECT status FROM slots") == [("available",)]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)

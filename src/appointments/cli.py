@@ -1,16 +1,22 @@
-"""The operator's command line: `appointments serve | migrate | expire | token`."""
+"""The operator's command line: serve, migrate, expire, sweeper, token, check-config,
+seed-demo."""
 
 import asyncio
+import contextlib
+import json
 from typing import Annotated
 
 import typer
 import uvicorn
+from sqlalchemy.engine import make_url
 
+from appointments import demo
 from appointments import migrate as migrations
 from appointments.auth.tokens import ConfigurationError, Role, mint_token
-from appointments.booking.sweeper import sweep_once
+from appointments.booking.sweeper import run_sweeper, sweep_once
 from appointments.clock import SystemClock
 from appointments.db import create_engine, create_sessionmaker
+from appointments.observability.logging import configure_logging
 from appointments.settings import get_settings
 
 app = typer.Typer(help="Appointment booking service.", no_args_is_help=True)
@@ -39,6 +45,10 @@ def serve(
         port=port,
         workers=workers,
         proxy_headers=True,
+        # Logging is configured by the app itself (JSON lines with request ids).
+        log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
+        # On SIGTERM, stop accepting, let in-flight requests finish (bounded).
+        timeout_graceful_shutdown=20,
     )
 
 
@@ -63,6 +73,56 @@ def expire() -> None:
             await engine.dispose()
 
     typer.echo(f"expired {asyncio.run(run())} reservation(s)")
+
+
+@app.command()
+def sweeper() -> None:
+    """Run only the expiry sweeper, every APPOINTMENTS_SWEEP_INTERVAL_SECONDS (default 60)."""
+    settings = get_settings()
+    interval = settings.sweep_interval_seconds or 60
+    if settings.log_json:
+        configure_logging(settings.log_level)
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        try:
+            await run_sweeper(create_sessionmaker(engine), SystemClock(), interval)
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"sweeping every {interval:g}s; Ctrl-C or SIGTERM stops", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Print the effective settings as JSON, secrets masked."""
+    settings = get_settings()
+    shown = settings.model_dump(mode="json")
+    shown["database_url"] = make_url(settings.database_url).render_as_string(hide_password=True)
+    if settings.jwt_secret is not None:
+        shown["jwt_secret"] = "***"
+    typer.echo(json.dumps(shown, indent=2, sort_keys=True))
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Create a demo provider with a week of weekday availability, and a demo client."""
+    settings = get_settings()
+
+    async def run() -> tuple[str, str, int]:
+        engine = create_engine(settings)
+        sessionmaker = create_sessionmaker(engine)
+        try:
+            return await demo.seed(sessionmaker, settings, SystemClock())
+        finally:
+            await engine.dispose()
+
+    provider_id, client_id, slots = asyncio.run(run())
+    typer.echo(f"provider {provider_id} (Demo Clinic, Europe/Berlin) with {slots} slots")
+    typer.echo(f"client   {client_id} (Demo Client)")
+    typer.echo(f"as the client: appointments token --role client --subject {client_id}")
 
 
 @app.command()

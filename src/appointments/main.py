@@ -21,6 +21,8 @@ from appointments.db import create_engine, create_sessionmaker
 from appointments.errors import install_error_handlers
 from appointments.health.router import router as health_router
 from appointments.hygiene import BodySizeLimit
+from appointments.observability.logging import configure_logging
+from appointments.observability.middleware import RequestObserver
 from appointments.openapi import build_openapi
 from appointments.providers.router import router as providers_router
 from appointments.settings import Settings, get_settings
@@ -35,6 +37,8 @@ stable `code`. Lists are keyset-paginated with `limit` and `cursor`.
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    if settings.log_json:
+        configure_logging(settings.log_level)
     sweeper: asyncio.Task[None] | None = None
     if settings.sweep_interval_seconds > 0:
         sweeper = asyncio.create_task(
@@ -81,6 +85,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so outermost: every answer, even a 413 or a CORS refusal, is observed.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -89,4 +94,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             max_age=600,
         )
+    app.add_middleware(RequestObserver)
     return app

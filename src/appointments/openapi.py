@@ -15,7 +15,7 @@ from appointments.errors import PROBLEM_MEDIA_TYPE, Problem
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 # Operations that never touch the database, so never answer 503.
-_NO_DATABASE_PATHS = frozenset({"/healthz"})
+_NO_DATABASE_PATHS = frozenset({"/healthz", "/metrics"})
 
 
 def _problem_content() -> dict[str, Any]:

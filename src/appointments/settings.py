@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     jwt_issuer: str = "appointments"
     jwt_audience: str = "appointments"
     max_holds_per_client: int = Field(default=3, ge=1)
+    # One JSON object per log line (off: Python's plain format, e.g. for local debugging).
+    log_json: bool = True
+    log_level: str = "INFO"
     # Request hygiene.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     cors_origins: Annotated[list[str], NoDecode] = []

@@ -15,7 +15,7 @@ from tests.conftest import START
 
 DAY = START + timedelta(days=3)
 OK = "2xx"
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 CALLERS = ("admin", "provider_own", "provider_other", "client_own", "client_other")
 
 EVERYONE = dict.fromkeys(CALLERS, OK)

@@ -86,6 +86,7 @@ CLIENT_SELF = Rule("the client itself, or an admin", _client_self, (401, 404))
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
     ("POST", "/providers"): ADMIN,
     ("GET", "/providers"): ANY_USER,
     ("GET", "/providers/{provider_id}"): ANY_USER,

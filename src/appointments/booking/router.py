@@ -54,6 +54,7 @@ async def reserve(
     return await run_once(
         session,
         key=idempotency_key,
+        outcome="held",
         scope_id=client.id,
         operation="reserve",
         request=data.model_dump(),
@@ -87,6 +88,7 @@ async def confirm(
     return await run_once(
         session,
         key=idempotency_key,
+        outcome="confirmed",
         scope_id=client.id,
         operation="confirm",
         request=data.model_dump(),
@@ -121,6 +123,7 @@ async def cancel_as_client(
     return await run_once(
         session,
         key=idempotency_key,
+        outcome="cancelled",
         scope_id=client.id,
         operation="cancel",
         request={"reservation_id": reservation_id},
@@ -160,6 +163,7 @@ async def cancel_as_provider(
     return await run_once(
         session,
         key=idempotency_key,
+        outcome="cancelled",
         scope_id=provider.id,
         operation="provider_cancel",
         request={"reservation_id": reservation_id, **options.model_dump()},

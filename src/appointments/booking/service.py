@@ -23,6 +23,7 @@ from appointments.clients.models import Client
 from appointments.errors import NotFound
 from appointments.idempotency import repository as idempotency_keys
 from appointments.ids import parse_id
+from appointments.observability.metrics import RESERVATIONS, SWEEPS, SWEPT
 from appointments.pagination import PageRequest
 from appointments.settings import Settings
 
@@ -170,6 +171,9 @@ async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
     expired = await repository.expire_stale_holds(session, now)
     await slots.release_stale_holds(session, now)
     await idempotency_keys.delete_expired(session, now)
+    SWEEPS.inc()
+    SWEPT.inc(expired)
+    RESERVATIONS.labels(outcome="expired").inc(expired)
     return expired
 
 

@@ -1,6 +1,8 @@
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import text
+
+from appointments.observability.metrics import render
 
 router = APIRouter(tags=["health"])
 
@@ -21,3 +23,10 @@ async def readyz(request: Request) -> Health:
     async with request.app.state.engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
     return Health(status="ok")
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process (all workers with PROMETHEUS_MULTIPROC_DIR)."""
+    body, content_type = render(request.app.state.engine)
+    return Response(body, media_type=content_type)

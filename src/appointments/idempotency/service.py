@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.errors import PROBLEM_MEDIA_TYPE, DomainError
 from appointments.idempotency import repository
 from appointments.idempotency.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
+from appointments.observability.metrics import RESERVATIONS, record_refusal
 
 KEY_LIFETIME = timedelta(hours=24)
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -54,6 +55,7 @@ def _json_response(status: int, body: str, *, replayed: bool = False) -> Respons
 async def run_once(
     session: AsyncSession,
     *,
+    outcome: str,
     key: str | None,
     scope_id: uuid.UUID,
     operation: str,
@@ -61,9 +63,18 @@ async def run_once(
     now: datetime,
     action: Action,
 ) -> Response:
-    """Run `action`, or replay the answer stored for this key."""
+    """Run `action`, or replay the answer stored for this key.
+
+    A run that succeeds counts towards the `outcome` metric; a refusal counts under
+    its error code. Replays count nothing: the work was counted when it was done.
+    """
     if key is None:
-        status, model = await action()
+        try:
+            status, model = await action()
+        except DomainError as exc:
+            record_refusal(exc.code)
+            raise
+        RESERVATIONS.labels(outcome=outcome).inc()
         return _json_response(status, model.model_dump_json())
 
     request_hash = _fingerprint(request)
@@ -89,8 +100,10 @@ async def run_once(
         status, model = await action()
         body = model.model_dump_json()
         await savepoint.commit()
+        RESERVATIONS.labels(outcome=outcome).inc()
     except DomainError as exc:
         await savepoint.rollback()
+        record_refusal(exc.code)
         status, body = exc.status, json.dumps(jsonable_encoder(exc.problem()))
     await repository.store_answer(*args, status, body)
     return _json_response(status, body)

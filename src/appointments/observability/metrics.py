@@ -1,0 +1,66 @@
+"""Prometheus metrics: request latency by route, booking outcomes, sweeps, the pool.
+
+With several uvicorn workers, set PROMETHEUS_MULTIPROC_DIR to an empty directory
+shared by them and /metrics aggregates every worker (prometheus-client's
+multiprocess mode); without it each worker reports its own numbers.
+"""
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+REQUEST_SECONDS = Histogram(
+    "appointments_request_duration_seconds",
+    "HTTP request latency by route template, method and status class.",
+    ["route", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RESERVATIONS = Counter(
+    "appointments_reservations_total",
+    "Booking outcomes: held, confirmed, cancelled, expired, or refused with its reason.",
+    ["outcome"],
+)
+SWEEPS = Counter("appointments_sweeps_total", "Expiry sweeps run (sweeper, CLI or admin).")
+SWEPT = Counter("appointments_swept_holds_total", "Holds marked expired by sweeps.")
+POOL_IN_USE = Gauge(
+    "appointments_db_pool_in_use",
+    "Database connections checked out of this process's pool.",
+    multiprocess_mode="livesum",
+)
+POOL_SIZE = Gauge(
+    "appointments_db_pool_size",
+    "Connections this process's pool keeps open.",
+    multiprocess_mode="livesum",
+)
+
+
+def record_refusal(code: str) -> None:
+    RESERVATIONS.labels(outcome=f"refused_{code}").inc()
+
+
+def sample_pool(engine: AsyncEngine) -> None:
+    pool = engine.sync_engine.pool
+    checked_out = getattr(pool, "checkedout", None)
+    size = getattr(pool, "size", None)
+    if callable(checked_out) and callable(size):
+        POOL_IN_USE.set(checked_out())
+        POOL_SIZE.set(size())
+
+
+def render(engine: AsyncEngine) -> tuple[bytes, str]:
+    """The exposition text for a scrape."""
+    sample_pool(engine)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
