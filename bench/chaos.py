@@ -26,7 +26,7 @@ import asyncpg
 import httpx
 
 from bench import seed
-from bench.harness import LOGS, Service, admin_token, asyncpg_dsn, postgres, service
+from bench.harness import Service, admin_token, asyncpg_dsn, postgres, service
 from tests.postgres_server import PostgresServer
 
 REQUEST_TIMEOUT = 15.0
@@ -41,6 +41,7 @@ class Ledger:
     hung: int = 0
     server_errors: list[str] = field(default_factory=list)
     readyz_failed_during_outage: bool = False
+    workers_seen: set[int] = field(default_factory=set)
     unavailable_seen: int = 0
 
 
@@ -136,6 +137,7 @@ async def _faults(
                 continue
             if moment is None or elapsed >= moment:
                 break
+            ledger.workers_seen.update(svc.worker_pids())
             await asyncio.sleep(0.05)
         if moment is None:
             break
@@ -279,8 +281,7 @@ def run(
     ):
         ledger, problems, recovery = asyncio.run(_run(pg, svc, operations, kills, sessions, rng))
     ledger.outcomes["recovery seconds after run"] = round(recovery, 1)  # type: ignore[assignment]
-    started = (LOGS / "service.log").read_text().count("Started server process")
-    ledger.outcomes["workers restarted by uvicorn"] = started - 4
+    ledger.outcomes["workers restarted by uvicorn"] = len(ledger.workers_seen) - 4
     return ledger, problems
 
 

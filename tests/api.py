@@ -23,6 +23,7 @@ def service_settings(database_url: str) -> Settings:
         sweep_interval_seconds=0,
         migrate_on_start=False,
         jwt_secret=TEST_SECRET,
+        log_json=False,
     )
 
 

@@ -37,8 +37,6 @@ stable `code`. Lists are keyset-paginated with `limit` and `cursor`.
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    if settings.log_json:
-        configure_logging(settings.log_level)
     sweeper: asyncio.Task[None] | None = None
     if settings.sweep_interval_seconds > 0:
         sweeper = asyncio.create_task(
@@ -56,6 +54,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
+    if settings.log_json:
+        # Here rather than in the lifespan: uvicorn builds the app in each worker
+        # before it logs its start, so those lines come out as JSON too.
+        configure_logging(settings.log_level)
     app = FastAPI(
         title="appointments",
         version=__version__,

@@ -33,12 +33,17 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Route the service's and uvicorn's logs through the JSON formatter on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    """Route the service's and uvicorn's logs through the JSON formatter on stderr.
+
+    Idempotent, and leaves other handlers (a test runner's, say) in place.
+    """
     root = logging.getLogger()
-    root.handlers = [handler]
     root.setLevel(level)
+    if not any(getattr(h, "appointments_json", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.appointments_json = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
