@@ -15,7 +15,7 @@ from appointments import migrate as migrations
 from appointments.auth.tokens import ConfigurationError, Role, mint_token
 from appointments.booking.sweeper import run_sweeper, sweep_once
 from appointments.clock import SystemClock
-from appointments.db import create_engine, create_sessionmaker
+from appointments.db import create_engine, create_sessionmaker, wait_for_database
 from appointments.observability.logging import configure_logging
 from appointments.settings import get_settings
 
@@ -30,6 +30,7 @@ def serve(
 ) -> None:
     """Run the HTTP service (migrating the database first unless told not to)."""
     settings = get_settings()
+    asyncio.run(wait_for_database(settings))
     if settings.migrate_on_start:
         migrations.upgrade(settings.database_url)
     if settings.environment == "local":
@@ -57,7 +58,9 @@ def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply Alembic migrations to the configured database."""
-    migrations.upgrade(get_settings().database_url, revision)
+    settings = get_settings()
+    asyncio.run(wait_for_database(settings))
+    migrations.upgrade(settings.database_url, revision)
     typer.echo(f"database migrated to {revision}")
 
 

@@ -1,12 +1,17 @@
 """Engine, declarative base, the UTC time column type, and the one-transaction session."""
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,6 +22,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from appointments.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # Stable constraint names on both databases, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -137,3 +144,28 @@ async def transaction(
             await session.rollback()
             raise
         await session.commit()
+
+
+async def wait_for_database(settings: Settings) -> None:
+    """Return once the database answers; retry with backoff for `db_wait_seconds`.
+
+    A container may start before its database; waiting a bounded time (then
+    failing loudly) beats crash-looping or serving 503s from the first second.
+    """
+    deadline = time.monotonic() + settings.db_wait_seconds
+    delay = 0.25
+    engine = create_engine(settings)
+    try:
+        while True:
+            try:
+                async with engine.connect() as connection:
+                    await connection.exec_driver_sql("SELECT 1")
+                return
+            except (OSError, DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                if time.monotonic() + delay > deadline:
+                    raise
+                logger.warning("database not reachable yet; retrying in %.2fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5)
+    finally:
+        await engine.dispose()

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = Field(default=3, gt=0)
     db_pool_timeout_seconds: float = Field(default=5, gt=0)
     db_statement_timeout_seconds: float = Field(default=30, gt=0)
+    # How long `serve`, `migrate` and `sweeper` wait for the database at start-up.
+    db_wait_seconds: float = Field(default=30, ge=0)
 
     @field_validator("jwt_algorithms", "cors_origins", mode="before")
     @classmethod
