@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,11 +31,14 @@ def service_env(database_url: str, **settings: str) -> dict[str, str]:
 def live_server(database_url: str, workers: int = 2, **settings: str) -> Iterator[str]:
     """Start `appointments serve` with several worker processes; yield its base URL."""
     port = free_port()
+    # A file, not a pipe: the service logs every request, and a pipe nobody reads
+    # fills up and blocks the server.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [APPOINTMENTS, "serve", "--port", str(port), "--workers", str(workers)],
         env=service_env(database_url, **settings),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -46,8 +50,8 @@ def live_server(database_url: str, workers: int = 2, **settings: str) -> Iterato
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                stderr = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"service did not start:\n{stderr}")
+                log.seek(0)
+                raise RuntimeError(f"service did not start:\n{log.read().decode()[-4000:]}")
             time.sleep(0.1)
         yield base
     finally:
@@ -57,3 +61,4 @@ def live_server(database_url: str, workers: int = 2, **settings: str) -> Iterato
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()

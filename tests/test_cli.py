@@ -88,7 +88,7 @@ def test_sweeper_command_expires_stale_holds_until_stopped(
     api.reserve(bob["id"], slot["id"])
     env = service_env(database_url, sweep_interval_seconds="0.2")
     process = subprocess.Popen(
-        [APPOINTMENTS, "sweeper"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        [APPOINTMENTS, "sweeper"], env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
     )
     try:
         deadline = time.monotonic() + 20
