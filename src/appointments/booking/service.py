@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,7 +53,6 @@ async def reserve_slot(
     )
     if claimed is None:
         await _explain_refused_claim(session, slot_uuid, bookable_after, notice)
-        raise AssertionError("unreachable: a refused claim always raises")
     held = await repository.count_live_holds(session, client.id, now)
     if held >= settings.max_holds_per_client:
         raise TooManyHolds(
@@ -83,7 +83,7 @@ async def reserve_slot(
 
 async def _explain_refused_claim(
     session: AsyncSession, slot_id: uuid.UUID, bookable_after: datetime, notice: timedelta
-) -> None:
+) -> NoReturn:
     """Raise the error that says why the slot could not be claimed (contract order)."""
     slot = await slots.get(session, slot_id)
     if slot is None:
