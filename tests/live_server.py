@@ -4,8 +4,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,3 +63,18 @@ def live_server(database_url: str, workers: int = 2, **settings: str) -> Iterato
             process.kill()
             process.wait()
         log.close()
+
+
+def run_at_once(tasks: Sequence[Callable[[], None]]) -> None:
+    """Run every task in its own thread, all released at the same instant; wait for all."""
+    barrier = threading.Barrier(len(tasks))
+
+    def start(task: Callable[[], None]) -> None:
+        barrier.wait()
+        task()
+
+    threads = [threading.Thread(target=start, args=(task,)) for task in tasks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

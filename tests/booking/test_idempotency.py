@@ -11,7 +11,7 @@ from appointments.clock import FrozenClock
 from tests.api import Api, Json, bearer, iso
 from tests.booking.test_race import next_quarter_hour
 from tests.conftest import START
-from tests.live_server import live_server
+from tests.live_server import live_server, run_at_once
 
 DAY = START + timedelta(days=3)
 
@@ -137,13 +137,11 @@ def test_parallel_retries_with_one_key_do_the_work_once(database_url: str, api: 
             json={"start_time": iso(start), "end_time": iso(start + timedelta(minutes=30))},
         ).json()["slots"]
         bob = http.post("/clients", json={"name": "B", "email": "b@example.com"}).json()
-        barrier = threading.Barrier(12)
         answers: list[tuple[int, str]] = []
         lock = threading.Lock()
 
         def send() -> None:
             with httpx.Client(base_url=base, headers=admin, timeout=30) as own:
-                barrier.wait()
                 response = own.post(
                     f"/clients/{bob['id']}/reserve",
                     json={"slot_id": slots[0]["id"]},
@@ -152,11 +150,7 @@ def test_parallel_retries_with_one_key_do_the_work_once(database_url: str, api: 
                 with lock:
                     answers.append((response.status_code, response.text))
 
-        threads = [threading.Thread(target=send) for _ in range(12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_at_once([send] * 12)
     assert {status for status, _ in answers} == {201}, answers
     assert len({text for _, text in answers}) == 1
     assert api.sql("SELECT count(*) FROM reservations")[0][0] == 1

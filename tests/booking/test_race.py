@@ -1,5 +1,6 @@
 """Concurrency proven against real server processes, not by reasoning."""
 
+import functools
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,7 @@ import pytest
 
 from appointments.auth.tokens import Role
 from tests.api import Api, bearer, iso
-from tests.live_server import live_server
+from tests.live_server import live_server, run_at_once
 
 RACERS = 50
 ADMIN = bearer(Role.ADMIN, "race-admin")
@@ -39,22 +40,16 @@ def test_fifty_clients_racing_for_one_slot_leave_exactly_one_winner(
             for i in range(RACERS)
         ]
 
-        barrier = threading.Barrier(RACERS)
         answers: list[tuple[int, str]] = []
         lock = threading.Lock()
 
         def race(client_id: str) -> None:
             with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
-                barrier.wait()
                 response = own.post(f"/clients/{client_id}/reserve", json={"slot_id": slot["id"]})
                 with lock:
                     answers.append((response.status_code, response.json().get("code", "")))
 
-        threads = [threading.Thread(target=race, args=(c["id"],)) for c in clients]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_at_once([functools.partial(race, c["id"]) for c in clients])
 
     codes = sorted(status for status, _ in answers)
     assert codes == [201] + [409] * (RACERS - 1), answers
@@ -80,14 +75,12 @@ def test_many_clients_racing_over_few_slots_never_double_book(database_url: str,
             http.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"}).json()
             for i in range(40)
         ]
-        barrier = threading.Barrier(len(clients))
         wins: list[str] = []
         lock = threading.Lock()
 
         def race(index: int, client_id: str) -> None:
             order = slots[index % 5 :] + slots[: index % 5]
             with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
-                barrier.wait()
                 for slot in order:
                     response = own.post(
                         f"/clients/{client_id}/reserve", json={"slot_id": slot["id"]}
@@ -98,11 +91,7 @@ def test_many_clients_racing_over_few_slots_never_double_book(database_url: str,
                             wins.append(slot["id"])
                         return
 
-        threads = [threading.Thread(target=race, args=(i, c["id"])) for i, c in enumerate(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_at_once([functools.partial(race, i, c["id"]) for i, c in enumerate(clients)])
 
     assert sorted(wins) == sorted(s["id"] for s in slots)
     for slot in slots:
@@ -124,22 +113,16 @@ def test_a_burst_of_reserves_by_one_client_never_exceeds_the_hold_limit(
             json={"start_time": iso(start), "end_time": iso(start + timedelta(hours=5))},
         ).json()["slots"]
         bob = http.post("/clients", json={"name": "Bob", "email": "bob@example.com"}).json()
-        barrier = threading.Barrier(len(slots))
         answers: list[tuple[int, str]] = []
         lock = threading.Lock()
 
         def race(slot_id: str) -> None:
             with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
-                barrier.wait()
                 response = own.post(f"/clients/{bob['id']}/reserve", json={"slot_id": slot_id})
                 with lock:
                     answers.append((response.status_code, response.json().get("code", "")))
 
-        threads = [threading.Thread(target=race, args=(s["id"],)) for s in slots]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_at_once([functools.partial(race, s["id"]) for s in slots])
 
     assert sorted(answers) == [(201, "")] * 3 + [(409, "too_many_holds")] * (len(slots) - 3)
     rows = api.sql("SELECT count(*) FROM reservations WHERE status = 'held'")
@@ -170,7 +153,6 @@ def test_window_removal_racing_with_reserves_keeps_or_reports_every_booking(
             http.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"}).json()
             for i in range(20)
         ]
-        barrier = threading.Barrier(len(clients) + 1)
         reserved: dict[str, str] = {}
         refusals: list[int] = []
         removal: list[httpx.Response] = []
@@ -178,7 +160,6 @@ def test_window_removal_racing_with_reserves_keeps_or_reports_every_booking(
 
         def reserve(client_id: str, slot_id: str) -> None:
             with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
-                barrier.wait()
                 response = own.post(f"/clients/{client_id}/reserve", json={"slot_id": slot_id})
                 with lock:
                     if response.status_code == 201:
@@ -188,7 +169,6 @@ def test_window_removal_racing_with_reserves_keeps_or_reports_every_booking(
 
         def withdraw() -> None:
             with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
-                barrier.wait()
                 removal.append(
                     own.delete(
                         f"/providers/{provider['id']}/availability",
@@ -200,14 +180,13 @@ def test_window_removal_racing_with_reserves_keeps_or_reports_every_booking(
                     )
                 )
 
-        threads = [
-            threading.Thread(target=reserve, args=(c["id"], s["id"]))
-            for c, s in zip(clients, slots, strict=False)
-        ] + [threading.Thread(target=withdraw)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_at_once(
+            [
+                functools.partial(reserve, c["id"], s["id"])
+                for c, s in zip(clients, slots, strict=False)
+            ]
+            + [withdraw]
+        )
 
     assert set(refusals) <= {404, 409}, refusals
     answer = removal[0]
