@@ -9,7 +9,9 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.booking.models import LIVE_STATUSES, Reservation, ReservationStatus
+from appointments.clients.models import Client
 from appointments.pagination import PageRequest
+from appointments.providers.models import Provider
 
 # Any fixed 64-bit number: the key of PostgreSQL's advisory lock for sweeping.
 _SWEEP_LOCK_KEY = 0x6170706F696E74
@@ -222,3 +224,35 @@ async def cancel_many(
         .execution_options(synchronize_session=False)
     )
     return result.all()
+
+
+async def bookings_with_counterpart(
+    session: AsyncSession, owner: Owner, since: datetime, limit: int
+) -> Sequence[tuple[Reservation, str]]:
+    """Confirmed bookings and cancelled ones that had been confirmed, starting after
+    `since`, with the other party's name (the provider's for a client, the client's
+    for a provider)."""
+    other = Provider.name if owner.client_id is not None else Client.name
+    join_on = (
+        Provider.id == Reservation.provider_id
+        if owner.client_id is not None
+        else Client.id == Reservation.client_id
+    )
+    query = (
+        select(Reservation, other)
+        .join(Provider if owner.client_id is not None else Client, join_on)
+        .where(
+            owner.condition(),
+            Reservation.start_time >= since,
+            or_(
+                Reservation.status == ReservationStatus.CONFIRMED,
+                and_(
+                    Reservation.status == ReservationStatus.CANCELLED,
+                    Reservation.confirmed_at.is_not(None),
+                ),
+            ),
+        )
+        .order_by(Reservation.start_time, Reservation.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in (await session.execute(query)).all()]

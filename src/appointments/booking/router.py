@@ -1,14 +1,16 @@
 """Booking over HTTP: reserve, confirm, cancel, and the lists of reservations."""
 
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from appointments.booking import service
+from appointments.booking import repository, service
 from appointments.booking.models import Reservation, ReservationStatus
 from appointments.booking.repository import Owner
 from appointments.booking.schemas import CancelIn, ConfirmIn, ReservationOut, ReserveIn
+from appointments.calendar import ics
 from appointments.clients import service as clients
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
@@ -248,3 +250,44 @@ async def list_provider_reservations(
     provider = await providers.get_provider(session, provider_id)
     owner = Owner(provider_id=provider.id)
     return await _page(owner, session, clock, paging, status, start_from, start_before)
+
+
+# A year back is plenty for a calendar feed; the cap bounds the answer's size.
+CALENDAR_HISTORY = timedelta(days=365)
+CALENDAR_LIMIT = 5000
+CALENDAR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "An RFC 5545 calendar of confirmed (and cancelled) bookings.",
+        "content": {"text/calendar": {"schema": {"type": "string"}}},
+    },
+    **problem_responses(404),
+}
+
+
+async def _calendar(owner: Owner, name: str, session: SessionDep, clock: ClockDep) -> Response:
+    now = clock.now()
+    bookings = await repository.bookings_with_counterpart(
+        session, owner, now - CALENDAR_HISTORY, CALENDAR_LIMIT
+    )
+    summaries = [(r, f"Appointment with {other}") for r, other in bookings]
+    return Response(
+        ics.calendar(name, summaries, now),
+        media_type="text/calendar",
+        headers={"Content-Disposition": 'attachment; filename="appointments.ics"'},
+    )
+
+
+@client_router.get("/reservations.ics", response_class=Response, responses=CALENDAR_RESPONSES)
+async def client_calendar(client_id: str, session: SessionDep, clock: ClockDep) -> Response:
+    """This client's confirmed bookings as an .ics calendar (cancelled ones marked)."""
+    client = await clients.get_client(session, client_id)
+    return await _calendar(Owner(client_id=client.id), "My appointments", session, clock)
+
+
+@provider_router.get("/reservations.ics", response_class=Response, responses=CALENDAR_RESPONSES)
+async def provider_calendar(provider_id: str, session: SessionDep, clock: ClockDep) -> Response:
+    """This provider's confirmed bookings as an .ics calendar (cancelled ones marked)."""
+    provider = await providers.get_provider(session, provider_id)
+    return await _calendar(
+        Owner(provider_id=provider.id), f"{provider.name}: appointments", session, clock
+    )
