@@ -8,11 +8,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-from tests.api import TEST_SECRET
+from tests.api import TEST_SECRET, Json, iso
 from tests.postgres_server import free_port
 
 APPOINTMENTS = str(Path(sys.executable).parent / "appointments")
@@ -78,3 +79,26 @@ def run_at_once(tasks: Sequence[Callable[[], None]]) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def next_quarter_hour(after: datetime) -> datetime:
+    base = after.replace(minute=0, second=0, microsecond=0)
+    return base + timedelta(minutes=15 * (after.minute // 15 + 1))
+
+
+def publish_ahead(http: httpx.Client, name: str, length: timedelta) -> tuple[Json, list[Json]]:
+    """Create a provider with a window of slots three days ahead (past any notice)."""
+    provider: Json = http.post("/providers", json={"name": name}).json()
+    start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
+    slots: list[Json] = http.post(
+        f"/providers/{provider['id']}/availability",
+        json={"start_time": iso(start), "end_time": iso(start + length)},
+    ).json()["slots"]
+    return provider, slots
+
+
+def create_clients(http: httpx.Client, count: int) -> list[Json]:
+    return [
+        http.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"}).json()
+        for i in range(count)
+    ]

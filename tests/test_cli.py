@@ -10,8 +10,7 @@ import pytest
 
 from appointments.clock import FrozenClock
 from tests.api import Api
-from tests.booking.test_race import next_quarter_hour
-from tests.live_server import APPOINTMENTS, service_env
+from tests.live_server import APPOINTMENTS, next_quarter_hour, service_env
 
 
 @pytest.mark.live

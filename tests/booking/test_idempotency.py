@@ -1,17 +1,16 @@
 """Idempotency-Key on reserve, confirm and cancel."""
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
 
 from appointments.auth.tokens import Role
 from appointments.clock import FrozenClock
-from tests.api import Api, Json, bearer, iso
-from tests.booking.test_race import next_quarter_hour
+from tests.api import Api, Json, bearer
 from tests.conftest import START
-from tests.live_server import live_server, run_at_once
+from tests.live_server import live_server, publish_ahead, run_at_once
 
 DAY = START + timedelta(days=3)
 
@@ -130,12 +129,7 @@ def test_malformed_keys_are_422(api: Api, world: dict[str, Json], key: str) -> N
 def test_parallel_retries_with_one_key_do_the_work_once(database_url: str, api: Api) -> None:
     admin = bearer(Role.ADMIN, "idem")
     with live_server(database_url) as base, httpx.Client(base_url=base, headers=admin) as http:
-        provider = http.post("/providers", json={"name": "P"}).json()
-        start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
-        slots = http.post(
-            f"/providers/{provider['id']}/availability",
-            json={"start_time": iso(start), "end_time": iso(start + timedelta(minutes=30))},
-        ).json()["slots"]
+        _, slots = publish_ahead(http, "P", timedelta(minutes=30))
         bob = http.post("/clients", json={"name": "B", "email": "b@example.com"}).json()
         answers: list[tuple[int, str]] = []
         lock = threading.Lock()

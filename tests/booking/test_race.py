@@ -3,22 +3,17 @@
 import functools
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
 
 from appointments.auth.tokens import Role
-from tests.api import Api, bearer, iso
-from tests.live_server import live_server, run_at_once
+from tests.api import Api, bearer
+from tests.live_server import create_clients, live_server, publish_ahead, run_at_once
 
 RACERS = 50
 ADMIN = bearer(Role.ADMIN, "race-admin")
-
-
-def next_quarter_hour(after: datetime) -> datetime:
-    base = after.replace(minute=0, second=0, microsecond=0)
-    return base + timedelta(minutes=15 * (after.minute // 15 + 1))
 
 
 @pytest.mark.live
@@ -29,16 +24,8 @@ def test_fifty_clients_racing_for_one_slot_leave_exactly_one_winner(
         live_server(database_url, workers=2) as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
-        provider = http.post("/providers", json={"name": "Dr Race"}).json()
-        start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
-        slot = http.post(
-            f"/providers/{provider['id']}/availability",
-            json={"start_time": iso(start), "end_time": iso(start + timedelta(minutes=15))},
-        ).json()["slots"][0]
-        clients = [
-            http.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"}).json()
-            for i in range(RACERS)
-        ]
+        _, (slot,) = publish_ahead(http, "Dr Race", timedelta(minutes=15))
+        clients = create_clients(http, RACERS)
 
         answers: list[tuple[int, str]] = []
         lock = threading.Lock()
@@ -65,16 +52,8 @@ def test_many_clients_racing_over_few_slots_never_double_book(database_url: str,
         live_server(database_url, workers=2) as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
-        provider = http.post("/providers", json={"name": "Dr Race"}).json()
-        start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
-        slots = http.post(
-            f"/providers/{provider['id']}/availability",
-            json={"start_time": iso(start), "end_time": iso(start + timedelta(minutes=75))},
-        ).json()["slots"]
-        clients = [
-            http.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"}).json()
-            for i in range(40)
-        ]
+        _, slots = publish_ahead(http, "Dr Race", timedelta(minutes=75))
+        clients = create_clients(http, 40)
         wins: list[str] = []
         lock = threading.Lock()
 
@@ -106,12 +85,7 @@ def test_a_burst_of_reserves_by_one_client_never_exceeds_the_hold_limit(
         live_server(database_url, workers=2) as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
-        provider = http.post("/providers", json={"name": "Dr Burst"}).json()
-        start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
-        slots = http.post(
-            f"/providers/{provider['id']}/availability",
-            json={"start_time": iso(start), "end_time": iso(start + timedelta(hours=5))},
-        ).json()["slots"]
+        _, slots = publish_ahead(http, "Dr Burst", timedelta(hours=5))
         bob = http.post("/clients", json={"name": "Bob", "email": "bob@example.com"}).json()
         answers: list[tuple[int, str]] = []
         lock = threading.Lock()
@@ -142,17 +116,9 @@ def test_window_removal_racing_with_reserves_keeps_or_reports_every_booking(
         live_server(database_url, workers=2) as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
-        provider = http.post("/providers", json={"name": "Dr Edit"}).json()
-        start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
-        end = start + timedelta(hours=5)
-        slots = http.post(
-            f"/providers/{provider['id']}/availability",
-            json={"start_time": iso(start), "end_time": iso(end)},
-        ).json()["slots"]
-        clients = [
-            http.post("/clients", json={"name": f"C{i}", "email": f"c{i}@example.com"}).json()
-            for i in range(20)
-        ]
+        provider, slots = publish_ahead(http, "Dr Edit", timedelta(hours=5))
+        start, end = slots[0]["start_time"], slots[-1]["end_time"]
+        clients = create_clients(http, 20)
         reserved: dict[str, str] = {}
         refusals: list[int] = []
         removal: list[httpx.Response] = []
@@ -173,8 +139,8 @@ def test_window_removal_racing_with_reserves_keeps_or_reports_every_booking(
                     own.delete(
                         f"/providers/{provider['id']}/availability",
                         params={
-                            "from": iso(start),
-                            "to": iso(end),
+                            "from": start,
+                            "to": end,
                             "cancel_conflicts": cancel_conflicts,
                         },
                     )

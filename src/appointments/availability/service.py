@@ -11,6 +11,7 @@ from appointments.availability import repository, weekly
 from appointments.availability.errors import AvailabilityConflict, InvalidWindow
 from appointments.availability.models import Slot, SlotRecord
 from appointments.availability.schemas import SlotFilter, conflict_of
+from appointments.booking import repository as reservations
 from appointments.booking import service as booking
 from appointments.booking.models import Reservation
 from appointments.pagination import PageRequest
@@ -120,7 +121,7 @@ async def replace_range(
     removed = await repository.remove_free_slots(
         session, provider.id, start_from, start_before, now, keep_starts=wanted
     )
-    conflicts = await booking.live_conflicts(
+    conflicts = await reservations.live_in_range(
         session, provider.id, start_from, start_before, now, keep_starts=wanted
     )
     if conflicts and not cancel_conflicts:

@@ -201,7 +201,7 @@ async def _page(
     start_before: AwareQueryTime | None,
 ) -> Page[ReservationOut]:
     now = clock.now()
-    rows = await service.list_reservations(
+    rows = await repository.page(
         session,
         owner,
         status=status,

@@ -1,7 +1,7 @@
 """The booking rules: reserve a slot, confirm a hold, expire holds that ran out."""
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -25,7 +25,6 @@ from appointments.errors import NotFound
 from appointments.idempotency import repository as idempotency_keys
 from appointments.ids import parse_id
 from appointments.observability.metrics import RESERVATIONS, SWEEPS, SWEPT
-from appointments.pagination import PageRequest
 from appointments.settings import Settings
 
 _ONE_LIVE_PER_SLOT = "uq_reservations_one_live_per_slot"
@@ -144,27 +143,6 @@ async def cancel_reservation(
     raise ReservationExpired("the hold ran out; there is nothing to cancel")
 
 
-async def list_reservations(
-    session: AsyncSession,
-    owner: Owner,
-    *,
-    status: ReservationStatus | None,
-    start_from: datetime | None,
-    start_before: datetime | None,
-    now: datetime,
-    request: PageRequest,
-) -> Sequence[Reservation]:
-    return await repository.page(
-        session,
-        owner,
-        status=status,
-        start_from=start_from,
-        start_before=start_before,
-        now=now,
-        request=request,
-    )
-
-
 async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
     """Persist every hold that has run out: reservations expired, their slots available."""
     await repository.lock_sweep(session)
@@ -175,21 +153,6 @@ async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
     SWEPT.inc(expired)
     RESERVATIONS.labels(outcome="expired").inc(expired)
     return expired
-
-
-async def live_conflicts(
-    session: AsyncSession,
-    provider_id: uuid.UUID,
-    start_from: datetime,
-    start_before: datetime,
-    now: datetime,
-    *,
-    keep_starts: Collection[datetime] = (),
-) -> Sequence[Reservation]:
-    """Live reservations of the provider starting in the range, except at `keep_starts`."""
-    return await repository.live_in_range(
-        session, provider_id, start_from, start_before, now, keep_starts=keep_starts
-    )
 
 
 async def cancel_conflicts(

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.availability import repository as slots
 from appointments.availability.errors import AvailabilityConflict
 from appointments.availability.schemas import conflict_of
-from appointments.booking import service as booking
+from appointments.booking import repository as reservations
 from appointments.errors import NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
@@ -62,7 +62,7 @@ async def delete_provider(
     """
     provider = await get_provider(session, provider_id, lock=True)
     await slots.delete_free_slots(session, provider.id, now)
-    booked = await booking.live_conflicts(session, provider.id, now, FAR_FUTURE, now)
+    booked = await reservations.live_in_range(session, provider.id, now, FAR_FUTURE, now)
     if booked and not cancel_conflicts:
         raise AvailabilityConflict(
             f"provider has {len(booked)} future held or confirmed booking(s); cancel them "
