@@ -36,19 +36,37 @@ PGBENCH_RESERVE = """
 SELECT nextval('bench_seq') AS n \\gset
 SELECT client_id, slot_id FROM bench_pairs WHERE n = :n \\gset
 BEGIN;
-SELECT id FROM clients WHERE id = :client_id FOR NO KEY UPDATE;
-UPDATE reservations SET status = 'expired'
- WHERE slot_id = :slot_id AND status = 'held' AND expires_at <= now();
-UPDATE slots SET status = 'reserved', hold_expires_at = now() + interval '30 minutes'
- WHERE id = :slot_id AND start_time > now() + interval '1 day'
-   AND (status = 'available' OR (status = 'reserved' AND hold_expires_at <= now()))
- RETURNING provider_id, start_time, end_time \\gset
-SELECT count(*) FROM reservations
- WHERE client_id = :client_id AND status = 'held' AND expires_at > now();
-INSERT INTO reservations (id, slot_id, provider_id, client_id, status, start_time, end_time,
-                          created_at, expires_at)
-VALUES (gen_random_uuid(), :slot_id, :provider_id, :client_id, 'held', :start_time,
-        :end_time, now(), now() + interval '30 minutes');
+SELECT clients.id FROM clients WHERE clients.id = :client_id FOR NO KEY UPDATE;
+WITH stale AS (
+    UPDATE reservations SET status = 'expired'
+     WHERE slot_id = :slot_id AND status = 'held' AND expires_at <= now()
+    RETURNING 1
+), holds AS (
+    SELECT count(*) AS n FROM reservations
+     WHERE client_id = :client_id AND status = 'held' AND expires_at > now()
+), claimed AS (
+    UPDATE slots SET status = 'reserved', hold_expires_at = now() + interval '30 minutes'
+     WHERE id = :slot_id AND start_time > now() + interval '1 day'
+       AND (status = 'available' OR (status = 'reserved' AND hold_expires_at <= now()))
+       AND (SELECT count(*) FROM stale) >= 0
+       AND (SELECT n FROM holds) < 3
+    RETURNING provider_id, start_time, end_time
+), inserted AS (
+    INSERT INTO reservations
+        (id, slot_id, provider_id, client_id, status, start_time, end_time,
+         created_at, expires_at)
+    SELECT gen_random_uuid(), :slot_id, provider_id, :client_id, 'held', start_time,
+           end_time, now(), now() + interval '30 minutes'
+      FROM claimed
+    RETURNING provider_id, start_time, end_time
+)
+SELECT inserted.provider_id, inserted.start_time, inserted.end_time,
+       slot.start_time AS slot_start, slot.status AS slot_status,
+       slot.hold_expires_at AS slot_hold_expires_at,
+       (SELECT n FROM holds) AS holds
+  FROM (SELECT 1) AS one
+  LEFT JOIN inserted ON true
+  LEFT JOIN slots AS slot ON slot.id = :slot_id AND slot.status <> 'removed';
 COMMIT;
 """
 
@@ -136,6 +154,13 @@ async def bench_reserve(pg: PostgresServer, svc: Service, count: int) -> dict[st
         raise RuntimeError(f"pgbench failed: {done.stderr[-2000:]}")
     tps = float(re.search(r"tps = ([\d.]+)", done.stdout).group(1))  # type: ignore[union-attr]
     latency = float(re.search(r"latency average = ([\d.]+) ms", done.stdout).group(1))  # type: ignore[union-attr]
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    pg_created = await db.fetchval(
+        "SELECT count(*) FROM reservations WHERE slot_id = ANY($1::uuid[])", pg_slots
+    )
+    await db.close()
+    if pg_created != clients_n * per_client:
+        raise RuntimeError(f"pgbench created {pg_created} holds, not {clients_n * per_client}")
     ratio = result.throughput / tps
     say(f"pgbench, same transaction: {tps:.0f} tps, average {latency} ms; ratio {ratio:.2f}")
     return {

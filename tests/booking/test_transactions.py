@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from appointments.availability import repository as slots
+from appointments.booking import one_statement
 from appointments.booking import repository as reservations
 from tests.api import Api
 from tests.conftest import START
@@ -25,14 +26,19 @@ def test_reserve_failing_after_the_claim_persists_nothing(
     provider = api.provider()
     bob = api.customer()
     slot = api.slot(provider["id"], DAY)
-    claim = slots.claim_slot_if_free
+    # SQLite claims, then inserts; PostgreSQL claims and inserts in one statement.
+    # Either way the fault comes after the slot's UPDATE ran in the transaction.
+    module: Any = one_statement if api.dialect == "postgresql" else slots
+    name = "reserve" if api.dialect == "postgresql" else "claim_slot_if_free"
+    original = getattr(module, name)
 
-    async def claim_then_fail(*args: Any, **kwargs: Any) -> uuid.UUID | None:
-        claimed = await claim(*args, **kwargs)
-        assert claimed is not None  # the UPDATE really ran inside the transaction
+    async def claim_then_fail(*args: Any, **kwargs: Any) -> Any:
+        outcome = await original(*args, **kwargs)
+        assert outcome is not None  # the UPDATE really ran inside the transaction
+        assert getattr(outcome, "claimed", outcome) is not None
         raise InjectedFault
 
-    monkeypatch.setattr(slots, "claim_slot_if_free", claim_then_fail)
+    monkeypatch.setattr(module, name, claim_then_fail)
     response = api.reserve(bob["id"], slot["id"])
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"

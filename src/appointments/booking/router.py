@@ -46,7 +46,7 @@ async def reserve(
 ) -> Response:
     """Hold a slot for this client."""
     # Locked first: a client's reserves run one at a time (hold limit, idempotency key).
-    client = await clients.get_client(session, client_id, lock=True)
+    client = await clients.lock_client(session, client_id)
     now = clock.now()
 
     async def act() -> tuple[int, ReservationOut]:
@@ -57,7 +57,7 @@ async def reserve(
         session,
         key=idempotency_key,
         outcome="held",
-        scope_id=client.id,
+        scope_id=client,
         operation="reserve",
         request=data.model_dump(),
         now=now,

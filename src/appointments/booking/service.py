@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability import repository as slots
-from appointments.booking import repository
+from appointments.booking import one_statement, repository
 from appointments.booking.errors import (
     ReservationExpired,
     ReservationNotHeld,
@@ -20,7 +20,6 @@ from appointments.booking.errors import (
 from appointments.booking.models import Reservation, ReservationStatus
 from appointments.booking.repository import Owner
 from appointments.clients import service as clients
-from appointments.clients.models import Client
 from appointments.errors import NotFound
 from appointments.idempotency import repository as idempotency_keys
 from appointments.ids import parse_id
@@ -31,53 +30,113 @@ _ONE_LIVE_PER_SLOT = "uq_reservations_one_live_per_slot"
 
 
 async def reserve_slot(
-    session: AsyncSession, settings: Settings, client: Client, slot_id: str, now: datetime
+    session: AsyncSession, settings: Settings, client_id: uuid.UUID, slot_id: str, now: datetime
 ) -> Reservation:
     """Hold a free slot for the client for `hold_seconds`.
 
     The claim is one conditional UPDATE (free and far enough ahead), then one
     INSERT; the partial unique index on live reservations backs it up, so even a
-    bug here could not produce a second live reservation of a slot. The client's
-    row must have been loaded with `lock=True`, so parallel reserves of one client
-    cannot together exceed the hold limit.
+    bug here could not produce a second live reservation of a slot. The caller
+    must have locked the client's row (`clients.lock_client`), so parallel
+    reserves of one client cannot together exceed the hold limit.
     """
     slot_uuid = parse_id(slot_id, "slot")
     hold_expires_at = now + timedelta(seconds=settings.hold_seconds)
     notice = timedelta(seconds=settings.min_notice_seconds)
     bookable_after = now + notice
-
-    await repository.expire_stale_hold_of_slot(session, slot_uuid, now)
-    claimed = await slots.claim_slot_if_free(
-        session, slot_uuid, now, hold_expires_at, starting_after=bookable_after
-    )
-    if claimed is None:
-        await _explain_refused_claim(session, slot_uuid, bookable_after, notice)
-    held = await repository.count_live_holds(session, client.id, now)
-    if held >= settings.max_holds_per_client:
-        raise TooManyHolds(
-            f"a client may hold at most {settings.max_holds_per_client} slot(s) at once; "
-            "confirm or let a hold run out first"
-        )
-
     reservation = Reservation(
         id=uuid.uuid4(),
         slot_id=slot_uuid,
-        provider_id=claimed.provider_id,
-        client_id=client.id,
+        client_id=client_id,
         status=ReservationStatus.HELD,
-        start_time=claimed.start_time,
-        end_time=claimed.end_time,
         created_at=now,
         expires_at=hold_expires_at,
     )
-    session.add(reservation)
     try:
-        await session.flush()
+        if session.get_bind().dialect.name == "postgresql":
+            await _reserve_in_one_statement(session, settings, reservation, bookable_after, notice)
+        else:
+            await _reserve_step_by_step(session, settings, reservation, bookable_after, notice)
     except IntegrityError as exc:
         if _ONE_LIVE_PER_SLOT in str(exc.orig):
             raise SlotUnavailable("the slot was taken at the same moment") from exc
         raise
     return reservation
+
+
+async def _reserve_in_one_statement(
+    session: AsyncSession,
+    settings: Settings,
+    reservation: Reservation,
+    bookable_after: datetime,
+    notice: timedelta,
+) -> None:
+    """PostgreSQL: expire, claim, count and insert in one round trip."""
+    outcome = await one_statement.reserve(
+        session,
+        reservation_id=reservation.id,
+        slot_id=reservation.slot_id,
+        client_id=reservation.client_id,
+        now=reservation.created_at,
+        expires_at=reservation.expires_at,
+        bookable_after=bookable_after,
+        max_holds=settings.max_holds_per_client,
+    )
+    if outcome.claimed is not None:
+        _take_times(reservation, outcome.claimed)
+        return
+    if outcome.slot_start is None:
+        raise NotFound(f"slot {str(reservation.slot_id)!r} does not exist")
+    if outcome.slot_start <= bookable_after:
+        raise _too_late(notice)
+    # The statement saw the slot free, so only the hold limit can have refused it
+    # (or a rival's claim that committed after the snapshot: then it is taken).
+    if outcome.slot_free and outcome.holds >= settings.max_holds_per_client:
+        raise _too_many_holds(settings)
+    raise SlotUnavailable("the slot is already held or confirmed")
+
+
+async def _reserve_step_by_step(
+    session: AsyncSession,
+    settings: Settings,
+    reservation: Reservation,
+    bookable_after: datetime,
+    notice: timedelta,
+) -> None:
+    """Portable path (SQLite): the same steps as separate statements."""
+    now = reservation.created_at
+    await repository.expire_stale_hold_of_slot(session, reservation.slot_id, now)
+    claimed = await slots.claim_slot_if_free(
+        session, reservation.slot_id, now, reservation.expires_at, starting_after=bookable_after
+    )
+    if claimed is None:
+        await _explain_refused_claim(session, reservation.slot_id, bookable_after, notice)
+    held = await repository.count_live_holds(session, reservation.client_id, now)
+    if held >= settings.max_holds_per_client:
+        raise _too_many_holds(settings)
+    _take_times(reservation, claimed)
+    session.add(reservation)
+    await session.flush()
+
+
+def _take_times(reservation: Reservation, claimed: slots.ClaimedSlot) -> None:
+    reservation.provider_id = claimed.provider_id
+    reservation.start_time = claimed.start_time
+    reservation.end_time = claimed.end_time
+
+
+def _too_many_holds(settings: Settings) -> TooManyHolds:
+    return TooManyHolds(
+        f"a client may hold at most {settings.max_holds_per_client} slot(s) at once; "
+        "confirm or let a hold run out first"
+    )
+
+
+def _too_late(notice: timedelta) -> TooLateToBook:
+    hours = notice.total_seconds() / 3600
+    return TooLateToBook(
+        f"a slot can be reserved only when it starts more than {hours:g} hours from now"
+    )
 
 
 async def _explain_refused_claim(
@@ -88,10 +147,7 @@ async def _explain_refused_claim(
     if slot is None:
         raise NotFound(f"slot {str(slot_id)!r} does not exist")
     if slot.start_time <= bookable_after:
-        hours = notice.total_seconds() / 3600
-        raise TooLateToBook(
-            f"a slot can be reserved only when it starts more than {hours:g} hours from now"
-        )
+        raise _too_late(notice)
     raise SlotUnavailable("the slot is already held or confirmed")
 
 

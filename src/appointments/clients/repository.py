@@ -22,6 +22,12 @@ async def get(
     return await session.get(Client, client_id, with_for_update=lock)
 
 
+async def lock(session: AsyncSession, client_id: uuid.UUID) -> bool:
+    """Lock the client's row (FOR NO KEY UPDATE, as `get`) without loading an ORM object."""
+    query = select(Client.id).where(Client.id == client_id).with_for_update(key_share=True)
+    return (await session.execute(query)).first() is not None
+
+
 async def page(session: AsyncSession, request: PageRequest) -> Sequence[Client]:
     """One more row than asked for, so the caller knows whether a next page exists."""
     query = select(Client).order_by(Client.created_at, Client.id).limit(request.limit + 1)

@@ -31,6 +31,14 @@ async def get_client(session: AsyncSession, client_id: str, *, lock: bool = Fals
     return client
 
 
+async def lock_client(session: AsyncSession, client_id: str) -> uuid.UUID:
+    """Serialise this client's concurrent writes (hold limit); NotFound if it does not exist."""
+    client_uuid = parse_id(client_id, "client")
+    if not await repository.lock(session, client_uuid):
+        raise NotFound(f"client {client_id!r} does not exist")
+    return client_uuid
+
+
 async def list_clients(session: AsyncSession, request: PageRequest) -> Sequence[Client]:
     return await repository.page(session, request)
 
