@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from appointments import __version__
+from appointments import __version__, web
 from appointments.admin.router import router as admin_router
 from appointments.auth.policy import authorize, check_every_route_has_a_rule
 from appointments.auth.tokens import TokenVerifier
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         admin_router,
     ):
         app.include_router(router, dependencies=[Depends(authorize)])
+    web.install(app, settings)
     check_every_route_has_a_rule(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
 

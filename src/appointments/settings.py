@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     jwt_algorithms: Annotated[list[str], NoDecode] = ["RS256", "ES256"]
     jwt_issuer: str = "appointments"
     jwt_audience: str = "appointments"
+    # Signs the web pages' session cookie; unset, the HS256 JWT secret is used (locally
+    # the generated one). Production with an outside identity provider sets it, or
+    # lets the provider's proxy send bearer tokens to the pages instead.
+    session_secret: SecretStr | None = None
     max_holds_per_client: int = Field(default=3, ge=1)
     # One JSON object per log line (off: Python's plain format, e.g. for local debugging).
     log_json: bool = True

@@ -5,7 +5,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.booking.models import LIVE_STATUSES, Reservation, ReservationStatus
@@ -226,33 +226,46 @@ async def cancel_many(
     return result.all()
 
 
+def _with_counterpart(owner: Owner) -> Select[tuple[Reservation, str]]:
+    """The owner's reservations with the other party's name (the provider's for a
+    client, the client's for a provider)."""
+    if owner.client_id is not None:
+        query = select(Reservation, Provider.name).join(
+            Provider, Provider.id == Reservation.provider_id
+        )
+    else:
+        query = select(Reservation, Client.name).join(Client, Client.id == Reservation.client_id)
+    return query.where(owner.condition()).order_by(Reservation.start_time, Reservation.id)
+
+
 async def bookings_with_counterpart(
     session: AsyncSession, owner: Owner, since: datetime, limit: int
 ) -> Sequence[tuple[Reservation, str]]:
     """Confirmed bookings and cancelled ones that had been confirmed, starting after
-    `since`, with the other party's name (the provider's for a client, the client's
-    for a provider)."""
-    other = Provider.name if owner.client_id is not None else Client.name
-    join_on = (
-        Provider.id == Reservation.provider_id
-        if owner.client_id is not None
-        else Client.id == Reservation.client_id
-    )
-    query = (
-        select(Reservation, other)
-        .join(Provider if owner.client_id is not None else Client, join_on)
-        .where(
-            owner.condition(),
-            Reservation.start_time >= since,
-            or_(
-                Reservation.status == ReservationStatus.CONFIRMED,
-                and_(
-                    Reservation.status == ReservationStatus.CANCELLED,
-                    Reservation.confirmed_at.is_not(None),
-                ),
+    `since`, with the other party's name."""
+    query = _with_counterpart(owner).where(
+        Reservation.start_time >= since,
+        or_(
+            Reservation.status == ReservationStatus.CONFIRMED,
+            and_(
+                Reservation.status == ReservationStatus.CANCELLED,
+                Reservation.confirmed_at.is_not(None),
             ),
-        )
-        .order_by(Reservation.start_time, Reservation.id)
-        .limit(limit)
+        ),
     )
-    return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+    return [(row[0], row[1]) for row in (await session.execute(query.limit(limit))).all()]
+
+
+async def live_with_counterpart(
+    session: AsyncSession,
+    owner: Owner,
+    now: datetime,
+    start_from: datetime,
+    start_before: datetime | None,
+    limit: int,
+) -> Sequence[tuple[Reservation, str]]:
+    """Live reservations (confirmed, or held and not run out) starting in the range."""
+    query = _with_counterpart(owner).where(is_live(now), Reservation.start_time >= start_from)
+    if start_before is not None:
+        query = query.where(Reservation.start_time < start_before)
+    return [(row[0], row[1]) for row in (await session.execute(query.limit(limit))).all()]

@@ -1,6 +1,5 @@
 """Booking over HTTP: reserve, confirm, cancel, and the lists of reservations."""
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -10,7 +9,7 @@ from appointments.booking import repository, service
 from appointments.booking.models import Reservation, ReservationStatus
 from appointments.booking.repository import Owner
 from appointments.booking.schemas import CancelIn, ConfirmIn, ReservationOut, ReserveIn
-from appointments.calendar import ics
+from appointments.calendar import export
 from appointments.clients import service as clients
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
@@ -252,9 +251,6 @@ async def list_provider_reservations(
     return await _page(owner, session, clock, paging, status, start_from, start_before)
 
 
-# A year back is plenty for a calendar feed; the cap bounds the answer's size.
-CALENDAR_HISTORY = timedelta(days=365)
-CALENDAR_LIMIT = 5000
 CALENDAR_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "An RFC 5545 calendar of confirmed (and cancelled) bookings.",
@@ -265,16 +261,7 @@ CALENDAR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def _calendar(owner: Owner, name: str, session: SessionDep, clock: ClockDep) -> Response:
-    now = clock.now()
-    bookings = await repository.bookings_with_counterpart(
-        session, owner, now - CALENDAR_HISTORY, CALENDAR_LIMIT
-    )
-    summaries = [(r, f"Appointment with {other}") for r, other in bookings]
-    return Response(
-        ics.calendar(name, summaries, now),
-        media_type="text/calendar",
-        headers={"Content-Disposition": 'attachment; filename="appointments.ics"'},
-    )
+    return await export.calendar_response(session, owner, name, clock.now())
 
 
 @client_router.get("/reservations.ics", response_class=Response, responses=CALENDAR_RESPONSES)

@@ -1,0 +1,251 @@
+"""The client's pages: choose a provider, a week of bookable slots, hold, confirm,
+my bookings. Each action goes through the same rules and services as the API."""
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from appointments.auth.policy import enforce
+from appointments.auth.tokens import Principal, Role
+from appointments.availability import repository as slots
+from appointments.availability.schemas import SlotFilter
+from appointments.booking import repository as reservations
+from appointments.booking import service as booking
+from appointments.booking.models import Reservation, ReservationStatus
+from appointments.booking.repository import Owner
+from appointments.calendar.export import calendar_response
+from appointments.clients import service as clients
+from appointments.deps import ClockDep, SessionDep, SettingsDep
+from appointments.errors import DomainError, NotFound
+from appointments.ids import parse_id
+from appointments.pagination import PageRequest
+from appointments.providers import service as providers
+from appointments.web.pages import (
+    PosterDep,
+    Visitor,
+    VisitorDep,
+    attempt,
+    redirect,
+    refuse,
+    render,
+    require,
+)
+from appointments.web.week import Week
+
+router = APIRouter(include_in_schema=False)
+
+# A week of 15-minute slots is 672; the cap keeps a page bounded whatever the slot length.
+WEEK_SLOT_CAP = 2000
+PROVIDERS_SHOWN = 100
+IdField = Annotated[str, Form(max_length=100)]
+
+
+def _client(visitor: Visitor, method: str, path: str) -> Principal:
+    """The signed-in client, allowed by the rule of the API route this page stands for."""
+    principal = require(visitor, Role.CLIENT)
+    enforce(principal, method, path, client_id=principal.subject)
+    return principal
+
+
+@router.get("/book")
+async def book(
+    request: Request,
+    visitor: VisitorDep,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    provider: str | None = None,
+    week: str | None = None,
+) -> Response:
+    """No provider chosen: the list of providers. Otherwise: that provider's week."""
+    _client(visitor, "GET", "/clients/{client_id}")
+    if not provider:
+        chosen = await providers.list_providers(
+            session, PageRequest(limit=PROVIDERS_SHOWN, after=None)
+        )
+        return render(request, visitor, "providers.html", providers=chosen)
+    try:
+        shown = await providers.get_provider(session, provider)
+    except DomainError as exc:
+        return refuse(request, visitor, exc.status, exc.detail)
+    now = clock.now()
+    first_bookable = now + timedelta(seconds=settings.min_notice_seconds)
+    zone = ZoneInfo(visitor.tz_name)
+    shown_week = Week.parse(week, first_bookable, zone)
+    bookable = await slots.page(
+        session,
+        shown.id,
+        status=SlotFilter.AVAILABLE,
+        start_from=shown_week.start,
+        start_before=shown_week.end,
+        bookable_after=first_bookable,
+        now=now,
+        request=PageRequest(limit=WEEK_SLOT_CAP, after=None),
+    )
+    days = shown_week.group(bookable[:WEEK_SLOT_CAP], lambda slot: slot.start_time)
+    return render(
+        request,
+        visitor,
+        "week.html",
+        provider=shown,
+        week=shown_week,
+        days=days,
+        truncated=len(bookable) > WEEK_SLOT_CAP,
+        zone=zone,
+    )
+
+
+@router.post("/book/hold")
+async def hold(
+    request: Request,
+    visitor: PosterDep,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    slot_id: IdField,
+    provider: IdField = "",
+    week: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    principal = _client(visitor, "POST", "/clients/{client_id}/reserve")
+
+    async def reserve() -> Reservation:
+        client = await clients.lock_client(session, principal.subject)
+        return await booking.reserve_slot(session, settings, client, slot_id, clock.now())
+
+    outcome = await attempt(session, reserve)
+    if isinstance(outcome, DomainError):
+        visitor.session.flash = f"That slot could not be held: {outcome.detail}."
+        return redirect(request, visitor, "/book", provider=provider, week=week)
+    return redirect(request, visitor, f"/book/holds/{outcome.id}")
+
+
+async def _own_reservation(
+    session: SessionDep, principal: Principal, reservation_id: str
+) -> tuple[Reservation, str, str]:
+    """The client's reservation with its provider's name and time zone, or NotFound."""
+    owner = Owner(client_id=uuid.UUID(principal.subject))
+    reservation = await reservations.get_owned(
+        session, owner, parse_id(reservation_id, "reservation")
+    )
+    if reservation is None:
+        raise NotFound(f"reservation {reservation_id!r} does not exist")
+    provider = await providers.get_provider(session, str(reservation.provider_id))
+    return reservation, provider.name, provider.timezone
+
+
+@router.get("/book/holds/{reservation_id}")
+async def hold_page(
+    request: Request,
+    visitor: VisitorDep,
+    session: SessionDep,
+    clock: ClockDep,
+    reservation_id: str,
+) -> Response:
+    principal = _client(visitor, "GET", "/clients/{client_id}/reservations")
+    try:
+        reservation, name, timezone = await _own_reservation(session, principal, reservation_id)
+    except DomainError as exc:
+        return refuse(request, visitor, exc.status, exc.detail)
+    now = clock.now()
+    if reservation.status == ReservationStatus.CONFIRMED:
+        return redirect(request, visitor, f"/bookings/{reservation.id}")
+    if reservation.status != ReservationStatus.HELD or reservation.expires_at <= now:
+        # Keep the message of the confirm that sent us here, if one did.
+        visitor.session.flash = (
+            visitor.session.flash or "The hold ran out; pick the slot again if it is still free."
+        )
+        week = reservation.start_time.astimezone(visitor.tz).date().isoformat()
+        return redirect(request, visitor, "/book", provider=str(reservation.provider_id), week=week)
+    return render(
+        request,
+        visitor,
+        "hold.html",
+        reservation=reservation,
+        provider_name=name,
+        provider_zone=timezone,
+        seconds_left=int((reservation.expires_at - now).total_seconds()),
+    )
+
+
+@router.post("/book/holds/{reservation_id}/confirm")
+async def confirm(
+    request: Request,
+    visitor: PosterDep,
+    session: SessionDep,
+    clock: ClockDep,
+    reservation_id: str,
+) -> Response:
+    principal = _client(visitor, "POST", "/clients/{client_id}/confirm")
+    outcome = await attempt(
+        session,
+        lambda: booking.confirm_hold(session, principal.subject, reservation_id, clock.now()),
+    )
+    if isinstance(outcome, DomainError):
+        visitor.session.flash = f"The booking could not be confirmed: {outcome.detail}."
+        return redirect(request, visitor, f"/book/holds/{reservation_id}")
+    visitor.session.flash = "Booked. See you then."
+    return redirect(request, visitor, f"/bookings/{outcome.id}")
+
+
+@router.get("/bookings")
+async def my_bookings(
+    request: Request, visitor: VisitorDep, session: SessionDep, clock: ClockDep
+) -> Response:
+    principal = _client(visitor, "GET", "/clients/{client_id}/reservations")
+    now = clock.now()
+    owner = Owner(client_id=uuid.UUID(principal.subject))
+    upcoming = await reservations.live_with_counterpart(
+        session, owner, now, now, None, WEEK_SLOT_CAP
+    )
+    return render(request, visitor, "bookings.html", bookings=upcoming, now=now)
+
+
+@router.get("/bookings/calendar.ics")
+async def my_calendar(visitor: VisitorDep, session: SessionDep, clock: ClockDep) -> Response:
+    principal = _client(visitor, "GET", "/clients/{client_id}/reservations.ics")
+    owner = Owner(client_id=uuid.UUID(principal.subject))
+    return await calendar_response(session, owner, "My appointments", clock.now())
+
+
+@router.get("/bookings/{reservation_id}")
+async def booking_page(
+    request: Request, visitor: VisitorDep, session: SessionDep, reservation_id: str
+) -> Response:
+    principal = _client(visitor, "GET", "/clients/{client_id}/reservations")
+    try:
+        reservation, name, timezone = await _own_reservation(session, principal, reservation_id)
+    except DomainError as exc:
+        return refuse(request, visitor, exc.status, exc.detail)
+    return render(
+        request,
+        visitor,
+        "booked.html",
+        reservation=reservation,
+        provider_name=name,
+        provider_zone=timezone,
+    )
+
+
+@router.post("/bookings/{reservation_id}/cancel")
+async def cancel(
+    request: Request,
+    visitor: PosterDep,
+    session: SessionDep,
+    clock: ClockDep,
+    reservation_id: str,
+) -> Response:
+    path = "/clients/{client_id}/reservations/{reservation_id}/cancel"
+    principal = _client(visitor, "POST", path)
+    owner = Owner(client_id=uuid.UUID(principal.subject))
+    outcome = await attempt(
+        session, lambda: booking.cancel_reservation(session, owner, reservation_id, clock.now())
+    )
+    if isinstance(outcome, DomainError):
+        visitor.session.flash = f"Nothing was cancelled: {outcome.detail}."
+    else:
+        visitor.session.flash = "The booking is cancelled; the slot is free again."
+    return redirect(request, visitor, "/bookings")

@@ -1,0 +1,178 @@
+"""What every page handler shares: who is visiting, rendering, redirects, and
+turning a broken booking rule into a message instead of an error page."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.auth.errors import Unauthorized
+from appointments.auth.tokens import Principal, Role, TokenVerifier
+from appointments.errors import DomainError
+from appointments.web.session import SessionCodec, WebSession, check_csrf
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+TIMEZONES = sorted(available_timezones())
+TZ_COOKIE = "tz"
+
+T = TypeVar("T")
+
+
+@dataclass
+class Visitor:
+    """The browser at the other end: its cookie session, and who it is signed in as."""
+
+    session: WebSession
+    principal: Principal | None
+    # Signed in by a bearer token (an identity provider's proxy), not by our cookie.
+    by_token: bool
+    tz_name: str
+
+    @property
+    def tz(self) -> tzinfo:
+        return ZoneInfo(self.tz_name)
+
+    def is_(self, role: Role) -> bool:
+        return self.principal is not None and self.principal.role is role
+
+
+def _codec(request: Request) -> SessionCodec:
+    codec: SessionCodec = request.app.state.session_codec
+    return codec
+
+
+def _viewer_zone(request: Request) -> str:
+    """The zone times are shown in: `?tz=`, else the cookie the page script sets from
+    the browser, else UTC."""
+    for candidate in (request.query_params.get("tz"), request.cookies.get(TZ_COOKIE)):
+        if candidate and candidate in TIMEZONES:
+            try:
+                ZoneInfo(candidate)
+                return candidate
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return "UTC"
+
+
+async def get_visitor(request: Request) -> Visitor:
+    session = _codec(request).load(request)
+    principal, by_token = session.principal, False
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        verifier: TokenVerifier = request.app.state.verifier
+        try:
+            principal, by_token = await verifier.verify(authorization[7:].strip()), True
+        except Unauthorized:
+            principal = None
+    return Visitor(session, principal, by_token, _viewer_zone(request))
+
+
+VisitorDep = Annotated[Visitor, Depends(get_visitor)]
+
+
+class PageRefused(Exception):
+    """Answered with an HTML error page (see `web.install`), not problem+json."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+async def get_poster(
+    request: Request, visitor: VisitorDep, csrf_token: Annotated[str, Form(max_length=200)] = ""
+) -> Visitor:
+    """The visitor behind a page POST whose CSRF token checked out."""
+    try:
+        check_csrf(request, visitor.session, csrf_token)
+    except DomainError as exc:
+        raise PageRefused(exc.status, exc.detail) from exc
+    return visitor
+
+
+PosterDep = Annotated[Visitor, Depends(get_poster)]
+
+
+def require(visitor: Visitor, role: Role) -> Principal:
+    """The signed-in principal of this role; anyone else is sent to sign in."""
+    if visitor.principal is None or visitor.principal.role is not role:
+        raise PageRefused(401 if visitor.principal is None else 403, f"Sign in as a {role} first.")
+    return visitor.principal
+
+
+def _finish(request: Request, visitor: Visitor, response: Response) -> Response:
+    _codec(request).store(visitor.session, request, response)
+    if "tz" in request.query_params and visitor.tz_name != "UTC":
+        response.set_cookie(TZ_COOKIE, visitor.tz_name, max_age=365 * 86400, samesite="lax")
+    # Pages show live state (holds, countdowns): never from a cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def render(
+    request: Request, visitor: Visitor, template: str, *, status: int = 200, **context: Any
+) -> Response:
+    flash = visitor.session.take_flash()
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "visitor": visitor,
+            "csrf": visitor.session.csrf,
+            "flash": flash,
+            "timezones": TIMEZONES,
+            "Role": Role,
+            **context,
+        },
+        status_code=status,
+    )
+    return _finish(request, visitor, response)
+
+
+def redirect(request: Request, visitor: Visitor, path: str, **query: str) -> Response:
+    """303 See Other: after a POST the browser GETs the result (no resubmission)."""
+    kept = {k: v for k, v in query.items() if v}
+    url = f"{path}?{urlencode(kept)}" if kept else path
+    return _finish(request, visitor, RedirectResponse(url, status_code=303))
+
+
+def refuse(request: Request, visitor: Visitor, status: int, message: str) -> Response:
+    return render(request, visitor, "error.html", status=status, message=message)
+
+
+async def attempt(session: AsyncSession, action: Callable[[], Awaitable[T]]) -> T | DomainError:
+    """Run one booking step in a savepoint; a broken rule undoes the step and comes
+    back as the error (its message is shown to the visitor), never half-written."""
+    try:
+        async with session.begin_nested():
+            return await action()
+    except DomainError as exc:
+        return exc
+
+
+def _clock(moment: datetime, zone: tzinfo) -> str:
+    return moment.astimezone(zone).strftime("%H:%M")
+
+
+def _when(moment: datetime, zone: tzinfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b %Y}, {local:%H:%M}"
+
+
+def _day(day: date) -> str:
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+templates.env.filters.update(clock=_clock, when=_when, day=_day, iso=_iso, zone=ZoneInfo)

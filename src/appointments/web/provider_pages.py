@@ -1,0 +1,139 @@
+"""The provider's page: the week's bookings (cancel one) and publishing availability."""
+
+import uuid
+from datetime import date, time
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from appointments.auth.policy import enforce
+from appointments.auth.tokens import Principal, Role
+from appointments.availability import service as availability
+from appointments.booking import repository as reservations
+from appointments.booking import service as booking
+from appointments.booking.repository import Owner
+from appointments.calendar.export import calendar_response
+from appointments.deps import ClockDep, SessionDep, SettingsDep
+from appointments.errors import DomainError
+from appointments.providers import service as providers
+from appointments.web.pages import (
+    PosterDep,
+    Visitor,
+    VisitorDep,
+    attempt,
+    redirect,
+    render,
+    require,
+)
+from appointments.web.week import Week
+
+router = APIRouter(include_in_schema=False)
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+BOOKINGS_SHOWN = 2000
+ClockField = Annotated[str, Form(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")]
+
+
+def _provider(visitor: Visitor, method: str, path: str) -> Principal:
+    """The signed-in provider, allowed by the rule of the API route this page stands for."""
+    principal = require(visitor, Role.PROVIDER)
+    enforce(principal, method, path, provider_id=principal.subject)
+    return principal
+
+
+@router.get("/provider")
+async def dashboard(
+    request: Request,
+    visitor: VisitorDep,
+    session: SessionDep,
+    clock: ClockDep,
+    week: str | None = None,
+) -> Response:
+    principal = _provider(visitor, "GET", "/providers/{provider_id}/reservations")
+    provider = await providers.get_provider(session, principal.subject)
+    now = clock.now()
+    zone = ZoneInfo(visitor.tz_name)
+    shown = Week.parse(week, now, zone)
+    booked = await reservations.live_with_counterpart(
+        session, Owner(provider_id=provider.id), now, shown.start, shown.end, BOOKINGS_SHOWN
+    )
+    today = now.astimezone(ZoneInfo(provider.timezone)).date()
+    return render(
+        request,
+        visitor,
+        "provider.html",
+        provider=provider,
+        week=shown,
+        days=shown.group(booked, lambda booking: booking[0].start_time),
+        zone=zone,
+        weekdays=WEEKDAYS,
+        today=today,
+    )
+
+
+@router.post("/provider/publish")
+async def publish(
+    request: Request,
+    visitor: PosterDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    start_date: Annotated[date, Form()],
+    end_date: Annotated[date, Form()],
+    start: ClockField,
+    end: ClockField,
+    weekday: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Daily hours on the chosen weekdays of a date range, in the provider's own zone
+    (the weekly-rules API, so daylight-saving changes are handled the same way)."""
+    principal = _provider(visitor, "POST", "/providers/{provider_id}/availability/weekly")
+    chosen = [day for day in WEEKDAYS if day in (weekday or [])]
+    if not chosen:
+        visitor.session.flash = "Nothing was published: choose at least one weekday."
+        return redirect(request, visitor, "/provider")
+    closing = None if end == "24:00" else time.fromisoformat(end)
+    opening = time.fromisoformat("00:00" if start == "24:00" else start)
+    rules = [(day, opening, closing) for day in chosen]
+    outcome = await attempt(
+        session,
+        lambda: availability.publish_weekly(
+            session, settings, principal.subject, rules, start_date, end_date
+        ),
+    )
+    if isinstance(outcome, DomainError):
+        visitor.session.flash = f"Nothing was published: {outcome.detail}."
+    else:
+        count = len(outcome[1])
+        visitor.session.flash = f"Published {count} new slot{'s' if count != 1 else ''}."
+    return redirect(request, visitor, "/provider", week=start_date.isoformat())
+
+
+@router.post("/provider/bookings/{reservation_id}/cancel")
+async def cancel(
+    request: Request,
+    visitor: PosterDep,
+    session: SessionDep,
+    clock: ClockDep,
+    reservation_id: str,
+    week: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    path = "/providers/{provider_id}/reservations/{reservation_id}/cancel"
+    principal = _provider(visitor, "POST", path)
+    owner = Owner(provider_id=uuid.UUID(principal.subject))
+    outcome = await attempt(
+        session, lambda: booking.cancel_reservation(session, owner, reservation_id, clock.now())
+    )
+    if isinstance(outcome, DomainError):
+        visitor.session.flash = f"Nothing was cancelled: {outcome.detail}."
+    else:
+        visitor.session.flash = "The booking is cancelled; the slot is free again."
+    return redirect(request, visitor, "/provider", week=week)
+
+
+@router.get("/provider/calendar.ics")
+async def calendar(visitor: VisitorDep, session: SessionDep, clock: ClockDep) -> Response:
+    principal = _provider(visitor, "GET", "/providers/{provider_id}/reservations.ics")
+    provider = await providers.get_provider(session, principal.subject)
+    owner = Owner(provider_id=provider.id)
+    return await calendar_response(session, owner, f"{provider.name}: appointments", clock.now())
