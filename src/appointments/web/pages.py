@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from fastapi import Depends, Form, Request
@@ -53,7 +53,8 @@ def _codec(request: Request) -> SessionCodec:
 def _viewer_zone(request: Request) -> str:
     """The zone times are shown in: `?tz=`, else the cookie the page script sets from
     the browser, else UTC."""
-    for candidate in (request.query_params.get("tz"), request.cookies.get(TZ_COOKIE)):
+    cookie = unquote(request.cookies.get(TZ_COOKIE, ""))  # the script URL-encodes it
+    for candidate in (request.query_params.get("tz"), cookie):
         if candidate and candidate in TIMEZONES:
             try:
                 ZoneInfo(candidate)

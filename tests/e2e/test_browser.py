@@ -1,0 +1,204 @@
+"""The whole booking flow in a real browser: Debian's Chromium driven by Playwright,
+against `appointments serve` with two worker processes.
+
+Screenshots of every screen go to a temporary folder, or to docs/screens with
+APPOINTMENTS_UPDATE_SCREENS=1 (how the README's pictures are made).
+"""
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import icalendar
+import pytest
+from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
+
+from appointments.auth.tokens import Role
+from tests.api import Api, bearer
+from tests.live_server import live_server
+
+CHROMIUM = "/usr/bin/chromium"
+# Browser downloads are impossible on these machines: no component updates, no sync.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ADMIN = bearer(Role.ADMIN, "e2e-admin")
+BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
+DOCS_SCREENS = Path(__file__).parents[2] / "docs" / "screens"
+
+
+@contextmanager
+def browser(
+    pw: Playwright, profile: Path, zone: str, width: int = 1280
+) -> Iterator[BrowserContext]:
+    """A fresh Chromium with its own user-data dir, in the given time zone."""
+    context = pw.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        timezone_id=zone,
+        locale="en-GB",
+        viewport={"width": width, "height": 900},
+    )
+    context.set_default_timeout(15_000)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+class Screens:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def shoot(self, page: Page, name: str) -> None:
+        page.screenshot(path=self.folder / f"{name}.png", full_page=True)
+
+
+def label(moment: datetime, zone: ZoneInfo) -> str:
+    """How the pages name a slot: 'Hold Fri 27 Nov 2026, 03:00'."""
+    local = moment.astimezone(zone)
+    return f"Hold {local:%a} {local.day} {local:%b %Y}, {local:%H:%M}"
+
+
+def sign_up(page: Page, base: str, name: str, email: str) -> None:
+    """With the keyboard only: type, Tab to the next field, Enter submits."""
+    page.goto(f"{base}/")
+    page.get_by_label("Your name").focus()
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    page.keyboard.type(email)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Choose a provider")).to_be_visible()
+
+
+@pytest.mark.live
+def test_provider_publishes_client_books_and_a_rival_loses_the_race(
+    database_url: str, api: Api, tmp_path: Path
+) -> None:
+    update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
+    screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
+    # Three days ahead in Berlin: past the 24-hour notice whatever the time of day.
+    day: date = (datetime.now(BERLIN) + timedelta(days=3)).date()
+    nine = datetime.combine(day, time(9), BERLIN)
+
+    with (
+        live_server(database_url, workers=2) as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+        sync_playwright() as pw,
+    ):
+        provider = http.post(
+            "/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"}
+        ).json()
+        token = bearer(Role.PROVIDER, provider["id"])["Authorization"].removeprefix("Bearer ")
+
+        with (
+            browser(pw, tmp_path / "desk", "Europe/Berlin") as desk_context,
+            browser(pw, tmp_path / "carol", "America/New_York") as carol_context,
+            browser(pw, tmp_path / "dan", "America/New_York", width=390) as dan_context,
+        ):
+            # The provider signs in with the token an admin gave it, and publishes.
+            desk = desk_context.new_page()
+            desk.goto(f"{base}/")
+            screens.shoot(desk, "01-home")
+            desk.get_by_role("textbox", name="Access token").fill(token)
+            desk.get_by_role("button", name="Sign in").click()
+            expect(desk.get_by_role("heading", name="Dr Ada Lovelace")).to_be_visible()
+            desk.get_by_label("From date").fill(day.isoformat())
+            desk.get_by_label("To date (inclusive)").fill(day.isoformat())
+            desk.get_by_label("Daily from").fill("09:00")
+            desk.get_by_label("Daily until").fill("12:00")
+            for weekday in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"):
+                desk.get_by_label(weekday, exact=True).check()
+            desk.get_by_role("button", name="Publish").click()
+            expect(desk.get_by_role("status")).to_have_text("Published 12 new slots.")
+            assert len(http.get(f"/providers/{provider['id']}/availability").json()["items"]) == 12
+
+            # Two clients sign up and open the same week (the browsers report New York time).
+            carol, dan = carol_context.new_page(), dan_context.new_page()
+            sign_up(carol, base, "Carol Client", "carol@example.com")
+            screens.shoot(carol, "02-providers")
+            sign_up(dan, base, "Dan Rival", "dan@example.com")
+            week = f"{base}/book?provider={provider['id']}&week={day.isoformat()}"
+            for page in (carol, dan):
+                page.goto(week)
+                expect(
+                    page.get_by_text("Times are in your zone, America/New_York.")
+                ).to_be_visible()
+            screens.shoot(carol, "03-week")
+            screens.shoot(dan, "03-week-phone")
+
+            # Carol holds 09:00 Berlin (shown in New York time); the countdown runs.
+            carol.get_by_role("button", name=label(nine, NEW_YORK)).click()
+            expect(carol.get_by_role("heading", name="Held for you")).to_be_visible()
+            countdown = carol.locator("[data-countdown]")
+            expect(countdown).to_have_text(re.compile(r"^(29|30):\d\d left$"))
+            first = countdown.inner_text()
+            expect(countdown).not_to_have_text(first)  # it ticks
+            screens.shoot(carol, "04-hold")
+
+            # Dan's page still offers the slot; he clicks it and loses, in plain words.
+            dan.get_by_role("button", name=label(nine, NEW_YORK)).click()
+            expect(dan.get_by_role("status")).to_have_text(
+                "That slot could not be held: the slot is already held or confirmed."
+            )
+            expect(dan.get_by_role("button", name=label(nine, NEW_YORK))).to_have_count(0)
+            screens.shoot(dan, "05-race-lost")
+            # He takes the next slot instead and confirms it.
+            dan.get_by_role("button", name=label(nine + timedelta(minutes=15), NEW_YORK)).click()
+            dan.get_by_role("button", name="Confirm booking").click()
+            expect(dan.get_by_role("heading", name="You are booked")).to_be_visible()
+
+            # Carol confirms and downloads her calendar.
+            carol.get_by_role("button", name="Confirm booking").click()
+            expect(carol.get_by_role("heading", name="You are booked")).to_be_visible()
+            screens.shoot(carol, "06-booked")
+            link = carol.get_by_role("link", name="Add to calendar (.ics)")
+            ics = carol.request.get(f"{base}{link.get_attribute('href')}")
+            assert ics.ok
+            assert ics.headers["content-type"].startswith("text/calendar")
+            (event,) = icalendar.Calendar.from_ical(ics.text()).walk("VEVENT")
+            assert event.decoded("DTSTART") == nine.astimezone(UTC)
+            assert str(event["SUMMARY"]) == "Appointment with Dr Ada Lovelace"
+
+            # The provider's week shows both bookings; it cancels Dan's.
+            desk.goto(f"{base}/provider?week={day.isoformat()}")
+            expect(desk.get_by_text("09:00 Carol Client")).to_be_visible()
+            expect(desk.get_by_text("09:15 Dan Rival")).to_be_visible()
+            screens.shoot(desk, "07-provider-week")
+            desk.get_by_role("button", name=re.compile(r"^Cancel .* with Dan Rival$")).click()
+            expect(desk.get_by_role("status")).to_have_text(
+                "The booking is cancelled; the slot is free again."
+            )
+            expect(desk.get_by_text("09:15 Dan Rival")).to_have_count(0)
+
+            # Carol sees her booking in My bookings and cancels it.
+            carol.get_by_role("link", name="My bookings").first.click()
+            expect(carol.get_by_role("heading", name="My bookings")).to_be_visible()
+            expect(carol.get_by_text("with Dr Ada Lovelace")).to_be_visible()
+            screens.shoot(carol, "08-my-bookings")
+            carol.get_by_role("button", name=re.compile(r"^Cancel ")).click()
+            expect(carol.get_by_role("status")).to_have_text(
+                "The booking is cancelled; the slot is free again."
+            )
+            expect(carol.get_by_text("No upcoming bookings.")).to_be_visible()
+
+    assert sorted(row[0] for row in api.sql("SELECT status FROM reservations")) == [
+        "cancelled",
+        "cancelled",
+    ]
+    assert api.sql("SELECT count(*) FROM slots WHERE status = 'available'")[0][0] == 12
