@@ -1,15 +1,18 @@
 """The operator's commands, run as real processes."""
 
+import asyncio
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from appointments.auth.tokens import Role, TokenVerifier
 from appointments.clock import FrozenClock
-from tests.api import Api
+from tests.api import Api, service_settings
 from tests.live_server import APPOINTMENTS, next_quarter_hour, service_env
 
 
@@ -100,3 +103,33 @@ def test_sweeper_command_expires_stale_holds_until_stopped(
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
+
+
+@pytest.mark.live
+def test_create_provider_prints_its_id_and_a_token_that_signs_in(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/providers.db"
+    env = service_env(url)
+    subprocess.run([APPOINTMENTS, "migrate"], env=env, check=True, capture_output=True)
+    done = subprocess.run(
+        [APPOINTMENTS, "create-provider", "--name", "Dr Ada", "--timezone", "Europe/Berlin"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    provider_id = done.stdout.split()[1]
+    token = done.stdout.strip().rsplit(" ", 1)[1]
+    principal = asyncio.run(TokenVerifier(service_settings(url)).verify(token))
+    assert (principal.role, principal.subject) == (Role.PROVIDER, provider_id)
+    with sqlite3.connect(f"{tmp_path}/providers.db") as db:
+        rows = db.execute("SELECT name, timezone FROM providers").fetchall()
+    assert rows == [("Dr Ada", "Europe/Berlin")]
+
+    refused = subprocess.run(
+        [APPOINTMENTS, "create-provider", "--name", "Dr Bad", "--timezone", "Mars/Base"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2
+    assert "error:" in refused.stderr

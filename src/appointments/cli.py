@@ -1,5 +1,5 @@
 """The operator's command line: serve, migrate, expire, sweeper, token, check-config,
-seed-demo."""
+seed-demo, create-provider."""
 
 import asyncio
 import contextlib
@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from appointments import demo
@@ -15,8 +16,10 @@ from appointments import migrate as migrations
 from appointments.auth.tokens import ConfigurationError, Role, mint_token
 from appointments.booking.sweeper import run_sweeper, sweep_once
 from appointments.clock import SystemClock
-from appointments.db import create_engine, create_sessionmaker, wait_for_database
+from appointments.db import create_engine, create_sessionmaker, transaction, wait_for_database
 from appointments.observability.logging import configure_logging
+from appointments.providers import service as providers
+from appointments.providers.schemas import ProviderIn
 from appointments.settings import get_settings
 
 app = typer.Typer(help="Appointment booking service.", no_args_is_help=True)
@@ -126,6 +129,39 @@ def seed_demo() -> None:
     typer.echo(f"provider {provider_id} (Demo Clinic, Europe/Berlin) with {slots} slots")
     typer.echo(f"client   {client_id} (Demo Client)")
     typer.echo(f"as the client: appointments token --role client --subject {client_id}")
+
+
+@app.command("create-provider")
+def create_provider(
+    name: Annotated[str, typer.Option(help="The provider's name, as clients see it.")],
+    timezone: Annotated[str, typer.Option(help="IANA zone its hours are read in.")] = "UTC",
+    email: Annotated[str | None, typer.Option(help="Optional contact address.")] = None,
+    ttl: Annotated[int, typer.Option(min=1, help="Sign-in token lifetime, seconds.")] = 7 * 86400,
+) -> None:
+    """Create a provider; print its id and a token to sign in to the web page with."""
+    settings = get_settings()
+    try:
+        data = ProviderIn(name=name, timezone=timezone, email=email)
+    except ValidationError as exc:
+        typer.echo(f"error: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from exc
+
+    async def run() -> str:
+        engine = create_engine(settings)
+        try:
+            async with transaction(create_sessionmaker(engine), writes=True) as session:
+                provider = await providers.create_provider(session, data, SystemClock().now())
+                return str(provider.id)
+        finally:
+            await engine.dispose()
+
+    provider_id = asyncio.run(run())
+    typer.echo(f"provider {provider_id} ({data.name}, {data.timezone})")
+    try:
+        sign_in = mint_token(settings, Role.PROVIDER, provider_id, ttl)
+    except ConfigurationError:
+        return  # tokens come from the identity provider here
+    typer.echo(f"sign-in token (paste it at /): {sign_in}")
 
 
 @app.command()
