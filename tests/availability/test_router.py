@@ -198,3 +198,28 @@ def test_walking_all_pages_returns_every_slot_once_in_order(api: Api) -> None:
             break
     assert pages == 10
     assert seen == [iso(DAY + timedelta(minutes=15 * i)) for i in range(37)]
+
+
+def test_publish_answers_exactly_what_the_listing_says_of_the_same_slots(api: Api) -> None:
+    """The publish answers are serialised without SlotOut models (for speed); they
+    must still be byte-for-byte the listing's representation."""
+    provider = api.provider(timezone="Europe/Berlin")
+    start = START + timedelta(days=3)
+    created = api.publish(provider["id"], start, start + timedelta(hours=2))
+    weekly = api.ok(
+        "POST",
+        f"/providers/{provider['id']}/availability/weekly",
+        201,
+        json={
+            "start_date": "2027-03-05",
+            "end_date": "2027-03-05",
+            "rules": [{"weekday": "fri", "start": "09:00", "end": "10:00"}],
+        },
+    )
+    listed = api.slots(provider["id"], limit=100)
+    assert created["slots"] + weekly["slots"] == listed
+    assert len(listed) == 12
+    assert set(created) == {"start_time", "end_time", "slots"}
+    assert set(weekly) == {"start_date", "end_date", "timezone", "slots"}
+    assert created["start_time"] == iso(start)
+    assert len({slot["id"] for slot in listed}) == 12

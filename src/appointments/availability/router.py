@@ -2,9 +2,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel
 
 from appointments.availability import service
+from appointments.availability.created_json import weekly_json, window_json
 from appointments.availability.models import Slot
 from appointments.availability.schemas import (
     AvailabilityChangeOut,
@@ -33,24 +33,14 @@ router = APIRouter(prefix="/providers/{provider_id}/availability", tags=["availa
     responses=problem_responses(404, 422),
 )
 async def publish_availability(
-    provider_id: str, window: WindowIn, session: SessionDep, clock: ClockDep, settings: SettingsDep
+    provider_id: str, window: WindowIn, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """Cut a window into slots; only slots the provider does not have yet are created."""
     created = await service.publish_window(
         session, settings, provider_id, window.start_time, window.end_time
     )
-    now = clock.now()
-    answer = WindowOut.model_construct(
-        start_time=window.start_time,
-        end_time=window.end_time,
-        slots=[SlotOut.at(slot, now) for slot in created],
-    )
-    return _json(answer, 201)
-
-
-def _json(answer: BaseModel, status: int) -> Response:
-    """Serialise once; FastAPI would validate a large answer again before sending it."""
-    return Response(answer.model_dump_json(), status_code=status, media_type="application/json")
+    body = window_json(window.start_time, window.end_time, created)
+    return Response(body, status_code=201, media_type="application/json")
 
 
 def _slot_key(slot: Slot) -> Keyset:
@@ -179,7 +169,7 @@ async def replace_availability(
     responses=problem_responses(404, 422),
 )
 async def publish_weekly_availability(
-    provider_id: str, data: WeeklyIn, session: SessionDep, clock: ClockDep, settings: SettingsDep
+    provider_id: str, data: WeeklyIn, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """Create slots from weekly rules read in the provider's own time zone."""
     provider, created = await service.publish_weekly(
@@ -190,11 +180,5 @@ async def publish_weekly_availability(
         data.start_date,
         data.end_date,
     )
-    now = clock.now()
-    answer = WeeklyOut.model_construct(
-        start_date=data.start_date,
-        end_date=data.end_date,
-        timezone=provider.timezone,
-        slots=[SlotOut.at(slot, now) for slot in created],
-    )
-    return _json(answer, 201)
+    body = weekly_json(data.start_date, data.end_date, provider.timezone, created)
+    return Response(body, status_code=201, media_type="application/json")
