@@ -96,9 +96,11 @@ def create_engine(settings: Settings, *, enforce_foreign_keys: bool = True) -> A
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
-        # Check connections out alive: after a database restart, stale ones are replaced
-        # instead of failing the first request that draws them.
-        pool_pre_ping=True,
+        # Off by default: asyncpg's ping is BEGIN, a query and ROLLBACK, three round
+        # trips before every request. Without it, the first request to meet a stale
+        # connection after a database restart answers 503, and that disconnect
+        # invalidates the whole pool, so the next requests reconnect.
+        pool_pre_ping=settings.db_pool_pre_ping,
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
             "command_timeout": settings.db_statement_timeout_seconds,

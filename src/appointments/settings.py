@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     # Fail fast while the database is away: answer 503 in seconds instead of hanging.
     db_connect_timeout_seconds: float = Field(default=3, gt=0)
+    # Test each pooled connection before use (3 round trips on asyncpg); see db.py.
+    db_pool_pre_ping: bool = False
     db_pool_timeout_seconds: float = Field(default=5, gt=0)
     db_statement_timeout_seconds: float = Field(default=30, gt=0)
     # How long `serve`, `migrate` and `sweeper` wait for the database at start-up.
