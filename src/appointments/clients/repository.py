@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import Uuid, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.clients.models import Client
@@ -22,10 +22,21 @@ async def get(
     return await session.get(Client, client_id, with_for_update=lock)
 
 
+# Built once: this runs before every reserve, and a prepared text statement skips
+# building and compiling an ORM query each time. SQLite has no row locks; its
+# writers are serialised by BEGIN IMMEDIATE.
+_LOCK = {
+    dialect: text(f"SELECT id FROM clients WHERE id = :id{suffix}").bindparams(
+        bindparam("id", type_=Uuid())
+    )
+    for dialect, suffix in (("postgresql", " FOR NO KEY UPDATE"), ("sqlite", ""))
+}
+
+
 async def lock(session: AsyncSession, client_id: uuid.UUID) -> bool:
     """Lock the client's row (FOR NO KEY UPDATE, as `get`) without loading an ORM object."""
-    query = select(Client.id).where(Client.id == client_id).with_for_update(key_share=True)
-    return (await session.execute(query)).first() is not None
+    statement = _LOCK[session.get_bind().dialect.name]
+    return (await session.execute(statement, {"id": client_id})).first() is not None
 
 
 async def page(session: AsyncSession, request: PageRequest) -> Sequence[Client]:
