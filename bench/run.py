@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from appointments.booking import one_statement
 from appointments.booking.sweeper import sweep_once
 from appointments.clock import SystemClock
 from appointments.db import create_engine, create_sessionmaker
@@ -32,43 +33,31 @@ from tests.postgres_server import PostgresServer
 
 RESULTS = Path(__file__).parent / "results"
 
-PGBENCH_RESERVE = """
-SELECT nextval('bench_seq') AS n \\gset
-SELECT client_id, slot_id FROM bench_pairs WHERE n = :n \\gset
-BEGIN;
-SELECT clients.id FROM clients WHERE clients.id = :client_id FOR NO KEY UPDATE;
-WITH stale AS (
-    UPDATE reservations SET status = 'expired'
-     WHERE slot_id = :slot_id AND status = 'held' AND expires_at <= now()
-    RETURNING 1
-), holds AS (
-    SELECT count(*) AS n FROM reservations
-     WHERE client_id = :client_id AND status = 'held' AND expires_at > now()
-), claimed AS (
-    UPDATE slots SET status = 'reserved', hold_expires_at = now() + interval '30 minutes'
-     WHERE id = :slot_id AND start_time > now() + interval '1 day'
-       AND (status = 'available' OR (status = 'reserved' AND hold_expires_at <= now()))
-       AND (SELECT count(*) FROM stale) >= 0
-       AND (SELECT n FROM holds) < 3
-    RETURNING provider_id, start_time, end_time
-), inserted AS (
-    INSERT INTO reservations
-        (id, slot_id, provider_id, client_id, status, start_time, end_time,
-         created_at, expires_at)
-    SELECT gen_random_uuid(), :slot_id, provider_id, :client_id, 'held', start_time,
-           end_time, now(), now() + interval '30 minutes'
-      FROM claimed
-    RETURNING provider_id, start_time, end_time
-)
-SELECT inserted.provider_id, inserted.start_time, inserted.end_time,
-       slot.start_time AS slot_start, slot.status AS slot_status,
-       slot.hold_expires_at AS slot_hold_expires_at,
-       (SELECT n FROM holds) AS holds
-  FROM (SELECT 1) AS one
-  LEFT JOIN inserted ON true
-  LEFT JOIN slots AS slot ON slot.id = :slot_id AND slot.status <> 'removed';
-COMMIT;
-"""
+
+def _pgbench_reserve() -> str:
+    """The service's reserve transaction for pgbench: the same lock and the very
+    same statement (`one_statement.RESERVE_SQL`), with the service's parameters
+    turned into pgbench variables and SQL (now(), the default 30-minute hold,
+    24-hour notice and 3-hold limit)."""
+    statement = re.sub(r":id\b", "gen_random_uuid()", one_statement.RESERVE_SQL)
+    for name, value in (
+        (":now", "now()"),
+        (":expires_at", "(now() + interval '30 minutes')"),
+        (":bookable_after", "(now() + interval '1 day')"),
+        (":max_holds", "3"),
+    ):
+        statement = statement.replace(name, value)
+    return (
+        "SELECT nextval('bench_seq') AS n \\gset\n"
+        "SELECT client_id, slot_id FROM bench_pairs WHERE n = :n \\gset\n"
+        "BEGIN;\n"
+        "SELECT id FROM clients WHERE id = :client_id FOR NO KEY UPDATE;\n"
+        f"{statement.strip()};\n"
+        "COMMIT;\n"
+    )
+
+
+PGBENCH_RESERVE = _pgbench_reserve()
 
 LISTING_SQL = """
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)

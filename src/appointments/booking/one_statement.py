@@ -20,8 +20,7 @@ from appointments.availability.models import Slot
 from appointments.availability.repository import ClaimedSlot
 from appointments.db import UTCDateTime
 
-_RESERVE = text(
-    """
+RESERVE_SQL = """
 WITH stale AS (
     UPDATE reservations SET status = 'expired'
      WHERE slot_id = :slot_id AND status = 'held' AND expires_at <= :now
@@ -53,7 +52,8 @@ SELECT inserted.provider_id, inserted.start_time, inserted.end_time,
   LEFT JOIN inserted ON true
   LEFT JOIN slots AS slot ON slot.id = :slot_id AND slot.status <> 'removed'
 """
-).columns(
+
+_RESERVE = text(RESERVE_SQL).columns(
     provider_id=Slot.__table__.c.provider_id.type,
     start_time=UTCDateTime(),
     end_time=UTCDateTime(),

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from appointments.auth.policy import enforce
 from appointments.auth.tokens import Principal, Role
 from appointments.availability import repository as slots
 from appointments.availability.schemas import SlotFilter
@@ -26,13 +25,12 @@ from appointments.pagination import PageRequest
 from appointments.providers import service as providers
 from appointments.web.pages import (
     PosterDep,
-    Visitor,
     VisitorDep,
     attempt,
     redirect,
     refuse,
     render,
-    require,
+    signed_in,
 )
 from appointments.web.week import Week
 
@@ -42,13 +40,6 @@ router = APIRouter(include_in_schema=False)
 WEEK_SLOT_CAP = 2000
 PROVIDERS_SHOWN = 100
 IdField = Annotated[str, Form(max_length=100)]
-
-
-def _client(visitor: Visitor, method: str, path: str) -> Principal:
-    """The signed-in client, allowed by the rule of the API route this page stands for."""
-    principal = require(visitor, Role.CLIENT)
-    enforce(principal, method, path, client_id=principal.subject)
-    return principal
 
 
 @router.get("/book")
@@ -62,7 +53,7 @@ async def book(
     week: str | None = None,
 ) -> Response:
     """No provider chosen: the list of providers. Otherwise: that provider's week."""
-    _client(visitor, "GET", "/clients/{client_id}")
+    signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}")
     if not provider:
         chosen = await providers.list_providers(
             session, PageRequest(limit=PROVIDERS_SHOWN, after=None)
@@ -110,7 +101,7 @@ async def hold(
     provider: IdField = "",
     week: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    principal = _client(visitor, "POST", "/clients/{client_id}/reserve")
+    principal = signed_in(visitor, Role.CLIENT, "POST", "/clients/{client_id}/reserve")
 
     async def reserve() -> Reservation:
         client = await clients.lock_client(session, principal.subject)
@@ -145,7 +136,7 @@ async def hold_page(
     clock: ClockDep,
     reservation_id: str,
 ) -> Response:
-    principal = _client(visitor, "GET", "/clients/{client_id}/reservations")
+    principal = signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}/reservations")
     try:
         reservation, name, timezone = await _own_reservation(session, principal, reservation_id)
     except DomainError as exc:
@@ -179,7 +170,7 @@ async def confirm(
     clock: ClockDep,
     reservation_id: str,
 ) -> Response:
-    principal = _client(visitor, "POST", "/clients/{client_id}/confirm")
+    principal = signed_in(visitor, Role.CLIENT, "POST", "/clients/{client_id}/confirm")
     outcome = await attempt(
         session,
         lambda: booking.confirm_hold(session, principal.subject, reservation_id, clock.now()),
@@ -195,7 +186,7 @@ async def confirm(
 async def my_bookings(
     request: Request, visitor: VisitorDep, session: SessionDep, clock: ClockDep
 ) -> Response:
-    principal = _client(visitor, "GET", "/clients/{client_id}/reservations")
+    principal = signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}/reservations")
     now = clock.now()
     owner = Owner(client_id=uuid.UUID(principal.subject))
     upcoming = await reservations.live_with_counterpart(
@@ -206,7 +197,7 @@ async def my_bookings(
 
 @router.get("/bookings/calendar.ics")
 async def my_calendar(visitor: VisitorDep, session: SessionDep, clock: ClockDep) -> Response:
-    principal = _client(visitor, "GET", "/clients/{client_id}/reservations.ics")
+    principal = signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}/reservations.ics")
     owner = Owner(client_id=uuid.UUID(principal.subject))
     return await calendar_response(session, owner, "My appointments", clock.now())
 
@@ -215,7 +206,7 @@ async def my_calendar(visitor: VisitorDep, session: SessionDep, clock: ClockDep)
 async def booking_page(
     request: Request, visitor: VisitorDep, session: SessionDep, reservation_id: str
 ) -> Response:
-    principal = _client(visitor, "GET", "/clients/{client_id}/reservations")
+    principal = signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}/reservations")
     try:
         reservation, name, timezone = await _own_reservation(session, principal, reservation_id)
     except DomainError as exc:
@@ -239,7 +230,7 @@ async def cancel(
     reservation_id: str,
 ) -> Response:
     path = "/clients/{client_id}/reservations/{reservation_id}/cancel"
-    principal = _client(visitor, "POST", path)
+    principal = signed_in(visitor, Role.CLIENT, "POST", path)
     owner = Owner(client_id=uuid.UUID(principal.subject))
     outcome = await attempt(
         session, lambda: booking.cancel_reservation(session, owner, reservation_id, clock.now())

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.auth.errors import Unauthorized
+from appointments.auth.policy import enforce
 from appointments.auth.tokens import Principal, Role, TokenVerifier
 from appointments.errors import DomainError
 from appointments.web.session import SessionCodec, WebSession, check_csrf
@@ -102,11 +103,14 @@ async def get_poster(
 PosterDep = Annotated[Visitor, Depends(get_poster)]
 
 
-def require(visitor: Visitor, role: Role) -> Principal:
-    """The signed-in principal of this role; anyone else is sent to sign in."""
-    if visitor.principal is None or visitor.principal.role is not role:
-        raise PageRefused(401 if visitor.principal is None else 403, f"Sign in as a {role} first.")
-    return visitor.principal
+def signed_in(visitor: Visitor, role: Role, method: str, api_path: str) -> Principal:
+    """The signed-in client or provider, allowed by the rule of the API route the
+    page stands for (acting as itself: its id fills the route's id parameter)."""
+    principal = visitor.principal
+    if principal is None or principal.role is not role:
+        raise PageRefused(401 if principal is None else 403, f"Sign in as a {role} first.")
+    enforce(principal, method, api_path, **{f"{role}_id": principal.subject})
+    return principal
 
 
 def _finish(request: Request, visitor: Visitor, response: Response) -> Response:

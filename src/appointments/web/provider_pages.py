@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from appointments.auth.policy import enforce
-from appointments.auth.tokens import Principal, Role
+from appointments.auth.tokens import Role
 from appointments.availability import service as availability
 from appointments.booking import repository as reservations
 from appointments.booking import service as booking
@@ -20,12 +19,11 @@ from appointments.errors import DomainError
 from appointments.providers import service as providers
 from appointments.web.pages import (
     PosterDep,
-    Visitor,
     VisitorDep,
     attempt,
     redirect,
     render,
-    require,
+    signed_in,
 )
 from appointments.web.week import Week
 
@@ -36,13 +34,6 @@ BOOKINGS_SHOWN = 2000
 ClockField = Annotated[str, Form(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")]
 
 
-def _provider(visitor: Visitor, method: str, path: str) -> Principal:
-    """The signed-in provider, allowed by the rule of the API route this page stands for."""
-    principal = require(visitor, Role.PROVIDER)
-    enforce(principal, method, path, provider_id=principal.subject)
-    return principal
-
-
 @router.get("/provider")
 async def dashboard(
     request: Request,
@@ -51,7 +42,7 @@ async def dashboard(
     clock: ClockDep,
     week: str | None = None,
 ) -> Response:
-    principal = _provider(visitor, "GET", "/providers/{provider_id}/reservations")
+    principal = signed_in(visitor, Role.PROVIDER, "GET", "/providers/{provider_id}/reservations")
     provider = await providers.get_provider(session, principal.subject)
     now = clock.now()
     zone = ZoneInfo(visitor.tz_name)
@@ -87,7 +78,9 @@ async def publish(
 ) -> Response:
     """Daily hours on the chosen weekdays of a date range, in the provider's own zone
     (the weekly-rules API, so daylight-saving changes are handled the same way)."""
-    principal = _provider(visitor, "POST", "/providers/{provider_id}/availability/weekly")
+    principal = signed_in(
+        visitor, Role.PROVIDER, "POST", "/providers/{provider_id}/availability/weekly"
+    )
     chosen = [day for day in WEEKDAYS if day in (weekday or [])]
     if not chosen:
         visitor.session.flash = "Nothing was published: choose at least one weekday."
@@ -119,7 +112,7 @@ async def cancel(
     week: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     path = "/providers/{provider_id}/reservations/{reservation_id}/cancel"
-    principal = _provider(visitor, "POST", path)
+    principal = signed_in(visitor, Role.PROVIDER, "POST", path)
     owner = Owner(provider_id=uuid.UUID(principal.subject))
     outcome = await attempt(
         session, lambda: booking.cancel_reservation(session, owner, reservation_id, clock.now())
@@ -133,7 +126,9 @@ async def cancel(
 
 @router.get("/provider/calendar.ics")
 async def calendar(visitor: VisitorDep, session: SessionDep, clock: ClockDep) -> Response:
-    principal = _provider(visitor, "GET", "/providers/{provider_id}/reservations.ics")
+    principal = signed_in(
+        visitor, Role.PROVIDER, "GET", "/providers/{provider_id}/reservations.ics"
+    )
     provider = await providers.get_provider(session, principal.subject)
     owner = Owner(provider_id=provider.id)
     return await calendar_response(session, owner, f"{provider.name}: appointments", clock.now())
