@@ -6,6 +6,8 @@ import pytest
 
 from tests.api import Api, Json
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
 
 def weekly(api: Api, provider: Json, start: date, end: date, *rules: tuple[str, str, str]) -> Json:
     result: Json = api.ok(
@@ -170,4 +172,25 @@ def test_bad_weekly_requests_are_422(api: Api, body: Json) -> None:
     provider = api.provider()
     response = api.client.post(f"/providers/{provider['id']}/availability/weekly", json=body)
     assert response.status_code == 422, response.text
+    assert api.sql("SELECT count(*) FROM slots")[0][0] == 0
+
+
+@pytest.mark.parametrize(
+    ("first", "last"), [("0001-01-01", "0001-01-07"), ("9999-12-25", "9999-12-31")]
+)
+def test_days_at_the_ends_of_the_calendar_are_refused_not_overflowed(
+    api: Api, first: str, last: str
+) -> None:
+    provider = api.provider(timezone="Pacific/Kiritimati")
+    response = api.client.post(
+        f"/providers/{provider['id']}/availability/weekly",
+        json={
+            "start_date": first,
+            "end_date": last,
+            "rules": [{"weekday": day, "start": "00:00", "end": "24:00"} for day in WEEKDAYS],
+        },
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_window"
+    assert "dates must lie between" in response.json()["detail"]
     assert api.sql("SELECT count(*) FROM slots")[0][0] == 0

@@ -17,10 +17,14 @@ from appointments.booking.models import Reservation
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
 from appointments.providers.models import Provider
+from appointments.schemas import EARLIEST, LATEST
 from appointments.settings import Settings
 
 MAX_WINDOW = timedelta(days=31)
 MAX_WEEKLY_DAYS = 366
+# The days whose every hour, in every zone, lies inside the storable time range.
+EARLIEST_DAY = EARLIEST.date() + timedelta(days=1)
+LATEST_DAY = LATEST.date() - timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,11 @@ async def publish_weekly(
     provider = await providers.get_provider(session, provider_id)
     if end_date < start_date:
         raise InvalidWindow("end_date must not be before start_date")
+    if start_date < EARLIEST_DAY or end_date > LATEST_DAY:
+        # Read in any time zone, days at the ends of the calendar overflow.
+        raise InvalidWindow(
+            f"dates must lie between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}"
+        )
     if (end_date - start_date).days >= MAX_WEEKLY_DAYS:
         raise InvalidWindow(f"weekly rules may cover at most {MAX_WEEKLY_DAYS} days at once")
     length = timedelta(minutes=settings.slot_minutes)
