@@ -20,7 +20,7 @@ from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_p
 
 from appointments.auth.tokens import Role
 from tests.api import Api, bearer
-from tests.live_server import live_server
+from tests.live_server import live_server, publish_ahead
 
 CHROMIUM = "/usr/bin/chromium"
 # Browser downloads are impossible on these machines: no component updates, no sync.
@@ -202,3 +202,30 @@ def test_provider_publishes_client_books_and_a_rival_loses_the_race(
         "cancelled",
     ]
     assert api.sql("SELECT count(*) FROM slots WHERE status = 'available'")[0][0] == 12
+
+
+@pytest.mark.live
+def test_a_hold_that_runs_out_refreshes_the_page_with_the_reason(
+    database_url: str, api: Api, tmp_path: Path
+) -> None:
+    """The countdown reaches zero, the page reloads itself, the service explains."""
+    with (
+        live_server(database_url, workers=1, hold_seconds="4") as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+        sync_playwright() as pw,
+        browser(pw, tmp_path / "erin", "Europe/Berlin") as context,
+    ):
+        provider, (slot,) = publish_ahead(http, "Dr Brief", timedelta(minutes=15))
+        start = datetime.fromisoformat(slot["start_time"])
+        page = context.new_page()
+        sign_up(page, base, "Erin", "erin@example.com")
+        page.goto(f"{base}/book?provider={provider['id']}&week={start.date().isoformat()}")
+        page.get_by_role("button", name=label(start, BERLIN)).click()
+        expect(page.locator("[data-countdown]")).to_have_text(re.compile(r"^0:0[0-4] left$"))
+
+        expect(page.get_by_role("status")).to_have_text(
+            "The hold ran out; pick the slot again if it is still free.", timeout=15_000
+        )
+        assert page.url.startswith(f"{base}/book?provider=")
+        expect(page.get_by_role("button", name=label(start, BERLIN))).to_be_visible()
+    assert api.sql("SELECT status FROM reservations") == [("held",)]  # not yet swept

@@ -244,3 +244,13 @@ def test_assets_ship_with_the_package(browser: Browser) -> None:
     home = browser.get("/").text
     assert "http://" not in home.replace("http://testserver", "")
     assert "https://" not in home
+
+
+def test_pages_forbid_framing_and_foreign_content(browser: Browser) -> None:
+    for path in ("/", "/book"):
+        headers = browser.get(path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert "default-src 'self'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["cache-control"] == "no-store"
