@@ -254,3 +254,20 @@ def test_pages_forbid_framing_and_foreign_content(browser: Browser) -> None:
         assert headers["x-frame-options"] == "DENY"
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["cache-control"] == "no-store"
+
+
+def test_the_provider_list_pages_on(api: Api, browser: Browser) -> None:
+    names = {f"Dr {number:03d}" for number in range(101)}
+    for name in names:
+        api.provider(name)
+    browser.sign_up()
+    shown = re.compile(r">(Dr \d{3})</a>")
+    first = browser.get("/book").text
+    more = re.search(r'href="(/book\?cursor=[^"]+)"', first)
+    assert more is not None
+    second = browser.get(more.group(1)).text
+    assert len(shown.findall(first)) == 100
+    assert len(shown.findall(second)) == 1
+    assert set(shown.findall(first)) | set(shown.findall(second)) == names
+    assert "More providers" not in second
+    assert browser.get("/book?cursor=garbage").status_code == 422

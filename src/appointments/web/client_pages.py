@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from appointments.auth.tokens import Principal, Role
@@ -21,7 +21,7 @@ from appointments.clients import service as clients
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
-from appointments.pagination import PageRequest
+from appointments.pagination import Keyset, PageRequest, decode_cursor, split_page
 from appointments.providers import service as providers
 from appointments.web.pages import (
     PosterDep,
@@ -51,14 +51,18 @@ async def book(
     settings: SettingsDep,
     provider: str | None = None,
     week: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """No provider chosen: the list of providers. Otherwise: that provider's week."""
     signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}")
     if not provider:
-        chosen = await providers.list_providers(
-            session, PageRequest(limit=PROVIDERS_SHOWN, after=None)
-        )
-        return render(request, visitor, "providers.html", providers=chosen)
+        try:
+            paging = PageRequest(PROVIDERS_SHOWN, decode_cursor(cursor) if cursor else None)
+        except DomainError as exc:
+            return refuse(request, visitor, exc.status, exc.detail)
+        rows = await providers.list_providers(session, paging)
+        listed, more = split_page(rows, paging, lambda p: Keyset(at=p.created_at, id=p.id))
+        return render(request, visitor, "providers.html", providers=listed, next_cursor=more)
     try:
         shown = await providers.get_provider(session, provider)
     except DomainError as exc:
