@@ -60,12 +60,26 @@ def browser(
         context.close()
 
 
+# Form controls a screen reader could not name, and whether the page scrolls sideways.
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(el => el.type !== 'hidden')
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                && !el.getAttribute('aria-labelledby') && !el.textContent.trim())
+  .map(el => el.outerHTML)"""
+SIDEWAYS = "() => document.documentElement.scrollWidth > window.innerWidth"
+
+
 class Screens:
+    """Saves each screen, and checks it on the way: every control labelled, no
+    sideways scrolling (at phone width too)."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
     def shoot(self, page: Page, name: str) -> None:
+        assert page.evaluate(UNLABELLED) == [], name
+        assert not page.evaluate(SIDEWAYS), f"{name} scrolls sideways"
         page.screenshot(path=self.folder / f"{name}.png", full_page=True)
 
 
