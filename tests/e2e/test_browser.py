@@ -101,7 +101,7 @@ def sign_up(page: Page, base: str, name: str, email: str) -> None:
 
 
 @pytest.mark.live
-def test_provider_publishes_client_books_and_a_rival_loses_the_race(
+def test_admin_creates_provider_publishes_client_books_and_a_rival_loses_the_race(
     database_url: str, api: Api, tmp_path: Path
 ) -> None:
     update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
@@ -115,20 +115,29 @@ def test_provider_publishes_client_books_and_a_rival_loses_the_race(
         httpx.Client(base_url=base, headers=ADMIN) as http,
         sync_playwright() as pw,
     ):
-        provider = http.post(
-            "/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"}
-        ).json()
-        token = bearer(Role.PROVIDER, provider["id"])["Authorization"].removeprefix("Bearer ")
+        admin_token = ADMIN["Authorization"].removeprefix("Bearer ")
 
         with (
             browser(pw, tmp_path / "desk", "Europe/Berlin") as desk_context,
             browser(pw, tmp_path / "carol", "America/New_York") as carol_context,
             browser(pw, tmp_path / "dan", "America/New_York", width=390) as dan_context,
         ):
-            # The provider signs in with the token an admin gave it, and publishes.
+            # An admin creates the provider and hands over its sign-in token.
             desk = desk_context.new_page()
             desk.goto(f"{base}/")
             screens.shoot(desk, "01-home")
+            desk.get_by_role("textbox", name="Access token").fill(admin_token)
+            desk.get_by_role("button", name="Sign in").click()
+            desk.get_by_label("Name").fill("Dr Ada Lovelace")
+            desk.get_by_label("Time zone of its hours").select_option("Europe/Berlin")
+            desk.get_by_role("button", name="Create provider").click()
+            expect(desk.get_by_role("heading", name="Created Dr Ada Lovelace")).to_be_visible()
+            screens.shoot(desk, "09-admin")
+            token = desk.get_by_label(re.compile("^Sign-in token")).input_value()
+            desk.get_by_role("button", name="Sign out").click()
+            (provider,) = http.get("/providers").json()["items"]
+
+            # The provider signs in with it and publishes.
             desk.get_by_role("textbox", name="Access token").fill(token)
             desk.get_by_role("button", name="Sign in").click()
             expect(desk.get_by_role("heading", name="Dr Ada Lovelace")).to_be_visible()

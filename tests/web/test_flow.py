@@ -271,3 +271,48 @@ def test_the_provider_list_pages_on(api: Api, browser: Browser) -> None:
     assert set(shown.findall(first)) | set(shown.findall(second)) == names
     assert "More providers" not in second
     assert browser.get("/book?cursor=garbage").status_code == 422
+
+
+def admin_token() -> str:
+    return bearer(Role.ADMIN, "web-admin")["Authorization"].removeprefix("Bearer ")
+
+
+def test_an_admin_creates_a_provider_and_hands_over_its_sign_in_token(
+    api: Api, new_browser: Callable[[], Browser]
+) -> None:
+    desk = new_browser()
+    assert desk.sign_in(admin_token()).url.path == "/manage"
+    created = desk.submit(
+        "/manage/providers",
+        {"name": "Dr Grace", "timezone": "America/New_York", "email": ""},
+        from_page="/manage",
+    )
+    assert created.status_code == 201
+    assert api.sql("SELECT name, timezone, email FROM providers") == [
+        ("Dr Grace", "America/New_York", None)
+    ]
+    token = re.search(r'id="sign-in-token"[^>]*>([^<]+)<', created.text)
+    assert token is not None
+    provider = new_browser()
+    assert provider.sign_in(token.group(1).strip()).url.path == "/provider"
+    assert "Dr Grace" in provider.get("/provider").text
+
+
+def test_the_admin_page_refuses_bad_input_and_non_admins(
+    api: Api, new_browser: Callable[[], Browser]
+) -> None:
+    desk = new_browser()
+    desk.sign_in(admin_token())
+    for form in ({"name": "", "timezone": "UTC"}, {"name": "Dr X", "timezone": "Mars/Base"}):
+        refused = desk.submit("/manage/providers", form, from_page="/manage")
+        assert refused.status_code == 422
+        assert 'role="alert"' in refused.text
+    assert api.sql("SELECT count(*) FROM providers")[0][0] == 0
+
+    client = new_browser()
+    client.sign_up()
+    assert client.get("/manage").status_code == 403
+    assert new_browser().get("/manage").status_code == 401
+    forged = client.submit("/manage/providers", {"name": "Dr Eve"}, from_page="/bookings")
+    assert forged.status_code == 403
+    assert api.sql("SELECT count(*) FROM providers")[0][0] == 0

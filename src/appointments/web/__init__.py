@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from appointments.settings import Settings
-from appointments.web import account_pages, client_pages, provider_pages
+from appointments.web import account_pages, admin_pages, client_pages, provider_pages
 from appointments.web.pages import HERE, PageRefused, get_visitor, refuse
 from appointments.web.session import SessionCodec
 
@@ -21,7 +21,12 @@ def _is_page(request: Request) -> bool:
 
 def install(app: FastAPI, settings: Settings) -> None:
     app.state.session_codec = SessionCodec(settings)
-    for router in (account_pages.router, client_pages.router, provider_pages.router):
+    for router in (
+        account_pages.router,
+        admin_pages.router,
+        client_pages.router,
+        provider_pages.router,
+    ):
         app.include_router(router)
     # Shipped inside the package: no CDN, no build step.
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

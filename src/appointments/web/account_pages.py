@@ -14,7 +14,7 @@ from appointments.clients.schemas import ClientIn
 from appointments.deps import ClockDep, SessionDep
 from appointments.errors import DomainError
 from appointments.providers import service as providers
-from appointments.web.pages import PosterDep, VisitorDep, redirect, render
+from appointments.web.pages import PosterDep, VisitorDep, first_error, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,20 +22,14 @@ router = APIRouter(include_in_schema=False)
 def home_of(principal: Principal | None) -> str:
     if principal is None:
         return "/"
-    return {Role.CLIENT: "/book", Role.PROVIDER: "/provider", Role.ADMIN: "/"}[principal.role]
+    return {Role.CLIENT: "/book", Role.PROVIDER: "/provider", Role.ADMIN: "/manage"}[principal.role]
 
 
 @router.get("/")
 async def home(request: Request, visitor: VisitorDep) -> Response:
-    if visitor.principal is not None and visitor.principal.role is not Role.ADMIN:
+    if visitor.principal is not None:
         return redirect(request, visitor, home_of(visitor.principal))
     return render(request, visitor, "home.html")
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}"
 
 
 @router.post("/signup")
@@ -56,7 +50,7 @@ async def signup(
             visitor,
             "home.html",
             status=422,
-            error=_first_error(exc),
+            error=first_error(exc),
             name=name,
             email=email,
         )

@@ -21,12 +21,13 @@ from appointments.clients import service as clients
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
-from appointments.pagination import Keyset, PageRequest, decode_cursor, split_page
+from appointments.pagination import PageRequest
 from appointments.providers import service as providers
 from appointments.web.pages import (
     PosterDep,
     VisitorDep,
     attempt,
+    provider_list,
     redirect,
     refuse,
     render,
@@ -38,7 +39,6 @@ router = APIRouter(include_in_schema=False)
 
 # A week of 15-minute slots is 672; the cap keeps a page bounded whatever the slot length.
 WEEK_SLOT_CAP = 2000
-PROVIDERS_SHOWN = 100
 IdField = Annotated[str, Form(max_length=100)]
 
 
@@ -57,11 +57,9 @@ async def book(
     signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}")
     if not provider:
         try:
-            paging = PageRequest(PROVIDERS_SHOWN, decode_cursor(cursor) if cursor else None)
+            listed, more = await provider_list(session, cursor)
         except DomainError as exc:
             return refuse(request, visitor, exc.status, exc.detail)
-        rows = await providers.list_providers(session, paging)
-        listed, more = split_page(rows, paging, lambda p: Keyset(at=p.created_at, id=p.id))
         return render(request, visitor, "providers.html", providers=listed, next_cursor=more)
     try:
         shown = await providers.get_provider(session, provider)

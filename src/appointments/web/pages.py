@@ -1,7 +1,7 @@
 """What every page handler shares: who is visiting, rendering, redirects, and
 turning a broken booking rule into a message instead of an error page."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
@@ -12,12 +12,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from fastapi import Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.auth.errors import Unauthorized
 from appointments.auth.policy import enforce
 from appointments.auth.tokens import Principal, Role, TokenVerifier
 from appointments.errors import DomainError
+from appointments.pagination import Keyset, PageRequest, decode_cursor, split_page
+from appointments.providers import service as providers
+from appointments.providers.models import Provider
 from appointments.web.session import SessionCodec, WebSession, check_csrf
 
 HERE = Path(__file__).parent
@@ -172,6 +176,23 @@ async def attempt(session: AsyncSession, action: Callable[[], Awaitable[T]]) -> 
             return await action()
     except DomainError as exc:
         return exc
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first thing wrong with a form, in words: "email: value is not a valid ..."."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}"
+
+
+async def provider_list(
+    session: AsyncSession, cursor: str | None, limit: int = 100
+) -> tuple[Sequence[Provider], str | None]:
+    """One page of providers, oldest first, and the cursor of the next (the API's
+    keyset); a cursor this service did not issue is a ValidationFailed."""
+    paging = PageRequest(limit, decode_cursor(cursor) if cursor else None)
+    rows = await providers.list_providers(session, paging)
+    return split_page(rows, paging, lambda p: Keyset(at=p.created_at, id=p.id))
 
 
 def _clock(moment: datetime, zone: tzinfo) -> str:
