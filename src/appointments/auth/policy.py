@@ -23,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from appointments.auth.errors import Forbidden, Unauthorized
 from appointments.auth.tokens import Principal, Role, TokenVerifier
 from appointments.errors import NotFound
+from appointments.routes import api_routes
 
 
 @dataclass(frozen=True)
@@ -160,17 +161,16 @@ def enforce(principal: Principal, method: str, path: str, **path_params: str) ->
 
 def check_every_route_has_a_rule(app: FastAPI) -> None:
     """Refuse to start when a route has no rule, or a guarded rule is not enforced."""
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for route in api_routes(app):
+        path = route.path_format
         if not route.include_in_schema and route.endpoint.__module__.startswith(
             "appointments.web."
         ):
             continue  # a web page: signs in by cookie and calls `enforce` itself
         for method in route.methods or ():
-            key = (method, route.path_format)
+            key = (method, path)
             if key not in RULES:
-                raise RuntimeError(f"no authorization rule for {method} {route.path_format}")
+                raise RuntimeError(f"no authorization rule for {method} {path}")
             guarded = any(d.call is authorize for d in route.dependant.dependencies)
             if RULES[key] is not PUBLIC and not guarded:
-                raise RuntimeError(f"{method} {route.path_format} does not enforce its rule")
+                raise RuntimeError(f"{method} {path} does not enforce its rule")

@@ -12,7 +12,7 @@ from appointments.errors import DomainError
 from appointments.providers import service as providers
 from appointments.providers.schemas import ProviderIn
 from appointments.web.pages import (
-    PosterDep,
+    AdminPosterDep,
     VisitorDep,
     first_error,
     provider_list,
@@ -65,7 +65,7 @@ async def manage(
 @router.post("/manage/providers")
 async def create_provider(
     request: Request,
-    visitor: PosterDep,
+    visitor: AdminPosterDep,
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,

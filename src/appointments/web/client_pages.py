@@ -24,7 +24,7 @@ from appointments.ids import parse_id
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
 from appointments.web.pages import (
-    PosterDep,
+    ClientPosterDep,
     VisitorDep,
     attempt,
     provider_list,
@@ -95,7 +95,7 @@ async def book(
 @router.post("/book/hold")
 async def hold(
     request: Request,
-    visitor: PosterDep,
+    visitor: ClientPosterDep,
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
@@ -167,7 +167,7 @@ async def hold_page(
 @router.post("/book/holds/{reservation_id}/confirm")
 async def confirm(
     request: Request,
-    visitor: PosterDep,
+    visitor: ClientPosterDep,
     session: SessionDep,
     clock: ClockDep,
     reservation_id: str,
@@ -226,7 +226,7 @@ async def booking_page(
 @router.post("/bookings/{reservation_id}/cancel")
 async def cancel(
     request: Request,
-    visitor: PosterDep,
+    visitor: ClientPosterDep,
     session: SessionDep,
     clock: ClockDep,
     reservation_id: str,

@@ -114,15 +114,33 @@ async def get_poster(
     return visitor
 
 
+def _require_role(visitor: Visitor, role: Role) -> Principal:
+    principal = visitor.principal
+    if principal is None or principal.role is not role:
+        raise PageRefused(401 if principal is None else 403, f"Sign in as a {role} first.")
+    return principal
+
+
+def _poster_as(role: Role) -> Callable[..., Awaitable[Visitor]]:
+    # A dependency, so the CSRF and role checks answer before the form's own fields
+    # are validated: a stranger learns nothing from a 422.
+    async def poster(visitor: Annotated[Visitor, Depends(get_poster)]) -> Visitor:
+        _require_role(visitor, role)
+        return visitor
+
+    return poster
+
+
 PosterDep = Annotated[Visitor, Depends(get_poster)]
+ClientPosterDep = Annotated[Visitor, Depends(_poster_as(Role.CLIENT))]
+ProviderPosterDep = Annotated[Visitor, Depends(_poster_as(Role.PROVIDER))]
+AdminPosterDep = Annotated[Visitor, Depends(_poster_as(Role.ADMIN))]
 
 
 def signed_in(visitor: Visitor, role: Role, method: str, api_path: str) -> Principal:
     """The signed-in client or provider, allowed by the rule of the API route the
     page stands for (acting as itself: its id fills the route's id parameter)."""
-    principal = visitor.principal
-    if principal is None or principal.role is not role:
-        raise PageRefused(401 if principal is None else 403, f"Sign in as a {role} first.")
+    principal = _require_role(visitor, role)
     enforce(principal, method, api_path, **{f"{role}_id": principal.subject})
     return principal
 

@@ -18,7 +18,7 @@ from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError
 from appointments.providers import service as providers
 from appointments.web.pages import (
-    PosterDep,
+    ProviderPosterDep,
     VisitorDep,
     attempt,
     redirect,
@@ -67,7 +67,7 @@ async def dashboard(
 @router.post("/provider/publish")
 async def publish(
     request: Request,
-    visitor: PosterDep,
+    visitor: ProviderPosterDep,
     session: SessionDep,
     settings: SettingsDep,
     start_date: Annotated[date, Form()],
@@ -105,7 +105,7 @@ async def publish(
 @router.post("/provider/bookings/{reservation_id}/cancel")
 async def cancel(
     request: Request,
-    visitor: PosterDep,
+    visitor: ProviderPosterDep,
     session: SessionDep,
     clock: ClockDep,
     reservation_id: str,
