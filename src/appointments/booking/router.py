@@ -260,21 +260,19 @@ CALENDAR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _calendar(owner: Owner, name: str, session: SessionDep, clock: ClockDep) -> Response:
-    return await export.calendar_response(session, owner, name, clock.now())
-
-
 @client_router.get("/reservations.ics", response_class=Response, responses=CALENDAR_RESPONSES)
 async def client_calendar(client_id: str, session: SessionDep, clock: ClockDep) -> Response:
     """This client's confirmed bookings as an .ics calendar (cancelled ones marked)."""
     client = await clients.get_client(session, client_id)
-    return await _calendar(Owner(client_id=client.id), "My appointments", session, clock)
+    owner = Owner(client_id=client.id)
+    return await export.calendar_response(session, owner, "My appointments", clock.now())
 
 
 @provider_router.get("/reservations.ics", response_class=Response, responses=CALENDAR_RESPONSES)
 async def provider_calendar(provider_id: str, session: SessionDep, clock: ClockDep) -> Response:
     """This provider's confirmed bookings as an .ics calendar (cancelled ones marked)."""
     provider = await providers.get_provider(session, provider_id)
-    return await _calendar(
-        Owner(provider_id=provider.id), f"{provider.name}: appointments", session, clock
+    name = f"{provider.name}: appointments"
+    return await export.calendar_response(
+        session, Owner(provider_id=provider.id), name, clock.now()
     )
