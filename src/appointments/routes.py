@@ -20,3 +20,9 @@ def api_routes(app: FastAPI) -> Iterator[RouteContext]:
 
 def every_route(app: FastAPI) -> Iterator[RouteContext]:
     yield from iter_route_contexts(app.routes)
+
+
+def is_web_page(route: RouteContext | APIRoute) -> bool:
+    """A route of the built-in HTML pages (outside the JSON API and its document)."""
+    endpoint = route.endpoint
+    return endpoint is not None and endpoint.__module__.startswith("appointments.web.")

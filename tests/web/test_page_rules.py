@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from appointments.routes import api_routes
+from appointments.routes import api_routes, is_web_page
 from tests.web.browser import Browser
 
 PUBLIC_PAGES = {("GET", "/")}
@@ -19,7 +19,7 @@ OWNED_BY = {"/book": "client", "/bookings": "client", "/provider": "provider", "
 def page_routes(client: TestClient) -> Iterator[tuple[str, str]]:
     app: FastAPI = client.app  # type: ignore[assignment]
     for route in api_routes(app):
-        if route.endpoint.__module__.startswith("appointments.web."):
+        if is_web_page(route):
             path = (route.path_format or "").replace("{reservation_id}", str(uuid.uuid4()))
             for method in sorted(route.methods or ()):
                 yield method, path

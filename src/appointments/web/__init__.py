@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from appointments.routes import is_web_page
 from appointments.settings import Settings
 from appointments.web import account_pages, admin_pages, client_pages, provider_pages
 from appointments.web.pages import HERE, PageRefused, get_visitor, refuse
@@ -16,7 +17,7 @@ from appointments.web.session import SessionCodec
 
 def _is_page(request: Request) -> bool:
     route = request.scope.get("route")
-    return isinstance(route, APIRoute) and route.endpoint.__module__.startswith("appointments.web.")
+    return isinstance(route, APIRoute) and is_web_page(route)
 
 
 def install(app: FastAPI, settings: Settings) -> None:

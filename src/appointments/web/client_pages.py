@@ -4,7 +4,6 @@ my bookings. Each action goes through the same rules and services as the API."""
 import uuid
 from datetime import timedelta
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -27,6 +26,7 @@ from appointments.web.pages import (
     ClientPosterDep,
     VisitorDep,
     attempt,
+    cancel_and_tell,
     provider_list,
     redirect,
     refuse,
@@ -67,8 +67,7 @@ async def book(
         return refuse(request, visitor, exc.status, exc.detail)
     now = clock.now()
     first_bookable = now + timedelta(seconds=settings.min_notice_seconds)
-    zone = ZoneInfo(visitor.tz_name)
-    shown_week = Week.parse(week, first_bookable, zone)
+    shown_week = Week.parse(week, first_bookable, visitor.tz)
     bookable = await slots.page(
         session,
         shown.id,
@@ -88,7 +87,6 @@ async def book(
         week=shown_week,
         days=days,
         truncated=len(bookable) > WEEK_SLOT_CAP,
-        zone=zone,
     )
 
 
@@ -234,11 +232,5 @@ async def cancel(
     path = "/clients/{client_id}/reservations/{reservation_id}/cancel"
     principal = signed_in(visitor, Role.CLIENT, "POST", path)
     owner = Owner(client_id=uuid.UUID(principal.subject))
-    outcome = await attempt(
-        session, lambda: booking.cancel_reservation(session, owner, reservation_id, clock.now())
-    )
-    if isinstance(outcome, DomainError):
-        visitor.session.flash = f"Nothing was cancelled: {outcome.detail}."
-    else:
-        visitor.session.flash = "The booking is cancelled; the slot is free again."
+    await cancel_and_tell(session, visitor, owner, reservation_id, clock.now())
     return redirect(request, visitor, "/bookings")

@@ -11,7 +11,6 @@ from fastapi.responses import Response
 from appointments.auth.tokens import Role
 from appointments.availability import service as availability
 from appointments.booking import repository as reservations
-from appointments.booking import service as booking
 from appointments.booking.repository import Owner
 from appointments.calendar.export import calendar_response
 from appointments.deps import ClockDep, SessionDep, SettingsDep
@@ -21,6 +20,7 @@ from appointments.web.pages import (
     ProviderPosterDep,
     VisitorDep,
     attempt,
+    cancel_and_tell,
     redirect,
     render,
     signed_in,
@@ -45,8 +45,7 @@ async def dashboard(
     principal = signed_in(visitor, Role.PROVIDER, "GET", "/providers/{provider_id}/reservations")
     provider = await providers.get_provider(session, principal.subject)
     now = clock.now()
-    zone = ZoneInfo(visitor.tz_name)
-    shown = Week.parse(week, now, zone)
+    shown = Week.parse(week, now, visitor.tz)
     booked = await reservations.live_with_counterpart(
         session, Owner(provider_id=provider.id), now, shown.start, shown.end, BOOKINGS_SHOWN
     )
@@ -58,7 +57,6 @@ async def dashboard(
         provider=provider,
         week=shown,
         days=shown.group(booked, lambda booking: booking[0].start_time),
-        zone=zone,
         weekdays=WEEKDAYS,
         today=today,
     )
@@ -114,13 +112,7 @@ async def cancel(
     path = "/providers/{provider_id}/reservations/{reservation_id}/cancel"
     principal = signed_in(visitor, Role.PROVIDER, "POST", path)
     owner = Owner(provider_id=uuid.UUID(principal.subject))
-    outcome = await attempt(
-        session, lambda: booking.cancel_reservation(session, owner, reservation_id, clock.now())
-    )
-    if isinstance(outcome, DomainError):
-        visitor.session.flash = f"Nothing was cancelled: {outcome.detail}."
-    else:
-        visitor.session.flash = "The booking is cancelled; the slot is free again."
+    await cancel_and_tell(session, visitor, owner, reservation_id, clock.now())
     return redirect(request, visitor, "/provider", week=week)
 
 
