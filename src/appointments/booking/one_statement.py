@@ -45,8 +45,10 @@ WITH stale AS (
     RETURNING provider_id, start_time, end_time
 )
 SELECT inserted.provider_id, inserted.start_time, inserted.end_time,
-       slot.start_time AS slot_start, slot.status AS slot_status,
-       slot.hold_expires_at AS slot_hold_expires_at,
+       slot.start_time AS slot_start,
+       coalesce(slot.status = 'available'
+                OR (slot.status = 'reserved' AND slot.hold_expires_at <= :now), false)
+           AS slot_free,
        (SELECT n FROM holds) AS holds
   FROM (SELECT 1) AS one
   LEFT JOIN inserted ON true
@@ -58,14 +60,13 @@ _RESERVE = text(RESERVE_SQL).columns(
     start_time=UTCDateTime(),
     end_time=UTCDateTime(),
     slot_start=UTCDateTime(),
-    slot_status=Slot.__table__.c.status.type,
-    slot_hold_expires_at=UTCDateTime(),
 )
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the statement did; when nothing was inserted, what it saw of the slot."""
+    """What the statement did; when nothing was inserted, what it saw of the slot
+    (`slot_free`: by the same test the claim uses)."""
 
     claimed: ClaimedSlot | None
     slot_start: datetime | None
@@ -98,11 +99,7 @@ async def reserve(
             },
         )
     ).one()
-    hold_until = row.slot_hold_expires_at
-    free = row.slot_status == "available" or (
-        row.slot_status == "reserved" and hold_until is not None and hold_until <= now
-    )
     claimed = None
     if row.provider_id is not None:
         claimed = ClaimedSlot(row.provider_id, row.start_time, row.end_time)
-    return Outcome(claimed, row.slot_start, free, int(row.holds))
+    return Outcome(claimed, row.slot_start, bool(row.slot_free), int(row.holds))
