@@ -167,8 +167,12 @@ def test_times_show_in_the_viewers_zone(api: Api, browser: Browser) -> None:
     page = browser.get(f"/book?provider={provider['id']}&week=2027-03-04&tz=America/New_York")
     assert 'aria-label="Hold Thu 4 Mar 2027, 03:00"' in page.text
     assert "your zone, America/New_York" in page.text
-    # The choice sticks for the next page.
+    # The choice sticks for the next page, UTC too; an unknown zone changes nothing.
     assert 'data-tz="America/New_York"' in browser.get("/bookings").text
+    browser.get("/bookings?tz=UTC")
+    assert browser.client.cookies["tz"] == "UTC"
+    browser.get("/bookings?tz=Mars/Base")
+    assert browser.client.cookies["tz"] == "UTC"
 
 
 def test_provider_signs_in_publishes_sees_and_cancels_bookings(

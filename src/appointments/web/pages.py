@@ -146,7 +146,9 @@ def signed_in(visitor: Visitor, role: Role, method: str, api_path: str) -> Princ
 
 def _finish(request: Request, visitor: Visitor, response: Response) -> Response:
     _codec(request).store(visitor.session, request, response)
-    if "tz" in request.query_params and visitor.tz_name != "UTC":
+    # A zone picked on the page sticks, UTC included (a missing cookie would let the
+    # page script replace the choice with the browser's zone).
+    if request.query_params.get("tz") == visitor.tz_name:
         response.set_cookie(TZ_COOKIE, visitor.tz_name, max_age=365 * 86400, samesite="lax")
     # Pages show live state (holds, countdowns): never from a cache.
     response.headers["Cache-Control"] = "no-store"
