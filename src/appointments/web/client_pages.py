@@ -24,6 +24,7 @@ from appointments.pagination import PageRequest
 from appointments.providers import service as providers
 from appointments.web.pages import (
     ClientPosterDep,
+    PageRefused,
     VisitorDep,
     attempt,
     cancel_and_tell,
@@ -117,14 +118,18 @@ async def hold(
 async def _own_reservation(
     session: SessionDep, principal: Principal, reservation_id: str
 ) -> tuple[Reservation, str, str]:
-    """The client's reservation with its provider's name and time zone, or NotFound."""
+    """The client's reservation with its provider's name and time zone; anything else
+    (malformed, missing, another client's) is the 404 page."""
     owner = Owner(client_id=uuid.UUID(principal.subject))
-    reservation = await reservations.get_owned(
-        session, owner, parse_id(reservation_id, "reservation")
-    )
-    if reservation is None:
-        raise NotFound(f"reservation {reservation_id!r} does not exist")
-    provider = await providers.get_provider(session, str(reservation.provider_id))
+    try:
+        reservation = await reservations.get_owned(
+            session, owner, parse_id(reservation_id, "reservation")
+        )
+        if reservation is None:
+            raise NotFound(f"reservation {reservation_id!r} does not exist")
+        provider = await providers.get_provider(session, str(reservation.provider_id))
+    except DomainError as exc:
+        raise PageRefused(exc.status, exc.detail) from exc
     return reservation, provider.name, provider.timezone
 
 
@@ -137,10 +142,7 @@ async def hold_page(
     reservation_id: str,
 ) -> Response:
     principal = signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}/reservations")
-    try:
-        reservation, name, timezone = await _own_reservation(session, principal, reservation_id)
-    except DomainError as exc:
-        return refuse(request, visitor, exc.status, exc.detail)
+    reservation, name, timezone = await _own_reservation(session, principal, reservation_id)
     now = clock.now()
     if reservation.status == ReservationStatus.CONFIRMED:
         return redirect(request, visitor, f"/bookings/{reservation.id}")
@@ -207,10 +209,7 @@ async def booking_page(
     request: Request, visitor: VisitorDep, session: SessionDep, reservation_id: str
 ) -> Response:
     principal = signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}/reservations")
-    try:
-        reservation, name, timezone = await _own_reservation(session, principal, reservation_id)
-    except DomainError as exc:
-        return refuse(request, visitor, exc.status, exc.detail)
+    reservation, name, timezone = await _own_reservation(session, principal, reservation_id)
     return render(
         request,
         visitor,
