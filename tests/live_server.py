@@ -55,7 +55,13 @@ def live_server(database_url: str, workers: int = 2, **settings: str) -> Iterato
                 log.seek(0)
                 raise RuntimeError(f"service did not start:\n{log.read().decode()[-4000:]}")
             time.sleep(0.1)
-        yield base
+        try:
+            yield base
+        except BaseException:
+            # The server's own account of a failed test (tracebacks of any 500).
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-8000:])
+            raise
     finally:
         process.terminate()
         try:

@@ -5,8 +5,9 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from sqlalchemy import DateTime, MetaData, event
@@ -121,11 +122,43 @@ def _configure_sqlite(engine: AsyncEngine, enforce_foreign_keys: bool) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        for name, function in (("tz_day_start", _tz_day_start), ("tz_day_end", _tz_day_end)):
+            dbapi_connection.create_function(name, 2, function, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         writing = connection.get_execution_options().get("writes", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+# SQLite stores times as naive UTC text in this format (see UTCDateTime).
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _local_midnight(stored: str | None, zone: str | None, days: int) -> str | None:
+    """Local midnight (plus `days`) of a stored UTC time's day in the zone, stored form.
+
+    SQLite knows no time zones; these functions give its queries the provider's
+    calendar days, as `AT TIME ZONE` does on PostgreSQL.
+    """
+    if stored is None or zone is None:
+        return None
+    try:
+        tz = ZoneInfo(zone)
+        moment = datetime.strptime(stored, _SQLITE_TIME).replace(tzinfo=UTC)
+    except (ValueError, KeyError, ZoneInfoNotFoundError):
+        return None
+    day = moment.astimezone(tz).date() + timedelta(days=days)
+    midnight = datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
+    return midnight.strftime(_SQLITE_TIME)
+
+
+def _tz_day_start(stored: str | None, zone: str | None) -> str | None:
+    return _local_midnight(stored, zone, 0)
+
+
+def _tz_day_end(stored: str | None, zone: str | None) -> str | None:
+    return _local_midnight(stored, zone, 1)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from appointments import __version__, web
 from appointments.admin.router import router as admin_router
+from appointments.appointment_types.router import router as appointment_types_router
 from appointments.auth.policy import authorize, check_every_route_has_a_rule
 from appointments.auth.tokens import TokenVerifier
 from appointments.availability.router import router as availability_router
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     for router in (
         providers_router,
         availability_router,
+        appointment_types_router,
         clients_router,
         booking_client_router,
         booking_provider_router,

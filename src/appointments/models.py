@@ -1,7 +1,8 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
+from appointments.appointment_types.models import AppointmentType
 from appointments.availability.models import Slot
-from appointments.booking.models import Reservation
+from appointments.booking.models import Reservation, ReservationSlot
 from appointments.clients.models import Client
 from appointments.db import Base
 from appointments.idempotency.models import IdempotencyKey
@@ -9,4 +10,13 @@ from appointments.providers.models import Provider
 
 metadata = Base.metadata
 
-__all__ = ["Client", "IdempotencyKey", "Provider", "Reservation", "Slot", "metadata"]
+__all__ = [
+    "AppointmentType",
+    "Client",
+    "IdempotencyKey",
+    "Provider",
+    "Reservation",
+    "ReservationSlot",
+    "Slot",
+    "metadata",
+]

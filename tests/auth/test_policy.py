@@ -50,6 +50,16 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/providers/{provider_id}/availability"): PROVIDER_ITSELF,
     ("POST", "/providers/{provider_id}/availability/weekly"): PROVIDER_ITSELF,
     ("POST", "/admin/expire-reservations"): ADMIN_ONLY,
+    ("POST", "/providers/{provider_id}/appointment-types"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/appointment-types"): EVERYONE,
+    ("GET", "/providers/{provider_id}/appointment-types/{type_id}"): EVERYONE,
+    ("PUT", "/providers/{provider_id}/appointment-types/{type_id}"): PROVIDER_ITSELF,
+    ("DELETE", "/providers/{provider_id}/appointment-types/{type_id}"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/appointment-types/{type_id}/availability"): EVERYONE,
+    ("POST", "/clients/{client_id}/reservations/{reservation_id}/reschedule"): CLIENT_ITSELF,
+    ("POST", "/providers/{provider_id}/reservations/{reservation_id}/reschedule"): (
+        PROVIDER_ITSELF
+    ),
 }
 # Variants of one route whose rule depends on the query.
 EXTRA_CALLS: dict[tuple[str, str, str], dict[str, Any]] = {
@@ -72,7 +82,17 @@ def build_world(api: Api) -> dict[str, Json]:
     world["hold"] = api.reserve(world["client_own"]["id"], held_slot["id"]).json()
     own_held = api.slot(world["provider_own"]["id"], DAY + timedelta(hours=1))
     world["own_hold"] = api.reserve(world["client_other"]["id"], own_held["id"]).json()
+    world["other_free_slot"] = api.slot(world["provider_other"]["id"], DAY + timedelta(hours=2))
+    world["type"] = api.ok(
+        "POST",
+        f"/providers/{world['provider_own']['id']}/appointment-types",
+        201,
+        json={"name": "Short", "duration_minutes": 15},
+    )
     return world
+
+
+TYPE_BODY = {"name": "Consultation", "duration_minutes": 45, "buffer_after_minutes": 15}
 
 
 def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, Any]:
@@ -81,6 +101,7 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         provider_id=world["provider_own"]["id"],
         client_id=world["client_own"]["id"],
         reservation_id=reservation["id"],
+        type_id=world["type"]["id"],
     )
     far = DAY + timedelta(days=5)
     if (method, path) == ("DELETE", "/providers/{provider_id}"):
@@ -100,6 +121,14 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         ("POST", "/clients/{client_id}/confirm"): {"reservation_id": world["hold"]["id"]},
         ("PUT", "/providers/{provider_id}/availability"): {
             "windows": [{"start_time": iso(far), "end_time": iso(far + timedelta(hours=1))}]
+        },
+        ("POST", "/providers/{provider_id}/appointment-types"): TYPE_BODY,
+        ("PUT", "/providers/{provider_id}/appointment-types/{type_id}"): TYPE_BODY,
+        ("POST", "/clients/{client_id}/reservations/{reservation_id}/reschedule"): {
+            "slot_id": world["other_free_slot"]["id"]
+        },
+        ("POST", "/providers/{provider_id}/reservations/{reservation_id}/reschedule"): {
+            "slot_id": world["free_slot"]["id"]
         },
         ("POST", "/providers/{provider_id}/availability/weekly"): {
             "start_date": "2027-04-01",

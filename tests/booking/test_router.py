@@ -196,8 +196,9 @@ def test_the_database_refuses_a_second_live_reservation(api: Api, setup: tuple[J
     with pytest.raises(Exception, match=r"(?i)unique"):
         api.sql(
             "INSERT INTO reservations (id, slot_id, provider_id, client_id, status, "
-            "start_time, end_time, created_at, expires_at) SELECT :new_id, slot_id, "
-            "provider_id, :eve, 'held', start_time, end_time, created_at, expires_at "
+            "start_time, end_time, occupied_start, occupied_end, created_at, expires_at) "
+            "SELECT :new_id, slot_id, provider_id, :eve, 'held', start_time, end_time, "
+            "occupied_start, occupied_end, created_at, expires_at "
             "FROM reservations WHERE id = :id",
             new_id=api.db_id("11111111-1111-1111-1111-111111111111"),
             eve=api.db_id(eve["id"]),

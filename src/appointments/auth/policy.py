@@ -4,7 +4,8 @@
 - a provider manages only itself and its availability; its slots' booking state
   (`status` other than `available`) is for it alone;
 - a client manages only itself, and reserves and confirms only as itself;
-- reading providers and bookable slots needs any valid token;
+- reading providers, bookable slots, appointment types and their start times
+  needs any valid token;
 - listing or creating clients and providers, and admin operations, are admin-only.
 
 Someone else's *client* (or anything under it) answers 404, so client ids do not
@@ -112,6 +113,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", "/providers/{provider_id}/availability"): PROVIDER_SELF,
     ("POST", "/providers/{provider_id}/availability/weekly"): PROVIDER_SELF,
     ("POST", "/admin/expire-reservations"): ADMIN,
+    ("POST", "/providers/{provider_id}/appointment-types"): PROVIDER_SELF,
+    ("GET", "/providers/{provider_id}/appointment-types"): ANY_USER,
+    ("GET", "/providers/{provider_id}/appointment-types/{type_id}"): ANY_USER,
+    ("PUT", "/providers/{provider_id}/appointment-types/{type_id}"): PROVIDER_SELF,
+    ("DELETE", "/providers/{provider_id}/appointment-types/{type_id}"): PROVIDER_SELF,
+    ("GET", "/providers/{provider_id}/appointment-types/{type_id}/availability"): ANY_USER,
+    ("POST", "/clients/{client_id}/reservations/{reservation_id}/reschedule"): CLIENT_SELF,
+    ("POST", "/providers/{provider_id}/reservations/{reservation_id}/reschedule"): PROVIDER_SELF,
 }
 
 bearer_scheme = HTTPBearer(

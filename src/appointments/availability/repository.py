@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability.models import Slot, SlotRecord, SlotStatus
 from appointments.availability.schemas import SlotFilter
+from appointments.booking.models import ReservationSlot
 from appointments.pagination import PageRequest
 
 
@@ -176,11 +177,66 @@ async def claim_slot_if_free(
     return None if row is None else ClaimedSlot(*row)
 
 
-async def mark_confirmed(session: AsyncSession, slot_id: uuid.UUID) -> None:
+async def mark_confirmed(session: AsyncSession, reservation_id: uuid.UUID) -> None:
+    """Every slot the reservation occupies (buffers included) becomes confirmed."""
+    occupied = select(ReservationSlot.slot_id).where(
+        ReservationSlot.reservation_id == reservation_id
+    )
     await session.execute(
         update(Slot)
-        .where(Slot.id == slot_id)
+        .where(Slot.id.in_(occupied))
         .values(status=SlotStatus.CONFIRMED, hold_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def lock_free_span(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    *,
+    occupied_by: uuid.UUID | None = None,
+) -> Sequence[uuid.UUID]:
+    """Lock the provider's slots in [start, end) that are free at `now` (or occupied by
+    reservation `occupied_by`, which is moving); return their ids in start order.
+
+    Rows are locked in start order, so two claims of overlapping spans queue up
+    instead of deadlocking; a row that a rival changed while we waited is
+    re-checked and left out. Fewer ids than the span has slots means it cannot be had.
+    """
+    usable = is_free(now)
+    if occupied_by is not None:
+        own = select(ReservationSlot.slot_id).where(ReservationSlot.reservation_id == occupied_by)
+        usable = or_(usable, and_(Slot.status != SlotStatus.REMOVED, Slot.id.in_(own)))
+    query = (
+        select(Slot.id)
+        .where(
+            Slot.provider_id == provider_id,
+            Slot.start_time >= start,
+            Slot.start_time < end,
+            usable,
+        )
+        .order_by(Slot.start_time)
+        .with_for_update(key_share=True)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def occupy(
+    session: AsyncSession, slot_ids: Sequence[uuid.UUID], hold_expires_at: datetime | None
+) -> None:
+    """Mark these (locked) slots held until `hold_expires_at`, or confirmed when None:
+    one statement for every slot of an appointment and its buffers."""
+    if not slot_ids:
+        return
+    status = SlotStatus.CONFIRMED if hold_expires_at is None else SlotStatus.RESERVED
+    await session.execute(
+        update(Slot)
+        .where(Slot.id.in_(slot_ids))
+        .values(status=status, hold_expires_at=hold_expires_at)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -199,7 +255,7 @@ async def release(
         )
 
 
-async def remove_free_slots(
+async def remove_slots(
     session: AsyncSession,
     provider_id: uuid.UUID,
     start_from: datetime,
@@ -207,9 +263,11 @@ async def remove_free_slots(
     now: datetime,
     *,
     keep_starts: Collection[datetime] = (),
+    only_free: bool = True,
 ) -> int:
-    """Withdraw the provider's free slots starting in [start_from, start_before),
-    except those starting at `keep_starts`.
+    """Withdraw the provider's slots starting in [start_from, start_before), except
+    those starting at `keep_starts`: the free ones, or every one (`only_free=False`,
+    once the bookings on them are being cancelled or moved).
 
     A conditional UPDATE: a reserve racing with us either claimed its slot first
     (the slot is not free, so it stays and shows up as a conflict) or waits for
@@ -219,7 +277,7 @@ async def remove_free_slots(
         Slot.provider_id == provider_id,
         Slot.start_time >= start_from,
         Slot.start_time < start_before,
-        is_free(now),
+        is_free(now) if only_free else Slot.status != SlotStatus.REMOVED,
     )
     if keep_starts:
         statement = statement.where(Slot.start_time.not_in(list(keep_starts)))

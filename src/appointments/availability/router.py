@@ -8,6 +8,7 @@ from appointments.availability.created_json import weekly_json, window_json
 from appointments.availability.models import Slot
 from appointments.availability.schemas import (
     AvailabilityChangeOut,
+    MovedOut,
     SlotFilter,
     SlotOut,
     WeeklyIn,
@@ -17,9 +18,9 @@ from appointments.availability.schemas import (
     WindowsIn,
     conflict_of,
 )
-from appointments.availability.service import AvailabilityChange
+from appointments.availability.service import AvailabilityChange, OnConflict
 from appointments.deps import ClockDep, SessionDep, SettingsDep
-from appointments.errors import problem_responses
+from appointments.errors import ValidationFailed, problem_responses
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
 from appointments.timeparams import AwareQueryTime
 
@@ -90,8 +91,25 @@ RangeFrom = Annotated[
 RangeTo = Annotated[AwareQueryTime, Query(alias="to", description="End of the range (exclusive).")]
 CancelConflicts = Annotated[
     bool,
-    Query(description="Cancel held or confirmed bookings in the way instead of answering 409."),
+    Query(description="Synonym of `on_conflict=cancel` (kept for older callers)."),
 ]
+OnConflictQuery = Annotated[
+    OnConflict,
+    Query(
+        description="Held or confirmed bookings on slots going away: `refuse` answers 409 "
+        "listing them; `cancel` cancels them; `move` moves each to the earliest free start at "
+        "or after its own within 14 days (same length and buffers), cancelling those that fit "
+        "nowhere."
+    ),
+]
+
+
+def _policy(on_conflict: OnConflict, cancel_conflicts: bool) -> OnConflict:
+    if not cancel_conflicts:
+        return on_conflict
+    if on_conflict is OnConflict.MOVE:
+        raise ValidationFailed("cancel_conflicts=true contradicts on_conflict=move")
+    return OnConflict.CANCEL
 
 
 def _change_out(change: AvailabilityChange, now: datetime) -> AvailabilityChangeOut:
@@ -99,6 +117,14 @@ def _change_out(change: AvailabilityChange, now: datetime) -> AvailabilityChange
         created=[SlotOut.at(slot, now) for slot in change.created],
         removed=change.removed,
         cancelled=[conflict_of(r, now) for r in change.cancelled],
+        moved=[
+            MovedOut(
+                reservation_id=move.reservation.id,
+                from_start_time=move.from_start_time,
+                to_start_time=move.to_start_time,
+            )
+            for move in change.moved
+        ],
     )
 
 
@@ -114,9 +140,10 @@ async def remove_availability(
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
+    on_conflict: OnConflictQuery = OnConflict.REFUSE,
     cancel_conflicts: CancelConflicts = False,
 ) -> AvailabilityChangeOut:
-    """Withdraw the free slots in a range; held or confirmed ones make it 409 (listed)."""
+    """Withdraw the slots in a range; held or confirmed ones follow `on_conflict`."""
     now = clock.now()
     change = await service.replace_range(
         session,
@@ -126,7 +153,7 @@ async def remove_availability(
         start_before,
         [],
         now,
-        cancel_conflicts=cancel_conflicts,
+        on_conflict=_policy(on_conflict, cancel_conflicts),
     )
     return _change_out(change, now)
 
@@ -144,6 +171,7 @@ async def replace_availability(
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
+    on_conflict: OnConflictQuery = OnConflict.REFUSE,
     cancel_conflicts: CancelConflicts = False,
 ) -> AvailabilityChangeOut:
     """Replace the availability of a range with the given windows; bookings are never dropped."""
@@ -157,7 +185,7 @@ async def replace_availability(
         start_before,
         windows,
         now,
-        cancel_conflicts=cancel_conflicts,
+        on_conflict=_policy(on_conflict, cancel_conflicts),
     )
     return _change_out(change, now)
 

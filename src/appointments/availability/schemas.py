@@ -68,11 +68,22 @@ class ConflictOut(ResponseBody):
     status: Literal["held", "confirmed"]
 
 
+class MovedOut(ResponseBody):
+    """A booking that `on_conflict=move` moved to another start."""
+
+    reservation_id: uuid.UUID
+    from_start_time: datetime
+    to_start_time: datetime
+
+
 class AvailabilityChangeOut(ResponseBody):
     created: list[SlotOut] = Field(description="Slots created (or re-opened) by the change.")
-    removed: int = Field(description="Slots withdrawn, including those of cancelled bookings.")
+    removed: int = Field(description="Slots withdrawn, including those of bookings in the way.")
     cancelled: list[ConflictOut] = Field(
-        description="Bookings cancelled because `cancel_conflicts=true` was given."
+        description="Bookings cancelled (`on_conflict=cancel`, or `move` finding no start)."
+    )
+    moved: list[MovedOut] = Field(
+        default_factory=list, description="Bookings moved to a new start (`on_conflict=move`)."
     )
 
 

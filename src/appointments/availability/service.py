@@ -1,5 +1,6 @@
 """Rules for availability: cutting windows into slots, and listing them."""
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,11 +28,20 @@ EARLIEST_DAY = EARLIEST.date() + timedelta(days=1)
 LATEST_DAY = LATEST.date() - timedelta(days=2)
 
 
+class OnConflict(enum.StrEnum):
+    """What an edit does with held or confirmed bookings on slots it withdraws."""
+
+    REFUSE = "refuse"
+    CANCEL = "cancel"
+    MOVE = "move"
+
+
 @dataclass(frozen=True)
 class AvailabilityChange:
     created: list[SlotRecord]
     removed: int
     cancelled: Sequence[Reservation]
+    moved: Sequence[booking.Move] = ()
 
 
 def on_slot_grid(moment: datetime, length: timedelta) -> bool:
@@ -103,15 +113,16 @@ async def replace_range(
     windows: Sequence[tuple[datetime, datetime]],
     now: datetime,
     *,
-    cancel_conflicts: bool,
+    on_conflict: OnConflict,
 ) -> AvailabilityChange:
     """Make the provider's slots in [start_from, start_before) exactly the given windows.
 
     Free slots outside the windows are withdrawn and missing ones created. Held or
-    confirmed slots outside the windows are never dropped silently: the change is
-    refused (409, listing them) unless `cancel_conflicts`, which cancels them in
-    the same transaction. The provider row is locked, so edits of one provider's
-    availability run one at a time.
+    confirmed bookings on slots being withdrawn are never dropped silently: the
+    change is refused (409, listing them), or they are cancelled, or moved to the
+    earliest free start at or after their own within 14 days (cancelled when there
+    is none), all in the same transaction. The provider row is locked, so edits of
+    one provider's availability run one at a time.
     """
     provider = await providers.get_provider(session, provider_id, lock=True)
     length = timedelta(minutes=settings.slot_minutes)
@@ -122,23 +133,29 @@ async def replace_range(
             raise InvalidWindow("every window must lie inside the range from `from` to `to`")
         wanted.update(slot_starts(start, end, length))
 
-    removed = await repository.remove_free_slots(
+    removed = await repository.remove_slots(
         session, provider.id, start_from, start_before, now, keep_starts=wanted
     )
-    conflicts = await reservations.live_in_range(
+    conflicts = await reservations.live_on_withdrawn_slots(
         session, provider.id, start_from, start_before, now, keep_starts=wanted
     )
-    if conflicts and not cancel_conflicts:
+    if conflicts and on_conflict is OnConflict.REFUSE:
         raise AvailabilityConflict(
-            f"{len(conflicts)} held or confirmed booking(s) would be dropped; cancel them "
-            "first or pass cancel_conflicts=true",
+            f"{len(conflicts)} held or confirmed booking(s) would be dropped; pass "
+            "on_conflict=cancel or on_conflict=move, or cancel them first",
             conflicts=[conflict_of(r, now) for r in conflicts],
         )
-    cancelled = await booking.cancel_conflicts(session, conflicts, now)
+    if conflicts:
+        # Their slots go now, so no booking can be moved onto them.
+        removed += await repository.remove_slots(
+            session, provider.id, start_from, start_before, now, keep_starts=wanted, only_free=False
+        )
     created = await repository.insert_missing_slots(session, provider.id, sorted(wanted), length)
-    return AvailabilityChange(
-        created=created, removed=removed + len(cancelled), cancelled=cancelled
-    )
+    if on_conflict is OnConflict.MOVE:
+        moved, gave_up = await booking.move_elsewhere(session, settings, conflicts, now)
+        return AvailabilityChange(created=created, removed=removed, cancelled=gave_up, moved=moved)
+    cancelled = await booking.cancel_conflicts(session, conflicts, now)
+    return AvailabilityChange(created=created, removed=removed, cancelled=cancelled)
 
 
 async def publish_weekly(

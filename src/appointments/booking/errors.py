@@ -20,3 +20,13 @@ class ReservationNotHeld(Conflict):
 
 class TooManyHolds(Conflict):
     code = "too_many_holds"
+
+
+class ReservationCancelled(Conflict):
+    code = "reservation_cancelled"
+
+
+class TooLateToChange(Conflict):
+    """A client's cancel or reschedule inside the type's `change_notice_minutes`."""
+
+    code = "too_late_to_change"

@@ -29,11 +29,18 @@ class Reservation(Base):
         Uuid, ForeignKey("providers.id", ondelete="CASCADE")
     )
     client_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("clients.id", ondelete="CASCADE"))
+    # Null for a plain one-slot reserve. No foreign key: types are only ever marked
+    # deleted, so the id keeps naming the rules the appointment was booked under.
+    appointment_type_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     status: Mapped[str] = mapped_column(String(16))
-    # The slot's times, copied (slots never move) so reservation lists filter and
-    # sort by appointment time within one client or provider without a join.
+    # The appointment's own times (slot_id is the slot at `start_time`), so lists
+    # filter and sort by appointment time within one client or provider without a join.
     start_time: Mapped[datetime] = mapped_column(UTCDateTime)
     end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What it occupies: the appointment plus its buffers. Kept on the reservation so a
+    # reschedule or a move keeps the length and buffers it was booked with.
+    occupied_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    occupied_end: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -64,4 +71,29 @@ class Reservation(Base):
         Index("ix_reservations_provider_id_start_time_id", "provider_id", "start_time", "id"),
         # For ON DELETE CASCADE from slots (the partial unique index covers live rows only).
         Index("ix_reservations_slot_id", "slot_id"),
+    )
+
+
+class ReservationSlot(Base):
+    """One slot occupied by a reservation (the appointment's slots and its buffers).
+
+    A row exists while its reservation is live, or held and not yet written down
+    as expired; ending a reservation deletes its rows. The unique index on
+    `slot_id` is the database's own guarantee against double booking for
+    appointments of any length: two reservations can never hold one slot.
+    """
+
+    __tablename__ = "reservation_slots"
+
+    reservation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("reservations.id", ondelete="CASCADE"), primary_key=True
+    )
+    slot_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("slots.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Denormalised like everywhere else, so the table can be sharded by provider.
+    provider_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+    __table_args__ = (
+        Index("uq_reservation_slots_one_reservation_per_slot", "slot_id", unique=True),
     )

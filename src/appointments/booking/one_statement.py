@@ -4,7 +4,9 @@ The portable path in `service.reserve_slot` sends five statements; under load ea
 round trip costs more Python time than PostgreSQL spends on the work. Here the
 same steps are data-modifying CTEs of one statement. Ordering is forced by data
 dependencies: the slot's claim waits for the stale hold's expiry (an InitPlan
-over `stale`) and the INSERT reads the claim's RETURNING. The client row is
+over `stale`) and the INSERT reads the claim's RETURNING. The link row (the slot
+this reservation occupies) is inserted from the INSERT's RETURNING, after the stale
+hold's links are deleted (again forced by the claim's InitPlan). The client row is
 already locked by the caller, so the statement's snapshot, taken after that
 lock, sees every committed hold of the client: the hold count is exact.
 """
@@ -23,7 +25,11 @@ from appointments.db import UTCDateTime
 RESERVE_SQL = """
 WITH stale AS (
     UPDATE reservations SET status = 'expired'
-     WHERE slot_id = :slot_id AND status = 'held' AND expires_at <= :now
+     WHERE id = (SELECT reservation_id FROM reservation_slots WHERE slot_id = :slot_id)
+       AND status = 'held' AND expires_at <= :now
+    RETURNING id
+), unlinked AS (
+    DELETE FROM reservation_slots WHERE reservation_id IN (SELECT id FROM stale)
     RETURNING 1
 ), holds AS (
     SELECT count(*) AS n FROM reservations
@@ -32,17 +38,21 @@ WITH stale AS (
     UPDATE slots SET status = 'reserved', hold_expires_at = :expires_at
      WHERE id = :slot_id AND start_time > :bookable_after
        AND (status = 'available' OR (status = 'reserved' AND hold_expires_at <= :now))
-       AND (SELECT count(*) FROM stale) >= 0
+       AND (SELECT count(*) FROM unlinked) >= 0
        AND (SELECT n FROM holds) < :max_holds
     RETURNING provider_id, start_time, end_time
 ), inserted AS (
     INSERT INTO reservations
         (id, slot_id, provider_id, client_id, status, start_time, end_time,
-         created_at, expires_at)
+         occupied_start, occupied_end, created_at, expires_at)
     SELECT :id, :slot_id, provider_id, :client_id, 'held', start_time, end_time,
-           :now, :expires_at
+           start_time, end_time, :now, :expires_at
       FROM claimed
     RETURNING provider_id, start_time, end_time
+), linked AS (
+    INSERT INTO reservation_slots (reservation_id, slot_id, provider_id)
+    SELECT :id, :slot_id, provider_id FROM inserted
+    RETURNING 1
 )
 SELECT inserted.provider_id, inserted.start_time, inserted.end_time,
        slot.start_time AS slot_start,

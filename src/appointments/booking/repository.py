@@ -5,10 +5,16 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from appointments.booking.models import LIVE_STATUSES, Reservation, ReservationStatus
+from appointments.availability.models import Slot
+from appointments.booking.models import (
+    LIVE_STATUSES,
+    Reservation,
+    ReservationSlot,
+    ReservationStatus,
+)
 from appointments.clients.models import Client
 from appointments.pagination import PageRequest
 from appointments.providers.models import Provider
@@ -122,17 +128,73 @@ async def count_live_holds(session: AsyncSession, client_id: uuid.UUID, now: dat
 async def expire_stale_hold_of_slot(
     session: AsyncSession, slot_id: uuid.UUID, now: datetime
 ) -> None:
-    """Write down that the slot's hold ran out, so a new live reservation may take its place."""
-    await session.execute(
+    """Write down that the hold occupying the slot ran out, so another may take its place."""
+    holder = select(ReservationSlot.reservation_id).where(ReservationSlot.slot_id == slot_id)
+    await _expire_run_out(session, Reservation.id.in_(holder), now)
+
+
+async def expire_stale_holds_in_span(
+    session: AsyncSession, provider_id: uuid.UUID, start: datetime, end: datetime, now: datetime
+) -> None:
+    """Write down every run-out hold occupying a slot of the provider in [start, end)."""
+    holders = (
+        select(ReservationSlot.reservation_id)
+        .join(Slot, Slot.id == ReservationSlot.slot_id)
+        .where(Slot.provider_id == provider_id, Slot.start_time >= start, Slot.start_time < end)
+    )
+    await _expire_run_out(session, Reservation.id.in_(holders), now)
+
+
+async def _expire_run_out(session: AsyncSession, which: ColumnElement[bool], now: datetime) -> None:
+    result = await session.scalars(
         update(Reservation)
         .where(
-            Reservation.slot_id == slot_id,
+            which,
             Reservation.status == ReservationStatus.HELD,
             Reservation.expires_at <= now,
         )
         .values(status=ReservationStatus.EXPIRED)
+        .returning(Reservation.id)
         .execution_options(synchronize_session=False)
     )
+    await unlink(session, result.all())
+
+
+async def link(
+    session: AsyncSession,
+    reservation_id: uuid.UUID,
+    provider_id: uuid.UUID,
+    slot_ids: Sequence[uuid.UUID],
+) -> None:
+    """Record the slots the reservation occupies; the unique index on `slot_id` refuses
+    a slot another reservation occupies, whatever the caller checked before."""
+    await session.execute(
+        insert(ReservationSlot),
+        [
+            {"reservation_id": reservation_id, "slot_id": slot_id, "provider_id": provider_id}
+            for slot_id in slot_ids
+        ],
+    )
+
+
+async def unlink(
+    session: AsyncSession, reservation_ids: Sequence[uuid.UUID]
+) -> Sequence[uuid.UUID]:
+    """Forget the slots these (ended or moving) reservations occupied; return those slots."""
+    if not reservation_ids:
+        return []
+    result = await session.scalars(
+        delete(ReservationSlot)
+        .where(ReservationSlot.reservation_id.in_(reservation_ids))
+        .returning(ReservationSlot.slot_id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.all()
+
+
+async def occupied_slots(session: AsyncSession, reservation_id: uuid.UUID) -> Sequence[uuid.UUID]:
+    query = select(ReservationSlot.slot_id).where(ReservationSlot.reservation_id == reservation_id)
+    return (await session.scalars(query)).all()
 
 
 async def confirm_if_live(
@@ -162,10 +224,10 @@ async def cancel_live_of_client(
         update(Reservation)
         .where(Reservation.client_id == client_id, Reservation.status.in_(LIVE_STATUSES))
         .values(status=ReservationStatus.CANCELLED, cancelled_at=now)
-        .returning(Reservation.slot_id)
+        .returning(Reservation.id)
         .execution_options(synchronize_session=False)
     )
-    return result.all()
+    return await unlink(session, result.all())
 
 
 async def lock_sweep(session: AsyncSession) -> None:
@@ -179,7 +241,18 @@ async def lock_sweep(session: AsyncSession) -> None:
 
 
 async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
-    """Mark every run-out hold expired in one set-based UPDATE; return how many."""
+    """Mark every run-out hold expired in one set-based UPDATE; return how many.
+
+    Their slot links go first, in one set-based DELETE of the same rows.
+    """
+    stale = select(Reservation.id).where(
+        Reservation.status == ReservationStatus.HELD, Reservation.expires_at <= now
+    )
+    await session.execute(
+        delete(ReservationSlot)
+        .where(ReservationSlot.reservation_id.in_(stale))
+        .execution_options(synchronize_session=False)
+    )
     result = await session.execute(
         update(Reservation)
         .where(Reservation.status == ReservationStatus.HELD, Reservation.expires_at <= now)
@@ -269,3 +342,81 @@ async def live_with_counterpart(
     if start_before is not None:
         query = query.where(Reservation.start_time < start_before)
     return [(row[0], row[1]) for row in (await session.execute(query.limit(limit))).all()]
+
+
+async def lock(session: AsyncSession, reservation_id: uuid.UUID) -> Reservation:
+    """The reservation, read again and locked until the transaction ends (it exists)."""
+    query = (
+        select(Reservation)
+        .where(Reservation.id == reservation_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(query)).one()
+
+
+async def lock_day(session: AsyncSession, type_id: uuid.UUID, day_start: datetime) -> None:
+    """Serialise bookings of one appointment type on one day (the daily cap) across
+    processes on PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"daily-cap:{type_id}:{day_start.isoformat()}"},
+        )
+
+
+async def count_live_of_type(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    type_id: uuid.UUID,
+    start_from: datetime,
+    start_before: datetime,
+    now: datetime,
+    *,
+    excluding: uuid.UUID | None = None,
+) -> int:
+    """Live appointments of the type starting in [start_from, start_before)."""
+    query = select(func.count()).where(
+        Reservation.provider_id == provider_id,
+        Reservation.appointment_type_id == type_id,
+        Reservation.start_time >= start_from,
+        Reservation.start_time < start_before,
+        is_live(now),
+    )
+    if excluding is not None:
+        query = query.where(Reservation.id != excluding)
+    return int((await session.scalar(query)) or 0)
+
+
+async def live_on_withdrawn_slots(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start_from: datetime,
+    start_before: datetime,
+    now: datetime,
+    *,
+    keep_starts: Collection[datetime] = (),
+) -> Sequence[Reservation]:
+    """Live reservations occupying a slot of the provider that starts in
+    [start_from, start_before) and not at `keep_starts` (a slot an edit withdraws)."""
+    slots_going = (
+        select(ReservationSlot.reservation_id)
+        .join(Slot, Slot.id == ReservationSlot.slot_id)
+        .where(
+            Slot.provider_id == provider_id,
+            Slot.start_time >= start_from,
+            Slot.start_time < start_before,
+        )
+    )
+    if keep_starts:
+        slots_going = slots_going.where(Slot.start_time.not_in(list(keep_starts)))
+    query = (
+        select(Reservation)
+        .where(
+            Reservation.provider_id == provider_id,
+            Reservation.id.in_(slots_going),
+            is_live(now),
+        )
+        .order_by(Reservation.start_time, Reservation.id)
+    )
+    return (await session.scalars(query)).all()

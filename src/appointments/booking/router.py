@@ -5,10 +5,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from appointments.auth.policy import CurrentUser
+from appointments.auth.tokens import Role
 from appointments.booking import repository, service
 from appointments.booking.models import Reservation, ReservationStatus
 from appointments.booking.repository import Owner
-from appointments.booking.schemas import CancelIn, ConfirmIn, ReservationOut, ReserveIn
+from appointments.booking.schemas import (
+    CancelIn,
+    ConfirmIn,
+    RescheduleIn,
+    ReservationOut,
+    ReserveIn,
+)
 from appointments.calendar import export
 from appointments.clients import service as clients
 from appointments.deps import ClockDep, SessionDep, SettingsDep
@@ -32,8 +40,10 @@ REPLAY_NOTE = (
     status_code=201,
     response_model=ReservationOut,
     responses=problem_responses(404, 409, 422),
-    description="Hold a slot for this client; the hold expires unless confirmed in time."
-    + REPLAY_NOTE,
+    description="Hold a slot for this client; the hold expires unless confirmed in time. "
+    "With `appointment_type_id`, hold every slot of an appointment of that type starting at "
+    "`slot_id`, buffers included (all or none); checks in order: 404, `too_late_to_book`, "
+    "`too_far_ahead`, `slot_unavailable`, `daily_limit_reached`, `too_many_holds`." + REPLAY_NOTE,
 )
 async def reserve(
     client_id: str,
@@ -49,7 +59,9 @@ async def reserve(
     now = clock.now()
 
     async def act() -> tuple[int, ReservationOut]:
-        reservation = await service.reserve_slot(session, settings, client, data.slot_id, now)
+        reservation = await service.reserve_slot(
+            session, settings, client, data.slot_id, now, data.appointment_type_id
+        )
         return 201, ReservationOut.at(reservation, now)
 
     return await run_once(
@@ -58,7 +70,7 @@ async def reserve(
         outcome="held",
         scope_id=client,
         operation="reserve",
-        request=data.model_dump(),
+        request=data.model_dump(exclude_none=True),
         now=now,
         action=act,
     )
@@ -102,14 +114,18 @@ async def confirm(
     "/reservations/{reservation_id}/cancel",
     response_model=ReservationOut,
     responses=problem_responses(404, 409, 422),
-    description="Cancel this client's held or confirmed reservation; the slot becomes "
-    "available again. Cancelling twice returns the same reservation." + REPLAY_NOTE,
+    description="Cancel this client's held or confirmed reservation; its slots become "
+    "available again. Cancelling twice returns the same reservation. A client (not an admin) "
+    "is refused with 409 `too_late_to_change` inside the type's `change_notice_minutes`."
+    + REPLAY_NOTE,
 )
 async def cancel_as_client(
     client_id: str,
     reservation_id: str,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
+    principal: CurrentUser,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Cancel one of this client's reservations."""
@@ -118,7 +134,14 @@ async def cancel_as_client(
 
     async def act() -> tuple[int, ReservationOut]:
         owner = Owner(client_id=client.id)
-        reservation = await service.cancel_reservation(session, owner, reservation_id, now)
+        reservation = await service.cancel_reservation(
+            session,
+            settings,
+            owner,
+            reservation_id,
+            now,
+            by_client=principal.role is Role.CLIENT,
+        )
         return 200, ReservationOut.at(reservation, now)
 
     return await run_once(
@@ -146,6 +169,7 @@ async def cancel_as_provider(
     reservation_id: str,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
     data: CancelIn | None = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
@@ -157,7 +181,7 @@ async def cancel_as_provider(
     async def act() -> tuple[int, ReservationOut]:
         owner = Owner(provider_id=provider.id)
         reservation = await service.cancel_reservation(
-            session, owner, reservation_id, now, remove_slot=options.remove_slot
+            session, settings, owner, reservation_id, now, remove_slot=options.remove_slot
         )
         return 200, ReservationOut.at(reservation, now)
 
@@ -168,6 +192,106 @@ async def cancel_as_provider(
         scope_id=provider.id,
         operation="provider_cancel",
         request={"reservation_id": reservation_id, **options.model_dump()},
+        now=now,
+        action=act,
+    )
+
+
+RESCHEDULE_NOTE = (
+    "Moves a held or confirmed reservation to the start at `slot_id`: same id, status and hold "
+    "expiry, same length and buffers; the type's rules apply to the new start and the "
+    "reservation does not count against the daily cap for itself. The old slots are freed "
+    "and the new ones claimed in one transaction (a move overlapping its own slots works); "
+    "when the new ones cannot be had nothing changes."
+)
+
+
+@client_router.post(
+    "/reservations/{reservation_id}/reschedule",
+    response_model=ReservationOut,
+    responses=problem_responses(404, 409, 422),
+    description=RESCHEDULE_NOTE
+    + " A client (not an admin) is refused with 409 `too_late_to_change` inside the type's "
+    "`change_notice_minutes`." + REPLAY_NOTE,
+)
+async def reschedule_as_client(
+    client_id: str,
+    reservation_id: str,
+    data: RescheduleIn,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    principal: CurrentUser,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Move one of this client's appointments to another start."""
+    client = await clients.get_client(session, client_id)
+    now = clock.now()
+
+    async def act() -> tuple[int, ReservationOut]:
+        reservation = await service.reschedule(
+            session,
+            settings,
+            Owner(client_id=client.id),
+            reservation_id,
+            data.slot_id,
+            now,
+            by_client=principal.role is Role.CLIENT,
+        )
+        return 200, ReservationOut.at(reservation, now)
+
+    return await run_once(
+        session,
+        key=idempotency_key,
+        outcome="rescheduled",
+        scope_id=client.id,
+        operation="reschedule",
+        request={"reservation_id": reservation_id, **data.model_dump()},
+        now=now,
+        action=act,
+    )
+
+
+@provider_router.post(
+    "/reservations/{reservation_id}/reschedule",
+    response_model=ReservationOut,
+    responses=problem_responses(404, 409, 422),
+    description=RESCHEDULE_NOTE
+    + " Providers are not bound by `change_notice_minutes`."
+    + REPLAY_NOTE,
+)
+async def reschedule_as_provider(
+    provider_id: str,
+    reservation_id: str,
+    data: RescheduleIn,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Move an appointment of this provider to another start."""
+    provider = await providers.get_provider(session, provider_id)
+    now = clock.now()
+
+    async def act() -> tuple[int, ReservationOut]:
+        reservation = await service.reschedule(
+            session,
+            settings,
+            Owner(provider_id=provider.id),
+            reservation_id,
+            data.slot_id,
+            now,
+            by_client=False,
+        )
+        return 200, ReservationOut.at(reservation, now)
+
+    return await run_once(
+        session,
+        key=idempotency_key,
+        outcome="rescheduled",
+        scope_id=provider.id,
+        operation="provider_reschedule",
+        request={"reservation_id": reservation_id, **data.model_dump()},
         now=now,
         action=act,
     )

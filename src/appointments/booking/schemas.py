@@ -11,7 +11,25 @@ OpaqueId = str
 
 
 class ReserveIn(RequestBody):
-    slot_id: OpaqueId = Field(max_length=64, examples=["3f1c1f7e-1d3b-4a4e-9a56-0c2a0f5f7a10"])
+    slot_id: OpaqueId = Field(
+        max_length=64,
+        examples=["3f1c1f7e-1d3b-4a4e-9a56-0c2a0f5f7a10"],
+        description="The slot to hold; with `appointment_type_id`, the appointment's first slot.",
+    )
+    appointment_type_id: OpaqueId | None = Field(
+        default=None,
+        max_length=64,
+        description="Book an appointment of this type of the slot's provider: every slot of "
+        "the appointment and its buffers is held, or none is.",
+    )
+
+
+class RescheduleIn(RequestBody):
+    slot_id: OpaqueId = Field(
+        max_length=64,
+        examples=["3f1c1f7e-1d3b-4a4e-9a56-0c2a0f5f7a10"],
+        description="The slot the appointment should start at.",
+    )
 
 
 class ConfirmIn(RequestBody):
@@ -32,8 +50,13 @@ class ReservationOut(ResponseBody):
     slot_id: uuid.UUID
     client_id: uuid.UUID
     provider_id: uuid.UUID
-    start_time: datetime = Field(description="When the appointment starts (the slot's start).")
-    end_time: datetime
+    appointment_type_id: uuid.UUID | None = Field(
+        description="The appointment type it was booked as; null for a plain one-slot reserve."
+    )
+    start_time: datetime = Field(
+        description="When the appointment starts (the start of the slot `slot_id`)."
+    )
+    end_time: datetime = Field(description="When the appointment ends (buffers not included).")
     status: ReservationStatus
     created_at: datetime
     expires_at: datetime
@@ -51,6 +74,7 @@ class ReservationOut(ResponseBody):
             slot_id=reservation.slot_id,
             client_id=reservation.client_id,
             provider_id=reservation.provider_id,
+            appointment_type_id=reservation.appointment_type_id,
             start_time=reservation.start_time,
             end_time=reservation.end_time,
             status=status,

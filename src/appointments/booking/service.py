@@ -1,20 +1,28 @@
-"""The booking rules: reserve a slot, confirm a hold, expire holds that ran out."""
+"""The booking rules: reserve a slot or an appointment of any length, confirm a hold,
+cancel, reschedule, and expire holds that ran out."""
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments.appointment_types import repository as appointment_types
+from appointments.appointment_types import start_times
+from appointments.appointment_types.errors import DailyLimitReached
+from appointments.appointment_types.rules import BookingRules, Span, local_day_bounds
 from appointments.availability import repository as slots
 from appointments.booking import one_statement, repository
 from appointments.booking.errors import (
+    ReservationCancelled,
     ReservationExpired,
     ReservationNotHeld,
     SlotUnavailable,
     TooLateToBook,
+    TooLateToChange,
     TooManyHolds,
 )
 from appointments.booking.models import Reservation, ReservationStatus
@@ -24,15 +32,27 @@ from appointments.errors import NotFound
 from appointments.idempotency import repository as idempotency_keys
 from appointments.ids import parse_id
 from appointments.observability.metrics import RESERVATIONS, SWEEPS, SWEPT
+from appointments.providers import repository as providers_repository
 from appointments.settings import Settings
 
-_ONE_LIVE_PER_SLOT = "uq_reservations_one_live_per_slot"
+# Either index refusing a second live reservation of a slot means a rival won the slot.
+_ONE_LIVE_PER_SLOT = ("uq_reservations_one_live_per_slot", "uq_reservation_slots_one_reservation")
+
+
+def _lost_the_slot(exc: IntegrityError) -> bool:
+    return any(name in str(exc.orig) for name in _ONE_LIVE_PER_SLOT)
 
 
 async def reserve_slot(
-    session: AsyncSession, settings: Settings, client_id: uuid.UUID, slot_id: str, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    client_id: uuid.UUID,
+    slot_id: str,
+    now: datetime,
+    appointment_type_id: str | None = None,
 ) -> Reservation:
-    """Hold a free slot for the client for `hold_seconds`.
+    """Hold a free slot for the client for `hold_seconds`; with an appointment type,
+    every slot of the appointment and its buffers (`reserve_appointment`).
 
     The claim is one conditional UPDATE (free and far enough ahead), then one
     INSERT; the partial unique index on live reservations backs it up, so even a
@@ -41,6 +61,10 @@ async def reserve_slot(
     reserves of one client cannot together exceed the hold limit.
     """
     slot_uuid = parse_id(slot_id, "slot")
+    if appointment_type_id is not None:
+        return await reserve_appointment(
+            session, settings, client_id, slot_uuid, appointment_type_id, now
+        )
     hold_expires_at = now + timedelta(seconds=settings.hold_seconds)
     notice = timedelta(seconds=settings.min_notice_seconds)
     bookable_after = now + notice
@@ -58,7 +82,7 @@ async def reserve_slot(
         else:
             await _reserve_step_by_step(session, settings, reservation, bookable_after, notice)
     except IntegrityError as exc:
-        if _ONE_LIVE_PER_SLOT in str(exc.orig):
+        if _lost_the_slot(exc):
             raise SlotUnavailable("the slot was taken at the same moment") from exc
         raise
     return reservation
@@ -117,12 +141,120 @@ async def _reserve_step_by_step(
     _take_times(reservation, claimed)
     session.add(reservation)
     await session.flush()
+    await repository.link(session, reservation.id, claimed.provider_id, [reservation.slot_id])
 
 
 def _take_times(reservation: Reservation, claimed: slots.ClaimedSlot) -> None:
     reservation.provider_id = claimed.provider_id
-    reservation.start_time = claimed.start_time
-    reservation.end_time = claimed.end_time
+    reservation.start_time = reservation.occupied_start = claimed.start_time
+    reservation.end_time = reservation.occupied_end = claimed.end_time
+
+
+async def reserve_appointment(
+    session: AsyncSession,
+    settings: Settings,
+    client_id: uuid.UUID,
+    slot_id: uuid.UUID,
+    appointment_type_id: str,
+    now: datetime,
+) -> Reservation:
+    """Hold every slot of an appointment of the type starting at the slot, buffers included.
+
+    The slots are locked in start order and claimed by one UPDATE, in one
+    transaction with the reservation and its slot links: all of them or none.
+    The unique index on the links still refuses a slot a rival holds, whatever
+    happened before. Checks in the contract's order: unknown slot or type (404),
+    notice and horizon (422), slots (409 `slot_unavailable`), daily cap, hold limit.
+    """
+    anchor = await slots.get(session, slot_id)
+    if anchor is None:
+        raise NotFound(f"slot {str(slot_id)!r} does not exist")
+    found = await appointment_types.get_with_timezone(
+        session, anchor.provider_id, parse_id(appointment_type_id, "appointment type")
+    )
+    if found is None:
+        raise NotFound(f"appointment type {appointment_type_id!r} does not exist")
+    kind, zone = found
+    rules = BookingRules.of(kind, settings)
+    rules.check_start(anchor.start_time, now)
+    span = rules.span(anchor.start_time)
+    if rules.max_per_day is not None:
+        await repository.lock_day(session, kind.id, local_day_bounds(span.start, zone)[0])
+    claimed = await _lock_span(session, anchor.provider_id, span, now)
+    await _check_daily_cap(session, anchor.provider_id, rules, span, zone, now)
+    held = await repository.count_live_holds(session, client_id, now)
+    if held >= settings.max_holds_per_client:
+        raise _too_many_holds(settings)
+    expires_at = now + timedelta(seconds=settings.hold_seconds)
+    reservation = Reservation(
+        id=uuid.uuid4(),
+        slot_id=anchor.id,
+        provider_id=anchor.provider_id,
+        client_id=client_id,
+        appointment_type_id=kind.id,
+        status=ReservationStatus.HELD,
+        start_time=span.start,
+        end_time=span.end,
+        occupied_start=span.occupied_start,
+        occupied_end=span.occupied_end,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    try:
+        await slots.occupy(session, claimed, expires_at)
+        session.add(reservation)
+        await session.flush()
+        await repository.link(session, reservation.id, anchor.provider_id, claimed)
+    except IntegrityError as exc:
+        if _lost_the_slot(exc):
+            raise SlotUnavailable("a slot of the appointment was taken at the same moment") from exc
+        raise
+    return reservation
+
+
+async def _lock_span(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    span: Span,
+    now: datetime,
+    *,
+    moving: uuid.UUID | None = None,
+) -> Sequence[uuid.UUID]:
+    """Lock every slot of the span, or refuse (409) when one is missing, held, confirmed
+    or removed. Run-out holds in the way are written down as expired first."""
+    await repository.expire_stale_holds_in_span(
+        session, provider_id, span.occupied_start, span.occupied_end, now
+    )
+    free = await slots.lock_free_span(
+        session, provider_id, span.occupied_start, span.occupied_end, now, occupied_by=moving
+    )
+    if len(free) != span.slots:
+        raise SlotUnavailable(
+            "a slot of the appointment or its buffers is missing, held or confirmed"
+        )
+    return free
+
+
+async def _check_daily_cap(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    rules: BookingRules,
+    span: Span,
+    zone: str,
+    now: datetime,
+    *,
+    excluding: uuid.UUID | None = None,
+) -> None:
+    if rules.max_per_day is None or rules.type_id is None:
+        return
+    day_start, day_end = local_day_bounds(span.start, zone)
+    booked = await repository.count_live_of_type(
+        session, provider_id, rules.type_id, day_start, day_end, now, excluding=excluding
+    )
+    if booked >= rules.max_per_day:
+        raise DailyLimitReached(
+            f"this day already has {rules.max_per_day} appointment(s) of this type"
+        )
 
 
 def _too_many_holds(settings: Settings) -> TooManyHolds:
@@ -159,7 +291,7 @@ async def confirm_hold(
     reservation_uuid = parse_id(reservation_id, "reservation")
     confirmed = await repository.confirm_if_live(session, reservation_uuid, client.id, now)
     if confirmed is not None:
-        await slots.mark_confirmed(session, confirmed.slot_id)
+        await slots.mark_confirmed(session, confirmed.id)
         return confirmed
 
     reservation = await repository.get_of_client(session, reservation_uuid, client.id)
@@ -175,21 +307,30 @@ async def confirm_hold(
 
 async def cancel_reservation(
     session: AsyncSession,
+    settings: Settings,
     owner: Owner,
     reservation_id: str,
     now: datetime,
     *,
     remove_slot: bool = False,
+    by_client: bool = False,
 ) -> Reservation:
-    """Cancel a held or confirmed reservation; its slot is freed (or withdrawn).
+    """Cancel a held or confirmed reservation; its slots are freed (or withdrawn).
 
     Cancelling a cancelled reservation returns it unchanged. Someone else's
-    reservation is reported exactly like a missing one.
+    reservation is reported exactly like a missing one. A client is bound by the
+    type's `change_notice_minutes`; providers and admins are not.
     """
     reservation_uuid = parse_id(reservation_id, "reservation")
+    if by_client:
+        current = await repository.get_owned(session, owner, reservation_uuid)
+        if current is not None and _is_live(current, now):
+            rules = await _rules_of(session, settings, current)
+            _check_change_notice(current, rules, now)
     cancelled = await repository.cancel_if_live(session, owner, reservation_uuid, now)
     if cancelled is not None:
-        await slots.release(session, [cancelled.slot_id], remove=remove_slot)
+        freed = await repository.unlink(session, [cancelled.id])
+        await slots.release(session, freed, remove=remove_slot)
         return cancelled
     reservation = await repository.get_owned(session, owner, reservation_uuid)
     if reservation is None:
@@ -197,6 +338,125 @@ async def cancel_reservation(
     if reservation.status == ReservationStatus.CANCELLED:
         return reservation
     raise ReservationExpired("the hold ran out; there is nothing to cancel")
+
+
+def _is_live(reservation: Reservation, now: datetime) -> bool:
+    return reservation.status == ReservationStatus.CONFIRMED or (
+        reservation.status == ReservationStatus.HELD and reservation.expires_at > now
+    )
+
+
+def _check_change_notice(reservation: Reservation, rules: BookingRules, now: datetime) -> None:
+    if rules.change_notice is not None and reservation.start_time <= now + rules.change_notice:
+        minutes = rules.change_notice.total_seconds() / 60
+        raise TooLateToChange(
+            f"this appointment can be changed by the client only while it starts more than "
+            f"{minutes:g} minutes from now; ask the provider"
+        )
+
+
+async def _rules_of(
+    session: AsyncSession, settings: Settings, reservation: Reservation
+) -> BookingRules:
+    """The terms the reservation was booked under (its type's, even when the type has
+    been deleted since), with the length and buffers it was booked with."""
+    rules = BookingRules.plain(settings)
+    if reservation.appointment_type_id is not None:
+        kind = await appointment_types.get(
+            session, reservation.provider_id, reservation.appointment_type_id, include_deleted=True
+        )
+        if kind is not None:
+            rules = BookingRules.of(kind, settings)
+    return rules.with_length_of(
+        reservation.start_time,
+        reservation.end_time,
+        reservation.occupied_start,
+        reservation.occupied_end,
+    )
+
+
+async def reschedule(
+    session: AsyncSession,
+    settings: Settings,
+    owner: Owner,
+    reservation_id: str,
+    slot_id: str,
+    now: datetime,
+    *,
+    by_client: bool,
+) -> Reservation:
+    """Move a held or confirmed reservation to the start at `slot_id`, atomically.
+
+    Same id, status and hold expiry; same length and buffers; the type's rules
+    apply to the new start, and the reservation does not count against the daily
+    cap for itself. The new slots are locked (its own current ones count as free,
+    so a move that overlaps itself works), then the old ones are freed and the
+    new ones claimed in the same transaction: when the new ones cannot be had,
+    nothing changes.
+    """
+    reservation_uuid = parse_id(reservation_id, "reservation")
+    reservation = await repository.get_owned(session, owner, reservation_uuid)
+    if reservation is None:
+        raise NotFound(f"reservation {reservation_id!r} does not exist")
+    rules = await _rules_of(session, settings, reservation)
+    _check_movable(reservation, rules, now, by_client=by_client)
+    anchor = await slots.get(session, parse_id(slot_id, "slot"))
+    if anchor is None or anchor.provider_id != reservation.provider_id:
+        raise NotFound(f"slot {slot_id!r} does not exist")
+    rules.check_start(anchor.start_time, now)
+    span = rules.span(anchor.start_time)
+    zone = "UTC"
+    if rules.max_per_day is not None and rules.type_id is not None:
+        zone = await _zone_of(session, reservation.provider_id)
+        await repository.lock_day(session, rules.type_id, local_day_bounds(span.start, zone)[0])
+    # Locked and read again: a cancel or another move may have come first.
+    reservation = await repository.lock(session, reservation_uuid)
+    _check_movable(reservation, rules, now, by_client=by_client)
+    claimed = await _lock_span(session, reservation.provider_id, span, now, moving=reservation.id)
+    await _check_daily_cap(
+        session, reservation.provider_id, rules, span, zone, now, excluding=reservation.id
+    )
+    await move_to(session, reservation, anchor.id, span, claimed)
+    return reservation
+
+
+def _check_movable(
+    reservation: Reservation, rules: BookingRules, now: datetime, *, by_client: bool
+) -> None:
+    if reservation.status == ReservationStatus.CANCELLED:
+        raise ReservationCancelled("the reservation is cancelled; reserve a new slot instead")
+    if not _is_live(reservation, now):
+        raise ReservationExpired("the hold ran out; reserve the slot again")
+    if by_client:
+        _check_change_notice(reservation, rules, now)
+
+
+async def _zone_of(session: AsyncSession, provider_id: uuid.UUID) -> str:
+    provider = await providers_repository.get(session, provider_id)
+    return "UTC" if provider is None else provider.timezone
+
+
+async def move_to(
+    session: AsyncSession,
+    reservation: Reservation,
+    anchor_id: uuid.UUID,
+    span: Span,
+    claimed: Sequence[uuid.UUID],
+) -> None:
+    """Free the reservation's old slots and occupy the (locked) new ones, keeping its
+    status and hold expiry."""
+    old = await repository.unlink(session, [reservation.id])
+    keep = set(claimed)
+    await slots.release(session, [slot for slot in old if slot not in keep])
+    held = reservation.status == ReservationStatus.HELD
+    await slots.occupy(session, claimed, reservation.expires_at if held else None)
+    await repository.link(session, reservation.id, reservation.provider_id, claimed)
+    reservation.slot_id = anchor_id
+    reservation.start_time = span.start
+    reservation.end_time = span.end
+    reservation.occupied_start = span.occupied_start
+    reservation.occupied_end = span.occupied_end
+    await session.flush()
 
 
 async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
@@ -211,10 +471,56 @@ async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
     return expired
 
 
+MOVE_WITHIN = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class Move:
+    reservation: Reservation
+    from_start_time: datetime
+    to_start_time: datetime
+
+
+async def move_elsewhere(
+    session: AsyncSession, settings: Settings, conflicts: Sequence[Reservation], now: datetime
+) -> tuple[list[Move], list[Reservation]]:
+    """Move each booking (earliest first) to the earliest start at or after its own, within
+    14 days, where its appointment and buffers fit on free slots; cancel those that fit
+    nowhere. In the caller's transaction, after it has withdrawn the slots going away.
+
+    Each booking's own slots are freed before its search, so it may move onto what it
+    already held (a move by 15 minutes); the type's notice, horizon and cap are the
+    provider's to overrule here, so only free slots count.
+    """
+    moved: list[Move] = []
+    cancelled: list[Reservation] = []
+    for reservation in sorted(conflicts, key=lambda r: (r.start_time, r.id)):
+        rules = await _rules_of(session, settings, reservation)
+        freed = await repository.unlink(session, [reservation.id])
+        await slots.release(session, freed)
+        search = start_times.Search(
+            start_from=reservation.start_time, latest=reservation.start_time + MOVE_WITHIN
+        )
+        found = await start_times.find(
+            session, reservation.provider_id, rules, search, now, limit=1
+        )
+        if not found:
+            cancelled.extend(await repository.cancel_many(session, [reservation.id], now))
+            continue
+        origin = reservation.start_time
+        span = rules.span(found[0].start_time)
+        claimed = await _lock_span(session, reservation.provider_id, span, now)
+        await move_to(session, reservation, found[0].slot_id, span, claimed)
+        moved.append(Move(reservation, origin, span.start))
+    return moved, cancelled
+
+
 async def cancel_conflicts(
     session: AsyncSession, conflicts: Sequence[Reservation], now: datetime
 ) -> Sequence[Reservation]:
-    """Cancel these reservations and withdraw their slots, in the caller's transaction."""
+    """Cancel these reservations, in the caller's transaction; their slots become
+    available again, except those the caller has already withdrawn."""
     cancelled = await repository.cancel_many(session, [r.id for r in conflicts], now)
-    await slots.release(session, [r.slot_id for r in cancelled], remove=True)
+    freed = await repository.unlink(session, [r.id for r in cancelled])
+    await slots.release(session, freed)
     return cancelled

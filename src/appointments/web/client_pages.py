@@ -226,10 +226,11 @@ async def cancel(
     visitor: ClientPosterDep,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
     reservation_id: str,
 ) -> Response:
     path = "/clients/{client_id}/reservations/{reservation_id}/cancel"
     principal = signed_in(visitor, Role.CLIENT, "POST", path)
     owner = Owner(client_id=uuid.UUID(principal.subject))
-    await cancel_and_tell(session, visitor, owner, reservation_id, clock.now())
+    await cancel_and_tell(session, settings, visitor, owner, reservation_id, clock.now())
     return redirect(request, visitor, "/bookings")

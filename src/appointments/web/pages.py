@@ -24,6 +24,7 @@ from appointments.errors import DomainError
 from appointments.pagination import Keyset, PageRequest, decode_cursor, split_page
 from appointments.providers import service as providers
 from appointments.providers.models import Provider
+from appointments.settings import Settings
 from appointments.web.session import SessionCodec, WebSession, check_csrf
 
 HERE = Path(__file__).parent
@@ -198,12 +199,20 @@ async def attempt(session: AsyncSession, action: Callable[[], Awaitable[T]]) -> 
 
 
 async def cancel_and_tell(
-    session: AsyncSession, visitor: Visitor, owner: Owner, reservation_id: str, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    visitor: Visitor,
+    owner: Owner,
+    reservation_id: str,
+    now: datetime,
 ) -> None:
     """Cancel one of the owner's reservations (client or provider) and leave the
     outcome, in words, for the next page."""
     outcome = await attempt(
-        session, lambda: booking.cancel_reservation(session, owner, reservation_id, now)
+        session,
+        lambda: booking.cancel_reservation(
+            session, settings, owner, reservation_id, now, by_client=visitor.is_(Role.CLIENT)
+        ),
     )
     if isinstance(outcome, DomainError):
         visitor.session.flash = f"Nothing was cancelled: {outcome.detail}."

@@ -106,13 +106,14 @@ async def cancel(
     visitor: ProviderPosterDep,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
     reservation_id: str,
     week: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     path = "/providers/{provider_id}/reservations/{reservation_id}/cancel"
     principal = signed_in(visitor, Role.PROVIDER, "POST", path)
     owner = Owner(provider_id=uuid.UUID(principal.subject))
-    await cancel_and_tell(session, visitor, owner, reservation_id, clock.now())
+    await cancel_and_tell(session, settings, visitor, owner, reservation_id, clock.now())
     return redirect(request, visitor, "/provider", week=week)
 
 

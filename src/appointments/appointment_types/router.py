@@ -1,0 +1,141 @@
+"""Appointment types over HTTP: CRUD, and the bookable start times of one type."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from appointments.appointment_types import service
+from appointments.appointment_types.models import AppointmentType
+from appointments.appointment_types.schemas import (
+    AppointmentTypeIn,
+    AppointmentTypeOut,
+    StartTimeOut,
+)
+from appointments.appointment_types.start_times import StartTime
+from appointments.deps import ClockDep, SessionDep, SettingsDep
+from appointments.errors import problem_responses
+from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
+from appointments.timeparams import AwareQueryTime
+
+router = APIRouter(prefix="/providers/{provider_id}/appointment-types", tags=["appointment types"])
+
+
+def _type_key(kind: AppointmentType) -> Keyset:
+    return Keyset(at=kind.created_at, id=kind.id)
+
+
+def _start_key(start: StartTime) -> Keyset:
+    return Keyset(at=start.start_time, id=start.slot_id)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AppointmentTypeOut,
+    responses=problem_responses(404, 422),
+)
+async def create_appointment_type(
+    provider_id: str,
+    data: AppointmentTypeIn,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> AppointmentType:
+    """Create an appointment type: its length, buffers and booking terms."""
+    return await service.create_type(session, settings, provider_id, data, clock.now())
+
+
+@router.get("", response_model=Page[AppointmentTypeOut], responses=problem_responses(404, 422))
+async def list_appointment_types(
+    provider_id: str,
+    session: SessionDep,
+    paging: Annotated[PageRequest, Depends(page_request)],
+) -> Page[AppointmentTypeOut]:
+    """List the provider's appointment types, oldest first."""
+    rows = await service.list_types(session, provider_id, paging)
+    items, cursor = split_page(rows, paging, _type_key)
+    return Page[AppointmentTypeOut](
+        items=[AppointmentTypeOut.model_validate(kind) for kind in items], next_cursor=cursor
+    )
+
+
+@router.get("/{type_id}", response_model=AppointmentTypeOut, responses=problem_responses(404))
+async def get_appointment_type(
+    provider_id: str, type_id: str, session: SessionDep
+) -> AppointmentType:
+    """Get one appointment type of the provider."""
+    return await service.get_type(session, provider_id, type_id)
+
+
+@router.put("/{type_id}", response_model=AppointmentTypeOut, responses=problem_responses(404, 422))
+async def replace_appointment_type(
+    provider_id: str,
+    type_id: str,
+    data: AppointmentTypeIn,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> AppointmentType:
+    """Replace an appointment type; omitted optional fields take their defaults."""
+    return await service.replace_type(session, settings, provider_id, type_id, data, clock.now())
+
+
+@router.delete(
+    "/{type_id}", status_code=204, response_class=Response, responses=problem_responses(404)
+)
+async def delete_appointment_type(
+    provider_id: str, type_id: str, session: SessionDep, clock: ClockDep
+) -> Response:
+    """Delete an appointment type; appointments already booked keep their times."""
+    await service.delete_type(session, provider_id, type_id, clock.now())
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{type_id}/availability",
+    response_model=Page[StartTimeOut],
+    responses=problem_responses(404, 422),
+)
+async def list_start_times(
+    provider_id: str,
+    type_id: str,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    paging: Annotated[PageRequest, Depends(page_request)],
+    start_from: Annotated[
+        AwareQueryTime | None, Query(alias="from", description="Start times at or after.")
+    ] = None,
+    start_before: Annotated[
+        AwareQueryTime | None, Query(alias="to", description="Start times before.")
+    ] = None,
+) -> Page[StartTimeOut]:
+    """List the bookable start times of an appointment type, in start order.
+
+    A start is bookable when every slot of the appointment and its buffers exists
+    and is free, it lies past the notice and within the horizon, and its day (in
+    the provider's zone) has not reached the type's daily cap.
+    """
+    now = clock.now()
+    rules, rows = await service.bookable_start_times(
+        session,
+        settings,
+        provider_id,
+        type_id,
+        start_from=start_from,
+        start_before=start_before,
+        now=now,
+        request=paging,
+    )
+    items, cursor = split_page(rows, paging, _start_key)
+    return Page[StartTimeOut](
+        items=[
+            StartTimeOut.model_construct(
+                slot_id=start.slot_id,
+                start_time=start.start_time,
+                end_time=start.start_time + rules.duration,
+            )
+            for start in items
+        ],
+        next_cursor=cursor,
+    )

@@ -1,0 +1,135 @@
+"""The terms an appointment is booked on: its length, buffers, notice, horizon and cap.
+
+A plain one-slot reserve follows the same rules with the service's own defaults
+(one slot, no buffers, the service's notice, no horizon, no cap), so every
+booking path asks one object the same questions.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from appointments.appointment_types.errors import TooFarAhead
+from appointments.appointment_types.models import AppointmentType
+from appointments.booking.errors import TooLateToBook
+from appointments.settings import Settings
+
+
+@dataclass(frozen=True)
+class Span:
+    """What an appointment starting at `start` occupies: [occupied_start, occupied_end)."""
+
+    start: datetime
+    end: datetime
+    occupied_start: datetime
+    occupied_end: datetime
+    slots: int
+
+
+@dataclass(frozen=True)
+class BookingRules:
+    type_id: uuid.UUID | None
+    duration: timedelta
+    buffer_before: timedelta
+    buffer_after: timedelta
+    notice: timedelta
+    max_advance: timedelta | None
+    max_per_day: int | None
+    change_notice: timedelta | None
+    slot_length: timedelta
+
+    @classmethod
+    def plain(cls, settings: Settings) -> "BookingRules":
+        length = timedelta(minutes=settings.slot_minutes)
+        return cls(
+            type_id=None,
+            duration=length,
+            buffer_before=timedelta(0),
+            buffer_after=timedelta(0),
+            notice=timedelta(seconds=settings.min_notice_seconds),
+            max_advance=None,
+            max_per_day=None,
+            change_notice=None,
+            slot_length=length,
+        )
+
+    @classmethod
+    def of(cls, kind: AppointmentType, settings: Settings) -> "BookingRules":
+        service_notice = timedelta(seconds=settings.min_notice_seconds)
+        own_notice = kind.min_notice_minutes
+        return cls(
+            type_id=kind.id,
+            duration=timedelta(minutes=kind.duration_minutes),
+            buffer_before=timedelta(minutes=kind.buffer_before_minutes),
+            buffer_after=timedelta(minutes=kind.buffer_after_minutes),
+            notice=service_notice if own_notice is None else timedelta(minutes=own_notice),
+            max_advance=None
+            if kind.max_advance_days is None
+            else timedelta(days=kind.max_advance_days),
+            max_per_day=kind.max_per_day,
+            change_notice=timedelta(minutes=kind.change_notice_minutes),
+            slot_length=timedelta(minutes=settings.slot_minutes),
+        )
+
+    def with_length_of(
+        self, start: datetime, end: datetime, occupied_start: datetime, occupied_end: datetime
+    ) -> "BookingRules":
+        """These rules for a booking that keeps the length and buffers it was made with."""
+        return BookingRules(
+            type_id=self.type_id,
+            duration=end - start,
+            buffer_before=start - occupied_start,
+            buffer_after=occupied_end - end,
+            notice=self.notice,
+            max_advance=self.max_advance,
+            max_per_day=self.max_per_day,
+            change_notice=self.change_notice,
+            slot_length=self.slot_length,
+        )
+
+    @property
+    def span_slots(self) -> int:
+        """How many slots an appointment occupies, buffers included."""
+        return (self.buffer_before + self.duration + self.buffer_after) // self.slot_length
+
+    def span(self, start: datetime) -> Span:
+        return Span(
+            start=start,
+            end=start + self.duration,
+            occupied_start=start - self.buffer_before,
+            occupied_end=start + self.duration + self.buffer_after,
+            slots=self.span_slots,
+        )
+
+    def bookable_after(self, now: datetime) -> datetime:
+        return now + self.notice
+
+    def horizon(self, now: datetime) -> datetime | None:
+        """The latest start allowed, or None for no limit."""
+        return None if self.max_advance is None else now + self.max_advance
+
+    def check_start(self, start: datetime, now: datetime) -> None:
+        """Notice first, then horizon (the contract's order)."""
+        if start <= self.bookable_after(now):
+            hours = self.notice.total_seconds() / 3600
+            raise TooLateToBook(
+                f"this appointment can be booked only when it starts more than {hours:g} "
+                "hours from now"
+            )
+        horizon = self.horizon(now)
+        if horizon is not None and start > horizon:
+            assert self.max_advance is not None
+            raise TooFarAhead(
+                f"this appointment must start within {self.max_advance.days} days from now"
+            )
+
+
+def local_day_bounds(moment: datetime, zone: str) -> tuple[datetime, datetime]:
+    """[midnight, next midnight) of `moment`'s calendar day in the zone, as aware UTC times
+    (23 or 25 hours long across a daylight-saving change)."""
+    tz = ZoneInfo(zone)
+    day: date = moment.astimezone(tz).date()
+    start = datetime.combine(day, time(0), tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tz)
+    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))

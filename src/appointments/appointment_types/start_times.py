@@ -1,0 +1,160 @@
+"""Bookable start times of an appointment type, computed by the database.
+
+Over the provider's free slots in start order, `lead(start_time, n - 1)` is the
+start of the n-th free slot from here. Slots are unique per start and sit on
+one grid, so when that start lies exactly (n - 1) slot lengths ahead, all n
+slots of the span exist and are free: an island long enough for the
+appointment and its buffers. The appointment itself begins `before` slots into
+the span (`lead(.., before)`). The scan starts on the index
+`(provider_id, start_time)` at the page's first possible span, and the LIMIT
+stops it as soon as the page is full: a page costs the same whatever the table holds.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BindParameter, Interval, Uuid, bindparam, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.appointment_types.rules import BookingRules
+from appointments.db import UTCDateTime
+from appointments.pagination import Keyset
+
+_FREE = "(status = 'available' OR (status = 'reserved' AND hold_expires_at <= :now))"
+
+# The span's last free slot lies exactly (n - 1) slot lengths after its first.
+_WHOLE_SPAN = {
+    "postgresql": "last_start = first_start + :span_gap",
+    "sqlite": "unixepoch(last_start) - unixepoch(first_start) = :span_gap_seconds",
+}
+
+# [local midnight, next local midnight) of the anchor's day in the provider's zone.
+_DAY = {
+    "postgresql": (
+        "(date_trunc('day', anchor_start AT TIME ZONE :zone) AT TIME ZONE :zone)",
+        "((date_trunc('day', anchor_start AT TIME ZONE :zone) + interval '1 day')"
+        " AT TIME ZONE :zone)",
+    ),
+    # Functions registered on every SQLite connection (db.py): SQLite knows no zones.
+    "sqlite": ("tz_day_start(anchor_start, :zone)", "tz_day_end(anchor_start, :zone)"),
+}
+
+
+@dataclass(frozen=True)
+class StartTime:
+    slot_id: uuid.UUID
+    start_time: datetime
+
+
+@dataclass(frozen=True)
+class Search:
+    """Which anchors qualify: `start_from` <= start < `start_before`, start > `after`
+    (notice), start <= `latest` (horizon); the day cap is applied when `zone` is given."""
+
+    start_from: datetime | None = None
+    start_before: datetime | None = None
+    after: datetime | None = None
+    latest: datetime | None = None
+    zone: str | None = None
+
+
+async def find(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    rules: BookingRules,
+    search: Search,
+    now: datetime,
+    *,
+    limit: int,
+    cursor: Keyset | None = None,
+) -> list[StartTime]:
+    """Up to `limit` bookable starts in start order, after `cursor` when given."""
+    dialect = session.get_bind().dialect.name
+    before_n = rules.buffer_before // rules.slot_length
+    span_slots = rules.span_slots
+    params: dict[str, object] = {
+        "provider_id": provider_id,
+        "now": now,
+        "before_n": before_n,
+        "last_n": span_slots - 1,
+        "limit": limit,
+    }
+    binds: list[BindParameter[Any]] = [
+        bindparam("provider_id", type_=Uuid()),
+        bindparam("now", type_=UTCDateTime()),
+    ]
+    gap = rules.slot_length * (span_slots - 1)
+    if dialect == "postgresql":
+        params["span_gap"] = gap
+        binds.append(bindparam("span_gap", type_=Interval()))
+    else:
+        params["span_gap_seconds"] = int(gap.total_seconds())
+
+    lower_bounds = [b for b in (search.start_from, search.after) if b is not None]
+    if cursor is not None:
+        lower_bounds.append(cursor.at)
+    scan_where = [f"provider_id = :provider_id AND {_FREE}"]
+    anchor_where = [_WHOLE_SPAN[dialect]]
+
+    def time_param(name: str, value: datetime) -> str:
+        params[name] = value
+        binds.append(bindparam(name, type_=UTCDateTime()))
+        return f":{name}"
+
+    if lower_bounds:
+        scan_where.append(
+            f"start_time >= {time_param('scan_from', max(lower_bounds) - rules.buffer_before)}"
+        )
+    upper: datetime | None = search.start_before
+    if search.latest is not None:
+        just_after_latest = search.latest + timedelta(microseconds=1)
+        upper = just_after_latest if upper is None else min(upper, just_after_latest)
+    if upper is not None:
+        reach = rules.duration + rules.buffer_after
+        scan_where.append(f"start_time < {time_param('scan_to', upper + reach)}")
+    if search.start_from is not None:
+        anchor_where.append(f"anchor_start >= {time_param('start_from', search.start_from)}")
+    if search.after is not None:
+        anchor_where.append(f"anchor_start > {time_param('after', search.after)}")
+    if search.start_before is not None:
+        anchor_where.append(f"anchor_start < {time_param('start_before', search.start_before)}")
+    if search.latest is not None:
+        anchor_where.append(f"anchor_start <= {time_param('latest', search.latest)}")
+    if cursor is not None:
+        # Start times are unique per provider, so the time alone orders the keyset.
+        anchor_where.append(f"anchor_start > {time_param('cursor_at', cursor.at)}")
+    if search.zone is not None and rules.max_per_day is not None and rules.type_id is not None:
+        day_start, day_end = _DAY[dialect]
+        params.update(zone=search.zone, type_id=rules.type_id, cap=rules.max_per_day)
+        binds.append(bindparam("type_id", type_=Uuid()))
+        anchor_where.append(
+            "(SELECT count(*) FROM reservations AS r"
+            " WHERE r.provider_id = :provider_id AND r.appointment_type_id = :type_id"
+            " AND (r.status = 'confirmed' OR (r.status = 'held' AND r.expires_at > :now))"
+            f" AND r.start_time >= {day_start} AND r.start_time < {day_end}) < :cap"
+        )
+
+    statement = (
+        text(
+            f"""
+            SELECT anchor_id, anchor_start FROM (
+                SELECT start_time AS first_start,
+                       lead(id, :before_n) OVER w AS anchor_id,
+                       lead(start_time, :before_n) OVER w AS anchor_start,
+                       lead(start_time, :last_n) OVER w AS last_start
+                  FROM slots
+                 WHERE {" AND ".join(scan_where)}
+                WINDOW w AS (ORDER BY start_time)
+            ) AS run
+            WHERE {" AND ".join(anchor_where)}
+            ORDER BY first_start
+            LIMIT :limit
+            """
+        )
+        .bindparams(*binds)
+        .columns(anchor_id=Uuid(), anchor_start=UTCDateTime())
+    )
+    rows = (await session.execute(statement, params)).all()
+    return [StartTime(slot_id=row[0], start_time=row[1]) for row in rows]
