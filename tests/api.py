@@ -131,3 +131,45 @@ class Api:
             slot=self.db_id(slot_id),
         )
         return int(rows[0][0])
+
+    # --- appointments of any length -----------------------------------------
+    def appointment_type(self, provider_id: str, **fields: Any) -> Json:
+        body = {"name": "Consultation", "duration_minutes": 45, **fields}
+        result: Json = self.ok(
+            "POST", f"/providers/{provider_id}/appointment-types", 201, json=body
+        )
+        return result
+
+    def reserve_type(self, client_id: str, slot_id: str, type_id: str) -> Any:
+        return self.client.post(
+            f"/clients/{client_id}/reserve",
+            json={"slot_id": slot_id, "appointment_type_id": type_id},
+        )
+
+    def start_times(self, provider_id: str, type_id: str, **query: Any) -> list[str]:
+        """Every bookable start time of the type (walking all pages), as ISO strings."""
+        path = f"/providers/{provider_id}/appointment-types/{type_id}/availability"
+        starts: list[str] = []
+        cursor = None
+        while True:
+            params = {**query, **({"cursor": cursor} if cursor else {})}
+            page: Json = self.ok("GET", path, params=params)
+            starts.extend(item["start_time"] for item in page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return starts
+
+    def slot_states(self, provider_id: str) -> dict[str, str]:
+        """Every slot of the provider: start time -> status as the API shows it."""
+        items = self.slots(provider_id, status="all", limit=1000)
+        return {item["start_time"]: item["status"] for item in items}
+
+    def slot_at(self, provider_id: str, start: datetime) -> str:
+        """The id of the provider's slot starting at `start`."""
+        for item in self.slots(provider_id, status="all", limit=1000):
+            if item["start_time"] == iso(start):
+                return str(item["id"])
+        raise AssertionError(f"no slot at {start}")
+
+    def links(self) -> int:
+        return int(self.sql("SELECT count(*) FROM reservation_slots")[0][0])

@@ -1,10 +1,19 @@
 """Field types shared by the request and response shapes of several domains."""
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 # Far enough either way for any booking; keeps arithmetic (windows, holds, offsets)
 # inside what Python and both databases can represent.
@@ -58,8 +67,22 @@ EmailAddress = Annotated[
 ]
 
 
+# An ISO 8601 date-time starts with its date; pydantic would otherwise read a bare
+# number ("0.5", 1700000000) as a Unix timestamp.
+_ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE_TIME.match(value):
+        raise ValueError("must be an ISO 8601 date-time with an offset, e.g. 2026-12-01T09:00:00Z")
+    return value
+
+
 UtcTime = Annotated[
     AwareDatetime,
+    BeforeValidator(_iso_text),
     AfterValidator(_utc_in_range),
     Field(examples=["2026-12-01T09:00:00Z"]),
 ]
