@@ -22,6 +22,136 @@ def _problem_content() -> dict[str, Any]:
     return {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}
 
 
+P = "/providers/{provider_id}"
+C = "/clients/{client_id}"
+T = P + "/appointment-types/{type_id}"
+_PROVIDER = {"provider_id": "$response.body#/id"}
+_CLIENT = {"client_id": "$response.body#/id"}
+_SAME_PROVIDER = {"provider_id": "$request.path.provider_id"}
+_OF_RESERVATION = {
+    "client_id": "$response.body#/client_id",
+    "reservation_id": "$response.body#/id",
+}
+_OF_RESERVATION_BY_PROVIDER = {
+    "provider_id": "$response.body#/provider_id",
+    "reservation_id": "$response.body#/id",
+}
+_TYPE = {"provider_id": "$response.body#/provider_id", "type_id": "$response.body#/id"}
+Link = tuple[str, str, dict[str, str], dict[str, Any] | None]
+
+
+def _reserve(slot: str, type_id: str | None = None) -> Link:
+    # Both fields given: a link's body is merged into a generated one, whose random
+    # type id would otherwise turn every linked reserve into a 404.
+    return ("POST", C + "/reserve", {}, {"slot_id": slot, "appointment_type_id": type_id})
+
+
+def _on_reservation() -> list[Link]:
+    """What a reservation's id leads to: confirm, cancel and reschedule by either party."""
+    return [
+        (
+            "POST",
+            C + "/confirm",
+            {"client_id": "$response.body#/client_id"},
+            {"reservation_id": "$response.body#/id"},
+        ),
+        ("POST", C + "/reservations/{reservation_id}/cancel", _OF_RESERVATION, None),
+        (
+            "POST",
+            C + "/reservations/{reservation_id}/reschedule",
+            _OF_RESERVATION,
+            {"slot_id": "$response.body#/slot_id"},
+        ),
+        ("POST", P + "/reservations/{reservation_id}/cancel", _OF_RESERVATION_BY_PROVIDER, None),
+        (
+            "POST",
+            P + "/reservations/{reservation_id}/reschedule",
+            _OF_RESERVATION_BY_PROVIDER,
+            {"slot_id": "$response.body#/slot_id"},
+        ),
+    ]
+
+
+# A valid window far ahead: random times almost never fall on the slot grid, so a
+# link that publishes one lets a fuzzer's flow go on to real slots.
+_FAR_WINDOW = {"start_time": "2099-01-05T09:00:00Z", "end_time": "2099-01-05T12:00:00Z"}
+_FAR_WEEK = {
+    "start_date": "2099-01-05",
+    "end_date": "2099-01-11",
+    "rules": [{"weekday": "mon", "start": "09:00", "end": "12:00"}],
+}
+
+# OpenAPI links from the operations that create things to those that use their ids,
+# so a fuzzer's stateful phase walks whole booking flows: provider -> availability ->
+# slot -> reserve -> reservation -> confirm / cancel / reschedule.
+LINKS: dict[tuple[str, str, str], list[Link]] = {
+    ("POST", "/providers", "201"): [
+        (method, path, _PROVIDER, None)
+        for method, path in (
+            ("GET", P),
+            ("PUT", P),
+            ("DELETE", P),
+            ("GET", P + "/availability"),
+            ("PUT", P + "/availability"),
+            ("DELETE", P + "/availability"),
+            ("GET", P + "/appointment-types"),
+            ("GET", P + "/reservations"),
+            ("GET", P + "/reservations.ics"),
+        )
+    ]
+    + [
+        ("POST", P + "/availability", _PROVIDER, _FAR_WINDOW),
+        ("POST", P + "/availability/weekly", _PROVIDER, _FAR_WEEK),
+        ("POST", P + "/appointment-types", _PROVIDER, {"name": "Visit", "duration_minutes": 30}),
+    ],
+    ("POST", P + "/availability", "201"): [
+        _reserve("$response.body#/slots/0/id"),
+        ("GET", P + "/availability", _SAME_PROVIDER, None),
+    ],
+    ("POST", P + "/availability/weekly", "201"): [_reserve("$response.body#/slots/0/id")],
+    ("GET", P + "/availability", "200"): [_reserve("$response.body#/items/0/id")],
+    ("POST", P + "/appointment-types", "201"): [
+        (method, path, _TYPE, None)
+        for method, path in (("GET", T), ("PUT", T), ("DELETE", T), ("GET", T + "/availability"))
+    ],
+    ("GET", T + "/availability", "200"): [
+        _reserve("$response.body#/items/0/slot_id", "$request.path.type_id")
+    ],
+    ("POST", "/clients", "201"): [
+        (method, path, _CLIENT, None)
+        for method, path in (
+            ("GET", C),
+            ("PUT", C),
+            ("DELETE", C),
+            ("POST", C + "/reserve"),
+            ("GET", C + "/reservations"),
+            ("GET", C + "/reservations.ics"),
+        )
+    ],
+    ("POST", C + "/reserve", "201"): _on_reservation(),
+    ("POST", C + "/confirm", "200"): _on_reservation()[1:],
+    ("POST", C + "/reservations/{reservation_id}/reschedule", "200"): _on_reservation(),
+}
+
+
+def _add_links(document: dict[str, Any]) -> None:
+    operation_ids = {
+        (method.upper(), path): operation["operationId"]
+        for path, item in document.get("paths", {}).items()
+        for method, operation in item.items()
+    }
+    for (method, path, status), links in LINKS.items():
+        response = document["paths"][path][method.lower()]["responses"][status]
+        named = response.setdefault("links", {})
+        for target_method, target_path, parameters, body in links:
+            link: dict[str, Any] = {"operationId": operation_ids[(target_method, target_path)]}
+            if parameters:
+                link["parameters"] = parameters
+            if body is not None:
+                link["requestBody"] = body
+            named[link["operationId"]] = link
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -49,6 +179,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             for status, response in responses.items():
                 if status.startswith(("4", "5")):
                     response["content"] = _problem_content()
+    _add_links(document)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     app.openapi_schema = document
