@@ -69,8 +69,10 @@ async def find(
     *,
     limit: int,
     cursor: Keyset | None = None,
+    moving: uuid.UUID | None = None,
 ) -> list[StartTime]:
-    """Up to `limit` bookable starts in start order, after `cursor` when given."""
+    """Up to `limit` bookable starts in start order, after `cursor` when given; the
+    slots of reservation `moving` count as free (the starts it could be moved to)."""
     dialect = session.get_bind().dialect.name
     before_n = rules.buffer_before // rules.slot_length
     span_slots = rules.span_slots
@@ -95,7 +97,15 @@ async def find(
     lower_bounds = [b for b in (search.start_from, search.after) if b is not None]
     if cursor is not None:
         lower_bounds.append(cursor.at)
-    scan_where = [f"provider_id = :provider_id AND {_FREE}"]
+    usable = _FREE
+    if moving is not None:
+        usable = (
+            f"({_FREE} OR (status <> 'removed' AND id IN (SELECT slot_id FROM reservation_slots"
+            " WHERE reservation_id = :moving)))"
+        )
+        params["moving"] = moving
+        binds.append(bindparam("moving", type_=Uuid()))
+    scan_where = [f"provider_id = :provider_id AND {usable}"]
     anchor_where = [_WHOLE_SPAN[dialect]]
 
     def time_param(name: str, value: datetime) -> str:

@@ -325,7 +325,7 @@ async def cancel_reservation(
     if by_client:
         current = await repository.get_owned(session, owner, reservation_uuid)
         if current is not None and _is_live(current, now):
-            rules = await _rules_of(session, settings, current)
+            rules = await rules_of(session, settings, current)
             _check_change_notice(current, rules, now)
     cancelled = await repository.cancel_if_live(session, owner, reservation_uuid, now)
     if cancelled is not None:
@@ -355,7 +355,7 @@ def _check_change_notice(reservation: Reservation, rules: BookingRules, now: dat
         )
 
 
-async def _rules_of(
+async def rules_of(
     session: AsyncSession, settings: Settings, reservation: Reservation
 ) -> BookingRules:
     """The terms the reservation was booked under (its type's, even when the type has
@@ -398,7 +398,7 @@ async def reschedule(
     reservation = await repository.get_owned(session, owner, reservation_uuid)
     if reservation is None:
         raise NotFound(f"reservation {reservation_id!r} does not exist")
-    rules = await _rules_of(session, settings, reservation)
+    rules = await rules_of(session, settings, reservation)
     _check_movable(reservation, rules, now, by_client=by_client)
     anchor = await slots.get(session, parse_id(slot_id, "slot"))
     if anchor is None or anchor.provider_id != reservation.provider_id:
@@ -495,7 +495,7 @@ async def move_elsewhere(
     moved: list[Move] = []
     cancelled: list[Reservation] = []
     for reservation in sorted(conflicts, key=lambda r: (r.start_time, r.id)):
-        rules = await _rules_of(session, settings, reservation)
+        rules = await rules_of(session, settings, reservation)
         freed = await repository.unlink(session, [reservation.id])
         await slots.release(session, freed)
         search = start_times.Search(

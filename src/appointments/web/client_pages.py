@@ -2,12 +2,16 @@
 my bookings. Each action goes through the same rules and services as the API."""
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
+from appointments.appointment_types import repository as appointment_types
+from appointments.appointment_types import start_times
+from appointments.appointment_types.models import AppointmentType
+from appointments.appointment_types.rules import BookingRules
 from appointments.auth.tokens import Principal, Role
 from appointments.availability import repository as slots
 from appointments.availability.schemas import SlotFilter
@@ -22,6 +26,7 @@ from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
+from appointments.settings import Settings
 from appointments.web.pages import (
     ClientPosterDep,
     PageRefused,
@@ -40,6 +45,7 @@ router = APIRouter(include_in_schema=False)
 
 # A week of 15-minute slots is 672; the cap keeps a page bounded whatever the slot length.
 WEEK_SLOT_CAP = 2000
+TYPES_SHOWN = 50
 IdField = Annotated[str, Form(max_length=100)]
 
 
@@ -53,8 +59,10 @@ async def book(
     provider: str | None = None,
     week: str | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    type: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
-    """No provider chosen: the list of providers. Otherwise: that provider's week."""
+    """No provider chosen: the list of providers. Otherwise: that provider's week, of
+    bookable slots, or of bookable start times of the chosen appointment type."""
     signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}")
     if not provider:
         try:
@@ -69,6 +77,25 @@ async def book(
     now = clock.now()
     first_bookable = now + timedelta(seconds=settings.min_notice_seconds)
     shown_week = Week.parse(week, first_bookable, visitor.tz)
+    kinds = await appointment_types.page(
+        session, shown.id, PageRequest(limit=TYPES_SHOWN, after=None)
+    )
+    if type:
+        chosen = next((kind for kind in kinds if str(kind.id) == type), None)
+        if chosen is None:
+            return refuse(request, visitor, 404, f"appointment type {type!r} does not exist")
+        starts = await week_of_starts(session, settings, shown.id, chosen, shown_week, now)
+        return render(
+            request,
+            visitor,
+            "week.html",
+            provider=shown,
+            week=shown_week,
+            days=shown_week.group(starts, lambda start: start.start_time),
+            kinds=kinds,
+            chosen=chosen,
+            truncated=len(starts) >= WEEK_SLOT_CAP,
+        )
     bookable = await slots.page(
         session,
         shown.id,
@@ -87,8 +114,31 @@ async def book(
         provider=shown,
         week=shown_week,
         days=days,
+        kinds=kinds,
+        chosen=None,
         truncated=len(bookable) > WEEK_SLOT_CAP,
     )
+
+
+async def week_of_starts(
+    session: SessionDep,
+    settings: Settings,
+    provider_id: uuid.UUID,
+    kind: AppointmentType,
+    week: Week,
+    now: datetime,
+) -> list[start_times.StartTime]:
+    """The type's bookable start times in the week (the same query as the API's)."""
+    rules = BookingRules.of(kind, settings)
+    zone = (await providers.get_provider(session, str(provider_id))).timezone
+    search = start_times.Search(
+        start_from=week.start,
+        start_before=week.end,
+        after=rules.bookable_after(now),
+        latest=rules.horizon(now),
+        zone=zone,
+    )
+    return await start_times.find(session, provider_id, rules, search, now, limit=WEEK_SLOT_CAP)
 
 
 @router.post("/book/hold")
@@ -101,17 +151,21 @@ async def hold(
     slot_id: IdField,
     provider: IdField = "",
     week: Annotated[str, Form(max_length=20)] = "",
+    appointment_type_id: IdField = "",
 ) -> Response:
     principal = signed_in(visitor, Role.CLIENT, "POST", "/clients/{client_id}/reserve")
 
     async def reserve() -> Reservation:
         client = await clients.lock_client(session, principal.subject)
-        return await booking.reserve_slot(session, settings, client, slot_id, clock.now())
+        return await booking.reserve_slot(
+            session, settings, client, slot_id, clock.now(), appointment_type_id or None
+        )
 
     outcome = await attempt(session, reserve)
     if isinstance(outcome, DomainError):
         visitor.session.flash = f"That slot could not be held: {outcome.detail}."
-        return redirect(request, visitor, "/book", provider=provider, week=week)
+        back = {"type": appointment_type_id} if appointment_type_id else {}
+        return redirect(request, visitor, "/book", provider=provider, week=week, **back)
     return redirect(request, visitor, f"/book/holds/{outcome.id}")
 
 
@@ -233,4 +287,78 @@ async def cancel(
     principal = signed_in(visitor, Role.CLIENT, "POST", path)
     owner = Owner(client_id=uuid.UUID(principal.subject))
     await cancel_and_tell(session, settings, visitor, owner, reservation_id, clock.now())
+    return redirect(request, visitor, "/bookings")
+
+
+@router.get("/bookings/{reservation_id}/reschedule")
+async def reschedule_page(
+    request: Request,
+    visitor: VisitorDep,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    reservation_id: str,
+    week: str | None = None,
+) -> Response:
+    """A week of the start times this booking could move to (same type and length)."""
+    path = "/clients/{client_id}/reservations/{reservation_id}/reschedule"
+    principal = signed_in(visitor, Role.CLIENT, "POST", path)
+    reservation, name, _ = await _own_reservation(session, principal, reservation_id)
+    now = clock.now()
+    rules = await booking.rules_of(session, settings, reservation)
+    shown_week = Week.parse(week, reservation.start_time, visitor.tz)
+    zone = (await providers.get_provider(session, str(reservation.provider_id))).timezone
+    search = start_times.Search(
+        start_from=shown_week.start,
+        start_before=shown_week.end,
+        after=rules.bookable_after(now),
+        latest=rules.horizon(now),
+        zone=zone,
+    )
+    # Its own slots count as free for itself: a move by 15 minutes is offered too.
+    starts = await start_times.find(
+        session,
+        reservation.provider_id,
+        rules,
+        search,
+        now,
+        limit=WEEK_SLOT_CAP,
+        moving=reservation.id,
+    )
+    starts = [start for start in starts if start.start_time != reservation.start_time]
+    return render(
+        request,
+        visitor,
+        "reschedule.html",
+        reservation=reservation,
+        provider_name=name,
+        week=shown_week,
+        days=shown_week.group(starts, lambda start: start.start_time),
+    )
+
+
+@router.post("/bookings/{reservation_id}/reschedule")
+async def reschedule(
+    request: Request,
+    visitor: ClientPosterDep,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    reservation_id: str,
+    slot_id: IdField,
+) -> Response:
+    path = "/clients/{client_id}/reservations/{reservation_id}/reschedule"
+    principal = signed_in(visitor, Role.CLIENT, "POST", path)
+    owner = Owner(client_id=uuid.UUID(principal.subject))
+    outcome = await attempt(
+        session,
+        lambda: booking.reschedule(
+            session, settings, owner, reservation_id, slot_id, clock.now(), by_client=True
+        ),
+    )
+    if isinstance(outcome, DomainError):
+        visitor.session.flash = f"The booking was not moved: {outcome.detail}."
+        return redirect(request, visitor, "/bookings")
+    when = outcome.start_time.astimezone(visitor.tz).strftime("%a %d %b, %H:%M")
+    visitor.session.flash = f"Moved to {when}."
     return redirect(request, visitor, "/bookings")

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from appointments.appointment_types import repository as appointment_types
 from appointments.auth.tokens import Role
 from appointments.availability import service as availability
 from appointments.booking import repository as reservations
@@ -15,6 +16,7 @@ from appointments.booking.repository import Owner
 from appointments.calendar.export import calendar_response
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError
+from appointments.pagination import PageRequest
 from appointments.providers import service as providers
 from appointments.web.pages import (
     ProviderPosterDep,
@@ -31,6 +33,7 @@ router = APIRouter(include_in_schema=False)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 BOOKINGS_SHOWN = 2000
+TYPES_SHOWN = 50
 ClockField = Annotated[str, Form(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")]
 
 
@@ -50,6 +53,9 @@ async def dashboard(
         session, Owner(provider_id=provider.id), now, shown.start, shown.end, BOOKINGS_SHOWN
     )
     today = now.astimezone(ZoneInfo(provider.timezone)).date()
+    kinds = await appointment_types.page(
+        session, provider.id, PageRequest(limit=TYPES_SHOWN, after=None)
+    )
     return render(
         request,
         visitor,
@@ -59,6 +65,7 @@ async def dashboard(
         days=shown.group(booked, lambda booking: booking[0].start_time),
         weekdays=WEEKDAYS,
         today=today,
+        kinds=kinds,
     )
 
 

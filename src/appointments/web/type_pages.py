@@ -1,0 +1,159 @@
+"""The provider's appointment types on its page: create, edit, delete. Through the same
+service and validation as the API; a refusal is shown in the service's own words."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from appointments.appointment_types import service as appointment_types
+from appointments.appointment_types.schemas import AppointmentTypeIn
+from appointments.auth.tokens import Role
+from appointments.deps import ClockDep, SessionDep, SettingsDep
+from appointments.errors import DomainError
+from appointments.web.pages import ProviderPosterDep, attempt, first_error, redirect, signed_in
+
+router = APIRouter(include_in_schema=False)
+
+TYPES_PATH = "/providers/{provider_id}/appointment-types"
+NumberField = Annotated[str, Form(max_length=10)]
+
+
+def _terms(
+    name: str,
+    duration: str,
+    before: str,
+    after: str,
+    per_day: str,
+    change_notice: str,
+    advance_days: str,
+) -> AppointmentTypeIn:
+    """The form's text fields as the API's body: empty optional numbers are null."""
+
+    def number(text: str) -> int | str | None:
+        text = text.strip()
+        if not text:
+            return None
+        return int(text) if text.isdigit() else text
+
+    body = {
+        "name": name,
+        "duration_minutes": number(duration),
+        "buffer_before_minutes": number(before) or 0,
+        "buffer_after_minutes": number(after) or 0,
+        "max_per_day": number(per_day),
+        "change_notice_minutes": number(change_notice) or 0,
+        "max_advance_days": number(advance_days),
+    }
+    return AppointmentTypeIn.model_validate(body)
+
+
+async def _save(
+    request: Request,
+    visitor: ProviderPosterDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    type_id: str | None,
+    fields: tuple[str, str, str, str, str, str, str],
+) -> Response:
+    method = "POST" if type_id is None else "PUT"
+    path = TYPES_PATH if type_id is None else TYPES_PATH + "/{type_id}"
+    principal = signed_in(visitor, Role.PROVIDER, method, path)
+    try:
+        terms = _terms(*fields)
+    except ValidationError as exc:
+        visitor.session.flash = f"Nothing was saved: {first_error(exc)}."
+        return redirect(request, visitor, "/provider")
+    now = clock.now()
+    outcome = await attempt(
+        session,
+        lambda: (
+            appointment_types.create_type(session, settings, principal.subject, terms, now)
+            if type_id is None
+            else appointment_types.replace_type(
+                session, settings, principal.subject, type_id, terms, now
+            )
+        ),
+    )
+    if isinstance(outcome, DomainError):
+        visitor.session.flash = f"Nothing was saved: {outcome.detail}."
+    else:
+        visitor.session.flash = f"Saved “{outcome.name}” ({outcome.duration_minutes} min)."
+    return redirect(request, visitor, "/provider")
+
+
+@router.post("/provider/types")
+async def create(
+    request: Request,
+    visitor: ProviderPosterDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    name: Annotated[str, Form(max_length=200)],
+    duration_minutes: NumberField,
+    buffer_before_minutes: NumberField = "",
+    buffer_after_minutes: NumberField = "",
+    max_per_day: NumberField = "",
+    change_notice_minutes: NumberField = "",
+    max_advance_days: NumberField = "",
+) -> Response:
+    fields = (
+        name,
+        duration_minutes,
+        buffer_before_minutes,
+        buffer_after_minutes,
+        max_per_day,
+        change_notice_minutes,
+        max_advance_days,
+    )
+    return await _save(request, visitor, session, settings, clock, None, fields)
+
+
+@router.post("/provider/types/{type_id}")
+async def update(
+    request: Request,
+    visitor: ProviderPosterDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    type_id: str,
+    name: Annotated[str, Form(max_length=200)],
+    duration_minutes: NumberField,
+    buffer_before_minutes: NumberField = "",
+    buffer_after_minutes: NumberField = "",
+    max_per_day: NumberField = "",
+    change_notice_minutes: NumberField = "",
+    max_advance_days: NumberField = "",
+) -> Response:
+    fields = (
+        name,
+        duration_minutes,
+        buffer_before_minutes,
+        buffer_after_minutes,
+        max_per_day,
+        change_notice_minutes,
+        max_advance_days,
+    )
+    return await _save(request, visitor, session, settings, clock, type_id, fields)
+
+
+@router.post("/provider/types/{type_id}/delete")
+async def delete(
+    request: Request,
+    visitor: ProviderPosterDep,
+    session: SessionDep,
+    clock: ClockDep,
+    type_id: str,
+) -> Response:
+    principal = signed_in(visitor, Role.PROVIDER, "DELETE", TYPES_PATH + "/{type_id}")
+    outcome = await attempt(
+        session,
+        lambda: appointment_types.delete_type(session, principal.subject, type_id, clock.now()),
+    )
+    if isinstance(outcome, DomainError):
+        visitor.session.flash = f"Nothing was deleted: {outcome.detail}."
+    else:
+        visitor.session.flash = "The appointment type is deleted; booked appointments stay."
+    return redirect(request, visitor, "/provider")
