@@ -150,6 +150,16 @@ def test_admin_creates_provider_publishes_client_books_and_a_rival_loses_the_rac
             desk.get_by_role("button", name="Publish").click()
             expect(desk.get_by_role("status")).to_have_text("Published 12 new slots.")
             assert len(http.get(f"/providers/{provider['id']}/availability").json()["items"]) == 12
+            # ... and sells a 45-minute consultation with 15 minutes to tidy up after.
+            new_type = desk.get_by_role("form", name="New appointment type")
+            new_type.get_by_label("Name").fill("Consultation")
+            new_type.get_by_label("Minutes").fill("45")
+            new_type.get_by_label("Buffer after").fill("15")
+            new_type.get_by_role("button", name="Add type").click()
+            expect(desk.get_by_role("status")).to_have_text("Saved “Consultation” (45 min).")
+            expect(desk.get_by_role("form", name="Edit Consultation")).to_be_visible()
+            desk.get_by_role("heading", name="Appointment types").scroll_into_view_if_needed()
+            screens.shoot(desk, "10-provider-types")
 
             # Two clients sign up and open the same week (the browsers report New York time).
             carol, dan = carol_context.new_page(), dan_context.new_page()
@@ -220,11 +230,58 @@ def test_admin_creates_provider_publishes_client_books_and_a_rival_loses_the_rac
             )
             expect(carol.get_by_text("No upcoming bookings.")).to_be_visible()
 
-    assert sorted(row[0] for row in api.sql("SELECT status FROM reservations")) == [
-        "cancelled",
-        "cancelled",
+            # Carol books a 45-minute consultation at 10:00 Berlin ...
+            carol.goto(week)
+            carol.get_by_role("link", name="Consultation (45 min)").click()
+            expect(
+                carol.get_by_role("heading", name=re.compile("^Consultation, week of"))
+            ).to_be_visible()
+            # 45 minutes and 15 after must end by 12:00: 09:00 .. 11:00, nine starts.
+            expect(carol.get_by_role("button", name=re.compile("^Hold "))).to_have_count(9)
+            screens.shoot(carol, "11-type-week")
+            ten = nine + timedelta(hours=1)
+            carol.get_by_role("button", name=label(ten, NEW_YORK)).click()
+            expect(carol.get_by_role("heading", name="Held for you")).to_be_visible()
+            local = ten.astimezone(NEW_YORK)
+            expect(
+                carol.get_by_text(
+                    re.compile(f"{local:%H:%M}–{local + timedelta(minutes=45):%H:%M}")
+                )
+            ).to_be_visible()
+            carol.get_by_role("button", name="Confirm booking").click()
+            expect(carol.get_by_role("heading", name="You are booked")).to_be_visible()
+
+            # ... and moves it to 11:00 from My bookings.
+            carol.get_by_role("link", name="My bookings").first.click()
+            carol.get_by_role("link", name=re.compile("^Reschedule ")).click()
+            expect(carol.get_by_role("heading", name="Move your booking")).to_be_visible()
+            screens.shoot(carol, "12-reschedule")
+            eleven = nine + timedelta(hours=2)
+            move_label = label(eleven, NEW_YORK).replace("Hold ", "Move to ")
+            carol.get_by_role("button", name=move_label).click()
+            moved = eleven.astimezone(NEW_YORK)
+            expect(carol.get_by_role("status")).to_have_text(f"Moved to {moved:%a %d %b, %H:%M}.")
+            expect(
+                carol.get_by_text(
+                    re.compile(f"{moved:%H:%M}–{moved + timedelta(minutes=45):%H:%M}")
+                )
+            ).to_be_visible()
+            screens.shoot(carol, "13-moved")
+
+    rows = api.sql("SELECT status, start_time, end_time FROM reservations")
+    assert sorted(row[0] for row in rows) == ["cancelled", "cancelled", "confirmed"]
+    ((_, start, end),) = [row for row in rows if row[0] == "confirmed"]
+    as_utc = [
+        (value if isinstance(value, datetime) else datetime.fromisoformat(str(value))).replace(
+            tzinfo=None
+        )
+        for value in (start, end)
     ]
-    assert api.sql("SELECT count(*) FROM slots WHERE status = 'available'")[0][0] == 12
+    eleven_utc = datetime.combine(day, time(11), BERLIN).astimezone(UTC).replace(tzinfo=None)
+    assert as_utc == [eleven_utc, eleven_utc + timedelta(minutes=45)]
+    # 11:00-12:00 (the appointment and its buffer) confirmed; the other eight free.
+    assert api.sql("SELECT count(*) FROM slots WHERE status = 'confirmed'")[0][0] == 4
+    assert api.sql("SELECT count(*) FROM slots WHERE status = 'available'")[0][0] == 8
 
 
 @pytest.mark.live
