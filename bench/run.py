@@ -15,12 +15,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from appointments.appointment_types import start_times
+from appointments.appointment_types.rules import BookingRules
 from appointments.booking import one_statement
 from appointments.booking.sweeper import sweep_once
 from appointments.clock import SystemClock
@@ -170,13 +173,17 @@ async def bench_reserve(pg: PostgresServer, svc: Service, count: int) -> dict[st
 async def bench_listing(
     pg: PostgresServer, svc: Service, sizes: list[int], samples: int
 ) -> dict[str, Any]:
-    """First page (100 bookable slots) from a random point, as the table grows."""
+    """First page (100 bookable slots) from a random point, as the table grows; the
+    same for the bookable start times of a 45-minute type with 15 minutes after."""
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
     token = admin_token()
     (provider,) = await seed.providers(db, 1, "listing")
+    kind = await seed.appointment_type(db, provider, 45, 15)
+    type_path = f"/appointment-types/{kind}/availability?"
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
     have = 0
     figures: dict[str, Any] = {}
+    starts: dict[str, Any] = {}
     for size in sizes:
         await seed.slots(db, provider, size - have, offset=have)
         have = size
@@ -196,14 +203,70 @@ async def bench_listing(
         row = {"p50_ms": ms(result.percentile(0.5)), "p99_ms": ms(result.percentile(0.99))}
         figures[str(size)] = row
         say(f"listing 100 of {size:>9,} slots: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms")
+        typed = [
+            Request("GET", r.path.replace("/availability?", type_path, 1), None, r.headers)
+            for r in requests
+        ]
+        await loadgen.run("127.0.0.1", svc.port, typed[:50], concurrency=4)
+        result = await loadgen.run("127.0.0.1", svc.port, typed, concurrency=4)
+        assert set(result.status) == {200}, set(result.status)
+        row = {"p50_ms": ms(result.percentile(0.5)), "p99_ms": ms(result.percentile(0.99))}
+        plan = await explain_start_times(db, provider, kind, base)
+        # What PostgreSQL itself touches for one page: the same at every size.
+        row["buffers"] = int(re.findall(r"shared hit=(\d+)", plan)[0])
+        row["rows_scanned"] = int(re.findall(r"Index Scan.*rows=(\d+)", plan)[0])
+        starts[str(size)] = row
+        say(
+            f"start times, 100 of {size:>9,}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
+            f"{row['buffers']} buffers, {row['rows_scanned']} slots read"
+        )
     plan = await db.fetch(LISTING_SQL, provider, base)
+    starts["explain_at_largest"] = await explain_start_times(db, provider, kind, base)
     await db.close()
     figures["explain_at_largest"] = "\n".join(r[0] for r in plan)
     say(figures["explain_at_largest"])
-    smallest, largest = figures[str(sizes[0])]["p99_ms"], figures[str(sizes[-1])]["p99_ms"]
-    ratio = figures["p99_ratio_largest_to_smallest"] = round(largest / smallest, 2)
-    say(f"listing p99 at {sizes[-1]:,} / at {sizes[0]:,}: {ratio}")
+    say(starts["explain_at_largest"])
+    for name, table in (("listing", figures), ("start times", starts)):
+        smallest, largest = table[str(sizes[0])]["p99_ms"], table[str(sizes[-1])]["p99_ms"]
+        ratio = table["p99_ratio_largest_to_smallest"] = round(largest / smallest, 2)
+        say(f"{name} p99 at {sizes[-1]:,} / at {sizes[0]:,}: {ratio}")
+    figures["start_times"] = starts
     return figures
+
+
+async def explain_start_times(
+    db: asyncpg.Connection, provider: str, kind: str, base: datetime
+) -> str:
+    """EXPLAIN ANALYZE of the service's own start-times statement, at the largest size."""
+    settings = Settings()
+    rules = BookingRules(
+        type_id=uuid.UUID(kind),
+        duration=timedelta(minutes=45),
+        buffer_before=timedelta(0),
+        buffer_after=timedelta(minutes=15),
+        notice=timedelta(days=1),
+        max_advance=None,
+        max_per_day=None,
+        change_notice=timedelta(0),
+        slot_length=timedelta(minutes=settings.slot_minutes),
+    )
+    now = datetime.now(UTC)
+    search = start_times.Search(start_from=base, after=rules.bookable_after(now), zone="UTC")
+    statement, params = start_times.compose(
+        "postgresql", uuid.UUID(provider), rules, search, now, limit=101
+    )
+    names: list[str] = []
+
+    def positional(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = re.sub(r"(?<!:):(\w+)", positional, str(statement.element))
+    plan = await db.fetch(
+        "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, *(params[n] for n in names)
+    )
+    return "\n".join(r[0] for r in plan)
 
 
 async def bench_window(pg: PostgresServer, svc: Service) -> dict[str, Any]:

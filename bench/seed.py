@@ -52,16 +52,39 @@ async def stale_holds(
                    {BASE} + (i + 1) * interval '15 minutes', 'reserved', now() - interval '1 hour'
             FROM generate_series(0, $2::int - 1) i
             RETURNING id, start_time, end_time
+        ), new_holds AS (
+            INSERT INTO reservations (id, slot_id, provider_id, client_id, status, start_time,
+                                      end_time, occupied_start, occupied_end, created_at,
+                                      expires_at)
+            SELECT gen_random_uuid(), s.id, $1::uuid,
+                   ($3::uuid[])[1 + (row_number() OVER () % array_length($3::uuid[], 1))],
+                   'held', s.start_time, s.end_time, s.start_time, s.end_time,
+                   now() - interval '2 hours', now() - interval '1 hour'
+            FROM new_slots s
+            RETURNING id, slot_id
         )
-        INSERT INTO reservations (id, slot_id, provider_id, client_id, status, start_time,
-                                  end_time, created_at, expires_at)
-        SELECT gen_random_uuid(), s.id, $1::uuid,
-               ($3::uuid[])[1 + (row_number() OVER () % array_length($3::uuid[], 1))],
-               'held', s.start_time, s.end_time, now() - interval '2 hours',
-               now() - interval '1 hour'
-        FROM new_slots s
+        -- The slot each hold occupies, as the service records it.
+        INSERT INTO reservation_slots (reservation_id, slot_id, provider_id)
+        SELECT id, slot_id, $1::uuid FROM new_holds
         """,
         provider_id,
         count,
         client_ids,
     )
+
+
+async def appointment_type(
+    db: asyncpg.Connection, provider_id: str, duration: int, buffer_after: int
+) -> str:
+    """One appointment type of the provider (no notice, horizon or cap of its own)."""
+    row = await db.fetchrow(
+        "INSERT INTO appointment_types (id, provider_id, name, duration_minutes, "
+        "buffer_before_minutes, buffer_after_minutes, change_notice_minutes, created_at, "
+        "updated_at) VALUES (gen_random_uuid(), $1::uuid, 'Consultation', $2, 0, $3, 0, "
+        "now(), now()) RETURNING id",
+        provider_id,
+        duration,
+        buffer_after,
+    )
+    assert row is not None
+    return str(row["id"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Interval, Uuid, bindparam, text
+from sqlalchemy import BindParameter, Interval, TextualSelect, Uuid, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.appointment_types.rules import BookingRules
@@ -73,7 +73,32 @@ async def find(
 ) -> list[StartTime]:
     """Up to `limit` bookable starts in start order, after `cursor` when given; the
     slots of reservation `moving` count as free (the starts it could be moved to)."""
-    dialect = session.get_bind().dialect.name
+    statement, params = compose(
+        session.get_bind().dialect.name,
+        provider_id,
+        rules,
+        search,
+        now,
+        limit=limit,
+        cursor=cursor,
+        moving=moving,
+    )
+    rows = (await session.execute(statement, params)).all()
+    return [StartTime(slot_id=row[0], start_time=row[1]) for row in rows]
+
+
+def compose(
+    dialect: str,
+    provider_id: uuid.UUID,
+    rules: BookingRules,
+    search: Search,
+    now: datetime,
+    *,
+    limit: int,
+    cursor: Keyset | None = None,
+    moving: uuid.UUID | None = None,
+) -> tuple[TextualSelect, dict[str, object]]:
+    """The statement and its parameters (apart, so the benchmark can EXPLAIN it)."""
     before_n = rules.buffer_before // rules.slot_length
     span_slots = rules.span_slots
     params: dict[str, object] = {
@@ -166,5 +191,4 @@ async def find(
         .bindparams(*binds)
         .columns(anchor_id=Uuid(), anchor_start=UTCDateTime())
     )
-    rows = (await session.execute(statement, params)).all()
-    return [StartTime(slot_id=row[0], start_time=row[1]) for row in rows]
+    return statement, params

@@ -268,17 +268,14 @@ async def live_in_range(
     start_from: datetime,
     start_before: datetime,
     now: datetime,
-    *,
-    keep_starts: Collection[datetime] = (),
 ) -> Sequence[Reservation]:
+    """Live reservations of the provider whose appointment starts in the range."""
     query = select(Reservation).where(
         Reservation.provider_id == provider_id,
         Reservation.start_time >= start_from,
         Reservation.start_time < start_before,
         is_live(now),
     )
-    if keep_starts:
-        query = query.where(Reservation.start_time.not_in(list(keep_starts)))
     query = query.order_by(Reservation.start_time, Reservation.id)
     return (await session.scalars(query)).all()
 

@@ -1,5 +1,6 @@
 """Booking over HTTP: reserve, confirm, cancel, and the lists of reservations."""
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -206,6 +207,39 @@ RESCHEDULE_NOTE = (
 )
 
 
+async def _reschedule(
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: Owner,
+    reservation_id: str,
+    data: RescheduleIn,
+    now: datetime,
+    idempotency_key: str | None,
+    *,
+    by_client: bool,
+) -> Response:
+    """Either party's reschedule: the same rules, its own idempotency scope."""
+    scope_id = owner.client_id or owner.provider_id
+    assert scope_id is not None
+
+    async def act() -> tuple[int, ReservationOut]:
+        reservation = await service.reschedule(
+            session, settings, owner, reservation_id, data.slot_id, now, by_client=by_client
+        )
+        return 200, ReservationOut.at(reservation, now)
+
+    return await run_once(
+        session,
+        key=idempotency_key,
+        outcome="rescheduled",
+        scope_id=scope_id,
+        operation="reschedule" if owner.client_id else "provider_reschedule",
+        request={"reservation_id": reservation_id, **data.model_dump()},
+        now=now,
+        action=act,
+    )
+
+
 @client_router.post(
     "/reservations/{reservation_id}/reschedule",
     response_model=ReservationOut,
@@ -226,29 +260,17 @@ async def reschedule_as_client(
 ) -> Response:
     """Move one of this client's appointments to another start."""
     client = await clients.get_client(session, client_id)
-    now = clock.now()
-
-    async def act() -> tuple[int, ReservationOut]:
-        reservation = await service.reschedule(
-            session,
-            settings,
-            Owner(client_id=client.id),
-            reservation_id,
-            data.slot_id,
-            now,
-            by_client=principal.role is Role.CLIENT,
-        )
-        return 200, ReservationOut.at(reservation, now)
-
-    return await run_once(
+    owner = Owner(client_id=client.id)
+    by_client = principal.role is Role.CLIENT
+    return await _reschedule(
         session,
-        key=idempotency_key,
-        outcome="rescheduled",
-        scope_id=client.id,
-        operation="reschedule",
-        request={"reservation_id": reservation_id, **data.model_dump()},
-        now=now,
-        action=act,
+        settings,
+        owner,
+        reservation_id,
+        data,
+        clock.now(),
+        idempotency_key,
+        by_client=by_client,
     )
 
 
@@ -271,29 +293,16 @@ async def reschedule_as_provider(
 ) -> Response:
     """Move an appointment of this provider to another start."""
     provider = await providers.get_provider(session, provider_id)
-    now = clock.now()
-
-    async def act() -> tuple[int, ReservationOut]:
-        reservation = await service.reschedule(
-            session,
-            settings,
-            Owner(provider_id=provider.id),
-            reservation_id,
-            data.slot_id,
-            now,
-            by_client=False,
-        )
-        return 200, ReservationOut.at(reservation, now)
-
-    return await run_once(
+    owner = Owner(provider_id=provider.id)
+    return await _reschedule(
         session,
-        key=idempotency_key,
-        outcome="rescheduled",
-        scope_id=provider.id,
-        operation="provider_reschedule",
-        request={"reservation_id": reservation_id, **data.model_dump()},
-        now=now,
-        action=act,
+        settings,
+        owner,
+        reservation_id,
+        data,
+        clock.now(),
+        idempotency_key,
+        by_client=False,
     )
 
 

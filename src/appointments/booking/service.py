@@ -2,7 +2,8 @@
 cancel, reschedule, and expire holds that ran out."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -39,8 +40,15 @@ from appointments.settings import Settings
 _ONE_LIVE_PER_SLOT = ("uq_reservations_one_live_per_slot", "uq_reservation_slots_one_reservation")
 
 
-def _lost_the_slot(exc: IntegrityError) -> bool:
-    return any(name in str(exc.orig) for name in _ONE_LIVE_PER_SLOT)
+@contextmanager
+def _slot_taken_meanwhile(detail: str) -> Iterator[None]:
+    """A unique-index refusal inside means a rival's claim committed first: 409, not 500."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if any(name in str(exc.orig) for name in _ONE_LIVE_PER_SLOT):
+            raise SlotUnavailable(detail) from exc
+        raise
 
 
 async def reserve_slot(
@@ -76,15 +84,11 @@ async def reserve_slot(
         created_at=now,
         expires_at=hold_expires_at,
     )
-    try:
+    with _slot_taken_meanwhile("the slot was taken at the same moment"):
         if session.get_bind().dialect.name == "postgresql":
             await _reserve_in_one_statement(session, settings, reservation, bookable_after, notice)
         else:
             await _reserve_step_by_step(session, settings, reservation, bookable_after, notice)
-    except IntegrityError as exc:
-        if _lost_the_slot(exc):
-            raise SlotUnavailable("the slot was taken at the same moment") from exc
-        raise
     return reservation
 
 
@@ -200,15 +204,11 @@ async def reserve_appointment(
         created_at=now,
         expires_at=expires_at,
     )
-    try:
+    with _slot_taken_meanwhile("a slot of the appointment was taken at the same moment"):
         await slots.occupy(session, claimed, expires_at)
         session.add(reservation)
         await session.flush()
         await repository.link(session, reservation.id, anchor.provider_id, claimed)
-    except IntegrityError as exc:
-        if _lost_the_slot(exc):
-            raise SlotUnavailable("a slot of the appointment was taken at the same moment") from exc
-        raise
     return reservation
 
 

@@ -10,7 +10,6 @@ from fastapi.responses import Response
 
 from appointments.appointment_types import repository as appointment_types
 from appointments.appointment_types import start_times
-from appointments.appointment_types.models import AppointmentType
 from appointments.appointment_types.rules import BookingRules
 from appointments.auth.tokens import Principal, Role
 from appointments.availability import repository as slots
@@ -26,7 +25,6 @@ from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
-from appointments.settings import Settings
 from appointments.web.pages import (
     ClientPosterDep,
     PageRefused,
@@ -84,7 +82,8 @@ async def book(
         chosen = next((kind for kind in kinds if str(kind.id) == type), None)
         if chosen is None:
             return refuse(request, visitor, 404, f"appointment type {type!r} does not exist")
-        starts = await week_of_starts(session, settings, shown.id, chosen, shown_week, now)
+        rules = BookingRules.of(chosen, settings)
+        starts = await week_of_starts(session, shown.id, shown.timezone, rules, shown_week, now)
         return render(
             request,
             visitor,
@@ -122,15 +121,16 @@ async def book(
 
 async def week_of_starts(
     session: SessionDep,
-    settings: Settings,
     provider_id: uuid.UUID,
-    kind: AppointmentType,
+    zone: str,
+    rules: BookingRules,
     week: Week,
     now: datetime,
+    *,
+    moving: uuid.UUID | None = None,
 ) -> list[start_times.StartTime]:
-    """The type's bookable start times in the week (the same query as the API's)."""
-    rules = BookingRules.of(kind, settings)
-    zone = (await providers.get_provider(session, str(provider_id))).timezone
+    """Bookable start times in the week (the API's query), for a new appointment or
+    for one `moving` (its own slots count as free for it)."""
     search = start_times.Search(
         start_from=week.start,
         start_before=week.end,
@@ -138,7 +138,9 @@ async def week_of_starts(
         latest=rules.horizon(now),
         zone=zone,
     )
-    return await start_times.find(session, provider_id, rules, search, now, limit=WEEK_SLOT_CAP)
+    return await start_times.find(
+        session, provider_id, rules, search, now, limit=WEEK_SLOT_CAP, moving=moving
+    )
 
 
 @router.post("/book/hold")
@@ -303,26 +305,18 @@ async def reschedule_page(
     """A week of the start times this booking could move to (same type and length)."""
     path = "/clients/{client_id}/reservations/{reservation_id}/reschedule"
     principal = signed_in(visitor, Role.CLIENT, "POST", path)
-    reservation, name, _ = await _own_reservation(session, principal, reservation_id)
+    reservation, name, timezone = await _own_reservation(session, principal, reservation_id)
     now = clock.now()
     rules = await booking.rules_of(session, settings, reservation)
     shown_week = Week.parse(week, reservation.start_time, visitor.tz)
-    zone = (await providers.get_provider(session, str(reservation.provider_id))).timezone
-    search = start_times.Search(
-        start_from=shown_week.start,
-        start_before=shown_week.end,
-        after=rules.bookable_after(now),
-        latest=rules.horizon(now),
-        zone=zone,
-    )
     # Its own slots count as free for itself: a move by 15 minutes is offered too.
-    starts = await start_times.find(
+    starts = await week_of_starts(
         session,
         reservation.provider_id,
+        timezone,
         rules,
-        search,
+        shown_week,
         now,
-        limit=WEEK_SLOT_CAP,
         moving=reservation.id,
     )
     starts = [start for start in starts if start.start_time != reservation.start_time]

@@ -1,9 +1,10 @@
 """The provider's appointment types on its page: create, edit, delete. Through the same
 service and validation as the API; a refusal is shown in the service's own words."""
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
@@ -20,33 +21,61 @@ TYPES_PATH = "/providers/{provider_id}/appointment-types"
 NumberField = Annotated[str, Form(max_length=10)]
 
 
-def _terms(
-    name: str,
-    duration: str,
-    before: str,
-    after: str,
-    per_day: str,
-    change_notice: str,
-    advance_days: str,
-) -> AppointmentTypeIn:
-    """The form's text fields as the API's body: empty optional numbers are null."""
+@dataclass(frozen=True)
+class TypeForm:
+    """The type form's fields, as text, the way a browser posts them."""
 
-    def number(text: str) -> int | str | None:
-        text = text.strip()
-        if not text:
-            return None
-        return int(text) if text.isdigit() else text
+    name: str
+    duration_minutes: str
+    buffer_before_minutes: str
+    buffer_after_minutes: str
+    max_per_day: str
+    change_notice_minutes: str
+    max_advance_days: str
 
-    body = {
-        "name": name,
-        "duration_minutes": number(duration),
-        "buffer_before_minutes": number(before) or 0,
-        "buffer_after_minutes": number(after) or 0,
-        "max_per_day": number(per_day),
-        "change_notice_minutes": number(change_notice) or 0,
-        "max_advance_days": number(advance_days),
-    }
-    return AppointmentTypeIn.model_validate(body)
+    def terms(self) -> AppointmentTypeIn:
+        """The API's body: empty optional numbers are null (or 0), digits are numbers."""
+
+        def number(text: str) -> int | str | None:
+            text = text.strip()
+            if not text:
+                return None
+            return int(text) if text.isdigit() else text
+
+        return AppointmentTypeIn.model_validate(
+            {
+                "name": self.name,
+                "duration_minutes": number(self.duration_minutes),
+                "buffer_before_minutes": number(self.buffer_before_minutes) or 0,
+                "buffer_after_minutes": number(self.buffer_after_minutes) or 0,
+                "max_per_day": number(self.max_per_day),
+                "change_notice_minutes": number(self.change_notice_minutes) or 0,
+                "max_advance_days": number(self.max_advance_days),
+            }
+        )
+
+
+async def type_form(
+    name: Annotated[str, Form(max_length=200)],
+    duration_minutes: NumberField,
+    buffer_before_minutes: NumberField = "",
+    buffer_after_minutes: NumberField = "",
+    max_per_day: NumberField = "",
+    change_notice_minutes: NumberField = "",
+    max_advance_days: NumberField = "",
+) -> TypeForm:
+    return TypeForm(
+        name,
+        duration_minutes,
+        buffer_before_minutes,
+        buffer_after_minutes,
+        max_per_day,
+        change_notice_minutes,
+        max_advance_days,
+    )
+
+
+TypeFormDep = Annotated[TypeForm, Depends(type_form)]
 
 
 async def _save(
@@ -56,13 +85,13 @@ async def _save(
     settings: SettingsDep,
     clock: ClockDep,
     type_id: str | None,
-    fields: tuple[str, str, str, str, str, str, str],
+    form: TypeForm,
 ) -> Response:
     method = "POST" if type_id is None else "PUT"
     path = TYPES_PATH if type_id is None else TYPES_PATH + "/{type_id}"
     principal = signed_in(visitor, Role.PROVIDER, method, path)
     try:
-        terms = _terms(*fields)
+        terms = form.terms()
     except ValidationError as exc:
         visitor.session.flash = f"Nothing was saved: {first_error(exc)}."
         return redirect(request, visitor, "/provider")
@@ -91,24 +120,9 @@ async def create(
     session: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
-    name: Annotated[str, Form(max_length=200)],
-    duration_minutes: NumberField,
-    buffer_before_minutes: NumberField = "",
-    buffer_after_minutes: NumberField = "",
-    max_per_day: NumberField = "",
-    change_notice_minutes: NumberField = "",
-    max_advance_days: NumberField = "",
+    form: TypeFormDep,
 ) -> Response:
-    fields = (
-        name,
-        duration_minutes,
-        buffer_before_minutes,
-        buffer_after_minutes,
-        max_per_day,
-        change_notice_minutes,
-        max_advance_days,
-    )
-    return await _save(request, visitor, session, settings, clock, None, fields)
+    return await _save(request, visitor, session, settings, clock, None, form)
 
 
 @router.post("/provider/types/{type_id}")
@@ -119,24 +133,9 @@ async def update(
     settings: SettingsDep,
     clock: ClockDep,
     type_id: str,
-    name: Annotated[str, Form(max_length=200)],
-    duration_minutes: NumberField,
-    buffer_before_minutes: NumberField = "",
-    buffer_after_minutes: NumberField = "",
-    max_per_day: NumberField = "",
-    change_notice_minutes: NumberField = "",
-    max_advance_days: NumberField = "",
+    form: TypeFormDep,
 ) -> Response:
-    fields = (
-        name,
-        duration_minutes,
-        buffer_before_minutes,
-        buffer_after_minutes,
-        max_per_day,
-        change_notice_minutes,
-        max_advance_days,
-    )
-    return await _save(request, visitor, session, settings, clock, type_id, fields)
+    return await _save(request, visitor, session, settings, clock, type_id, form)
 
 
 @router.post("/provider/types/{type_id}/delete")
