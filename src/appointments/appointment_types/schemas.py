@@ -6,9 +6,10 @@ from pydantic import Field, StrictInt
 
 from appointments.schemas import Name, RequestBody, ResponseBody
 
-# Upper bounds keep every computed time inside what both databases store; two years
-# of notice is already more than any booking rule needs.
-MAX_NOTICE_MINUTES = 730 * 24 * 60
+# Upper bounds keep every computed time, and every value, inside what both databases
+# store (a 32-bit integer column); ten years of notice is more than any rule needs.
+MAX_NOTICE_MINUTES = 10 * 366 * 24 * 60
+MAX_DAILY_CAP = 2**31 - 1
 
 
 class AppointmentTypeIn(RequestBody):
@@ -32,7 +33,7 @@ class AppointmentTypeIn(RequestBody):
     max_advance_days: Annotated[StrictInt, Field(ge=1, le=730)] | None = Field(
         default=None, description="An appointment must start within this many days; null: no limit."
     )
-    max_per_day: Annotated[StrictInt, Field(ge=1, le=10_000)] | None = Field(
+    max_per_day: Annotated[StrictInt, Field(ge=1, le=MAX_DAILY_CAP)] | None = Field(
         default=None,
         description="Live appointments of this type per calendar day in the provider's time "
         "zone; null: no limit.",
