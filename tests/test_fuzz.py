@@ -80,7 +80,7 @@ def _schemathesis(
             "--phases",
             phases,
             "--max-examples",
-            "70",
+            "50",
             "--seed",
             seed,
             "--workers",
