@@ -162,3 +162,19 @@ def test_a_failure_halfway_through_the_claim_leaves_nothing_claimed(
     assert set(api.slot_states(provider["id"]).values()) == {"available"}
     assert api.sql("SELECT count(*) FROM reservations") == [(0,)]
     assert api.links() == 0
+
+
+def test_deleting_the_client_frees_every_slot_of_its_appointment(
+    api: Api, clinic: tuple[Json, Json, Json]
+) -> None:
+    provider, kind, bob = clinic
+    held = api.reserve_type(bob["id"], api.slot_at(provider["id"], NINE), kind["id"]).json()
+    api.confirm(bob["id"], held["id"])
+    api.ok("DELETE", f"/clients/{bob['id']}", 204)
+    assert set(api.slot_states(provider["id"]).values()) == {"available"}
+    assert api.links() == 0
+    eve = api.customer("Eve", "eve@example.com")
+    assert (
+        api.reserve_type(eve["id"], api.slot_at(provider["id"], NINE), kind["id"]).status_code
+        == 201
+    )

@@ -218,3 +218,16 @@ def test_a_plain_one_slot_reservation_moves_too(api: Api, setup: tuple[Json, Jso
     assert (response.json()["start_time"], response.json()["end_time"]) == (at(30), at(45))
     states = api.slot_states(provider["id"])
     assert [m for m in range(0, 240, 15) if states[at(m)] == "reserved"] == [30]
+
+
+def test_moving_to_where_it_already_is_changes_nothing(
+    api: Api, setup: tuple[Json, Json, Json]
+) -> None:
+    provider, kind, bob = setup
+    held = api.reserve_type(bob["id"], api.slot_at(provider["id"], NINE), kind["id"]).json()
+    before = api.slot_states(provider["id"])
+    response = move(api, bob["id"], held["id"], held["slot_id"])
+    assert response.status_code == 200
+    assert response.json() == held
+    assert api.slot_states(provider["id"]) == before
+    assert api.links() == 4
