@@ -48,10 +48,10 @@ WITH stale AS (
     SELECT :id, :slot_id, provider_id, :client_id, 'held', start_time, end_time,
            start_time, end_time, :now, :expires_at
       FROM claimed
-    RETURNING provider_id, start_time, end_time
+    RETURNING id, provider_id, start_time, end_time
 ), linked AS (
     INSERT INTO reservation_slots (reservation_id, slot_id, provider_id)
-    SELECT :id, :slot_id, provider_id FROM inserted
+    SELECT id, :slot_id, provider_id FROM inserted
     RETURNING 1
 )
 SELECT inserted.provider_id, inserted.start_time, inserted.end_time,
