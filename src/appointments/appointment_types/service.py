@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +56,11 @@ async def create_type(
     return kind
 
 
+async def _type_not_found(session: AsyncSession, provider_id: str, type_id: str) -> NoReturn:
+    await providers.get_provider(session, provider_id)  # an unknown provider says so
+    raise NotFound(f"appointment type {type_id!r} does not exist")
+
+
 async def get_type(
     session: AsyncSession, provider_id: str, type_id: str, *, include_deleted: bool = False
 ) -> AppointmentType:
@@ -63,8 +69,7 @@ async def get_type(
     type_uuid = parse_id(type_id, "appointment type")
     kind = await repository.get(session, provider_uuid, type_uuid, include_deleted=include_deleted)
     if kind is None:
-        await providers.get_provider(session, provider_id)  # an unknown provider says so
-        raise NotFound(f"appointment type {type_id!r} does not exist")
+        await _type_not_found(session, provider_id, type_id)
     return kind
 
 
@@ -118,8 +123,7 @@ async def bookable_start_times(
     type_uuid = parse_id(type_id, "appointment type")
     found = await repository.get_with_timezone(session, provider_uuid, type_uuid)
     if found is None:
-        await providers.get_provider(session, provider_id)
-        raise NotFound(f"appointment type {type_id!r} does not exist")
+        await _type_not_found(session, provider_id, type_id)
     kind, zone = found
     rules = BookingRules.of(kind, settings)
     search = start_times.Search(

@@ -45,15 +45,17 @@ def is_live(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def ran_out(now: datetime) -> ColumnElement[bool]:
+    """Still written down as held, but its hold had ended by `now`."""
+    return and_(Reservation.status == ReservationStatus.HELD, Reservation.expires_at <= now)
+
+
 def has_status(status: ReservationStatus, now: datetime) -> ColumnElement[bool]:
     """The status as answers report it: a run-out hold is `expired`."""
     if status is ReservationStatus.HELD:
         return and_(Reservation.status == status, Reservation.expires_at > now)
     if status is ReservationStatus.EXPIRED:
-        return or_(
-            Reservation.status == status,
-            and_(Reservation.status == ReservationStatus.HELD, Reservation.expires_at <= now),
-        )
+        return or_(Reservation.status == status, ran_out(now))
     return Reservation.status == status
 
 
@@ -148,11 +150,7 @@ async def expire_stale_holds_in_span(
 async def _expire_run_out(session: AsyncSession, which: ColumnElement[bool], now: datetime) -> None:
     result = await session.scalars(
         update(Reservation)
-        .where(
-            which,
-            Reservation.status == ReservationStatus.HELD,
-            Reservation.expires_at <= now,
-        )
+        .where(which, ran_out(now))
         .values(status=ReservationStatus.EXPIRED)
         .returning(Reservation.id)
         .execution_options(synchronize_session=False)
@@ -190,11 +188,6 @@ async def unlink(
         .execution_options(synchronize_session=False)
     )
     return result.all()
-
-
-async def occupied_slots(session: AsyncSession, reservation_id: uuid.UUID) -> Sequence[uuid.UUID]:
-    query = select(ReservationSlot.slot_id).where(ReservationSlot.reservation_id == reservation_id)
-    return (await session.scalars(query)).all()
 
 
 async def confirm_if_live(
@@ -245,17 +238,14 @@ async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
 
     Their slot links go first, in one set-based DELETE of the same rows.
     """
-    stale = select(Reservation.id).where(
-        Reservation.status == ReservationStatus.HELD, Reservation.expires_at <= now
-    )
     await session.execute(
         delete(ReservationSlot)
-        .where(ReservationSlot.reservation_id.in_(stale))
+        .where(ReservationSlot.reservation_id.in_(select(Reservation.id).where(ran_out(now))))
         .execution_options(synchronize_session=False)
     )
     result = await session.execute(
         update(Reservation)
-        .where(Reservation.status == ReservationStatus.HELD, Reservation.expires_at <= now)
+        .where(ran_out(now))
         .values(status=ReservationStatus.EXPIRED)
         .execution_options(synchronize_session=False)
     )

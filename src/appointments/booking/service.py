@@ -182,10 +182,9 @@ async def reserve_appointment(
     rules = BookingRules.of(kind, settings)
     rules.check_start(anchor.start_time, now)
     span = rules.span(anchor.start_time)
-    if rules.max_per_day is not None:
-        await repository.lock_day(session, kind.id, local_day_bounds(span.start, zone)[0])
+    day = await _hold_day(session, rules, span, zone)
     claimed = await _lock_span(session, anchor.provider_id, span, now)
-    await _check_daily_cap(session, anchor.provider_id, rules, span, zone, now)
+    await _check_daily_cap(session, anchor.provider_id, rules, day, now)
     held = await repository.count_live_holds(session, client_id, now)
     if held >= settings.max_holds_per_client:
         raise _too_many_holds(settings)
@@ -235,19 +234,30 @@ async def _lock_span(
     return free
 
 
+async def _hold_day(
+    session: AsyncSession, rules: BookingRules, span: Span, zone: str
+) -> tuple[datetime, datetime] | None:
+    """For a capped type: the start's calendar day in the provider's zone, locked against
+    other bookings of the type on that day. None when the type has no cap."""
+    if rules.max_per_day is None or rules.type_id is None:
+        return None
+    day = local_day_bounds(span.start, zone)
+    await repository.lock_day(session, rules.type_id, day[0])
+    return day
+
+
 async def _check_daily_cap(
     session: AsyncSession,
     provider_id: uuid.UUID,
     rules: BookingRules,
-    span: Span,
-    zone: str,
+    day: tuple[datetime, datetime] | None,
     now: datetime,
     *,
     excluding: uuid.UUID | None = None,
 ) -> None:
-    if rules.max_per_day is None or rules.type_id is None:
+    if day is None or rules.max_per_day is None or rules.type_id is None:
         return
-    day_start, day_end = local_day_bounds(span.start, zone)
+    day_start, day_end = day
     booked = await repository.count_live_of_type(
         session, provider_id, rules.type_id, day_start, day_end, now, excluding=excluding
     )
@@ -405,18 +415,21 @@ async def reschedule(
         raise NotFound(f"slot {slot_id!r} does not exist")
     rules.check_start(anchor.start_time, now)
     span = rules.span(anchor.start_time)
-    zone = "UTC"
-    if rules.max_per_day is not None and rules.type_id is not None:
+    day = None
+    if rules.max_per_day is not None:
         zone = await _zone_of(session, reservation.provider_id)
-        await repository.lock_day(session, rules.type_id, local_day_bounds(span.start, zone)[0])
+        day = await _hold_day(session, rules, span, zone)
     # Locked and read again: a cancel or another move may have come first.
     reservation = await repository.lock(session, reservation_uuid)
     _check_movable(reservation, rules, now, by_client=by_client)
     claimed = await _lock_span(session, reservation.provider_id, span, now, moving=reservation.id)
     await _check_daily_cap(
-        session, reservation.provider_id, rules, span, zone, now, excluding=reservation.id
+        session, reservation.provider_id, rules, day, now, excluding=reservation.id
     )
-    await move_to(session, reservation, anchor.id, span, claimed)
+    old_slots = await repository.unlink(session, [reservation.id])
+    keep = set(claimed)
+    await slots.release(session, [slot for slot in old_slots if slot not in keep])
+    await _settle(session, reservation, anchor.id, span, claimed)
     return reservation
 
 
@@ -436,18 +449,15 @@ async def _zone_of(session: AsyncSession, provider_id: uuid.UUID) -> str:
     return "UTC" if provider is None else provider.timezone
 
 
-async def move_to(
+async def _settle(
     session: AsyncSession,
     reservation: Reservation,
     anchor_id: uuid.UUID,
     span: Span,
     claimed: Sequence[uuid.UUID],
 ) -> None:
-    """Free the reservation's old slots and occupy the (locked) new ones, keeping its
-    status and hold expiry."""
-    old = await repository.unlink(session, [reservation.id])
-    keep = set(claimed)
-    await slots.release(session, [slot for slot in old if slot not in keep])
+    """Occupy the (locked) new slots of a reservation whose old ones the caller freed,
+    keeping its status and hold expiry."""
     held = reservation.status == ReservationStatus.HELD
     await slots.occupy(session, claimed, reservation.expires_at if held else None)
     await repository.link(session, reservation.id, reservation.provider_id, claimed)
@@ -510,7 +520,7 @@ async def move_elsewhere(
         origin = reservation.start_time
         span = rules.span(found[0].start_time)
         claimed = await _lock_span(session, reservation.provider_id, span, now)
-        await move_to(session, reservation, found[0].slot_id, span, claimed)
+        await _settle(session, reservation, found[0].slot_id, span, claimed)
         moved.append(Move(reservation, origin, span.start))
     return moved, cancelled
 
