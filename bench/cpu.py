@@ -1,0 +1,161 @@
+"""CPU per request: the service's processes against PostgreSQL's, read from /proc.
+
+    python -m bench.cpu [--requests N]
+
+For each path (a 100-slot listing page, a 100-start page of an appointment type's
+start times where the service has them, a reserve, a confirm), N requests over
+16 connections against 4 workers; the CPU time (user + system) of the service's
+process tree and of PostgreSQL's (postmaster, backends, and children that exited)
+is read from /proc before and after. Prints milliseconds of CPU per request for
+each side and their ratio: the goal of issue 13 is a ratio <= 1.0.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench import loadgen, seed
+from bench.harness import Service, admin_token, asyncpg_dsn, postgres, service
+from bench.loadgen import Request
+from tests.postgres_server import PostgresServer
+
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+CONNECTIONS = 16
+
+
+def _ticks(pid: int, *, with_exited_children: bool) -> int:
+    """utime + stime of a process (and of its waited-for children), in clock ticks."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return 0
+    fields = stat.rsplit(")", 1)[1].split()  # the name may hold spaces; fields start at 3
+    own = int(fields[11]) + int(fields[12])
+    return own + (int(fields[13]) + int(fields[14]) if with_exited_children else 0)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def tree_cpu_ms(root: int) -> float:
+    """CPU of a process, its live children, and its children that have exited."""
+    ticks = _ticks(root, with_exited_children=True)
+    ticks += sum(_ticks(child, with_exited_children=False) for child in _children(root))
+    return ticks * TICK_MS
+
+
+def postmaster_pid(pg: PostgresServer) -> int:
+    return int((pg.datadir / "postmaster.pid").read_text().splitlines()[0])
+
+
+async def measure(
+    name: str,
+    pg: PostgresServer,
+    svc: Service,
+    requests: list[Request],
+    expect: int,
+    check: Callable[[loadgen.Result], None] | None = None,
+) -> dict[str, Any]:
+    postmaster = postmaster_pid(pg)
+    service_before, pg_before = tree_cpu_ms(svc.process.pid), tree_cpu_ms(postmaster)
+    result = await loadgen.run(
+        "127.0.0.1", svc.port, requests, concurrency=CONNECTIONS, keep_bodies=check is not None
+    )
+    service_ms = (tree_cpu_ms(svc.process.pid) - service_before) / len(requests)
+    pg_ms = (tree_cpu_ms(postmaster) - pg_before) / len(requests)
+    assert set(result.status) == {expect}, (name, sorted(set(result.status)))
+    if check is not None:
+        check(result)
+    row = {
+        "requests": len(requests),
+        "req_per_s": round(result.throughput),
+        "service_cpu_ms": round(service_ms, 3),
+        "postgres_cpu_ms": round(pg_ms, 3),
+        "ratio": round(service_ms / pg_ms, 2) if pg_ms else None,
+    }
+    print(
+        f"{name:<12} {row['req_per_s']:>6} req/s   service {row['service_cpu_ms']:.2f} ms   "
+        f"PostgreSQL {row['postgres_cpu_ms']:.2f} ms   ratio {row['ratio']}",
+        flush=True,
+    )
+    return row
+
+
+async def run(pg: PostgresServer, svc: Service, count: int) -> dict[str, Any]:
+    token = admin_token()
+    headers = {"Authorization": f"Bearer {token}"}
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    (provider,) = await seed.providers(db, 1, "cpu")
+    slots = await seed.slots(db, provider, 20_000)
+    people = await seed.clients(db, count, "cpu")
+    base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
+    await db.execute("VACUUM ANALYZE")
+    await db.close()
+
+    def page_paths(prefix: str) -> list[Request]:
+        paths = []
+        for _ in range(count):
+            start = base.timestamp() + random.randrange(10_000) * 900
+            iso = datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z")
+            paths.append(Request("GET", f"{prefix}?limit=100&from={iso}", None, headers))
+        return paths
+
+    figures: dict[str, Any] = {}
+    listing = page_paths(f"/providers/{provider}/availability")
+    await loadgen.run("127.0.0.1", svc.port, listing[:200], concurrency=CONNECTIONS)  # warm-up
+    figures["listing"] = await measure("listing", pg, svc, listing, 200)
+
+    document = httpx.get(f"{svc.base}/openapi.json").json()
+    if "/providers/{provider_id}/appointment-types" in document["paths"]:
+        kind = httpx.post(
+            f"{svc.base}/providers/{provider}/appointment-types",
+            json={"name": "Consultation", "duration_minutes": 45, "buffer_after_minutes": 15},
+            headers=headers,
+        ).json()
+        starts = page_paths(f"/providers/{provider}/appointment-types/{kind['id']}/availability")
+        await loadgen.run("127.0.0.1", svc.port, starts[:200], concurrency=CONNECTIONS)
+        figures["start_times"] = await measure("start times", pg, svc, starts, 200)
+
+    # Reserve the last `count` slots (the listings above read the first 10,000).
+    reserves = [
+        Request("POST", f"/clients/{people[i]}/reserve", {"slot_id": slots[-1 - i]}, headers)
+        for i in range(count)
+    ]
+    held: list[str] = []
+    figures["reserve"] = await measure(
+        "reserve",
+        pg,
+        svc,
+        reserves,
+        201,
+        lambda result: held.extend(json.loads(body)["id"] for body in result.bodies),
+    )
+    confirms = [
+        Request("POST", f"/clients/{people[i]}/confirm", {"reservation_id": held[i]}, headers)
+        for i in range(count)
+    ]
+    figures["confirm"] = await measure("confirm", pg, svc, confirms, 200)
+    return figures
+
+
+def main(count: int) -> dict[str, Any]:
+    with postgres() as pg, service(pg.url, workers=4) as svc:
+        return asyncio.run(run(pg, svc, count))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000, help="requests per path")
+    args = parser.parse_args()
+    print(json.dumps(main(args.requests), indent=2))
