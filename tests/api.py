@@ -79,6 +79,7 @@ class Api:
     def reset(self) -> None:
         """Empty every table (children first)."""
         self.sql(
+            "DELETE FROM deliveries; DELETE FROM events; DELETE FROM webhook_endpoints; "
             "DELETE FROM idempotency_keys; DELETE FROM reservation_slots; "
             "DELETE FROM reservations; DELETE FROM slots; DELETE FROM appointment_types; "
             "DELETE FROM clients; DELETE FROM providers"

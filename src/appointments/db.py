@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -124,6 +125,8 @@ def _configure_sqlite(engine: AsyncEngine, enforce_foreign_keys: bool) -> None:
         cursor.close()
         for name, function in (("tz_day_start", _tz_day_start), ("tz_day_end", _tz_day_end)):
             dbapi_connection.create_function(name, 2, function, deterministic=True)
+        # PostgreSQL's built-in, in SQLAlchemy's SQLite form of a UUID (32 hex digits).
+        dbapi_connection.create_function("gen_random_uuid", 0, _random_uuid)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -151,6 +154,10 @@ def _local_midnight(stored: str | None, zone: str | None, days: int) -> str | No
     day = moment.astimezone(tz).date() + timedelta(days=days)
     midnight = datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
     return midnight.strftime(_SQLITE_TIME)
+
+
+def _random_uuid() -> str:
+    return uuid.uuid4().hex
 
 
 def _tz_day_start(stored: str | None, zone: str | None) -> str | None:

@@ -6,6 +6,7 @@ from appointments.booking.models import Reservation, ReservationSlot
 from appointments.clients.models import Client
 from appointments.db import Base
 from appointments.idempotency.models import IdempotencyKey
+from appointments.notifications.models import Delivery, Event, WebhookEndpoint
 from appointments.providers.models import Provider
 
 metadata = Base.metadata
@@ -13,10 +14,13 @@ metadata = Base.metadata
 __all__ = [
     "AppointmentType",
     "Client",
+    "Delivery",
+    "Event",
     "IdempotencyKey",
     "Provider",
     "Reservation",
     "ReservationSlot",
     "Slot",
+    "WebhookEndpoint",
     "metadata",
 ]

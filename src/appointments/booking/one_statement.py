@@ -6,7 +6,8 @@ same steps are data-modifying CTEs of one statement. Ordering is forced by data
 dependencies: the slot's claim waits for the stale hold's expiry (an InitPlan
 over `stale`) and the INSERT reads the claim's RETURNING. The link row (the slot
 this reservation occupies) is inserted from the INSERT's RETURNING, after the stale
-hold's links are deleted (again forced by the claim's InitPlan). The client row is
+hold's links are deleted (again forced by the claim's InitPlan). The outbox events
+(the stale hold expired, the new one held) are inserted from the same RETURNINGs. The client row is
 already locked by the caller, so the statement's snapshot, taken after that
 lock, sees every committed hold of the client: the hold count is exact.
 """
@@ -21,13 +22,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.availability.models import Slot
 from appointments.availability.repository import ClaimedSlot
 from appointments.db import UTCDateTime
+from appointments.notifications.models import EventType
+from appointments.notifications.outbox import insert_from_sql
 
-RESERVE_SQL = """
+RESERVE_SQL = f"""
 WITH stale AS (
     UPDATE reservations SET status = 'expired'
      WHERE id = (SELECT reservation_id FROM reservation_slots WHERE slot_id = :slot_id)
        AND status = 'held' AND expires_at <= :now
-    RETURNING id
+    RETURNING *
+), stale_recorded AS (
+    {insert_from_sql("stale", EventType.EXPIRED)}
+    RETURNING 1
 ), unlinked AS (
     DELETE FROM reservation_slots WHERE reservation_id IN (SELECT id FROM stale)
     RETURNING 1
@@ -48,7 +54,10 @@ WITH stale AS (
     SELECT :id, :slot_id, provider_id, :client_id, 'held', start_time, end_time,
            start_time, end_time, :now, :expires_at
       FROM claimed
-    RETURNING id, provider_id, start_time, end_time
+    RETURNING *
+), held_recorded AS (
+    {insert_from_sql("inserted", EventType.HELD)}
+    RETURNING 1
 ), linked AS (
     INSERT INTO reservation_slots (reservation_id, slot_id, provider_id)
     SELECT id, :slot_id, provider_id FROM inserted

@@ -5,17 +5,31 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability.models import Slot
 from appointments.booking.models import (
-    LIVE_STATUSES,
     Reservation,
     ReservationSlot,
     ReservationStatus,
 )
 from appointments.clients.models import Client
+from appointments.db import UTCDateTime
+from appointments.notifications import outbox
+from appointments.notifications.models import EventType
 from appointments.pagination import PageRequest
 from appointments.providers.models import Provider
 
@@ -155,7 +169,9 @@ async def _expire_run_out(session: AsyncSession, which: ColumnElement[bool], now
         .returning(Reservation.id)
         .execution_options(synchronize_session=False)
     )
-    await unlink(session, result.all())
+    expired = result.all()
+    await outbox.record(session, EventType.EXPIRED, expired, now)
+    await unlink(session, expired)
 
 
 async def link(
@@ -215,12 +231,16 @@ async def cancel_live_of_client(
     """End every live reservation of the client; return the slots they occupied."""
     result = await session.scalars(
         update(Reservation)
-        .where(Reservation.client_id == client_id, Reservation.status.in_(LIVE_STATUSES))
+        .where(Reservation.client_id == client_id, is_live(now))
         .values(status=ReservationStatus.CANCELLED, cancelled_at=now)
         .returning(Reservation.id)
         .execution_options(synchronize_session=False)
     )
-    return await unlink(session, result.all())
+    cancelled = result.all()
+    await outbox.record(session, EventType.CANCELLED, cancelled, now)
+    # Run-out holds are expired, not cancelled; their links go too.
+    await _expire_run_out(session, Reservation.client_id == client_id, now)
+    return await unlink(session, cancelled)
 
 
 async def lock_sweep(session: AsyncSession) -> None:
@@ -233,11 +253,35 @@ async def lock_sweep(session: AsyncSession) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SWEEP_LOCK_KEY})
 
 
-async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
-    """Mark every run-out hold expired in one set-based UPDATE; return how many.
+# PostgreSQL: expire, record and unlink in one statement, so exactly the rows this
+# UPDATE changed get an event, even while a lazy expiry elsewhere races with it.
+_SWEEP_SQL = text(
+    f"""
+WITH expired AS (
+    UPDATE reservations SET status = 'expired'
+     WHERE status = 'held' AND expires_at <= :now
+    RETURNING *
+), recorded AS (
+    {outbox.insert_from_sql("expired", EventType.EXPIRED)}
+    RETURNING 1
+), unlinked AS (
+    DELETE FROM reservation_slots WHERE reservation_id IN (SELECT id FROM expired)
+    RETURNING 1
+)
+SELECT count(*) FROM expired
+"""
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
-    Their slot links go first, in one set-based DELETE of the same rows.
+
+async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
+    """Mark every run-out hold expired, set-based; record an event for each; return how many.
+
+    On SQLite (writers serialised) the events and the link deletion select the same
+    rows before the UPDATE; on PostgreSQL one statement does all three.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        return int((await session.scalar(_SWEEP_SQL, {"now": now})) or 0)
+    await outbox.record_where(session, EventType.EXPIRED, ran_out(now), now, status="expired")
     await session.execute(
         delete(ReservationSlot)
         .where(ReservationSlot.reservation_id.in_(select(Reservation.id).where(ran_out(now))))

@@ -32,6 +32,8 @@ from appointments.clients import service as clients
 from appointments.errors import NotFound
 from appointments.idempotency import repository as idempotency_keys
 from appointments.ids import parse_id
+from appointments.notifications import outbox
+from appointments.notifications.models import EventType
 from appointments.observability.metrics import RESERVATIONS, SWEEPS, SWEPT
 from appointments.providers import repository as providers_repository
 from appointments.settings import Settings
@@ -146,6 +148,7 @@ async def _reserve_step_by_step(
     session.add(reservation)
     await session.flush()
     await repository.link(session, reservation.id, claimed.provider_id, [reservation.slot_id])
+    await outbox.record(session, EventType.HELD, [reservation.id], now)
 
 
 def _take_times(reservation: Reservation, claimed: slots.ClaimedSlot) -> None:
@@ -208,6 +211,7 @@ async def reserve_appointment(
         session.add(reservation)
         await session.flush()
         await repository.link(session, reservation.id, anchor.provider_id, claimed)
+    await outbox.record(session, EventType.HELD, [reservation.id], now)
     return reservation
 
 
@@ -302,6 +306,7 @@ async def confirm_hold(
     confirmed = await repository.confirm_if_live(session, reservation_uuid, client.id, now)
     if confirmed is not None:
         await slots.mark_confirmed(session, confirmed.id)
+        await outbox.record(session, EventType.CONFIRMED, [confirmed.id], now)
         return confirmed
 
     reservation = await repository.get_of_client(session, reservation_uuid, client.id)
@@ -341,6 +346,7 @@ async def cancel_reservation(
     if cancelled is not None:
         freed = await repository.unlink(session, [cancelled.id])
         await slots.release(session, freed, remove=remove_slot)
+        await outbox.record(session, EventType.CANCELLED, [cancelled.id], now)
         return cancelled
     reservation = await repository.get_owned(session, owner, reservation_uuid)
     if reservation is None:
@@ -429,7 +435,9 @@ async def reschedule(
     old_slots = await repository.unlink(session, [reservation.id])
     keep = set(claimed)
     await slots.release(session, [slot for slot in old_slots if slot not in keep])
+    previous = (reservation.start_time, reservation.end_time)
     await _settle(session, reservation, anchor.id, span, claimed)
+    await outbox.record(session, EventType.RESCHEDULED, [reservation.id], now, previous=previous)
     return reservation
 
 
@@ -466,6 +474,7 @@ async def _settle(
     reservation.end_time = span.end
     reservation.occupied_start = span.occupied_start
     reservation.occupied_end = span.occupied_end
+    reservation.revision += 1
     await session.flush()
 
 
@@ -518,10 +527,15 @@ async def move_elsewhere(
             cancelled.extend(await repository.cancel_many(session, [reservation.id], now))
             continue
         origin = reservation.start_time
+        previous = (reservation.start_time, reservation.end_time)
         span = rules.span(found[0].start_time)
         claimed = await _lock_span(session, reservation.provider_id, span, now)
         await _settle(session, reservation, found[0].slot_id, span, claimed)
+        await outbox.record(
+            session, EventType.RESCHEDULED, [reservation.id], now, previous=previous
+        )
         moved.append(Move(reservation, origin, span.start))
+    await outbox.record(session, EventType.CANCELLED, [r.id for r in cancelled], now)
     return moved, cancelled
 
 
@@ -533,4 +547,5 @@ async def cancel_conflicts(
     cancelled = await repository.cancel_many(session, [r.id for r in conflicts], now)
     freed = await repository.unlink(session, [r.id for r in cancelled])
     await slots.release(session, freed)
+    await outbox.record(session, EventType.CANCELLED, [r.id for r in cancelled], now)
     return cancelled

@@ -12,6 +12,8 @@ from appointments.availability.schemas import conflict_of
 from appointments.booking import repository as reservations
 from appointments.errors import NotFound
 from appointments.ids import parse_id
+from appointments.notifications import outbox
+from appointments.notifications.models import EventType
 from appointments.pagination import PageRequest
 from appointments.providers import repository
 from appointments.providers.models import Provider
@@ -69,6 +71,9 @@ async def delete_provider(
             "first or pass cancel_conflicts=true",
             conflicts=[conflict_of(r, now) for r in booked],
         )
-    # Its slots and their reservations go with it (ON DELETE CASCADE).
+    # Its slots and their reservations go with it (ON DELETE CASCADE); the bookings it
+    # had are told first, in the same transaction.
+    cancelled = await reservations.cancel_many(session, [r.id for r in booked], now)
+    await outbox.record(session, EventType.CANCELLED, [r.id for r in cancelled], now)
     await session.delete(provider)
     await session.flush()
