@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from appointments.auth.tokens import Role, mint_token
+from appointments.notifications.worker import Deliverer
 from appointments.settings import Settings
 
 Json = dict[str, Any]
@@ -21,6 +22,7 @@ def service_settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
         sweep_interval_seconds=0,
+        delivery_interval_seconds=0,
         migrate_on_start=False,
         jwt_secret=TEST_SECRET,
         log_json=False,
@@ -71,6 +73,26 @@ class Api:
                             rows = [tuple(row) for row in result.all()]
                 await session.commit()
                 return rows
+
+        portal = self.client.portal
+        assert portal is not None, "use the client inside its context manager"
+        return portal.call(run)
+
+    def configure(self, **changes: Any) -> None:
+        """Change the running service's settings (what its requests and workers read)."""
+        app: Any = self.client.app
+        app.state.settings = app.state.settings.model_copy(update=changes)
+
+    def deliver(self) -> int:
+        """One round of the notification worker, on the service's clock and settings."""
+        app: Any = self.client.app
+
+        async def run() -> int:
+            deliverer = Deliverer(app.state.sessionmaker, app.state.settings, app.state.clock)
+            try:
+                return await deliverer.run_once()
+            finally:
+                await deliverer.close()
 
         portal = self.client.portal
         assert portal is not None, "use the client inside its context manager"

@@ -24,6 +24,7 @@ def service_env(database_url: str, **settings: str) -> dict[str, str]:
     env["APPOINTMENTS_DATABASE_URL"] = database_url
     env["APPOINTMENTS_MIGRATE_ON_START"] = "false"
     env["APPOINTMENTS_SWEEP_INTERVAL_SECONDS"] = "0"
+    env["APPOINTMENTS_DELIVERY_INTERVAL_SECONDS"] = "0"
     env["APPOINTMENTS_JWT_SECRET"] = TEST_SECRET
     env.update({f"APPOINTMENTS_{key.upper()}": value for key, value in settings.items()})
     return env

@@ -1,5 +1,5 @@
-"""The operator's command line: serve, migrate, expire, sweeper, token, check-config,
-seed-demo, create-provider."""
+"""The operator's command line: serve, migrate, expire, sweeper, deliver, token,
+check-config, seed-demo, create-provider."""
 
 import asyncio
 import contextlib
@@ -17,6 +17,7 @@ from appointments.auth.tokens import ConfigurationError, Role, mint_token
 from appointments.booking.sweeper import run_sweeper, sweep_once
 from appointments.clock import SystemClock
 from appointments.db import create_engine, create_sessionmaker, transaction, wait_for_database
+from appointments.notifications.worker import Deliverer
 from appointments.observability.logging import configure_logging
 from appointments.providers import service as providers
 from appointments.providers.schemas import ProviderIn
@@ -97,6 +98,39 @@ def sweeper() -> None:
             await engine.dispose()
 
     typer.echo(f"sweeping every {interval:g}s; Ctrl-C or SIGTERM stops", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+@app.command()
+def deliver(
+    once: Annotated[
+        bool, typer.Option(help="One round (dispatch, send what is due), then exit.")
+    ] = False,
+) -> None:
+    """Run only the notification worker: webhooks and mail from the outbox, every
+    APPOINTMENTS_DELIVERY_INTERVAL_SECONDS (default 1). Any number may run at once."""
+    settings = get_settings()
+    interval = settings.delivery_interval_seconds or 1
+    if settings.log_json:
+        configure_logging(settings.log_level)
+
+    async def run() -> int:
+        engine = create_engine(settings)
+        deliverer = Deliverer(create_sessionmaker(engine), settings, SystemClock())
+        try:
+            if once:
+                return await deliverer.run_once()
+            await deliverer.run(interval)
+            return 0
+        finally:
+            await deliverer.close()
+            await engine.dispose()
+
+    if once:
+        typer.echo(f"handled {asyncio.run(run())} event(s) or deliveries")
+        return
+    typer.echo(f"delivering every {interval:g}s; Ctrl-C or SIGTERM stops", err=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
 

@@ -22,11 +22,13 @@ from appointments.db import create_engine, create_sessionmaker
 from appointments.errors import install_error_handlers
 from appointments.health.router import router as health_router
 from appointments.hygiene import BodySizeLimit
+from appointments.notifications.worker import Deliverer
 from appointments.observability.logging import configure_logging
 from appointments.observability.middleware import RequestObserver
 from appointments.openapi import build_openapi
 from appointments.providers.router import router as providers_router
 from appointments.settings import Settings, get_settings
+from appointments.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Providers publish availability, which is cut into slots; clients hold a slot
@@ -38,18 +40,26 @@ stable `code`. Lists are keyset-paginated with `limit` and `cursor`.
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    sweeper: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
     if settings.sweep_interval_seconds > 0:
-        sweeper = asyncio.create_task(
-            run_sweeper(app.state.sessionmaker, app.state.clock, settings.sweep_interval_seconds)
+        tasks.append(
+            asyncio.create_task(
+                run_sweeper(
+                    app.state.sessionmaker, app.state.clock, settings.sweep_interval_seconds
+                )
+            )
         )
+    deliverer = Deliverer(app.state.sessionmaker, settings, app.state.clock)
+    if settings.delivery_interval_seconds > 0:
+        tasks.append(asyncio.create_task(deliverer.run(settings.delivery_interval_seconds)))
     try:
         yield
     finally:
-        if sweeper is not None:
-            sweeper.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+                await task
+        await deliverer.close()
         await app.state.engine.dispose()
 
 
@@ -83,6 +93,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         booking_client_router,
         booking_provider_router,
         admin_router,
+        webhooks_router,
     ):
         app.include_router(router, dependencies=[Depends(authorize)])
     web.install(app, settings)

@@ -50,12 +50,43 @@ class Settings(BaseSettings):
     # How long `serve`, `migrate` and `sweeper` wait for the database at start-up.
     db_wait_seconds: float = Field(default=30, ge=0)
 
-    @field_validator("jwt_algorithms", "cors_origins", mode="before")
+    # Notifications: the outbox's delivery worker, webhooks and mail.
+    delivery_interval_seconds: float = Field(default=1, ge=0)
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_retry_seconds: Annotated[list[float], NoDecode] = [
+        5,
+        300,
+        1800,
+        7200,
+        18000,
+        36000,
+        36000,
+    ]
+    # Unset: allowed only when `environment` is local (see webhooks_may_reach_private).
+    webhook_allow_private: bool | None = None
+    smtp_url: SecretStr | None = None
+    mail_from: str = "appointments <appointments@localhost>"
+    mail_dir: str = "mail"
+    reminder_seconds: int = Field(default=86400, ge=0)
+
+    @field_validator("jwt_algorithms", "cors_origins", "webhook_retry_seconds", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("webhook_retry_seconds")
+    @classmethod
+    def _delays_not_negative(cls, value: list[float]) -> list[float]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("retry delays must not be negative")
+        return value
+
+    def webhooks_may_reach_private(self) -> bool:
+        if self.webhook_allow_private is None:
+            return self.environment == "local"
+        return self.webhook_allow_private
 
 
 @lru_cache

@@ -78,12 +78,21 @@ def _client_self(principal: Principal, request: Request) -> None:
     raise NotFound(f"client {client_id!r} does not exist")
 
 
+def _admin_or_provider(principal: Principal, _request: Request) -> None:
+    # Which endpoints a provider may touch (its own) is decided by the webhooks service.
+    if principal.role is Role.CLIENT:
+        raise Forbidden("only an admin or a provider may manage webhooks")
+
+
 PUBLIC = Rule("public", _anyone, ())
 ANY_USER = Rule("any signed-in caller", _anyone, (401,))
 ADMIN = Rule("admin only", _admin, (401, 403))
 PROVIDER_SELF = Rule("the provider itself, or an admin", _provider_self, (401, 403))
 SLOT_LISTING = Rule("bookable: anyone; booking state: the provider", _slot_listing, (401, 403))
 CLIENT_SELF = Rule("the client itself, or an admin", _client_self, (401, 404))
+WEBHOOK_OWNER = Rule(
+    "an admin (every endpoint) or a provider (its own)", _admin_or_provider, (401, 403)
+)
 
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
@@ -121,6 +130,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/providers/{provider_id}/appointment-types/{type_id}/availability"): ANY_USER,
     ("POST", "/clients/{client_id}/reservations/{reservation_id}/reschedule"): CLIENT_SELF,
     ("POST", "/providers/{provider_id}/reservations/{reservation_id}/reschedule"): PROVIDER_SELF,
+    ("POST", "/webhooks"): WEBHOOK_OWNER,
+    ("GET", "/webhooks"): WEBHOOK_OWNER,
+    ("GET", "/webhooks/{webhook_id}"): WEBHOOK_OWNER,
+    ("PUT", "/webhooks/{webhook_id}"): WEBHOOK_OWNER,
+    ("DELETE", "/webhooks/{webhook_id}"): WEBHOOK_OWNER,
+    ("POST", "/webhooks/{webhook_id}/ping"): WEBHOOK_OWNER,
+    ("GET", "/webhooks/{webhook_id}/deliveries"): WEBHOOK_OWNER,
+    ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): WEBHOOK_OWNER,
 }
 
 bearer_scheme = HTTPBearer(

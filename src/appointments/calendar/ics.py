@@ -60,3 +60,41 @@ def calendar(name: str, bookings: Iterable[tuple[Reservation, str]], generated_a
         ]
     lines.append("END:VCALENDAR")
     return "".join(_fold(line) + "\r\n" for line in lines)
+
+
+def invite(
+    *,
+    method: str,
+    uid: str,
+    sequence: int,
+    start: datetime,
+    end: datetime,
+    summary: str,
+    organizer: str,
+    attendee: str,
+    stamp: datetime,
+) -> str:
+    """An iTIP message (RFC 5546) for one appointment: `REQUEST` to add or update it in the
+    attendee's calendar, `CANCEL` to remove it. Calendar apps match versions by UID and
+    keep the one with the highest SEQUENCE."""
+    cancelled = method == "CANCEL"
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODID}",
+        "CALSCALE:GREGORIAN",
+        f"METHOD:{method}",
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        f"SEQUENCE:{sequence}",
+        f"DTSTAMP:{_utc(stamp)}",
+        f"DTSTART:{_utc(start)}",
+        f"DTEND:{_utc(end)}",
+        f"SUMMARY:{_text(summary)}",
+        f"ORGANIZER:mailto:{organizer}",
+        f"ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:{attendee}",
+        f"STATUS:{'CANCELLED' if cancelled else 'CONFIRMED'}",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return "".join(_fold(line) + "\r\n" for line in lines)

@@ -1,0 +1,149 @@
+"""The dispatcher: turns each new event into its deliveries, once.
+
+One transaction takes a batch of undispatched events (on PostgreSQL with `FOR
+UPDATE SKIP LOCKED`, so several processes share the work without waiting on each
+other), writes a delivery per matching webhook endpoint and per planned mail, and
+marks the events dispatched. A process that dies mid-way rolls the batch back for
+the next one to take.
+"""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.clients.models import Client
+from appointments.notifications import mail
+from appointments.notifications.metrics import EVENTS
+from appointments.notifications.models import (
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    EventType,
+    WebhookEndpoint,
+)
+from appointments.providers.models import Provider
+from appointments.settings import Settings
+
+
+def _wants(endpoint: WebhookEndpoint, event: Event) -> bool:
+    if event.type == EventType.PING:
+        return endpoint.id == event.endpoint_id
+    return (
+        endpoint.enabled
+        and endpoint.provider_id in (None, event.provider_id)
+        and event.type in endpoint.events
+    )
+
+
+async def dispatch(session: AsyncSession, settings: Settings, now: datetime, limit: int) -> int:
+    """Dispatch up to `limit` events, oldest first; return how many."""
+    query = (
+        select(Event).where(Event.dispatched_at.is_(None)).order_by(Event.occurred_at).limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    events = (await session.scalars(query)).all()
+    if not events:
+        return 0
+    endpoints = await _endpoints_for(session, events)
+    clients, providers = await _parties(session, events)
+    rows: list[dict[str, object]] = []
+    for event in events:
+        EVENTS.labels(type=event.type).inc()
+        for endpoint in endpoints:
+            if _wants(endpoint, event):
+                rows.append(_row(event, now, Channel.WEBHOOK, endpoint_id=endpoint.id))
+        client = clients.get(event.client_id) if event.client_id else None
+        provider = providers.get(event.provider_id) if event.provider_id else None
+        for planned in mail.plan(event, client, provider, settings):
+            rows.append(
+                _row(
+                    event,
+                    planned.due_at,
+                    Channel.EMAIL,
+                    recipient=planned.recipient,
+                    template=planned.template,
+                )
+            )
+    if rows:
+        await session.execute(insert(Delivery), rows)
+    await session.execute(
+        update(Event)
+        .where(Event.id.in_([event.id for event in events]))
+        .values(dispatched_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return len(events)
+
+
+def _row(
+    event: Event,
+    due_at: datetime,
+    channel: Channel,
+    *,
+    endpoint_id: uuid.UUID | None = None,
+    recipient: str | None = None,
+    template: str | None = None,
+) -> dict[str, object]:
+    return {
+        "id": uuid.uuid4(),
+        "event_id": event.id,
+        "channel": channel,
+        "endpoint_id": endpoint_id,
+        "provider_id": event.provider_id,
+        "recipient": recipient,
+        "template": template,
+        "status": DeliveryStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": due_at,
+        "created_at": event.occurred_at,
+    }
+
+
+async def _endpoints_for(
+    session: AsyncSession, events: Sequence[Event]
+) -> Sequence[WebhookEndpoint]:
+    """Endpoints that may want one of these events: global ones, the events' providers'
+    own, and the targets of pings."""
+    provider_ids = {event.provider_id for event in events if event.provider_id is not None}
+    targets = {event.endpoint_id for event in events if event.endpoint_id is not None}
+    query = select(WebhookEndpoint).where(
+        or_(
+            WebhookEndpoint.provider_id.is_(None),
+            WebhookEndpoint.provider_id.in_(provider_ids),
+            WebhookEndpoint.id.in_(targets),
+        )
+    )
+    return (await session.scalars(query)).all()
+
+
+async def _parties(
+    session: AsyncSession, events: Sequence[Event]
+) -> tuple[dict[uuid.UUID, mail.Party], dict[uuid.UUID, mail.Party]]:
+    """Mail addresses of the events' clients and providers (only events that mail)."""
+    mailing = [
+        e
+        for e in events
+        if e.type in (EventType.CONFIRMED, EventType.RESCHEDULED, EventType.CANCELLED)
+    ]
+    client_ids = {e.client_id for e in mailing if e.client_id is not None}
+    provider_ids = {e.provider_id for e in mailing if e.provider_id is not None}
+    clients: dict[uuid.UUID, mail.Party] = {}
+    providers: dict[uuid.UUID, mail.Party] = {}
+    if client_ids:
+        rows = await session.execute(
+            select(Client.id, Client.name, Client.email).where(Client.id.in_(client_ids))
+        )
+        clients = {row.id: mail.Party(row.name, row.email) for row in rows}
+    if provider_ids:
+        rows = await session.execute(
+            select(Provider.id, Provider.name, Provider.email, Provider.timezone).where(
+                Provider.id.in_(provider_ids)
+            )
+        )
+        providers = {row.id: mail.Party(row.name, row.email, row.timezone) for row in rows}
+    return clients, providers
