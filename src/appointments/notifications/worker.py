@@ -177,13 +177,15 @@ def next_delay(settings: Settings, attempts: int) -> float | None:
     return schedule[attempts - 1] * random.uniform(0.9, 1.1)
 
 
+_DELIVERIES = Delivery.__table__.c
+# Core, not ORM: one executemany of conditional updates for a whole round's outcomes.
 _RECORD = (
-    update(Delivery)
+    update(Delivery.__table__)
     .where(
         and_(
-            Delivery.id == bindparam("delivery_id"),
-            Delivery.attempts == bindparam("attempt"),
-            Delivery.status == DeliveryStatus.PENDING,
+            _DELIVERIES.id == bindparam("delivery_id"),
+            _DELIVERIES.attempts == bindparam("attempt"),
+            _DELIVERIES.status == DeliveryStatus.PENDING,
         )
     )
     .values(
@@ -265,7 +267,7 @@ class Deliverer:
             done = self.clock.now()
             async with transaction(self.sessionmaker, writes=True) as session:
                 await session.execute(
-                    _RECORD.execution_options(synchronize_session=False),
+                    _RECORD,
                     [
                         _record_values(job, outcome, self.settings, done)
                         for job, outcome in zip(jobs, outcomes, strict=True)
