@@ -24,6 +24,11 @@ PROVIDER_ITSELF = {"admin": OK, "provider_own": OK} | dict.fromkeys(CALLERS[2:],
 CLIENT_ITSELF = {"admin": OK, "client_own": OK} | dict.fromkeys(
     ("provider_own", "provider_other", "client_other"), 404
 )
+# A provider manages its own webhooks; another's answer 404 like missing ones.
+WEBHOOKS = {"admin": OK, "provider_own": OK, "provider_other": OK} | dict.fromkeys(
+    ("client_own", "client_other"), 403
+)
+WEBHOOK_ITSELF = WEBHOOKS | {"provider_other": 404}
 
 EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/providers"): ADMIN_ONLY,
@@ -60,6 +65,14 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/providers/{provider_id}/reservations/{reservation_id}/reschedule"): (
         PROVIDER_ITSELF
     ),
+    ("POST", "/webhooks"): WEBHOOKS,
+    ("GET", "/webhooks"): WEBHOOKS,
+    ("GET", "/webhooks/{webhook_id}"): WEBHOOK_ITSELF,
+    ("PUT", "/webhooks/{webhook_id}"): WEBHOOK_ITSELF,
+    ("DELETE", "/webhooks/{webhook_id}"): WEBHOOK_ITSELF,
+    ("POST", "/webhooks/{webhook_id}/ping"): WEBHOOK_ITSELF,
+    ("GET", "/webhooks/{webhook_id}/deliveries"): WEBHOOK_ITSELF,
+    ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): WEBHOOK_ITSELF,
 }
 # Variants of one route whose rule depends on the query.
 EXTRA_CALLS: dict[tuple[str, str, str], dict[str, Any]] = {
@@ -89,7 +102,21 @@ def build_world(api: Api) -> dict[str, Json]:
         201,
         json={"name": "Short", "duration_minutes": 15},
     )
+    # Port 9 (discard) refuses at once: the ping's attempt fails fast, leaving a delivery.
+    world["webhook"] = api.ok(
+        "POST",
+        "/webhooks",
+        201,
+        json={"url": HOOK_URL, "provider_id": world["provider_own"]["id"]},
+    )
+    api.ok("POST", f"/webhooks/{world['webhook']['id']}/ping", 202)
+    api.deliver()
+    deliveries = api.ok("GET", f"/webhooks/{world['webhook']['id']}/deliveries")
+    world["delivery"] = deliveries["items"][0]
     return world
+
+
+HOOK_URL = "http://127.0.0.1:9/hooks"
 
 
 TYPE_BODY = {"name": "Consultation", "duration_minutes": 45, "buffer_after_minutes": 15}
@@ -102,6 +129,8 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         client_id=world["client_own"]["id"],
         reservation_id=reservation["id"],
         type_id=world["type"]["id"],
+        webhook_id=world["webhook"]["id"],
+        delivery_id=world["delivery"]["id"],
     )
     far = DAY + timedelta(days=5)
     if (method, path) == ("DELETE", "/providers/{provider_id}"):
@@ -130,6 +159,8 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         ("POST", "/providers/{provider_id}/reservations/{reservation_id}/reschedule"): {
             "slot_id": world["free_slot"]["id"]
         },
+        ("POST", "/webhooks"): {"url": HOOK_URL},
+        ("PUT", "/webhooks/{webhook_id}"): {"url": HOOK_URL},
         ("POST", "/providers/{provider_id}/availability/weekly"): {
             "start_date": "2027-04-01",
             "end_date": "2027-04-07",

@@ -16,9 +16,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import httpx
-from sqlalchemy import and_, bindparam, func, select, text, update
+from sqlalchemy import Table, and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from appointments.appointment_types.models import AppointmentType
@@ -177,10 +178,11 @@ def next_delay(settings: Settings, attempts: int) -> float | None:
     return schedule[attempts - 1] * random.uniform(0.9, 1.1)
 
 
-_DELIVERIES = Delivery.__table__.c
+_TABLE = cast(Table, Delivery.__table__)
+_DELIVERIES = _TABLE.c
 # Core, not ORM: one executemany of conditional updates for a whole round's outcomes.
 _RECORD = (
-    update(Delivery.__table__)
+    update(_TABLE)
     .where(
         and_(
             _DELIVERIES.id == bindparam("delivery_id"),
