@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from appointments.auth.tokens import Role, mint_token
-from appointments.notifications.worker import Deliverer
+from appointments.notifications.worker import Deliverer, Round
 from appointments.settings import Settings
 
 Json = dict[str, Any]
@@ -83,11 +83,11 @@ class Api:
         app: Any = self.client.app
         app.state.settings = app.state.settings.model_copy(update=changes)
 
-    def deliver(self) -> int:
+    def deliver(self) -> Round:
         """One round of the notification worker, on the service's clock and settings."""
         app: Any = self.client.app
 
-        async def run() -> int:
+        async def run() -> Round:
             deliverer = Deliverer(app.state.sessionmaker, app.state.settings, app.state.clock)
             try:
                 return await deliverer.run_once()

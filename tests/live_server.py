@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -30,32 +31,44 @@ def service_env(database_url: str, **settings: str) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def live_server(database_url: str, workers: int = 2, **settings: str) -> Iterator[str]:
-    """Start `appointments serve` with several worker processes; yield its base URL."""
+def start_service(
+    database_url: str, log: IO[bytes], workers: int = 2, **settings: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `appointments serve` in its own process group; return it once it is ready.
+
+    Killing the group (`os.killpg`) takes the worker processes down with it.
+    """
     port = free_port()
-    # A file, not a pipe: the service logs every request, and a pipe nobody reads
-    # fills up and blocks the server.
-    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [APPOINTMENTS, "serve", "--port", str(port), "--workers", str(workers)],
         env=service_env(database_url, **settings),
         stdout=subprocess.DEVNULL,
         stderr=log,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            raise RuntimeError(f"service did not start:\n{log.read().decode()[-4000:]}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def live_server(database_url: str, workers: int = 2, **settings: str) -> Iterator[str]:
+    """Start `appointments serve` with several worker processes; yield its base URL."""
+    # A file, not a pipe: the service logs every request, and a pipe nobody reads
+    # fills up and blocks the server.
+    log = tempfile.TemporaryFile()
+    process: subprocess.Popen[bytes] | None = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"service did not start:\n{log.read().decode()[-4000:]}")
-            time.sleep(0.1)
+        process, base = start_service(database_url, log, workers, **settings)
         try:
             yield base
         except BaseException:
@@ -64,12 +77,13 @@ def live_server(database_url: str, workers: int = 2, **settings: str) -> Iterato
             sys.stderr.write(log.read().decode(errors="replace")[-8000:])
             raise
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         log.close()
 
 

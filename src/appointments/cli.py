@@ -115,20 +115,21 @@ def deliver(
     if settings.log_json:
         configure_logging(settings.log_level)
 
-    async def run() -> int:
+    async def run() -> str:
         engine = create_engine(settings)
         deliverer = Deliverer(create_sessionmaker(engine), settings, SystemClock())
         try:
             if once:
-                return await deliverer.run_once()
+                done = await deliverer.run_once()
+                return f"dispatched {done.dispatched} event(s), made {done.attempted} attempt(s)"
             await deliverer.run(interval)
-            return 0
+            return ""
         finally:
             await deliverer.close()
             await engine.dispose()
 
     if once:
-        typer.echo(f"handled {asyncio.run(run())} event(s) or deliveries")
+        typer.echo(asyncio.run(run()))
         return
     typer.echo(f"delivering every {interval:g}s; Ctrl-C or SIGTERM stops", err=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -43,9 +43,10 @@ from appointments.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-BATCH = 200
-# How long past its timeout an attempt's lease lasts before another worker may retry it.
-LEASE_MARGIN = timedelta(seconds=30)
+# Events dispatched per round; deliveries claimed per round is the worker's concurrency,
+# so every claimed attempt starts sending at once and its lease measures only the send.
+BATCH = 500
+CONCURRENCY = 64
 MAX_ERROR_LENGTH = 500
 
 
@@ -234,6 +235,14 @@ def _record_values(
     }
 
 
+@dataclass(frozen=True)
+class Round:
+    dispatched: int
+    attempted: int
+    # A batch was full: more may be waiting, so the next round starts at once.
+    full: bool
+
+
 class Deliverer:
     """One process's worker: `run_once` for a round, `run` to loop."""
 
@@ -243,29 +252,32 @@ class Deliverer:
         settings: Settings,
         clock: Clock,
         *,
-        concurrency: int = 64,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.clock = clock
         self.http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
-        self.slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
 
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def run_once(self) -> int:
-        """Dispatch new events and make every due attempt once; return the larger batch
-        (a full one means more may be waiting)."""
+    async def run_once(self) -> Round:
+        """Dispatch new events and make due attempts, one batch of each."""
         now = self.clock.now()
         async with transaction(self.sessionmaker, writes=True) as session:
             dispatched = await dispatch(session, self.settings, now, BATCH)
-        lease = now + timedelta(seconds=self.settings.webhook_timeout_seconds) + LEASE_MARGIN
+        # Twice the attempt's bound, and a little: another worker retries an attempt only
+        # when the worker that began it has certainly died or given up on it.
+        lease = now + timedelta(seconds=2 * self.settings.webhook_timeout_seconds + 5)
         async with transaction(self.sessionmaker, writes=True) as session:
-            ids = await _claim(session, now, lease, BATCH)
+            ids = await _claim(session, now, lease, self.concurrency)
             jobs = await _jobs(session, ids, now) if ids else []
         if jobs:
-            outcomes = await asyncio.gather(*(self._send_bounded(job) for job in jobs))
+            outcomes = await asyncio.gather(
+                *(_send(job, self.settings, self.http, self.clock.now()) for job in jobs)
+            )
             done = self.clock.now()
             async with transaction(self.sessionmaker, writes=True) as session:
                 await session.execute(
@@ -275,11 +287,7 @@ class Deliverer:
                         for job, outcome in zip(jobs, outcomes, strict=True)
                     ],
                 )
-        return max(dispatched, len(jobs))
-
-    async def _send_bounded(self, job: Job) -> Outcome:
-        async with self.slots:
-            return await _send(job, self.settings, self.http, self.clock.now())
+        return Round(dispatched, len(jobs), dispatched >= BATCH or len(jobs) >= self.concurrency)
 
     async def count_waiting(self) -> None:
         """Refresh the queue-depth gauge."""
@@ -300,11 +308,11 @@ class Deliverer:
         """Deliver forever: at once again after a busy round, else every interval.
         A failed round (database away) is logged and tried again next round."""
         while True:
-            busy = 0
+            full = False
             try:
-                busy = await self.run_once()
+                full = (await self.run_once()).full
                 await self.count_waiting()
             except Exception:
                 logger.exception("delivery round failed; retrying in %ss", interval_seconds)
-            if busy < BATCH:
+            if not full:
                 await asyncio.sleep(interval_seconds)

@@ -49,3 +49,5 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # Our own access log (with route template and request id) replaces uvicorn's.
     logging.getLogger("uvicorn.access").disabled = True
+    # A line per webhook attempt at INFO; the deliveries table keeps each outcome.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
