@@ -10,7 +10,14 @@ from fastapi.staticfiles import StaticFiles
 
 from appointments.routes import is_web_page
 from appointments.settings import Settings
-from appointments.web import account_pages, admin_pages, client_pages, provider_pages, type_pages
+from appointments.web import (
+    account_pages,
+    admin_pages,
+    client_pages,
+    provider_pages,
+    type_pages,
+    webhook_pages,
+)
 from appointments.web.pages import HERE, PageRefused, get_visitor, refuse
 from appointments.web.session import SessionCodec
 
@@ -28,6 +35,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         client_pages.router,
         provider_pages.router,
         type_pages.router,
+        webhook_pages.router,
     ):
         app.include_router(router)
     # Shipped inside the package: no CDN, no build step.

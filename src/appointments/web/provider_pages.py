@@ -18,6 +18,7 @@ from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
+from appointments.web import webhook_pages
 from appointments.web.pages import (
     ProviderPosterDep,
     VisitorDep,
@@ -56,6 +57,7 @@ async def dashboard(
     kinds = await appointment_types.page(
         session, provider.id, PageRequest(limit=TYPES_SHOWN, after=None)
     )
+    hooks = await webhook_pages.overview(session, provider.id)
     return render(
         request,
         visitor,
@@ -66,6 +68,7 @@ async def dashboard(
         weekdays=WEEKDAYS,
         today=today,
         kinds=kinds,
+        hooks=hooks,
     )
 
 
