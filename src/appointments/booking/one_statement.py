@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.availability.models import Slot
 from appointments.availability.repository import ClaimedSlot
 from appointments.db import UTCDateTime
+from appointments.notifications import wakeup
 from appointments.notifications.models import EventType
 from appointments.notifications.outbox import insert_from_sql
 
@@ -119,6 +120,7 @@ async def reserve(
         )
     ).one()
     claimed = None
+    wakeup.mark(session)  # a stale hold's expiry may have been recorded even on refusal
     if row.provider_id is not None:
         claimed = ClaimedSlot(row.provider_id, row.start_time, row.end_time)
     return Outcome(claimed, row.slot_start, bool(row.slot_free), int(row.holds))

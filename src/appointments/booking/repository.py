@@ -28,7 +28,7 @@ from appointments.booking.models import (
 )
 from appointments.clients.models import Client
 from appointments.db import UTCDateTime
-from appointments.notifications import outbox
+from appointments.notifications import outbox, wakeup
 from appointments.notifications.models import EventType
 from appointments.pagination import PageRequest
 from appointments.providers.models import Provider
@@ -280,7 +280,10 @@ async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
     rows before the UPDATE; on PostgreSQL one statement does all three.
     """
     if session.get_bind().dialect.name == "postgresql":
-        return int((await session.scalar(_SWEEP_SQL, {"now": now})) or 0)
+        expired = int((await session.scalar(_SWEEP_SQL, {"now": now})) or 0)
+        if expired:
+            wakeup.mark(session)
+        return expired
     await outbox.record_where(session, EventType.EXPIRED, ran_out(now), now, status="expired")
     await session.execute(
         delete(ReservationSlot)

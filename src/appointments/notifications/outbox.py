@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.booking.models import Reservation
 from appointments.db import UTCDateTime
+from appointments.notifications import wakeup
 from appointments.notifications.models import Event, EventType
 
 # Events table columns filled from a reservation, in the order of `_snapshot`.
@@ -78,6 +79,8 @@ async def record(
     previous: tuple[datetime, datetime] | None = None,
 ) -> None:
     """Write one event per reservation, as each reservation stands now (after the change)."""
+    if reservation_ids:
+        wakeup.mark(session)
     for start in range(0, len(reservation_ids), _CHUNK):
         chunk = reservation_ids[start : start + _CHUNK]
         query = _snapshot(event_type, now, previous).where(Reservation.id.in_(chunk))
@@ -95,6 +98,7 @@ async def record_where(
     """Write one event per reservation matching `which`, as it will stand once the caller's
     next statement gives it `status`. Only where writers are serialised (SQLite): between
     this and that statement, nothing else may change the rows."""
+    wakeup.mark(session)
     query = _snapshot(event_type, now, None).where(which)
     statuses = {"status": literal(status)}
     query = query.with_only_columns(
@@ -110,6 +114,7 @@ async def record_ping(
     session: AsyncSession, endpoint_id: uuid.UUID, provider_id: uuid.UUID | None, now: datetime
 ) -> uuid.UUID:
     event_id = uuid.uuid4()
+    wakeup.mark(session)
     session.add(
         Event(
             id=event_id,

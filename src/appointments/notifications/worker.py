@@ -10,6 +10,7 @@ mid-send leaves its deliveries due again when the lease runs out (at least once)
 """
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -27,7 +28,7 @@ from appointments.booking.models import Reservation, ReservationStatus
 from appointments.clients.models import Client
 from appointments.clock import Clock
 from appointments.db import UTCDateTime, transaction
-from appointments.notifications import mail
+from appointments.notifications import mail, wakeup
 from appointments.notifications.dispatch import dispatch
 from appointments.notifications.metrics import DELIVERIES, LAG, QUEUE
 from appointments.notifications.models import (
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 # so every claimed attempt starts sending at once and its lease measures only the send.
 BATCH = 500
 CONCURRENCY = 64
+# After a wake-up, wait this long so one round takes the events of many requests.
+COALESCE_SECONDS = 0.05
 MAX_ERROR_LENGTH = 500
 
 
@@ -305,14 +308,24 @@ class Deliverer:
         QUEUE.labels(kind="deliveries_due").set(due or 0)
 
     async def run(self, interval_seconds: float) -> None:
-        """Deliver forever: at once again after a busy round, else every interval.
-        A failed round (database away) is logged and tried again next round."""
-        while True:
-            full = False
-            try:
-                full = (await self.run_once()).full
-                await self.count_waiting()
-            except Exception:
-                logger.exception("delivery round failed; retrying in %ss", interval_seconds)
-            if not full:
-                await asyncio.sleep(interval_seconds)
+        """Deliver forever: at once again after a busy round, else after the interval or
+        as soon as this process commits new events, whichever comes first. A failed
+        round (database away) is logged and tried again next round."""
+        wake = wakeup.listen()
+        try:
+            while True:
+                full = False
+                try:
+                    full = (await self.run_once()).full
+                    await self.count_waiting()
+                except Exception:
+                    logger.exception("delivery round failed; retrying in %ss", interval_seconds)
+                if full:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), interval_seconds)
+                # Gather what commits in the next moment into the same round.
+                await asyncio.sleep(COALESCE_SECONDS)
+                wake.clear()
+        finally:
+            wakeup.forget(wake)

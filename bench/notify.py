@@ -1,0 +1,204 @@
+"""Notifications under load: reserve throughput with delivery on against off, and the
+lag from a change's commit to its webhook's arrival at a local receiver.
+
+    python -m bench.notify [--changes N]
+
+1. Delivery off (APPOINTMENTS_DELIVERY_INTERVAL_SECONDS=0): reserves at full speed.
+2. Delivery on (every API worker delivers, interval 1 s), one webhook endpoint on a
+   local receiver: reserves at full speed. Goal: within 10 % of (1).
+3. Delivery on: N reservation changes (holds) paced at 500 per second, then the time
+   until the receiver has the last one, and the p50/p99 lag from each event's commit
+   (its `occurred_at`) to its arrival. Goal: p99 under 2 s.
+
+The receiver is a small asyncio HTTP/1.1 server (keep-alive) answering 204 and
+recording the arrival time of each `webhook-id`.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench import loadgen, seed
+from bench.harness import LOGS, Service, admin_token, asyncpg_dsn, postgres, service
+from bench.loadgen import Request
+from tests.postgres_server import PostgresServer
+
+RATE = 500
+CONNECTIONS = 32
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length, message_id = 0, ""
+                for line in head.decode("latin-1").split("\r\n")[1:]:
+                    name, _, value = line.partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value.strip())
+                    elif name.lower() == "webhook-id":
+                        message_id = value.strip()
+                if length:
+                    await reader.readexactly(length)
+                self.arrivals.setdefault(message_id, time.time())
+                writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _seed(pg: PostgresServer, count: int, prefix: str) -> tuple[list[str], list[str]]:
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    try:
+        (provider,) = await seed.providers(db, 1, prefix)
+        offset = int(await db.fetchval("SELECT count(*) FROM slots"))
+        slots = await seed.slots(db, provider, count, offset=offset)
+        people = await seed.clients(db, count, prefix)
+        await db.execute("VACUUM ANALYZE")
+        return slots, people
+    finally:
+        await db.close()
+
+
+def _reserves(slots: list[str], people: list[str], token: str) -> list[Request]:
+    auth = {"Authorization": f"Bearer {token}"}
+    return [
+        Request("POST", f"/clients/{people[i]}/reserve", {"slot_id": slots[i]}, auth)
+        for i in range(len(slots))
+    ]
+
+
+async def throughput(pg: PostgresServer, svc: Service, count: int, label: str) -> float:
+    slots, people = await _seed(pg, count, label)
+    result = await loadgen.run(
+        "127.0.0.1", svc.port, _reserves(slots, people, admin_token()), CONNECTIONS
+    )
+    assert result.status.count(201) == count, sorted(set(result.status))
+    say(f"reserve, delivery {label}: {result.throughput:.0f} req/s over {count} reserves")
+    return result.throughput
+
+
+async def paced(svc: Service, requests: list[Request], rate: int) -> float:
+    """Send `rate` requests per second (as far as the service keeps up); return the rate."""
+    began = time.perf_counter()
+    for start in range(0, len(requests), rate):
+        second = time.perf_counter()
+        result = await loadgen.run(
+            "127.0.0.1", svc.port, requests[start : start + rate], CONNECTIONS
+        )
+        assert set(result.status) == {201}, sorted(set(result.status))
+        await asyncio.sleep(max(0.0, 1 - (time.perf_counter() - second)))
+    return len(requests) / (time.perf_counter() - began)
+
+
+async def lag(pg: PostgresServer, svc: Service, receiver: Receiver, count: int) -> dict[str, Any]:
+    slots, people = await _seed(pg, count, "lag")
+    before = set(receiver.arrivals)
+    rate = await paced(svc, _reserves(slots, people, admin_token()), RATE)
+    load_done = time.time()
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    try:
+        rows = await db.fetch(
+            "SELECT id::text, extract(epoch FROM occurred_at) AS at FROM events "
+            "WHERE type = 'reservation.held' AND slot_id = ANY($1::uuid[])",
+            slots,
+        )
+    finally:
+        await db.close()
+    assert len(rows) == count, len(rows)
+    deadline = time.time() + 120
+    while any(row["id"] not in receiver.arrivals for row in rows) and time.time() < deadline:
+        await asyncio.sleep(0.05)
+    missing = [row["id"] for row in rows if row["id"] not in receiver.arrivals]
+    lags = sorted(
+        receiver.arrivals[row["id"]] - float(row["at"])
+        for row in rows
+        if row["id"] in receiver.arrivals
+    )
+    last = max(receiver.arrivals[row["id"]] for row in rows if row["id"] in receiver.arrivals)
+    figures = {
+        "changes": count,
+        "offered_rate": RATE,
+        "achieved_rate": round(rate),
+        "missing": len(missing),
+        "last_delivered_after_load_s": round(last - load_done, 2),
+        "lag_p50_ms": round(lags[len(lags) // 2] * 1000),
+        "lag_p99_ms": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000),
+        "lag_max_ms": round(lags[-1] * 1000),
+        "duplicates_ignored": len(receiver.arrivals) - len(before) - (count - len(missing)),
+    }
+    say(
+        f"{count} changes at {rate:.0f}/s: last webhook {figures['last_delivered_after_load_s']} s "
+        f"after the load; lag p50 {figures['lag_p50_ms']} ms, p99 {figures['lag_p99_ms']} ms, "
+        f"max {figures['lag_max_ms']} ms; {len(missing)} missing"
+    )
+    return figures
+
+
+async def _with_endpoint(svc: Service, receiver: Receiver) -> None:
+    async with httpx.AsyncClient(
+        base_url=svc.base, headers={"Authorization": f"Bearer {admin_token()}"}
+    ) as http:
+        answer = await http.post(
+            "/webhooks", json={"url": f"http://127.0.0.1:{receiver.port}/hooks"}
+        )
+        answer.raise_for_status()
+
+
+def main(changes: int, reserves: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"when": datetime.now(UTC).isoformat()}
+    with postgres() as pg:
+        with service(pg.url, workers=4, delivery_interval_seconds="0") as svc:
+            results["reserve_rps_delivery_off"] = round(
+                asyncio.run(throughput(pg, svc, reserves, "off"))
+            )
+        with service(pg.url, workers=4, delivery_interval_seconds="1") as svc:
+
+            async def on() -> None:
+                receiver = Receiver()
+                await receiver.start()
+                await _with_endpoint(svc, receiver)
+                results["reserve_rps_delivery_on"] = round(
+                    await throughput(pg, svc, reserves, "on")
+                )
+                results["lag"] = await lag(pg, svc, receiver, changes)
+
+            asyncio.run(on())
+    ratio = results["reserve_rps_delivery_on"] / results["reserve_rps_delivery_off"]
+    results["on_over_off"] = round(ratio, 3)
+    say(f"throughput with delivery on / off: {ratio:.3f} (goal >= 0.90)")
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--changes", type=int, default=10_000)
+    parser.add_argument("--reserves", type=int, default=5_000)
+    args = parser.parse_args()
+    figures = main(args.changes, args.reserves)
+    LOGS.mkdir(exist_ok=True)
+    (LOGS / "notify.json").write_text(json.dumps(figures, indent=2))
+    sys.exit(0)
