@@ -116,7 +116,6 @@ async def paced(svc: Service, requests: list[Request], rate: int) -> float:
 
 async def lag(pg: PostgresServer, svc: Service, receiver: Receiver, count: int) -> dict[str, Any]:
     slots, people = await _seed(pg, count, "lag")
-    before = set(receiver.arrivals)
     rate = await paced(svc, _reserves(slots, people, admin_token()), RATE)
     load_done = time.time()
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
@@ -148,7 +147,6 @@ async def lag(pg: PostgresServer, svc: Service, receiver: Receiver, count: int) 
         "lag_p50_ms": round(lags[len(lags) // 2] * 1000),
         "lag_p99_ms": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000),
         "lag_max_ms": round(lags[-1] * 1000),
-        "duplicates_ignored": len(receiver.arrivals) - len(before) - (count - len(missing)),
     }
     say(
         f"{count} changes at {rate:.0f}/s: last webhook {figures['last_delivered_after_load_s']} s "

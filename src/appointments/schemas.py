@@ -21,7 +21,7 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def _storable_text(value: str) -> str:
+def storable_text(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -45,7 +45,7 @@ Name = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
     ),
-    AfterValidator(_storable_text),
+    AfterValidator(storable_text),
 ]
 
 
@@ -62,7 +62,7 @@ def _email_address(value: str) -> str:
 EmailAddress = Annotated[
     str,
     Field(max_length=320, json_schema_extra={"format": "email"}, examples=["ada@example.com"]),
-    AfterValidator(_storable_text),
+    AfterValidator(storable_text),
     AfterValidator(_email_address),
 ]
 

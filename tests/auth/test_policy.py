@@ -82,6 +82,14 @@ EXTRA_CALLS: dict[tuple[str, str, str], dict[str, Any]] = {
 }
 
 
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """The matrix runs on SQLite only: who may call what is decided before any query,
+    and the routes' own tests run on both databases. It is the suite's slowest part
+    (a fresh world for every route x caller), so running it twice bought nothing."""
+    return sqlite_url
+
+
 def build_world(api: Api) -> dict[str, Json]:
     """Two providers, two clients; each client holds a slot of the provider not its own."""
     world = {

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,7 +50,9 @@ logger = logging.getLogger(__name__)
 BATCH = 500
 CONCURRENCY = 64
 # After a wake-up, wait this long so one round takes the events of many requests.
-COALESCE_SECONDS = 0.05
+COALESCE_SECONDS = 0.2
+# The queue-depth gauge costs two counts; refreshed at most this often.
+COUNT_EVERY_SECONDS = 5.0
 MAX_ERROR_LENGTH = 500
 
 
@@ -269,12 +272,12 @@ class Deliverer:
     async def run_once(self) -> Round:
         """Dispatch new events and make due attempts, one batch of each."""
         now = self.clock.now()
-        async with transaction(self.sessionmaker, writes=True) as session:
-            dispatched = await dispatch(session, self.settings, now, BATCH)
         # Twice the attempt's bound, and a little: another worker retries an attempt only
         # when the worker that began it has certainly died or given up on it.
         lease = now + timedelta(seconds=2 * self.settings.webhook_timeout_seconds + 5)
+        # One transaction: the deliveries just dispatched are claimed in the same round.
         async with transaction(self.sessionmaker, writes=True) as session:
+            dispatched = await dispatch(session, self.settings, now, BATCH)
             ids = await _claim(session, now, lease, self.concurrency)
             jobs = await _jobs(session, ids, now) if ids else []
         if jobs:
@@ -312,12 +315,15 @@ class Deliverer:
         as soon as this process commits new events, whichever comes first. A failed
         round (database away) is logged and tried again next round."""
         wake = wakeup.listen()
+        counted = 0.0
         try:
             while True:
                 full = False
                 try:
                     full = (await self.run_once()).full
-                    await self.count_waiting()
+                    if time.monotonic() - counted >= COUNT_EVERY_SECONDS:
+                        await self.count_waiting()
+                        counted = time.monotonic()
                 except Exception:
                     logger.exception("delivery round failed; retrying in %ss", interval_seconds)
                 if full:

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, StrictBool
 
 from appointments.notifications.models import SUBSCRIBABLE
-from appointments.schemas import RequestBody, ResponseBody
+from appointments.schemas import RequestBody, ResponseBody, storable_text
 
 SubscribableEvent = Literal[
     "reservation.held",
@@ -40,6 +40,7 @@ def _http_url(value: str) -> str:
 WebhookUrl = Annotated[
     str,
     Field(min_length=1, max_length=2048, examples=["https://example.com/hooks/appointments"]),
+    AfterValidator(storable_text),
     AfterValidator(_http_url),
 ]
 
@@ -61,7 +62,9 @@ class WebhookIn(RequestBody):
         description="Whose bookings: one provider's, or null for every provider (admins only). "
         "A provider's own endpoints are always its own.",
     )
-    description: str | None = Field(default=None, max_length=500, pattern=r"^[^\x00]*$")
+    description: Annotated[str, AfterValidator(storable_text)] | None = Field(
+        default=None, max_length=500, pattern=r"^[^\x00]*$"
+    )
 
 
 class WebhookReplace(WebhookIn):
