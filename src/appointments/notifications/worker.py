@@ -263,11 +263,24 @@ class Deliverer:
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.clock = clock
-        self.http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        self._http: httpx.AsyncClient | None = None
         self.concurrency = concurrency
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        # Made on first use: building one loads the CA bundle (about 50 ms of CPU).
+        if self._http is None:
+            # As many kept-alive connections as attempts at once: a round's attempts to
+            # one receiver reuse the last round's connections instead of reconnecting.
+            limits = httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            )
+            self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False, limits=limits)
+        return self._http
+
     async def close(self) -> None:
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def run_once(self) -> Round:
         """Dispatch new events and make due attempts, one batch of each."""
