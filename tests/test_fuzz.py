@@ -56,15 +56,20 @@ def test_generated_requests_never_break_the_contract(database_url: str, tmp_path
         (tmp_path / "schemathesis.toml").write_text(CONFIG.format(client_id=client["id"]))
         done = _schemathesis(base, admin, seed, tmp_path, "examples,fuzzing,stateful", "2")
         # The coverage phase (boundary and type-violation values for every parameter)
-        # on one worker: Hypothesis' lambda-source cache is not thread-safe there.
-        coverage = _schemathesis(base, admin, seed, tmp_path, "coverage", "1")
+        # on one worker: Hypothesis' lambda-source cache is not thread-safe there. On
+        # PostgreSQL only, the production database: its cases are fixed, not random,
+        # and running them twice cost the suite half a minute.
+        coverage = None
+        if database_url.startswith("postgresql"):
+            coverage = _schemathesis(base, admin, seed, tmp_path, "coverage", "1")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     generated = re.search(r"(\d+) generated", output)
     assert generated, output[-2000:]
     assert int(generated.group(1)) >= MIN_CASES, output[-2000:]
-    covered = coverage.stdout + coverage.stderr
-    assert coverage.returncode == 0, covered[-6000:]
+    if coverage is not None:
+        covered = coverage.stdout + coverage.stderr
+        assert coverage.returncode == 0, covered[-6000:]
 
 
 def _schemathesis(
