@@ -65,8 +65,7 @@ class Service:
         raise RuntimeError("service did not become ready")
 
 
-@contextmanager
-def service(database_url: str, workers: int = 4, **settings: str) -> Iterator[Service]:
+def _env(database_url: str, settings: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         APPOINTMENTS_DATABASE_URL=database_url,
@@ -75,27 +74,54 @@ def service(database_url: str, workers: int = 4, **settings: str) -> Iterator[Se
         APPOINTMENTS_JWT_SECRET=SECRET,
     )
     env.update({f"APPOINTMENTS_{k.upper()}": v for k, v in settings.items()})
-    port = free_port()
-    log = LOGS / "service.log"
+    return env
+
+
+def _start(arguments: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+    log = LOGS / log_name
     log.parent.mkdir(exist_ok=True)
-    process = subprocess.Popen(
-        [APPOINTMENTS, "serve", "--port", str(port), "--workers", str(workers)],
+    return subprocess.Popen(
+        [APPOINTMENTS, *arguments],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
         start_new_session=True,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
+def service(database_url: str, workers: int = 4, **settings: str) -> Iterator[Service]:
+    port = free_port()
+    process = _start(
+        ["serve", "--port", str(port), "--workers", str(workers)],
+        _env(database_url, settings),
+        "service.log",
     )
     running = Service(process, port)
     try:
         running.wait_ready()
         yield running
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _stop(process)
+
+
+@contextmanager
+def deliverer(database_url: str, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`appointments deliver` as its own process."""
+    process = _start(["deliver"], _env(database_url, settings), "deliver.log")
+    try:
+        yield process
+    finally:
+        _stop(process)
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -68,8 +68,11 @@ async def run(
     concurrency: int,
     *,
     keep_bodies: bool = False,
+    rate: float | None = None,
 ) -> Result:
-    """Send every request once, `concurrency` connections at a time."""
+    """Send every request once, `concurrency` connections at a time; with `rate`, request
+    i is sent no sooner than i / rate seconds after the start (an open-loop schedule,
+    as far as the connections keep up)."""
     encoded = [r.encode(f"{host}:{port}") for r in requests]
     status = [0] * len(encoded)
     latency = [0.0] * len(encoded)
@@ -80,6 +83,8 @@ async def run(
         reader, writer = await asyncio.open_connection(host, port)
         try:
             for index in cursor:
+                if rate is not None:
+                    await asyncio.sleep(start + index / rate - time.perf_counter())
                 began = time.perf_counter()
                 writer.write(encoded[index])
                 code, body = await _read_response(reader)
@@ -91,7 +96,7 @@ async def run(
             writer.close()
 
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-    began = time.perf_counter()
+    began = start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(encoded)))))
     elapsed = time.perf_counter() - began
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)

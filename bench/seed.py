@@ -44,12 +44,26 @@ async def stale_holds(
     db: asyncpg.Connection, provider_id: str, client_ids: list[str], count: int
 ) -> None:
     """`count` reserved slots whose holds ran out an hour ago, with their reservations."""
+    await holds(db, provider_id, client_ids, count, expired=True)
+
+
+async def holds(
+    db: asyncpg.Connection,
+    provider_id: str,
+    client_ids: list[str],
+    count: int,
+    *,
+    expired: bool,
+) -> None:
+    """`count` consecutive reserved slots from BASE on, with their held reservations:
+    run out an hour ago, or running for another 30 minutes."""
+    expires = "now() - interval '1 hour'" if expired else "now() + interval '30 minutes'"
     await db.execute(
         f"""
         WITH new_slots AS (
             INSERT INTO slots (id, provider_id, start_time, end_time, status, hold_expires_at)
             SELECT gen_random_uuid(), $1::uuid, {BASE} + i * interval '15 minutes',
-                   {BASE} + (i + 1) * interval '15 minutes', 'reserved', now() - interval '1 hour'
+                   {BASE} + (i + 1) * interval '15 minutes', 'reserved', {expires}
             FROM generate_series(0, $2::int - 1) i
             RETURNING id, start_time, end_time
         ), new_holds AS (
@@ -59,7 +73,7 @@ async def stale_holds(
             SELECT gen_random_uuid(), s.id, $1::uuid,
                    ($3::uuid[])[1 + (row_number() OVER () % array_length($3::uuid[], 1))],
                    'held', s.start_time, s.end_time, s.start_time, s.end_time,
-                   now() - interval '2 hours', now() - interval '1 hour'
+                   now() - interval '2 hours', {expires}
             FROM new_slots s
             RETURNING id, slot_id
         )

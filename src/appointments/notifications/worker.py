@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-import httpx
 from sqlalchemy import Table, and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,6 +30,7 @@ from appointments.clock import Clock
 from appointments.db import UTCDateTime, transaction
 from appointments.notifications import mail, wakeup
 from appointments.notifications.dispatch import dispatch
+from appointments.notifications.http1 import Pool
 from appointments.notifications.metrics import DELIVERIES, LAG, QUEUE
 from appointments.notifications.models import (
     Channel,
@@ -39,6 +39,7 @@ from appointments.notifications.models import (
     Event,
     WebhookEndpoint,
 )
+from appointments.notifications.payload import body_of
 from appointments.notifications.webhook import send_webhook
 from appointments.providers.models import Provider
 from appointments.settings import Settings
@@ -152,7 +153,7 @@ async def _letter(
     return letter, False
 
 
-async def _send(job: Job, settings: Settings, http: httpx.AsyncClient, now: datetime) -> Outcome:
+async def _send(job: Job, settings: Settings, http: Pool, now: datetime) -> Outcome:
     if job.stale:
         return Outcome(delivered=False, skipped=True)
     timeout = settings.webhook_timeout_seconds
@@ -165,7 +166,15 @@ async def _send(job: Job, settings: Settings, http: httpx.AsyncClient, now: date
             return Outcome(delivered=False, error="the endpoint was deleted")
         # The whole attempt is bounded, not only each network step.
         status = await asyncio.wait_for(
-            send_webhook(http, settings, job.endpoint, job.event), timeout
+            send_webhook(
+                http,
+                settings,
+                job.endpoint.url,
+                job.endpoint.secret,
+                str(job.event.id),
+                body_of(job.event),
+            ),
+            timeout,
         )
     except TimeoutError:
         return Outcome(delivered=False, error=f"no answer within {timeout:g} s")
@@ -263,24 +272,13 @@ class Deliverer:
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.clock = clock
-        self._http: httpx.AsyncClient | None = None
         self.concurrency = concurrency
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        # Made on first use: building one loads the CA bundle (about 50 ms of CPU).
-        if self._http is None:
-            # As many kept-alive connections as attempts at once: a round's attempts to
-            # one receiver reuse the last round's connections instead of reconnecting.
-            limits = httpx.Limits(
-                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-            )
-            self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False, limits=limits)
-        return self._http
+        # As many kept-alive connections per receiver as attempts at once: a round's
+        # attempts reuse the last round's connections instead of reconnecting.
+        self.http = Pool(max_idle=concurrency)
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        await self.http.close()
 
     async def run_once(self) -> Round:
         """Dispatch new events and make due attempts, one batch of each."""
