@@ -1,6 +1,7 @@
 """Webhooks end to end: endpoints over HTTP, deliveries to a real receiver, retries,
 signatures checked with the `standardwebhooks` package."""
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ from standardwebhooks import Webhook
 
 from appointments.auth.tokens import Role
 from appointments.clock import FrozenClock
+from appointments.notifications.worker import Deliverer
 from tests.api import Api, Json, bearer
 from tests.conftest import START
 from tests.notifications.receiver import receiver
@@ -155,6 +157,42 @@ def test_disabled_and_deleted_endpoints_get_nothing(api: Api) -> None:
         assert hooks.received == []
         api.ok("DELETE", f"/webhooks/{endpoint['id']}", 204)
         assert api.client.get(f"/webhooks/{endpoint['id']}").status_code == 404
+
+
+def test_a_receiver_that_hangs_holds_up_only_its_own_deliveries(api: Api) -> None:
+    """The running worker keeps attempts in flight and claims more as others end; one
+    endpoint gets at most `per_endpoint` of the slots. With rounds that waited for all
+    their attempts, the quick receiver would wait for the slow one's 3-second answers."""
+    app: Any = api.client.app
+    portal = api.client.portal
+    assert portal is not None
+    with receiver(delay_seconds=3) as slow, receiver() as quick:
+        add_webhook(api, slow.url)
+        add_webhook(api, quick.url)
+        for _ in range(3):
+            book(api)  # a hold and a confirmation each: 6 events per endpoint
+        deliverer = Deliverer(
+            app.state.sessionmaker,
+            app.state.settings,
+            app.state.clock,
+            concurrency=4,
+            per_endpoint=2,
+        )
+        running = portal.start_task_soon(deliverer.run, 0.05)
+        try:
+            quick.wait_for(6, timeout=2.5)
+            assert len(slow.answered_ok) == 0
+            assert len(slow.received) <= 2  # its share of the slots, not more
+            slow.wait_for(6, timeout=15)
+            page: Json = api.ok("GET", "/webhooks")
+            for endpoint in page["items"]:
+                deadline = time.monotonic() + 5
+                while {d["status"] for d in deliveries(api, endpoint["id"])} != {"delivered"}:
+                    assert time.monotonic() < deadline, deliveries(api, endpoint["id"])
+                    time.sleep(0.05)
+        finally:
+            running.cancel()
+            portal.call(deliverer.close)
 
 
 @pytest.mark.parametrize(

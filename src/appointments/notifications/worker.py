@@ -10,11 +10,11 @@ mid-send leaves its deliveries due again when the lease runs out (at least once)
 """
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -50,6 +50,11 @@ logger = logging.getLogger(__name__)
 # so every claimed attempt starts sending at once and its lease measures only the send.
 BATCH = 500
 CONCURRENCY = 64
+# At most this many of the slots go to one endpoint: a receiver that hangs until the
+# timeout leaves the rest to everyone else.
+PER_ENDPOINT = 16
+# After some attempts end, wait this much longer for others before recording.
+RECORD_GATHER_SECONDS = 0.02
 # After a wake-up, wait this long so one round takes the events of many requests.
 COALESCE_SECONDS = 0.2
 # The queue-depth gauge costs two counts; refreshed at most this often.
@@ -66,6 +71,10 @@ class Job:
     # A reminder whose appointment was cancelled or moved since it was planned.
     stale: bool
 
+    @property
+    def endpoint_id(self) -> uuid.UUID | None:
+        return self.delivery.endpoint_id
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -75,29 +84,60 @@ class Outcome:
     skipped: bool = False
 
 
-_CLAIM_SQL = """
-UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = :lease
- WHERE id IN (SELECT id FROM deliveries
-               WHERE status = 'pending' AND next_attempt_at <= :now
-               ORDER BY next_attempt_at LIMIT :limit {lock})
-RETURNING id
+_TABLE = cast(Table, Delivery.__table__)
+_DELIVERIES = _TABLE.c
+
+_DUE_SQL = """
+SELECT id, endpoint_id FROM deliveries
+ WHERE status = 'pending' AND next_attempt_at <= :now {busy}
+ ORDER BY next_attempt_at LIMIT :scan {lock}
 """
+_NOT_BUSY = "AND (endpoint_id IS NULL OR endpoint_id NOT IN :busy)"
+# How many due rows a claim looks at per free slot, to find other endpoints' work
+# behind one endpoint's backlog.
+SCAN_FACTOR = 4
 
 
 async def _claim(
-    session: AsyncSession, now: datetime, lease: datetime, limit: int
+    session: AsyncSession,
+    now: datetime,
+    lease: datetime,
+    limit: int,
+    in_flight: Counter[uuid.UUID | None],
+    per_endpoint: int,
 ) -> list[uuid.UUID]:
+    """Begin up to `limit` due attempts, oldest first, each endpoint's in flight staying
+    within `per_endpoint`: count the attempt and lease the delivery."""
     postgres = session.get_bind().dialect.name == "postgresql"
-    statement = (
-        text(_CLAIM_SQL.format(lock="FOR UPDATE SKIP LOCKED" if postgres else ""))
-        .bindparams(
-            bindparam("now", type_=UTCDateTime()),
-            bindparam("lease", type_=UTCDateTime()),
-        )
-        .columns(id=Delivery.__table__.c.id.type)
+    busy = [key for key, count in in_flight.items() if key and count >= per_endpoint]
+    sql = _DUE_SQL.format(
+        lock="FOR UPDATE SKIP LOCKED" if postgres else "", busy=_NOT_BUSY if busy else ""
     )
-    result = await session.execute(statement, {"now": now, "lease": lease, "limit": limit})
-    return [row.id for row in result]
+    identifier = _DELIVERIES.id.type
+    values: dict[str, object] = {"now": now, "scan": limit * SCAN_FACTOR}
+    parameters = [bindparam("now", type_=UTCDateTime())]
+    if busy:
+        parameters.append(bindparam("busy", expanding=True, type_=identifier))
+        values["busy"] = busy
+    statement = text(sql).bindparams(*parameters).columns(id=identifier, endpoint_id=identifier)
+    taken = Counter(in_flight)
+    chosen: list[uuid.UUID] = []
+    for row in await session.execute(statement, values):
+        endpoint = row.endpoint_id
+        # Mail has no endpoint and no share.
+        if endpoint is None or taken[endpoint] < per_endpoint:
+            taken[endpoint] += 1
+            chosen.append(row.id)
+            if len(chosen) == limit:
+                break
+    if chosen:
+        await session.execute(
+            update(_TABLE)
+            .where(_DELIVERIES.id.in_(chosen))
+            .values(attempts=_DELIVERIES.attempts + 1, next_attempt_at=lease)
+            .execution_options(synchronize_session=False)
+        )
+    return chosen
 
 
 async def _jobs(session: AsyncSession, ids: Sequence[uuid.UUID], now: datetime) -> list[Job]:
@@ -194,8 +234,6 @@ def next_delay(settings: Settings, attempts: int) -> float | None:
     return schedule[attempts - 1] * random.uniform(0.9, 1.1)
 
 
-_TABLE = cast(Table, Delivery.__table__)
-_DELIVERIES = _TABLE.c
 # Core, not ORM: one executemany of conditional updates for a whole round's outcomes.
 _RECORD = (
     update(_TABLE)
@@ -258,8 +296,16 @@ class Round:
     full: bool
 
 
+Attempts = dict["asyncio.Task[Outcome]", Job]
+
+
 class Deliverer:
-    """One process's worker: `run_once` for a round, `run` to loop."""
+    """One process's worker: `run_once` for a round, `run` to loop.
+
+    `run` keeps up to `concurrency` attempts in flight and claims more as soon as some
+    finish, so one slow receiver (an attempt may take the whole timeout) delays only
+    its own deliveries; and no endpoint holds more than `per_endpoint` of the slots.
+    """
 
     def __init__(
         self,
@@ -268,11 +314,13 @@ class Deliverer:
         clock: Clock,
         *,
         concurrency: int = CONCURRENCY,
+        per_endpoint: int = PER_ENDPOINT,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.clock = clock
         self.concurrency = concurrency
+        self.per_endpoint = per_endpoint
         # As many kept-alive connections per receiver as attempts at once: a round's
         # attempts reuse the last round's connections instead of reconnecting.
         self.http = Pool(max_idle=concurrency)
@@ -280,31 +328,41 @@ class Deliverer:
     async def close(self) -> None:
         await self.http.close()
 
-    async def run_once(self) -> Round:
-        """Dispatch new events and make due attempts, one batch of each."""
+    async def _begin(self, attempts: Attempts) -> Round:
+        """Dispatch new events, claim due deliveries for the free slots, start sending."""
         now = self.clock.now()
         # Twice the attempt's bound, and a little: another worker retries an attempt only
         # when the worker that began it has certainly died or given up on it.
         lease = now + timedelta(seconds=2 * self.settings.webhook_timeout_seconds + 5)
+        free = self.concurrency - len(attempts)
+        in_flight = Counter(job.endpoint_id for job in attempts.values())
         # One transaction: the deliveries just dispatched are claimed in the same round.
         async with transaction(self.sessionmaker, writes=True) as session:
             dispatched = await dispatch(session, self.settings, now, BATCH)
-            ids = await _claim(session, now, lease, self.concurrency)
+            ids = await _claim(session, now, lease, free, in_flight, self.per_endpoint)
             jobs = await _jobs(session, ids, now) if ids else []
-        if jobs:
-            outcomes = await asyncio.gather(
-                *(_send(job, self.settings, self.http, self.clock.now()) for job in jobs)
-            )
-            done = self.clock.now()
-            async with transaction(self.sessionmaker, writes=True) as session:
-                await session.execute(
-                    _RECORD,
-                    [
-                        _record_values(job, outcome, self.settings, done)
-                        for job, outcome in zip(jobs, outcomes, strict=True)
-                    ],
-                )
-        return Round(dispatched, len(jobs), dispatched >= BATCH or len(jobs) >= self.concurrency)
+        for job in jobs:
+            attempts[asyncio.create_task(_send(job, self.settings, self.http, now))] = job
+        return Round(dispatched, len(jobs), dispatched >= BATCH or len(ids) >= free)
+
+    async def _record(self, finished: list["asyncio.Task[Outcome]"], attempts: Attempts) -> None:
+        """Record the outcomes of finished attempts, in one transaction."""
+        done = self.clock.now()
+        values = [
+            _record_values(attempts.pop(task), task.result(), self.settings, done)
+            for task in finished
+        ]
+        async with transaction(self.sessionmaker, writes=True) as session:
+            await session.execute(_RECORD, values)
+
+    async def run_once(self) -> Round:
+        """Dispatch new events and make due attempts, one batch of each, and wait for them."""
+        attempts: Attempts = {}
+        begun = await self._begin(attempts)
+        if attempts:
+            await asyncio.wait(attempts)
+            await self._record(list(attempts), attempts)
+        return begun
 
     async def count_waiting(self) -> None:
         """Refresh the queue-depth gauge."""
@@ -322,27 +380,61 @@ class Deliverer:
         QUEUE.labels(kind="deliveries_due").set(due or 0)
 
     async def run(self, interval_seconds: float) -> None:
-        """Deliver forever: at once again after a busy round, else after the interval or
-        as soon as this process commits new events, whichever comes first. A failed
-        round (database away) is logged and tried again next round."""
+        """Deliver until cancelled. A round (dispatch, claim, start attempts) runs when
+        slots are free and either the last round was full, the interval has passed,
+        or this process committed new events (then after a short coalescing pause).
+        Finished attempts are recorded as they end, a batch at a time. A failed round
+        (database away) is logged and tried again after the interval."""
         wake = wakeup.listen()
-        counted = 0.0
+        attempts: Attempts = {}
+        counted = last_round = 0.0
+        due = more = True
         try:
             while True:
-                full = False
-                try:
-                    full = (await self.run_once()).full
-                    if time.monotonic() - counted >= COUNT_EVERY_SECONDS:
-                        await self.count_waiting()
-                        counted = time.monotonic()
-                except Exception:
-                    logger.exception("delivery round failed; retrying in %ss", interval_seconds)
-                if full:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), interval_seconds)
-                # Gather what commits in the next moment into the same round.
-                await asyncio.sleep(COALESCE_SECONDS)
-                wake.clear()
+                if due and len(attempts) < self.concurrency:
+                    last_round = time.monotonic()
+                    try:
+                        more = (await self._begin(attempts)).full
+                        if last_round - counted >= COUNT_EVERY_SECONDS:
+                            await self.count_waiting()
+                            counted = last_round
+                    except Exception:
+                        more = False
+                        logger.exception("delivery round failed; retrying in %ss", interval_seconds)
+                woken = await self._wait(
+                    wake,
+                    attempts,
+                    0 if more and len(attempts) < self.concurrency else interval_seconds,
+                )
+                finished = [task for task in attempts if task.done()]
+                if finished:
+                    try:
+                        await self._record(finished, attempts)
+                    except Exception:
+                        # Unrecorded attempts are made again when their lease runs out.
+                        logger.exception("recording delivery outcomes failed")
+                due = more or woken or time.monotonic() - last_round >= interval_seconds
         finally:
+            for task in attempts:
+                task.cancel()
             wakeup.forget(wake)
+
+    @staticmethod
+    async def _wait(wake: asyncio.Event, attempts: Attempts, timeout: float) -> bool:
+        """Until an attempt ends, this process commits events, or the timeout; True
+        when woken by a commit (after gathering what commits in the next moment)."""
+        waker = asyncio.ensure_future(wake.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {waker, *attempts}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waker.cancel()
+        if waker not in done:
+            if done:
+                # Let attempts that end together be recorded together.
+                await asyncio.wait(attempts, timeout=RECORD_GATHER_SECONDS)
+            return False
+        await asyncio.sleep(COALESCE_SECONDS)
+        wake.clear()
+        return True
