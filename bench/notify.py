@@ -144,7 +144,9 @@ async def _explain(pg: PostgresServer) -> None:
         await db.close()
     say(f"  undispatched events: {undispatched}")
     for row in rows:
-        say(f"  deliveries {row['status']} after {row['attempts']}: {row['count']} ({row['error']})")
+        say(
+            f"  deliveries {row['status']} after {row['attempts']}: {row['count']} ({row['error']})"
+        )
 
 
 # The mixed load of phase b: per cycle, RESERVES_PER_CYCLE reserves and one deletion

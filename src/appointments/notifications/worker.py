@@ -105,9 +105,10 @@ async def _claim(
     limit: int,
     in_flight: Counter[uuid.UUID | None],
     per_endpoint: int,
-) -> list[uuid.UUID]:
+) -> tuple[list[uuid.UUID], bool]:
     """Begin up to `limit` due attempts, oldest first, each endpoint's in flight staying
-    within `per_endpoint`: count the attempt and lease the delivery."""
+    within `per_endpoint`: count the attempt and lease the delivery. Also says whether
+    due attempts were left behind (for want of a slot or of the endpoint's share)."""
     postgres = session.get_bind().dialect.name == "postgresql"
     busy = [key for key, count in in_flight.items() if key and count >= per_endpoint]
     sql = _DUE_SQL.format(
@@ -122,7 +123,8 @@ async def _claim(
     statement = text(sql).bindparams(*parameters).columns(id=identifier, endpoint_id=identifier)
     taken = Counter(in_flight)
     chosen: list[uuid.UUID] = []
-    for row in await session.execute(statement, values):
+    rows = (await session.execute(statement, values)).all()
+    for row in rows:
         endpoint = row.endpoint_id
         # Mail has no endpoint and no share.
         if endpoint is None or taken[endpoint] < per_endpoint:
@@ -130,6 +132,7 @@ async def _claim(
             chosen.append(row.id)
             if len(chosen) == limit:
                 break
+    left_behind = len(rows) > len(chosen) or len(rows) == values["scan"]
     if chosen:
         await session.execute(
             update(_TABLE)
@@ -137,7 +140,7 @@ async def _claim(
             .values(attempts=_DELIVERIES.attempts + 1, next_attempt_at=lease)
             .execution_options(synchronize_session=False)
         )
-    return chosen
+    return chosen, left_behind
 
 
 async def _jobs(session: AsyncSession, ids: Sequence[uuid.UUID], now: datetime) -> list[Job]:
@@ -292,8 +295,11 @@ def _record_values(
 class Round:
     dispatched: int
     attempted: int
-    # A batch was full: more may be waiting, so the next round starts at once.
+    # The dispatch batch was full: more events wait, so the next round starts at once.
     full: bool
+    # Due attempts were left for want of a free slot or of their endpoint's share: the
+    # next round starts as soon as an attempt ends.
+    backlog: bool
 
 
 Attempts = dict["asyncio.Task[Outcome]", Job]
@@ -339,11 +345,11 @@ class Deliverer:
         # One transaction: the deliveries just dispatched are claimed in the same round.
         async with transaction(self.sessionmaker, writes=True) as session:
             dispatched = await dispatch(session, self.settings, now, BATCH)
-            ids = await _claim(session, now, lease, free, in_flight, self.per_endpoint)
+            ids, backlog = await _claim(session, now, lease, free, in_flight, self.per_endpoint)
             jobs = await _jobs(session, ids, now) if ids else []
         for job in jobs:
             attempts[asyncio.create_task(_send(job, self.settings, self.http, now))] = job
-        return Round(dispatched, len(jobs), dispatched >= BATCH or len(ids) >= free)
+        return Round(dispatched, len(jobs), dispatched >= BATCH, backlog)
 
     async def _record(self, finished: list["asyncio.Task[Outcome]"], attempts: Attempts) -> None:
         """Record the outcomes of finished attempts, in one transaction."""
@@ -388,18 +394,19 @@ class Deliverer:
         wake = wakeup.listen()
         attempts: Attempts = {}
         counted = last_round = 0.0
-        due = more = True
+        due, more, backlog = True, False, False
         try:
             while True:
                 if due and len(attempts) < self.concurrency:
                     last_round = time.monotonic()
                     try:
-                        more = (await self._begin(attempts)).full
+                        begun = await self._begin(attempts)
+                        more, backlog = begun.full, begun.backlog
                         if last_round - counted >= COUNT_EVERY_SECONDS:
                             await self.count_waiting()
                             counted = last_round
                     except Exception:
-                        more = False
+                        more = backlog = False
                         logger.exception("delivery round failed; retrying in %ss", interval_seconds)
                 woken = await self._wait(
                     wake,
@@ -413,7 +420,14 @@ class Deliverer:
                     except Exception:
                         # Unrecorded attempts are made again when their lease runs out.
                         logger.exception("recording delivery outcomes failed")
-                due = more or woken or time.monotonic() - last_round >= interval_seconds
+                # A backlog is claimed again when an attempt has ended (a slot or a share
+                # came free), not at once: that would spin on work it may not take.
+                due = (
+                    more
+                    or woken
+                    or (backlog and bool(finished))
+                    or time.monotonic() - last_round >= interval_seconds
+                )
         finally:
             for task in attempts:
                 task.cancel()
