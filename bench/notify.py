@@ -83,6 +83,10 @@ class Receiver:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # Closing the server cancels its kept-alive connections; ending quietly here
+            # keeps asyncio from logging each as an unretrieved exception.
+            pass
         finally:
             writer.close()
 
