@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments.clock import Clock
 from appointments.db import transaction
@@ -31,7 +31,14 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_engine(request: Request) -> AsyncEngine:
+    """For reads that are one statement: no session, no transaction."""
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
 # scope="function": commit happens before the answer leaves, so a 2xx is always durable.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]

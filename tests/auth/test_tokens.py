@@ -1,5 +1,6 @@
 """Every way a bearer token can be unusable answers 401 problem+json with a challenge."""
 
+import asyncio
 import http.server
 import json
 import subprocess
@@ -256,3 +257,43 @@ def test_token_command_mints_a_token_the_service_accepts(tmp_path: Path) -> None
         text=True,
     )
     assert refused.returncode != 0
+
+
+def test_verified_tokens_are_cached_until_they_expire_and_the_cache_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import appointments.auth.tokens as tokens
+
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(tokens.jwt, "decode", counting_decode)
+    verifier = TokenVerifier(Settings(environment="local", jwt_secret=TEST_SECRET))
+    expires = int(time.time()) + 600
+    token = hs256(exp=expires, sub="c-9", role="client")
+
+    def verify(value: str) -> Any:
+        return asyncio.run(verifier.verify(value))
+
+    first = verify(token)
+    assert verify(token) == first
+    assert decoded == [token]  # the second call took the cached answer
+    # A bad token is never cached, whatever came before.
+    with pytest.raises(Exception, match="token rejected"):
+        verify(token + "x")
+    # Past its exp the token is checked again, not served from the cache.
+    with monkeypatch.context() as later:
+        later.setattr(tokens.time, "time", lambda: expires + 1.0)
+        verify(token)
+    assert decoded.count(token) == 2
+
+    monkeypatch.setattr(tokens, "CACHE_SIZE", 4)
+    others = [hs256(sub=f"c-{i}", role="client") for i in range(6)]
+    for other in others:
+        verify(other)
+    assert len(verifier._verified) <= 4
+    assert others[-1] in verifier._verified

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -223,3 +224,53 @@ def test_publish_answers_exactly_what_the_listing_says_of_the_same_slots(api: Ap
     assert set(weekly) == {"start_date", "end_date", "timezone", "slots"}
     assert created["start_time"] == iso(start)
     assert len({slot["id"] for slot in listed}) == 12
+
+
+def _listing(api: Api, provider_id: str, tag: str | None = None, **query: Any) -> Any:
+    headers = {"If-None-Match": tag} if tag else {}
+    return api.client.get(f"/providers/{provider_id}/availability", params=query, headers=headers)
+
+
+def test_an_unchanged_page_answers_304_to_its_etag_until_a_booking_changes_it(api: Api) -> None:
+    provider = api.provider()
+    customer = api.customer()
+    first, _second = api.publish(provider["id"], DAY, DAY + timedelta(minutes=30))["slots"]
+    page = _listing(api, provider["id"])
+    assert page.status_code == 200
+    tag = page.headers["etag"]
+    assert tag.startswith('"')
+    assert page.headers["cache-control"] == "private, no-cache"
+
+    again = _listing(api, provider["id"], tag)
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == tag
+    # Weak comparison, and a list of tags, as RFC 9110 asks of If-None-Match.
+    assert _listing(api, provider["id"], f'"other", W/{tag}').status_code == 304
+    assert _listing(api, provider["id"], '"other"').status_code == 200
+    # Another page has another tag (the tag is the body's: equal bodies share it).
+    assert _listing(api, provider["id"], tag, limit=1).status_code == 200
+
+    assert api.reserve(customer["id"], first["id"]).status_code == 201
+    changed = _listing(api, provider["id"], tag)
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != tag
+    assert len(changed.json()["items"]) == 1
+
+
+def test_a_hold_running_out_changes_the_etag_without_any_write(
+    api: Api, clock: FrozenClock
+) -> None:
+    provider = api.provider()
+    customer = api.customer()
+    slot = api.slot(provider["id"], DAY)
+    assert api.reserve(customer["id"], slot["id"]).status_code == 201
+    held = _listing(api, provider["id"], status="all")
+    assert held.json()["items"][0]["status"] == "reserved"
+    tag = held.headers["etag"]
+    assert _listing(api, provider["id"], tag, status="all").status_code == 304
+
+    clock.advance(minutes=30)
+    freed = _listing(api, provider["id"], tag, status="all")
+    assert freed.status_code == 200
+    assert freed.json()["items"][0]["status"] == "available"

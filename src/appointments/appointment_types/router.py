@@ -2,7 +2,8 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic_core import to_json
 
 from appointments.appointment_types import service
 from appointments.appointment_types.models import AppointmentType
@@ -12,6 +13,7 @@ from appointments.appointment_types.schemas import (
     StartTimeOut,
 )
 from appointments.appointment_types.start_times import StartTime
+from appointments.conditional import NOT_MODIFIED, json_page
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
@@ -94,9 +96,10 @@ async def delete_appointment_type(
 @router.get(
     "/{type_id}/availability",
     response_model=Page[StartTimeOut],
-    responses=problem_responses(404, 422),
+    responses={**problem_responses(404, 422), **NOT_MODIFIED},
 )
 async def list_start_times(
+    request: Request,
     provider_id: str,
     type_id: str,
     session: SessionDep,
@@ -109,12 +112,13 @@ async def list_start_times(
     start_before: Annotated[
         AwareQueryTime | None, Query(alias="to", description="Start times before.")
     ] = None,
-) -> Page[StartTimeOut]:
+) -> Response:
     """List the bookable start times of an appointment type, in start order.
 
     A start is bookable when every slot of the appointment and its buffers exists
     and is free, it lies past the notice and within the horizon, and its day (in
-    the provider's zone) has not reached the type's daily cap.
+    the provider's zone) has not reached the type's daily cap. The answer carries an
+    `ETag`; send it back in `If-None-Match` to get 304 while the page is unchanged.
     """
     now = clock.now()
     rules, rows = await service.bookable_start_times(
@@ -128,14 +132,17 @@ async def list_start_times(
         request=paging,
     )
     items, cursor = split_page(rows, paging, _start_key)
-    return Page[StartTimeOut](
-        items=[
-            StartTimeOut.model_construct(
-                slot_id=start.slot_id,
-                start_time=start.start_time,
-                end_time=start.start_time + rules.duration,
-            )
+    # One serialisation of plain values: no model per start, no re-validation of the
+    # answer against the response model (what returning a model would cost).
+    page = {
+        "items": [
+            {
+                "slot_id": start.slot_id,
+                "start_time": start.start_time,
+                "end_time": start.start_time + rules.duration,
+            }
             for start in items
         ],
-        next_cursor=cursor,
-    )
+        "next_cursor": cursor,
+    }
+    return json_page(request, to_json(page))

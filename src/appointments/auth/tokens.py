@@ -21,6 +21,10 @@ from appointments.settings import Settings
 # Tolerated clock difference between the token issuer and us.
 LEEWAY_SECONDS = 5
 _MIN_SECRET_BYTES = 32
+# Verified tokens kept, so a client's next requests skip the signature check (an
+# HS256 decode costs tens of microseconds, an RS256 one far more). Bounded: when
+# full, the oldest half is dropped.
+CACHE_SIZE = 10_000
 _PLACEHOLDERS = frozenset({"secret", "changeme", "change-me", "dev", "test", "password"})
 
 
@@ -95,8 +99,25 @@ class TokenVerifier:
             )
         if any(alg.lower() == "none" for alg in self._algorithms):
             raise ConfigurationError("unsigned tokens (alg none) are never accepted")
+        # token -> (who, its expiry as a Unix time); only tokens that passed every check.
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
+        """Who the token names, or Unauthorized. A token that verified before is taken
+        from the cache until its `exp` (never beyond, leeway or not)."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() < cached[1]:
+                return cached[0]
+            del self._verified[token]
+        principal, expires = await self._check(token)
+        if len(self._verified) >= CACHE_SIZE:
+            for stale in list(self._verified)[: CACHE_SIZE // 2]:
+                del self._verified[stale]
+        self._verified[token] = (principal, expires)
+        return principal
+
+    async def _check(self, token: str) -> tuple[Principal, float]:
         key = self._key
         if self._jwks is not None:
             try:
@@ -125,9 +146,10 @@ class TokenVerifier:
         if not isinstance(subject, str) or not subject or len(subject) > 200:
             raise Unauthorized("token subject is missing or invalid")
         try:
-            return Principal(role=Role(str(role)), subject=subject)
+            principal = Principal(role=Role(str(role)), subject=subject)
         except ValueError:
             raise Unauthorized("token role must be admin, provider or client") from None
+        return principal, float(claims["exp"])
 
 
 def _reason(exc: Exception) -> str:

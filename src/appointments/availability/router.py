@@ -1,11 +1,10 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from appointments.availability import service
+from appointments.availability import listing, service
 from appointments.availability.created_json import weekly_json, window_json
-from appointments.availability.models import Slot
 from appointments.availability.schemas import (
     AvailabilityChangeOut,
     MovedOut,
@@ -19,9 +18,11 @@ from appointments.availability.schemas import (
     conflict_of,
 )
 from appointments.availability.service import AvailabilityChange, OnConflict
-from appointments.deps import ClockDep, SessionDep, SettingsDep
-from appointments.errors import ValidationFailed, problem_responses
-from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
+from appointments.conditional import NOT_MODIFIED, json_page
+from appointments.deps import ClockDep, EngineDep, SessionDep, SettingsDep
+from appointments.errors import NotFound, ValidationFailed, problem_responses
+from appointments.ids import parse_id
+from appointments.pagination import Page, PageRequest, page_request
 from appointments.timeparams import AwareQueryTime
 
 router = APIRouter(prefix="/providers/{provider_id}/availability", tags=["availability"])
@@ -44,14 +45,15 @@ async def publish_availability(
     return Response(body, status_code=201, media_type="application/json")
 
 
-def _slot_key(slot: Slot) -> Keyset:
-    return Keyset(at=slot.start_time, id=slot.id)
-
-
-@router.get("", response_model=Page[SlotOut], responses=problem_responses(404, 422))
+@router.get(
+    "",
+    response_model=Page[SlotOut],
+    responses={**problem_responses(404, 422), **NOT_MODIFIED},
+)
 async def list_availability(
+    request: Request,
     provider_id: str,
-    session: SessionDep,
+    engine: EngineDep,
     clock: ClockDep,
     settings: SettingsDep,
     paging: Annotated[PageRequest, Depends(page_request)],
@@ -67,21 +69,24 @@ async def list_availability(
             description="`available` (default) lists bookable slots only; `all` lists every slot."
         ),
     ] = SlotFilter.AVAILABLE,
-) -> Page[SlotOut]:
-    """List a provider's slots by start time; by default only the bookable ones."""
+) -> Response:
+    """List a provider's slots by start time; by default only the bookable ones.
+
+    The answer carries an `ETag`; send it back in `If-None-Match` to get 304 while
+    the page is unchanged."""
     now = clock.now()
-    rows = await service.list_slots(
-        session,
-        settings,
-        provider_id,
+    query = listing.Query(
         status=status,
         start_from=start_from,
         start_before=start_before,
+        bookable_after=now + timedelta(seconds=settings.min_notice_seconds),
         now=now,
         request=paging,
     )
-    items, cursor = split_page(rows, paging, _slot_key)
-    return Page[SlotOut](items=[SlotOut.at(slot, now) for slot in items], next_cursor=cursor)
+    body = await listing.slot_page(engine, parse_id(provider_id, "provider"), query)
+    if body is None:
+        raise NotFound(f"provider {provider_id!r} does not exist")
+    return json_page(request, body)
 
 
 RangeFrom = Annotated[

@@ -10,12 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability import repository, weekly
 from appointments.availability.errors import AvailabilityConflict, InvalidWindow
-from appointments.availability.models import Slot, SlotRecord
-from appointments.availability.schemas import SlotFilter, conflict_of
+from appointments.availability.models import SlotRecord
+from appointments.availability.schemas import conflict_of
 from appointments.booking import repository as reservations
 from appointments.booking import service as booking
 from appointments.booking.models import Reservation
-from appointments.pagination import PageRequest
 from appointments.providers import service as providers
 from appointments.providers.models import Provider
 from appointments.schemas import EARLIEST, LATEST
@@ -74,30 +73,6 @@ async def publish_window(
     length = timedelta(minutes=settings.slot_minutes)
     starts = slot_starts(start, end, length)
     return await repository.insert_missing_slots(session, provider.id, starts, length)
-
-
-async def list_slots(
-    session: AsyncSession,
-    settings: Settings,
-    provider_id: str,
-    *,
-    status: SlotFilter,
-    start_from: datetime | None,
-    start_before: datetime | None,
-    now: datetime,
-    request: PageRequest,
-) -> Sequence[Slot]:
-    provider = await providers.get_provider(session, provider_id)
-    return await repository.page(
-        session,
-        provider.id,
-        status=status,
-        start_from=start_from,
-        start_before=start_before,
-        bookable_after=now + timedelta(seconds=settings.min_notice_seconds),
-        now=now,
-        request=request,
-    )
 
 
 def _check_range(start_from: datetime, start_before: datetime, length: timedelta) -> None:

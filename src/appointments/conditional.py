@@ -1,0 +1,46 @@
+"""HTTP validators for listings: an `ETag` on every page, 304 for a matching
+`If-None-Match`.
+
+The tag is a hash of the body itself, so it changes exactly when something a
+visitor can see changes, including a hold that ran out with time (the page shows
+that slot as available again, so its bytes differ). The query still runs; what a
+304 saves is the transfer and the client's parsing.
+"""
+
+from hashlib import blake2b
+
+from fastapi import Request, Response
+
+# Answers depend on who asks (status filters, tokens): shared caches must not keep
+# them, and every reuse must be revalidated.
+CACHE_CONTROL = "private, no-cache"
+
+NOT_MODIFIED: dict[int | str, dict[str, object]] = {
+    304: {
+        "description": "Not Modified: the page is unchanged since the `ETag` sent in "
+        "`If-None-Match`."
+    }
+}
+
+
+def entity_tag(body: bytes) -> str:
+    return f'"{blake2b(body, digest_size=16).hexdigest()}"'
+
+
+def _matches(header: str, tag: str) -> bool:
+    # Weak comparison (RFC 9110, 13.1.2): W/ prefixes are ignored.
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == tag:
+            return True
+    return False
+
+
+def json_page(request: Request, body: bytes) -> Response:
+    """200 with the body and its tag, or 304 when the caller already has it."""
+    tag = entity_tag(body)
+    headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
+    given = request.headers.get("if-none-match")
+    if given is not None and _matches(given, tag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
