@@ -271,7 +271,7 @@ def test_verified_tokens_are_cached_until_they_expire_and_the_cache_is_bounded(
         decoded.append(token)
         return real_decode(token, *args, **kwargs)
 
-    monkeypatch.setattr(tokens.jwt, "decode", counting_decode)
+    monkeypatch.setattr(jwt, "decode", counting_decode)
     verifier = TokenVerifier(Settings(environment="local", jwt_secret=TEST_SECRET))
     expires = int(time.time()) + 600
     token = hs256(exp=expires, sub="c-9", role="client")
@@ -287,7 +287,7 @@ def test_verified_tokens_are_cached_until_they_expire_and_the_cache_is_bounded(
         verify(token + "x")
     # Past its exp the token is checked again, not served from the cache.
     with monkeypatch.context() as later:
-        later.setattr(tokens.time, "time", lambda: expires + 1.0)
+        later.setattr(time, "time", lambda: expires + 1.0)
         verify(token)
     assert decoded.count(token) == 2
 
