@@ -188,6 +188,18 @@ async def transaction(
         await session.commit()
 
 
+@asynccontextmanager
+async def reading(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A read-only unit of work on PostgreSQL: each statement runs on its own (autocommit),
+    which spares the BEGIN and COMMIT round trips. Each statement is consistent in
+    itself; two statements of one read may see different moments, which a read can
+    afford (it answers as of one of them). SQLite keeps `transaction`: its BEGIN is
+    issued by an event on autobegin, which autocommit would leave open."""
+    async with sessionmaker() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
 async def wait_for_database(settings: Settings) -> None:
     """Return once the database answers; retry with backoff for `db_wait_seconds`.
 

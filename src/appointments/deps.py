@@ -7,16 +7,22 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments.clock import Clock
-from appointments.db import transaction
+from appointments.db import reading, transaction
 from appointments.settings import Settings
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's one transaction: committed before the response is sent, or rolled back."""
+    """The request's one transaction: committed before the response is sent, or rolled back.
+    A read on PostgreSQL runs without one (`db.reading`)."""
     writes = request.method not in _READ_METHODS
-    async with transaction(request.app.state.sessionmaker, writes=writes) as session:
+    sessionmaker = request.app.state.sessionmaker
+    if not writes and request.app.state.engine.dialect.name == "postgresql":
+        async with reading(sessionmaker) as session:
+            yield session
+        return
+    async with transaction(sessionmaker, writes=writes) as session:
         yield session
 
 

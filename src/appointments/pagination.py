@@ -82,3 +82,10 @@ def split_page(
         return rows, None
     kept = rows[: request.limit]
     return kept, encode_cursor(key(kept[-1]))
+
+
+def page_body(items: str, next_key: Keyset | None) -> bytes:
+    """A page's JSON around items that are JSON text already (built by the database);
+    `next_key`: the last item's key when more follow."""
+    cursor = "null" if next_key is None else f'"{encode_cursor(next_key)}"'  # base64url
+    return f'{{"items":{items},"next_cursor":{cursor}}}'.encode()

@@ -149,3 +149,23 @@ def test_bare_numbers_are_not_times(api: Api) -> None:
                 response = api.client.get(path, params={name: value})
                 assert response.status_code == 422, (path, name, value, response.text)
                 assert response.json()["code"] == "validation_error"
+
+
+def test_an_unchanged_page_of_start_times_answers_304_to_its_etag(api: Api) -> None:
+    provider = api.provider()
+    bob = api.customer()
+    api.publish(provider["id"], NINE, NINE + timedelta(hours=2))
+    kind = api.appointment_type(provider["id"], duration_minutes=30)
+    path = f"/providers/{provider['id']}/appointment-types/{kind['id']}/availability"
+    page = api.client.get(path)
+    assert page.status_code == 200
+    tag = page.headers["etag"]
+    first = page.json()["items"][0]
+    assert first["end_time"] == iso(NINE + timedelta(minutes=30))
+    unchanged = api.client.get(path, headers={"If-None-Match": tag})
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert api.reserve(bob["id"], first["slot_id"]).status_code == 201
+    changed = api.client.get(path, headers={"If-None-Match": tag})
+    assert changed.status_code == 200
+    assert changed.json()["items"][0]["start_time"] == iso(NINE + timedelta(minutes=15))

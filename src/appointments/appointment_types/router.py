@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic_core import to_json
 
-from appointments.appointment_types import service
+from appointments.appointment_types import service, start_page
 from appointments.appointment_types.models import AppointmentType
 from appointments.appointment_types.schemas import (
     AppointmentTypeIn,
@@ -14,8 +14,10 @@ from appointments.appointment_types.schemas import (
 )
 from appointments.appointment_types.start_times import StartTime
 from appointments.conditional import NOT_MODIFIED, json_page
-from appointments.deps import ClockDep, SessionDep, SettingsDep
+from appointments.db import transaction
+from appointments.deps import ClockDep, EngineDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
+from appointments.ids import parse_id
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
 from appointments.timeparams import AwareQueryTime
 
@@ -102,7 +104,7 @@ async def list_start_times(
     request: Request,
     provider_id: str,
     type_id: str,
-    session: SessionDep,
+    engine: EngineDep,
     clock: ClockDep,
     settings: SettingsDep,
     paging: Annotated[PageRequest, Depends(page_request)],
@@ -121,16 +123,29 @@ async def list_start_times(
     `ETag`; send it back in `If-None-Match` to get 304 while the page is unchanged.
     """
     now = clock.now()
-    rules, rows = await service.bookable_start_times(
-        session,
-        settings,
-        provider_id,
-        type_id,
-        start_from=start_from,
-        start_before=start_before,
-        now=now,
-        request=paging,
-    )
+    if engine.dialect.name == "postgresql":
+        body = await start_page.page_json(
+            engine,
+            settings,
+            parse_id(provider_id, "provider"),
+            parse_id(type_id, "appointment type"),
+            start_from=start_from,
+            start_before=start_before,
+            now=now,
+            request=paging,
+        )
+        return json_page(request, body)
+    async with transaction(request.app.state.sessionmaker, writes=False) as session:
+        rules, rows = await service.bookable_start_times(
+            session,
+            settings,
+            provider_id,
+            type_id,
+            start_from=start_from,
+            start_before=start_before,
+            now=now,
+            request=paging,
+        )
     items, cursor = split_page(rows, paging, _start_key)
     # One serialisation of plain values: no model per start, no re-validation of the
     # answer against the response model (what returning a model would cost).

@@ -8,12 +8,33 @@ booking path asks one object the same questions.
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from appointments.appointment_types.errors import TooFarAhead
-from appointments.appointment_types.models import AppointmentType
 from appointments.booking.errors import TooLateToBook
 from appointments.settings import Settings
+
+
+class TypeTerms(Protocol):
+    """What rules are made of: an `AppointmentType`, or the same columns as plain values."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def duration_minutes(self) -> int: ...
+    @property
+    def buffer_before_minutes(self) -> int: ...
+    @property
+    def buffer_after_minutes(self) -> int: ...
+    @property
+    def min_notice_minutes(self) -> int | None: ...
+    @property
+    def max_advance_days(self) -> int | None: ...
+    @property
+    def max_per_day(self) -> int | None: ...
+    @property
+    def change_notice_minutes(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -55,7 +76,7 @@ class BookingRules:
         )
 
     @classmethod
-    def of(cls, kind: AppointmentType, settings: Settings) -> "BookingRules":
+    def of(cls, kind: TypeTerms, settings: Settings) -> "BookingRules":
         service_notice = timedelta(seconds=settings.min_notice_seconds)
         own_notice = kind.min_notice_minutes
         return cls(

@@ -9,7 +9,6 @@ On PostgreSQL the statement goes straight to asyncpg, outside any transaction (a
 single statement is consistent on its own), so there is no BEGIN and no COMMIT.
 """
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,8 +16,9 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from appointments import rawsql
 from appointments.availability.schemas import SlotFilter
-from appointments.pagination import Keyset, PageRequest, encode_cursor
+from appointments.pagination import Keyset, PageRequest, page_body
 
 # Per dialect: how to write a slot as the API shows it. Times are on the slot grid,
 # whole seconds, so the text form is what pydantic writes ("...T09:15:00Z").
@@ -28,7 +28,7 @@ _POSTGRES = {
     "time": "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
     "object": "json_build_object",
     "items": "(SELECT coalesce(json_agg({object} ORDER BY n), '[]')::text "
-    "FROM page WHERE n <= $limit)",
+    "FROM page WHERE n <= :limit)",
     "last_id": "id::text",
 }
 # SQLite stores ids as 32 hex digits and times as naive UTC text (see db.UTCDateTime);
@@ -43,14 +43,14 @@ _SQLITE = {
     "time": "strftime('%Y-%m-%dT%H:%M:%SZ', {})",
     "object": "json_object",
     "items": "(SELECT coalesce(json_group_array(json(item)), '[]') FROM "
-    "(SELECT {object} AS item FROM page WHERE n <= $limit ORDER BY n))",
+    "(SELECT {object} AS item FROM page WHERE n <= :limit ORDER BY n))",
     "last_id": "id",
 }
 
 _FILTERS = {
-    SlotFilter.AVAILABLE: "start_time > $bookable_after AND (status = 'available' "
-    "OR (status = 'reserved' AND hold_expires_at <= $now))",
-    SlotFilter.RESERVED: "status = 'reserved' AND hold_expires_at > $now",
+    SlotFilter.AVAILABLE: "start_time > :bookable_after AND (status = 'available' "
+    "OR (status = 'reserved' AND hold_expires_at <= :now))",
+    SlotFilter.RESERVED: "status = 'reserved' AND hold_expires_at > :now",
     SlotFilter.CONFIRMED: "status = 'confirmed'",
     SlotFilter.ALL: "status <> 'removed'",
 }
@@ -63,35 +63,35 @@ def _statement(dialect: dict[str, str], status: SlotFilter, clauses: list[str]) 
         f"'start_time', {time.format('start_time')}, 'end_time', {time.format('end_time')}, "
         "'status', shown)"
     )
-    where = " AND ".join(["provider_id = $provider", _FILTERS[status], *clauses])
+    where = " AND ".join(["provider_id = :provider", _FILTERS[status], *clauses])
     items, last_id = dialect["items"].format(object=item), dialect["last_id"]
     return f"""
 WITH page AS (
     SELECT id, provider_id, start_time, end_time,
-           CASE WHEN status = 'reserved' AND hold_expires_at <= $now THEN 'available'
+           CASE WHEN status = 'reserved' AND hold_expires_at <= :now THEN 'available'
                 ELSE status END AS shown,
            row_number() OVER (ORDER BY start_time, id) AS n
       FROM slots
      WHERE {where}
      ORDER BY start_time, id
-     LIMIT $rows
+     LIMIT :rows
 )
-SELECT EXISTS (SELECT 1 FROM providers WHERE id = $provider) AS known,
+SELECT EXISTS (SELECT 1 FROM providers WHERE id = :provider) AS known,
        {items} AS items,
        (SELECT count(*) FROM page) AS found,
-       (SELECT start_time FROM page WHERE n = $limit) AS last_at,
-       (SELECT {last_id} FROM page WHERE n = $limit) AS last_id
+       (SELECT start_time FROM page WHERE n = :limit) AS last_at,
+       (SELECT {last_id} FROM page WHERE n = :limit) AS last_id
 """
 
 
 def _clauses(start_from: bool, start_before: bool, after: bool) -> list[str]:
     clauses = []
     if start_from:
-        clauses.append("start_time >= $start_from")
+        clauses.append("start_time >= :start_from")
     if start_before:
-        clauses.append("start_time < $start_before")
+        clauses.append("start_time < :start_before")
     if after:
-        clauses.append("start_time >= $after_at AND (start_time > $after_at OR id > $after_id)")
+        clauses.append("start_time >= :after_at AND (start_time > :after_at OR id > :after_id)")
     return clauses
 
 
@@ -121,25 +121,10 @@ def _named(query: Query, provider_id: uuid.UUID) -> dict[str, object]:
     return values
 
 
-class _Numbered:
-    """Turns `$name` placeholders into asyncpg's `$1, $2...`, once per distinct text."""
-
-    def __init__(self, sql: str) -> None:
-        self.names: list[str] = []
-        parts = sql.split("$")
-        out = [parts[0]]
-        for part in parts[1:]:
-            name = part[: len(part) - len(part.lstrip("abcdefghijklmnopqrstuvwxyz_"))]
-            if name not in self.names:
-                self.names.append(name)
-            out.append(f"${self.names.index(name) + 1}{part[len(name) :]}")
-        self.sql = "".join(out)
+_CACHE: dict[tuple[str, SlotFilter, bool, bool, bool], str] = {}
 
 
-_CACHE: dict[tuple[str, SlotFilter, bool, bool, bool], tuple[str, list[str]]] = {}
-
-
-def _prepared(dialect: str, query: Query) -> tuple[str, list[str]]:
+def _sql(dialect: str, query: Query) -> str:
     shape = (
         dialect,
         query.status,
@@ -147,20 +132,11 @@ def _prepared(dialect: str, query: Query) -> tuple[str, list[str]]:
         query.start_before is not None,
         query.request.after is not None,
     )
-    cached = _CACHE.get(shape)
-    if cached is None:
+    sql = _CACHE.get(shape)
+    if sql is None:
         words = _POSTGRES if dialect == "postgresql" else _SQLITE
-        sql = _statement(words, query.status, _clauses(*shape[2:]))
-        if dialect == "postgresql":
-            numbered = _Numbered(sql)
-            cached = (numbered.sql, numbered.names)
-        else:
-            names = _Numbered(sql).names
-            for name in names:
-                sql = sql.replace(f"${name}", f":{name}")
-            cached = (sql, names)
-        _CACHE[shape] = cached
-    return cached
+        sql = _CACHE[shape] = _statement(words, query.status, _clauses(*shape[2:]))
+    return sql
 
 
 def _sqlite_value(value: object) -> object:
@@ -175,24 +151,20 @@ async def slot_page(engine: AsyncEngine, provider_id: uuid.UUID, query: Query) -
     """The page as the API's JSON (`{"items": [...], "next_cursor": ...}`), or None when
     the provider does not exist."""
     dialect = engine.dialect.name
-    sql, names = _prepared(dialect, query)
+    sql = _sql(dialect, query)
     values = _named(query, provider_id)
-    async with engine.connect() as connection:
-        if dialect == "postgresql":
-            driver = (await connection.get_raw_connection()).driver_connection
-            assert driver is not None  # an open pooled connection
-            row = await driver.fetchrow(sql, *(values[name] for name in names))
-            known, items, found, last_at, last_id = row
-        else:
+    if dialect == "postgresql":
+        known, items, found, last_at, last_id = await rawsql.fetch_row(engine, sql, values)
+    else:
+        _, names = rawsql.positional(sql)
+        async with engine.connect() as connection:
             result = await connection.execute(
                 text(sql), {name: _sqlite_value(values[name]) for name in names}
             )
             known, items, found, last_at, last_id = result.one()
-            if last_at is not None:
-                last_at = datetime.fromisoformat(last_at).replace(tzinfo=UTC)
+        if last_at is not None:
+            last_at = datetime.fromisoformat(last_at).replace(tzinfo=UTC)
     if not known:
         return None
-    cursor = None
-    if found > query.request.limit:
-        cursor = encode_cursor(Keyset(at=last_at.astimezone(UTC), id=uuid.UUID(last_id)))
-    return f'{{"items":{items},"next_cursor":{json.dumps(cursor)}}}'.encode()
+    more = found > query.request.limit
+    return page_body(items, Keyset(at=last_at, id=uuid.UUID(last_id)) if more else None)

@@ -1,0 +1,40 @@
+"""Statements sent straight to asyncpg, for the hottest reads.
+
+Written with named parameters (`:name`, as SQLAlchemy's `text()` takes them), turned
+once per distinct text into asyncpg's positional `$1, $2...`. The statement runs on
+a pooled connection outside any transaction: one statement is consistent by itself,
+and there is no BEGIN or COMMIT to pay for. asyncpg prepares and caches it.
+"""
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# A name after one colon (a `::` cast, a time like 09:15 or HH24:MI are not parameters).
+_NAME = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@lru_cache(maxsize=512)
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """The text with `$n` placeholders, and the parameter name of each n."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _NAME.sub(number, sql), tuple(names)
+
+
+async def fetch_row(engine: AsyncEngine, sql: str, values: Mapping[str, object]) -> Any:
+    """The statement's first row (an asyncpg Record), or None."""
+    text, names = positional(sql)
+    async with engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None  # an open pooled connection
+        return await driver.fetchrow(text, *(values[name] for name in names))
