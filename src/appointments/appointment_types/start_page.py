@@ -29,18 +29,22 @@ SELECT p.timezone, t.id, t.duration_minutes, t.buffer_before_minutes,
  WHERE p.id = :provider_id
 """
 
-_TIME = "to_char(({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+_ITEMS = rawsql.json_array(
+    rawsql.json_object(
+        [
+            ("slot_id", "anchor_id"),
+            ("start_time", rawsql.utc_text("anchor_start")),
+            ("end_time", rawsql.utc_text("(anchor_start + CAST(:duration AS interval))")),
+        ]
+    ),
+    "n",
+)
 _PAGE = f"""
-WITH found AS ({{search}}),
+WITH found AS (%s),
 numbered AS (
     SELECT anchor_id, anchor_start, row_number() OVER (ORDER BY anchor_start) AS n FROM found
 )
-SELECT (SELECT coalesce(json_agg(json_build_object(
-            'slot_id', anchor_id,
-            'start_time', {_TIME.format("anchor_start")},
-            'end_time', {_TIME.format("anchor_start + CAST(:duration AS interval)")})
-            ORDER BY n), '[]')::text
-          FROM numbered WHERE n <= :page_size) AS items,
+SELECT (SELECT {_ITEMS} FROM numbered WHERE n <= :page_size) AS items,
        (SELECT count(*) FROM numbered) AS found,
        (SELECT anchor_start FROM numbered WHERE n = :page_size) AS last_at,
        (SELECT anchor_id::text FROM numbered WHERE n = :page_size) AS last_id
@@ -96,7 +100,7 @@ async def page_json(
         limit=request.limit + 1,
         cursor=request.after,
     )
-    sql = _PAGE.format(search=statement.element.text)
+    sql = _PAGE % statement.element.text
     values |= {"duration": rules.duration, "page_size": request.limit}
     items, found, last_at, last_id = await rawsql.fetch_row(engine, sql, values)
     more = found > request.limit

@@ -20,31 +20,36 @@ from appointments import rawsql
 from appointments.availability.schemas import SlotFilter
 from appointments.pagination import Keyset, PageRequest, page_body
 
-# Per dialect: how to write a slot as the API shows it. Times are on the slot grid,
-# whole seconds, so the text form is what pydantic writes ("...T09:15:00Z").
-_POSTGRES = {
-    "id": "id",
-    "provider_id": "provider_id",
-    "time": "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-    "object": "json_build_object",
-    "items": "(SELECT coalesce(json_agg({object} ORDER BY n), '[]')::text "
-    "FROM page WHERE n <= :limit)",
-    "last_id": "id::text",
-}
+_POSTGRES_ITEMS = rawsql.json_array(
+    rawsql.json_object(
+        [
+            ("id", "id"),
+            ("provider_id", "provider_id"),
+            ("start_time", rawsql.utc_text("start_time")),
+            ("end_time", rawsql.utc_text("end_time")),
+            ("status", "shown"),
+        ]
+    ),
+    "n",
+)
 # SQLite stores ids as 32 hex digits and times as naive UTC text (see db.UTCDateTime);
 # its aggregate keeps the order of the subquery it reads.
 _SQLITE_ID = (
     "substr({0},1,8)||'-'||substr({0},9,4)||'-'||substr({0},13,4)||'-'||"
     "substr({0},17,4)||'-'||substr({0},21)"
 )
-_SQLITE = {
-    "id": _SQLITE_ID.format("id"),
-    "provider_id": _SQLITE_ID.format("provider_id"),
-    "time": "strftime('%Y-%m-%dT%H:%M:%SZ', {})",
-    "object": "json_object",
-    "items": "(SELECT coalesce(json_group_array(json(item)), '[]') FROM "
-    "(SELECT {object} AS item FROM page WHERE n <= :limit ORDER BY n))",
-    "last_id": "id",
+_SQLITE_TIME = "strftime('%Y-%m-%dT%H:%M:%SZ', {})"
+_SQLITE_ITEMS = (
+    "coalesce(json_group_array(json(item)), '[]') FROM (SELECT json_object("
+    f"'id', {_SQLITE_ID.format('id')}, 'provider_id', {_SQLITE_ID.format('provider_id')}, "
+    f"'start_time', {_SQLITE_TIME.format('start_time')}, "
+    f"'end_time', {_SQLITE_TIME.format('end_time')}, 'status', shown) AS item "
+    "FROM page WHERE n <= :limit ORDER BY n)"
+)
+# Per dialect: the page's items as JSON text, and the last item's id as text.
+_DIALECTS = {
+    "postgresql": (f"{_POSTGRES_ITEMS} FROM page WHERE n <= :limit", "id::text"),
+    "sqlite": (_SQLITE_ITEMS, "id"),
 }
 
 _FILTERS = {
@@ -56,15 +61,9 @@ _FILTERS = {
 }
 
 
-def _statement(dialect: dict[str, str], status: SlotFilter, clauses: list[str]) -> str:
-    time = dialect["time"]
-    item = (
-        f"{dialect['object']}('id', {dialect['id']}, 'provider_id', {dialect['provider_id']}, "
-        f"'start_time', {time.format('start_time')}, 'end_time', {time.format('end_time')}, "
-        "'status', shown)"
-    )
+def _statement(dialect: str, status: SlotFilter, clauses: list[str]) -> str:
     where = " AND ".join(["provider_id = :provider", _FILTERS[status], *clauses])
-    items, last_id = dialect["items"].format(object=item), dialect["last_id"]
+    items, last_id = _DIALECTS[dialect]
     return f"""
 WITH page AS (
     SELECT id, provider_id, start_time, end_time,
@@ -77,7 +76,7 @@ WITH page AS (
      LIMIT :rows
 )
 SELECT EXISTS (SELECT 1 FROM providers WHERE id = :provider) AS known,
-       {items} AS items,
+       (SELECT {items}) AS items,
        (SELECT count(*) FROM page) AS found,
        (SELECT start_time FROM page WHERE n = :limit) AS last_at,
        (SELECT {last_id} FROM page WHERE n = :limit) AS last_id
@@ -134,8 +133,7 @@ def _sql(dialect: str, query: Query) -> str:
     )
     sql = _CACHE.get(shape)
     if sql is None:
-        words = _POSTGRES if dialect == "postgresql" else _SQLITE
-        sql = _CACHE[shape] = _statement(words, query.status, _clauses(*shape[2:]))
+        sql = _CACHE[shape] = _statement(dialect, query.status, _clauses(*shape[2:]))
     return sql
 
 
