@@ -130,6 +130,11 @@ async def run(pg: PostgresServer, svc: Service, count: int) -> dict[str, Any]:
         return paths
 
     figures: dict[str, Any] = {}
+    # The floor: what a request costs that touches neither the database nor a token
+    # (uvicorn, FastAPI's routing and our middleware).
+    health = [Request("GET", "/healthz", None, {}) for _ in range(count)]
+    await loadgen.run("127.0.0.1", svc.port, health[:200], concurrency=CONNECTIONS)
+    figures["floor"] = await measure("floor", pg, svc, health, 200)
     listing = page_paths(f"/providers/{provider}/availability")
     await loadgen.run("127.0.0.1", svc.port, listing[:200], concurrency=CONNECTIONS)  # warm-up
     figures["listing"] = await measure("listing", pg, svc, listing, 200)
