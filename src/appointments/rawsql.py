@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 # A name after one colon (a `::` cast, a time like 09:15 or HH24:MI are not parameters).
 _NAME = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -29,6 +29,16 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
         return f"${names.index(name) + 1}"
 
     return _NAME.sub(number, sql), tuple(names)
+
+
+async def fetch_row_in(session: AsyncSession, sql: str, values: Mapping[str, object]) -> Any:
+    """The statement's first row, on the session's connection: inside its transaction
+    if one has begun there, else on its own (one round trip, its own transaction)."""
+    text, names = positional(sql)
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    return await driver.fetchrow(text, *(values[name] for name in names))
 
 
 async def fetch_row(engine: AsyncEngine, sql: str, values: Mapping[str, object]) -> Any:

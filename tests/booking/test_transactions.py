@@ -39,12 +39,46 @@ def test_reserve_failing_after_the_claim_persists_nothing(
         raise InjectedFault
 
     monkeypatch.setattr(module, name, claim_then_fail)
-    response = api.reserve(bob["id"], slot["id"])
+    # With an Idempotency-Key the reserve runs in a transaction on both databases (the
+    # key is stored with the answer); without one, SQLite still does.
+    key = {"Idempotency-Key": "k-1"} if api.dialect == "postgresql" else {}
+    response = api.client.post(
+        f"/clients/{bob['id']}/reserve", json={"slot_id": slot["id"]}, headers=key
+    )
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "InjectedFault" not in response.text
     assert api.sql("SELECT status, hold_expires_at FROM slots") == [("available", None)]
     assert api.sql("SELECT count(*) FROM reservations")[0][0] == 0
+    assert api.sql("SELECT count(*) FROM events")[0][0] == 0
+
+    monkeypatch.undo()
+    assert api.reserve(bob["id"], slot["id"]).status_code == 201
+
+
+def test_a_reserve_sent_alone_failing_midway_persists_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL without a key: the reserve is one statement, its own transaction. A
+    failure after its writing parts ran (the claim, the insert, the link and the
+    events) must undo them all."""
+    if api.dialect != "postgresql":
+        pytest.skip("SQLite reserves step by step inside a transaction (test above)")
+    provider = api.provider()
+    bob = api.customer()
+    slot = api.slot(provider["id"], DAY)
+    failing = one_statement.RESERVE_SQL.replace(
+        "AS client_known", "AS client_known, (SELECT count(*) / 0 FROM linked) AS boom"
+    )
+    assert failing != one_statement.RESERVE_SQL
+    monkeypatch.setattr(one_statement, "RESERVE_SQL", failing)
+    response = api.reserve(bob["id"], slot["id"])
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert api.sql("SELECT status, hold_expires_at FROM slots") == [("available", None)]
+    assert api.sql("SELECT count(*) FROM reservations")[0][0] == 0
+    assert api.sql("SELECT count(*) FROM reservation_slots")[0][0] == 0
+    assert api.sql("SELECT count(*) FROM events")[0][0] == 0
 
     monkeypatch.undo()
     assert api.reserve(bob["id"], slot["id"]).status_code == 201

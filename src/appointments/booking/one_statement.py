@@ -1,4 +1,5 @@
-"""Reserve on PostgreSQL in one round trip: expire, claim, count and insert as one statement.
+"""Reserve on PostgreSQL in one round trip: lock the client, expire, claim, count and
+insert as one statement.
 
 The portable path in `service.reserve_slot` sends five statements; under load each
 round trip costs more Python time than PostgreSQL spends on the work. Here the
@@ -7,18 +8,26 @@ dependencies: the slot's claim waits for the stale hold's expiry (an InitPlan
 over `stale`) and the INSERT reads the claim's RETURNING. The link row (the slot
 this reservation occupies) is inserted from the INSERT's RETURNING, after the stale
 hold's links are deleted (again forced by the claim's InitPlan). The outbox events
-(the stale hold expired, the new one held) are inserted from the same RETURNINGs. The client row is
-already locked by the caller, so the statement's snapshot, taken after that
-lock, sees every committed hold of the client: the hold count is exact.
+(the stale hold expired, the new one held) are inserted from the same RETURNINGs.
+
+The client's row is locked first (`locked`; both writing CTEs wait for it through
+their InitPlans, so no row is locked before it, the order every reserve keeps). The
+statement's own snapshot predates that lock, so the hold count comes from
+`live_holds()`, a VOLATILE function (migration 0005) whose query takes a fresh
+snapshot after the lock: it sees every hold a rival committed meanwhile, and the
+count is exact. So the statement needs no transaction around it: without an
+Idempotency-Key it is sent alone, one round trip (`alone=True`).
 """
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments import rawsql
 from appointments.availability.models import Slot
 from appointments.availability.repository import ClaimedSlot
 from appointments.db import UTCDateTime
@@ -27,10 +36,13 @@ from appointments.notifications.models import EventType
 from appointments.notifications.outbox import insert_from_sql
 
 RESERVE_SQL = f"""
-WITH stale AS (
+WITH locked AS (
+    SELECT id FROM clients WHERE id = :client_id FOR NO KEY UPDATE
+), stale AS (
     UPDATE reservations SET status = 'expired'
      WHERE id = (SELECT reservation_id FROM reservation_slots WHERE slot_id = :slot_id)
        AND status = 'held' AND expires_at <= :now
+       AND EXISTS (SELECT 1 FROM locked)
     RETURNING *
 ), stale_recorded AS (
     {insert_from_sql("stale", EventType.EXPIRED)}
@@ -39,8 +51,7 @@ WITH stale AS (
     DELETE FROM reservation_slots WHERE reservation_id IN (SELECT id FROM stale)
     RETURNING 1
 ), holds AS (
-    SELECT count(*) AS n FROM reservations
-     WHERE client_id = :client_id AND status = 'held' AND expires_at > :now
+    SELECT live_holds(:client_id, :now) AS n FROM locked
 ), claimed AS (
     UPDATE slots SET status = 'reserved', hold_expires_at = :expires_at
      WHERE id = :slot_id AND start_time > :bookable_after
@@ -69,7 +80,8 @@ SELECT inserted.provider_id, inserted.start_time, inserted.end_time,
        coalesce(slot.status = 'available'
                 OR (slot.status = 'reserved' AND slot.hold_expires_at <= :now), false)
            AS slot_free,
-       (SELECT n FROM holds) AS holds
+       coalesce((SELECT n FROM holds), 0) AS holds,
+       EXISTS (SELECT 1 FROM locked) AS client_known
   FROM (SELECT 1) AS one
   LEFT JOIN inserted ON true
   LEFT JOIN slots AS slot ON slot.id = :slot_id AND slot.status <> 'removed'
@@ -92,6 +104,7 @@ class Outcome:
     slot_start: datetime | None
     slot_free: bool
     holds: int
+    client_known: bool
 
 
 async def reserve(
@@ -104,23 +117,38 @@ async def reserve(
     expires_at: datetime,
     bookable_after: datetime,
     max_holds: int,
+    alone: bool = False,
 ) -> Outcome:
-    row = (
-        await session.execute(
-            _RESERVE,
-            {
-                "id": reservation_id,
-                "slot_id": slot_id,
-                "client_id": client_id,
-                "now": now,
-                "expires_at": expires_at,
-                "bookable_after": bookable_after,
-                "max_holds": max_holds,
-            },
-        )
-    ).one()
+    """Run the statement in the session's transaction, or (`alone`) straight on its
+    connection before any transaction began: its own implicit one."""
+    values = {
+        "id": reservation_id,
+        "slot_id": slot_id,
+        "client_id": client_id,
+        "now": now,
+        "expires_at": expires_at,
+        "bookable_after": bookable_after,
+        "max_holds": max_holds,
+    }
+    if alone:
+        try:
+            row = await rawsql.fetch_row_in(session, RESERVE_SQL, values)
+        except asyncpg.UniqueViolationError as exc:
+            raise OneLivePerSlot(exc.constraint_name or "") from exc
+    else:
+        row = (await session.execute(_RESERVE, values)).one()._mapping
     claimed = None
     wakeup.mark(session)  # a stale hold's expiry may have been recorded even on refusal
-    if row.provider_id is not None:
-        claimed = ClaimedSlot(row.provider_id, row.start_time, row.end_time)
-    return Outcome(claimed, row.slot_start, bool(row.slot_free), int(row.holds))
+    if row["provider_id"] is not None:
+        claimed = ClaimedSlot(row["provider_id"], row["start_time"], row["end_time"])
+    return Outcome(
+        claimed, row["slot_start"], bool(row["slot_free"]), int(row["holds"]), row["client_known"]
+    )
+
+
+class OneLivePerSlot(Exception):
+    """A unique index refused the insert (sent alone, asyncpg's error is not SQLAlchemy's)."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint

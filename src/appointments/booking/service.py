@@ -51,6 +51,10 @@ def _slot_taken_meanwhile(detail: str) -> Iterator[None]:
         if any(name in str(exc.orig) for name in _ONE_LIVE_PER_SLOT):
             raise SlotUnavailable(detail) from exc
         raise
+    except one_statement.OneLivePerSlot as exc:
+        if exc.constraint in _ONE_LIVE_PER_SLOT:
+            raise SlotUnavailable(detail) from exc
+        raise
 
 
 async def reserve_slot(
@@ -94,14 +98,42 @@ async def reserve_slot(
     return reservation
 
 
+async def reserve_alone(
+    session: AsyncSession, settings: Settings, client_id: str, slot_id: str, now: datetime
+) -> Reservation:
+    """PostgreSQL, a plain reserve with no Idempotency-Key: the client's lock, the
+    checks, the claim and the insert as one statement sent alone, so the whole
+    reserve is one round trip and one implicit transaction. The session must not
+    have begun a transaction (nothing else to commit with it)."""
+    client_uuid = parse_id(client_id, "client")
+    slot_uuid = parse_id(slot_id, "slot")
+    notice = timedelta(seconds=settings.min_notice_seconds)
+    reservation = Reservation(
+        id=uuid.uuid4(),
+        slot_id=slot_uuid,
+        client_id=client_uuid,
+        status=ReservationStatus.HELD,
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.hold_seconds),
+    )
+    with _slot_taken_meanwhile("the slot was taken at the same moment"):
+        await _reserve_in_one_statement(
+            session, settings, reservation, now + notice, notice, alone=True, client=client_id
+        )
+    return reservation
+
+
 async def _reserve_in_one_statement(
     session: AsyncSession,
     settings: Settings,
     reservation: Reservation,
     bookable_after: datetime,
     notice: timedelta,
+    *,
+    alone: bool = False,
+    client: str = "",
 ) -> None:
-    """PostgreSQL: expire, claim, count and insert in one round trip."""
+    """PostgreSQL: lock the client, expire, claim, count and insert in one round trip."""
     outcome = await one_statement.reserve(
         session,
         reservation_id=reservation.id,
@@ -111,7 +143,10 @@ async def _reserve_in_one_statement(
         expires_at=reservation.expires_at,
         bookable_after=bookable_after,
         max_holds=settings.max_holds_per_client,
+        alone=alone,
     )
+    if not outcome.client_known:
+        raise NotFound(f"client {client!r} does not exist")
     if outcome.claimed is not None:
         _take_times(reservation, outcome.claimed)
         return
