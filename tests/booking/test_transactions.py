@@ -96,9 +96,41 @@ def test_confirm_failing_before_the_slot_update_persists_nothing(
         raise InjectedFault
 
     monkeypatch.setattr(slots, "mark_confirmed", fail)
+    # In a transaction: with an Idempotency-Key on PostgreSQL, always on SQLite.
+    response = api.client.post(
+        f"/clients/{bob['id']}/confirm",
+        json={"reservation_id": reservation["id"]},
+        headers={"Idempotency-Key": "k-2"},
+    )
+    assert response.status_code == 500
+    assert api.sql("SELECT status FROM reservations") == [("held",)]
+    assert api.sql("SELECT status FROM slots") == [("reserved",)]
+
+
+def test_a_confirm_sent_alone_failing_midway_persists_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if api.dialect != "postgresql":
+        pytest.skip("SQLite confirms inside a transaction (test above)")
+    provider = api.provider()
+    bob = api.customer()
+    slot = api.slot(provider["id"], DAY)
+    reservation = api.reserve(bob["id"], slot["id"]).json()
+    events = api.sql("SELECT count(*) FROM events")[0][0]
+    failing = one_statement.CONFIRM_SQL.replace(
+        "AS changed,", "AS changed, (SELECT count(*) / 0 FROM marked) AS boom,"
+    )
+    assert failing != one_statement.CONFIRM_SQL
+    monkeypatch.setattr(one_statement, "CONFIRM_SQL", failing)
     assert api.confirm(bob["id"], reservation["id"]).status_code == 500
     assert api.sql("SELECT status FROM reservations") == [("held",)]
     assert api.sql("SELECT status FROM slots") == [("reserved",)]
+    assert api.sql("SELECT count(*) FROM events")[0][0] == events
+
+    monkeypatch.undo()
+    assert api.confirm(bob["id"], reservation["id"]).status_code == 200
+    assert api.sql("SELECT status FROM slots") == [("confirmed",)]
+    assert api.sql("SELECT count(*) FROM events")[0][0] == events + 1
 
 
 def test_failing_slot_insert_midway_leaves_no_slots(

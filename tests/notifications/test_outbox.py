@@ -129,7 +129,13 @@ def test_a_change_that_rolls_back_writes_no_event(
         raise InjectedFault
 
     monkeypatch.setattr(slots, "mark_confirmed", fail_after)
-    response = api.confirm(bob["id"], held["id"])
+    # With a key the confirm runs in a transaction on both databases (without one,
+    # PostgreSQL confirms in one statement: tests/booking/test_transactions.py).
+    response = api.client.post(
+        f"/clients/{bob['id']}/confirm",
+        json={"reservation_id": held["id"]},
+        headers={"Idempotency-Key": "rolled-back"},
+    )
     assert response.status_code == 500
     assert events(api) == [("reservation.held", "held")]
     assert api.deliver().dispatched == 1  # only the hold's event is ever dispatched

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments import rawsql
 from appointments.availability.models import Slot
 from appointments.availability.repository import ClaimedSlot
+from appointments.booking.models import Reservation
 from appointments.db import UTCDateTime
 from appointments.notifications import wakeup
 from appointments.notifications.models import EventType
@@ -152,3 +153,62 @@ class OneLivePerSlot(Exception):
     def __init__(self, constraint: str) -> None:
         super().__init__(constraint)
         self.constraint = constraint
+
+
+CONFIRM_SQL = f"""
+WITH client AS (
+    SELECT id FROM clients WHERE id = :client_id
+), confirmed AS (
+    UPDATE reservations SET status = 'confirmed', confirmed_at = :now
+     WHERE id = :reservation_id AND client_id = :client_id
+       AND status = 'held' AND expires_at > :now
+    RETURNING *
+), marked AS (
+    UPDATE slots SET status = 'confirmed', hold_expires_at = NULL
+     WHERE id IN (SELECT slot_id FROM reservation_slots
+                   WHERE reservation_id IN (SELECT id FROM confirmed))
+    RETURNING 1
+), recorded AS (
+    {insert_from_sql("confirmed", EventType.CONFIRMED)}
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM client) AS client_known,
+       EXISTS (SELECT 1 FROM confirmed) AS changed,
+       r.*
+  FROM (SELECT 1) AS one
+  LEFT JOIN (
+      SELECT * FROM confirmed
+      UNION ALL
+      SELECT * FROM reservations
+       WHERE id = :reservation_id AND client_id = :client_id
+         AND NOT EXISTS (SELECT 1 FROM confirmed)
+  ) AS r ON true
+"""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the confirm statement found: the client, and the reservation as it stands
+    (confirmed by this statement when `changed`), or None when the client has none such."""
+
+    client_known: bool
+    changed: bool
+    reservation: Reservation | None
+
+
+_RESERVATION_COLUMNS = tuple(Reservation.__table__.columns.keys())
+
+
+async def confirm(
+    session: AsyncSession, *, reservation_id: uuid.UUID, client_id: uuid.UUID, now: datetime
+) -> Confirmation:
+    """PostgreSQL: confirm a live hold, confirm its slots and record the event, in one
+    statement sent alone (one round trip, its own transaction)."""
+    values = {"reservation_id": reservation_id, "client_id": client_id, "now": now}
+    row = await rawsql.fetch_row_in(session, CONFIRM_SQL, values)
+    reservation = None
+    if row["id"] is not None:
+        reservation = Reservation(**{name: row[name] for name in _RESERVATION_COLUMNS})
+    if row["changed"]:
+        wakeup.mark(session)
+    return Confirmation(row["client_known"], row["changed"], reservation)

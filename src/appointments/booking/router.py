@@ -1,11 +1,13 @@
 """Booking over HTTP: reserve, confirm, cancel, and the lists of reservations."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.auth.policy import CurrentUser
 from appointments.auth.tokens import Role
@@ -37,6 +39,31 @@ REPLAY_NOTE = (
 )
 
 
+def _sent_alone(session: AsyncSession, idempotency_key: str | None) -> bool:
+    """Whether a write can be one statement sent alone (PostgreSQL, no key to store)."""
+    return idempotency_key is None and session.get_bind().dialect.name == "postgresql"
+
+
+async def _without_key(
+    session: AsyncSession,
+    outcome: str,
+    operation: str,
+    now: datetime,
+    action: Callable[[], Awaitable[tuple[int, ReservationOut]]],
+) -> Response:
+    # run_once with no key only runs the action and counts it; nothing is stored.
+    return await run_once(
+        session,
+        key=None,
+        outcome=outcome,
+        scope_id=uuid.UUID(int=0),
+        operation=operation,
+        request={},
+        now=now,
+        action=action,
+    )
+
+
 @client_router.post(
     "/reserve",
     status_code=201,
@@ -57,11 +84,7 @@ async def reserve(
 ) -> Response:
     """Hold a slot for this client."""
     now = clock.now()
-    if (
-        idempotency_key is None
-        and data.appointment_type_id is None
-        and session.get_bind().dialect.name == "postgresql"
-    ):
+    if _sent_alone(session, idempotency_key) and data.appointment_type_id is None:
         # One statement, one round trip: it locks the client itself.
         async def alone() -> tuple[int, ReservationOut]:
             reservation = await service.reserve_alone(
@@ -69,16 +92,7 @@ async def reserve(
             )
             return 201, ReservationOut.at(reservation, now)
 
-        return await run_once(
-            session,
-            key=None,
-            outcome="held",
-            scope_id=uuid.UUID(int=0),  # no key: nothing is stored under it
-            operation="reserve",
-            request={},
-            now=now,
-            action=alone,
-        )
+        return await _without_key(session, "held", "reserve", now, alone)
     # Locked first: a client's reserves run one at a time (hold limit, idempotency key).
     client = await clients.lock_client(session, client_id)
 
@@ -115,8 +129,17 @@ async def confirm(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Confirm a hold."""
-    client = await clients.get_client(session, client_id)
     now = clock.now()
+    if _sent_alone(session, idempotency_key):
+        # One statement, one round trip.
+        async def alone() -> tuple[int, ReservationOut]:
+            reservation = await service.confirm_alone(
+                session, client_id, str(data.reservation_id), now
+            )
+            return 200, ReservationOut.at(reservation, now)
+
+        return await _without_key(session, "confirmed", "confirm", now, alone)
+    client = await clients.get_client(session, client_id)
 
     async def act() -> tuple[int, ReservationOut]:
         reservation = await service.confirm_hold(session, client_id, data.reservation_id, now)

@@ -345,6 +345,11 @@ async def confirm_hold(
         return confirmed
 
     reservation = await repository.get_of_client(session, reservation_uuid, client.id)
+    return _unconfirmed(reservation, reservation_id)
+
+
+def _unconfirmed(reservation: Reservation | None, reservation_id: str) -> Reservation:
+    """Why a confirm changed nothing, for the reservation as it stands."""
     if reservation is None:
         # Another client's reservation is reported exactly like a missing one.
         raise NotFound(f"reservation {reservation_id!r} does not exist")
@@ -353,6 +358,24 @@ async def confirm_hold(
     if reservation.status in (ReservationStatus.HELD, ReservationStatus.EXPIRED):
         raise ReservationExpired("the hold ran out; reserve the slot again")
     raise ReservationNotHeld(f"the reservation is {reservation.status}, not held")
+
+
+async def confirm_alone(
+    session: AsyncSession, client_id: str, reservation_id: str, now: datetime
+) -> Reservation:
+    """PostgreSQL, with no Idempotency-Key: `confirm_hold` as one statement sent alone."""
+    client_uuid = parse_id(client_id, "client")
+    outcome = await one_statement.confirm(
+        session,
+        reservation_id=parse_id(reservation_id, "reservation"),
+        client_id=client_uuid,
+        now=now,
+    )
+    if not outcome.client_known:
+        raise NotFound(f"client {client_id!r} does not exist")
+    if outcome.changed and outcome.reservation is not None:
+        return outcome.reservation
+    return _unconfirmed(outcome.reservation, reservation_id)
 
 
 async def cancel_reservation(
