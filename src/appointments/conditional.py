@@ -8,18 +8,29 @@ that slot as available again, so its bytes differ). The query still runs; what a
 """
 
 from hashlib import blake2b
+from typing import Annotated
 
-from fastapi import Request, Response
+from fastapi import Header, Response
 
 # Answers depend on who asks (status filters, tokens): shared caches must not keep
 # them, and every reuse must be revalidated.
 CACHE_CONTROL = "private, no-cache"
 
-NOT_MODIFIED: dict[int | str, dict[str, object]] = {
+_HEADERS = {
+    "ETag": {
+        "description": "Tag of this page (a hash of its bytes); send it in `If-None-Match`.",
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {"description": "`private, no-cache`", "schema": {"type": "string"}},
+}
+# The responses a conditional listing adds to its route's OpenAPI entry.
+CONDITIONAL: dict[int | str, dict[str, object]] = {
+    200: {"headers": _HEADERS},
     304: {
         "description": "Not Modified: the page is unchanged since the `ETag` sent in "
-        "`If-None-Match`."
-    }
+        "`If-None-Match`.",
+        "headers": _HEADERS,
+    },
 }
 
 
@@ -36,11 +47,16 @@ def _matches(header: str, tag: str) -> bool:
     return False
 
 
-def json_page(request: Request, body: bytes) -> Response:
+IfNoneMatch = Annotated[
+    str | None,
+    Header(description="An `ETag` of this listing seen before: 304 while the page is unchanged."),
+]
+
+
+def json_page(if_none_match: str | None, body: bytes) -> Response:
     """200 with the body and its tag, or 304 when the caller already has it."""
     tag = entity_tag(body)
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
-    given = request.headers.get("if-none-match")
-    if given is not None and _matches(given, tag):
+    if if_none_match is not None and _matches(if_none_match, tag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)

@@ -13,7 +13,7 @@ from appointments.appointment_types.schemas import (
     StartTimeOut,
 )
 from appointments.appointment_types.start_times import StartTime
-from appointments.conditional import NOT_MODIFIED, json_page
+from appointments.conditional import CONDITIONAL, IfNoneMatch, json_page
 from appointments.db import transaction
 from appointments.deps import ClockDep, EngineDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
@@ -98,7 +98,7 @@ async def delete_appointment_type(
 @router.get(
     "/{type_id}/availability",
     response_model=Page[StartTimeOut],
-    responses={**problem_responses(404, 422), **NOT_MODIFIED},
+    responses={**problem_responses(404, 422), **CONDITIONAL},
 )
 async def list_start_times(
     request: Request,
@@ -114,6 +114,7 @@ async def list_start_times(
     start_before: Annotated[
         AwareQueryTime | None, Query(alias="to", description="Start times before.")
     ] = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """List the bookable start times of an appointment type, in start order.
 
@@ -134,7 +135,7 @@ async def list_start_times(
             now=now,
             request=paging,
         )
-        return json_page(request, body)
+        return json_page(if_none_match, body)
     async with transaction(request.app.state.sessionmaker, writes=False) as session:
         rules, rows = await service.bookable_start_times(
             session,
@@ -160,4 +161,4 @@ async def list_start_times(
         ],
         "next_cursor": cursor,
     }
-    return json_page(request, to_json(page))
+    return json_page(if_none_match, to_json(page))

@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from appointments.availability import listing, service
 from appointments.availability.created_json import weekly_json, window_json
@@ -18,7 +18,7 @@ from appointments.availability.schemas import (
     conflict_of,
 )
 from appointments.availability.service import AvailabilityChange, OnConflict
-from appointments.conditional import NOT_MODIFIED, json_page
+from appointments.conditional import CONDITIONAL, IfNoneMatch, json_page
 from appointments.deps import ClockDep, EngineDep, SessionDep, SettingsDep
 from appointments.errors import NotFound, ValidationFailed, problem_responses
 from appointments.ids import parse_id
@@ -48,10 +48,9 @@ async def publish_availability(
 @router.get(
     "",
     response_model=Page[SlotOut],
-    responses={**problem_responses(404, 422), **NOT_MODIFIED},
+    responses={**problem_responses(404, 422), **CONDITIONAL},
 )
 async def list_availability(
-    request: Request,
     provider_id: str,
     engine: EngineDep,
     clock: ClockDep,
@@ -69,6 +68,7 @@ async def list_availability(
             description="`available` (default) lists bookable slots only; `all` lists every slot."
         ),
     ] = SlotFilter.AVAILABLE,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """List a provider's slots by start time; by default only the bookable ones.
 
@@ -86,7 +86,7 @@ async def list_availability(
     body = await listing.slot_page(engine, parse_id(provider_id, "provider"), query)
     if body is None:
         raise NotFound(f"provider {provider_id!r} does not exist")
-    return json_page(request, body)
+    return json_page(if_none_match, body)
 
 
 RangeFrom = Annotated[
