@@ -17,15 +17,23 @@ import contextlib
 import json
 import os
 import random
+import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
-from bench import loadgen, profile, seed
+from appointments.appointment_types import start_page, start_times
+from appointments.appointment_types.rules import BookingRules
+from appointments.availability import listing as slot_listing
+from appointments.availability.schemas import SlotFilter
+from appointments.booking import one_statement
+from appointments.pagination import PageRequest
+from appointments.settings import Settings
+from bench import loadgen, pgbench, profile, seed
 from bench.harness import Service, admin_token, asyncpg_dsn, postgres, service
 from bench.loadgen import Request
 from tests.postgres_server import PostgresServer
@@ -110,16 +118,59 @@ async def measure(
     return row
 
 
+def beside(pg: PostgresServer, name: str, text: str, count: int, row: dict[str, Any]) -> None:
+    """The same SQL through pgbench: PostgreSQL's own rate and CPU for this work."""
+    alone = pgbench.run(pg, text, count, lambda: tree_cpu_ms(postmaster_pid(pg)))
+    row["pgbench_tps"] = round(alone.tps)
+    row["pgbench_postgres_cpu_ms"] = round(alone.postgres_cpu_ms, 3)
+    row["service_share_of_pgbench"] = round(row["req_per_s"] / alone.tps, 2)
+    print(
+        f"{'':<12} pgbench, same SQL: {alone.tps:.0f} tps, PostgreSQL "
+        f"{alone.postgres_cpu_ms:.2f} ms per transaction; the service reaches "
+        f"{row['service_share_of_pgbench']:.2f} of it",
+        flush=True,
+    )
+
+
+def _from_offset(base: datetime) -> str:
+    """pgbench: a random page start among the first 10,000 slots, as the HTTP load."""
+    return f"({pgbench.literal(base)} + CAST(:k AS float8) * interval '15 minutes')"
+
+
+async def _pairs(pg: PostgresServer, table: str, rows: list[tuple[str, str]]) -> None:
+    """A numbered table of (client, other id) for pgbench to walk with a sequence."""
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    await db.execute(f"CREATE TABLE {table} (n bigint PRIMARY KEY, client_id uuid, other uuid)")
+    await db.executemany(
+        f"INSERT INTO {table} VALUES ($1, $2, $3)",
+        [(i + 1, client, other) for i, (client, other) in enumerate(rows)],
+    )
+    await db.execute(f"CREATE SEQUENCE {table}_seq")
+    await db.execute(f"VACUUM ANALYZE {table}")
+    await db.close()
+
+
+def _walk(table: str) -> str:
+    return (
+        f"SELECT nextval('{table}_seq') AS n \\gset\n"
+        f"SELECT client_id, other FROM {table} WHERE n = :n \\gset\n"
+    )
+
+
 async def run(pg: PostgresServer, svc: Service, count: int) -> dict[str, Any]:
     token = admin_token()
     headers = {"Authorization": f"Bearer {token}"}
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
     (provider,) = await seed.providers(db, 1, "cpu")
     slots = await seed.slots(db, provider, 20_000)
-    people = await seed.clients(db, count, "cpu")
+    # pgbench's own reserves take these, its confirms confirm them.
+    pg_slots = await seed.slots(db, provider, count, offset=20_000)
+    people = await seed.clients(db, 2 * count, "cpu")
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
     await db.execute("VACUUM ANALYZE")
     await db.close()
+    now = datetime.now(UTC)
+    provider_id = uuid.UUID(provider)
 
     def page_paths(prefix: str) -> list[Request]:
         paths = []
@@ -138,6 +189,19 @@ async def run(pg: PostgresServer, svc: Service, count: int) -> dict[str, Any]:
     listing = page_paths(f"/providers/{provider}/availability")
     await loadgen.run("127.0.0.1", svc.port, listing[:200], concurrency=CONNECTIONS)  # warm-up
     figures["listing"] = await measure("listing", pg, svc, listing, 200)
+    query = slot_listing.Query(
+        status=SlotFilter.AVAILABLE,
+        start_from=base,
+        start_before=None,
+        bookable_after=now + timedelta(days=1),
+        now=now,
+        request=PageRequest(limit=100, after=None),
+    )
+    sql, values = slot_listing.statement("postgresql", provider_id, query)
+    text = "\\set k random(0, 9999)\n" + pgbench.script(
+        sql, values, {"start_from": _from_offset(base)}
+    )
+    beside(pg, "listing", text, count, figures["listing"])
 
     document = httpx.get(f"{svc.base}/openapi.json").json()
     if "/providers/{provider_id}/appointment-types" in document["paths"]:
@@ -149,6 +213,26 @@ async def run(pg: PostgresServer, svc: Service, count: int) -> dict[str, Any]:
         starts = page_paths(f"/providers/{provider}/appointment-types/{kind['id']}/availability")
         await loadgen.run("127.0.0.1", svc.port, starts[:200], concurrency=CONNECTIONS)
         figures["start_times"] = await measure("start times", pg, svc, starts, 200)
+        rules = BookingRules.of(
+            start_page.Terms(uuid.UUID(kind["id"]), 45, 0, 15, None, None, None, 0),
+            Settings(),
+        )
+        search = start_times.Search(
+            start_from=base, after=rules.bookable_after(now), latest=None, zone="UTC"
+        )
+        request = PageRequest(limit=100, after=None)
+        sql, values = start_page.statement(provider_id, rules, search, now, request)
+        terms = pgbench.script(
+            start_page._TERMS, {"provider_id": provider_id, "type_id": uuid.UUID(kind["id"])}, {}
+        )
+        text = (
+            "\\set k random(0, 9999)\n"
+            + terms
+            + pgbench.script(
+                sql, values, {"start_from": _from_offset(base), "scan_from": _from_offset(base)}
+            )
+        )
+        beside(pg, "start times", text, count, figures["start_times"])
 
     # Reserve the last `count` slots (the listings above read the first 10,000).
     reserves = [
@@ -164,11 +248,41 @@ async def run(pg: PostgresServer, svc: Service, count: int) -> dict[str, Any]:
         201,
         lambda result: held.extend(json.loads(body)["id"] for body in result.bodies),
     )
+    # pgbench: the reserve statement alone (what the service sends without a key), on
+    # other slots and clients; two small lookups per transaction pick the pair.
+    await _pairs(pg, "reserve_pairs", list(zip(people[count:], pg_slots, strict=True)))
+    reserve_values = {
+        "now": now,
+        "expires_at": now + timedelta(minutes=30),
+        "bookable_after": now + timedelta(days=1),
+        "max_holds": 3,
+    }
+    text = _walk("reserve_pairs") + pgbench.script(
+        one_statement.RESERVE_SQL,
+        reserve_values,
+        {"id": "gen_random_uuid()", "client_id": ":client_id", "slot_id": ":other"},
+    )
+    beside(pg, "reserve", text, count, figures["reserve"])
+
     confirms = [
         Request("POST", f"/clients/{people[i]}/confirm", {"reservation_id": held[i]}, headers)
         for i in range(count)
     ]
     figures["confirm"] = await measure("confirm", pg, svc, confirms, 200)
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    made = await db.fetch(
+        "SELECT client_id::text, id::text FROM reservations WHERE slot_id = ANY($1::uuid[])"
+        " AND status = 'held'",
+        [uuid.UUID(slot) for slot in pg_slots],
+    )
+    await db.close()
+    await _pairs(pg, "confirm_pairs", [(row[0], row[1]) for row in made])
+    text = _walk("confirm_pairs") + pgbench.script(
+        one_statement.CONFIRM_SQL,
+        {"now": now},
+        {"client_id": ":client_id", "reservation_id": ":other"},
+    )
+    beside(pg, "confirm", text, len(made), figures["confirm"])
     return figures
 
 

@@ -38,10 +38,11 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _pgbench_reserve() -> str:
-    """The service's reserve transaction for pgbench: the same lock and the very
-    same statement (`one_statement.RESERVE_SQL`), with the service's parameters
-    turned into pgbench variables and SQL (now(), the default 30-minute hold,
-    24-hour notice and 3-hold limit)."""
+    """The service's reserve for pgbench: the very same statement
+    (`one_statement.RESERVE_SQL`, which locks the client itself and is sent alone
+    when there is no Idempotency-Key), with the service's parameters turned into
+    pgbench variables and SQL (now(), the default 30-minute hold, 24-hour notice and
+    3-hold limit)."""
     statement = re.sub(r":id\b", "gen_random_uuid()", one_statement.RESERVE_SQL)
     for name, value in (
         (":now", "now()"),
@@ -53,10 +54,7 @@ def _pgbench_reserve() -> str:
     return (
         "SELECT nextval('bench_seq') AS n \\gset\n"
         "SELECT client_id, slot_id FROM bench_pairs WHERE n = :n \\gset\n"
-        "BEGIN;\n"
-        "SELECT id FROM clients WHERE id = :client_id FOR NO KEY UPDATE;\n"
         f"{statement.strip()};\n"
-        "COMMIT;\n"
     )
 
 

@@ -65,6 +65,22 @@ class Terms:
     change_notice_minutes: int
 
 
+def statement(
+    provider_id: uuid.UUID,
+    rules: BookingRules,
+    search: start_times.Search,
+    now: datetime,
+    request: PageRequest,
+) -> tuple[str, dict[str, object]]:
+    """The page's statement (named parameters) and its values (bench.cpu runs it in
+    pgbench too)."""
+    search_statement, values = start_times.compose(
+        "postgresql", provider_id, rules, search, now, limit=request.limit + 1, cursor=request.after
+    )
+    values |= {"duration": rules.duration, "page_size": request.limit}
+    return _PAGE % search_statement.element.text, values
+
+
 async def page_json(
     engine: AsyncEngine,
     settings: Settings,
@@ -91,17 +107,7 @@ async def page_json(
         latest=rules.horizon(now),
         zone=zone,
     )
-    statement, values = start_times.compose(
-        "postgresql",
-        provider_id,
-        rules,
-        search,
-        now,
-        limit=request.limit + 1,
-        cursor=request.after,
-    )
-    sql = _PAGE % statement.element.text
-    values |= {"duration": rules.duration, "page_size": request.limit}
+    sql, values = statement(provider_id, rules, search, now, request)
     items, found, last_at, last_id = await rawsql.fetch_row(engine, sql, values)
     more = found > request.limit
     return page_body(items, Keyset(at=last_at, id=uuid.UUID(last_id)) if more else None)

@@ -145,12 +145,17 @@ def _sqlite_value(value: object) -> object:
     return value
 
 
+def statement(dialect: str, provider_id: uuid.UUID, query: Query) -> tuple[str, dict[str, object]]:
+    """The page's statement (named parameters) and its values (bench.cpu runs it in
+    pgbench too)."""
+    return _sql(dialect, query), _named(query, provider_id)
+
+
 async def slot_page(engine: AsyncEngine, provider_id: uuid.UUID, query: Query) -> bytes | None:
     """The page as the API's JSON (`{"items": [...], "next_cursor": ...}`), or None when
     the provider does not exist."""
     dialect = engine.dialect.name
-    sql = _sql(dialect, query)
-    values = _named(query, provider_id)
+    sql, values = statement(dialect, provider_id, query)
     if dialect == "postgresql":
         known, items, found, last_at, last_id = await rawsql.fetch_row(engine, sql, values)
     else:
