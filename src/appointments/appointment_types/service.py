@@ -126,13 +126,7 @@ async def bookable_start_times(
         await _type_not_found(session, provider_id, type_id)
     kind, zone = found
     rules = BookingRules.of(kind, settings)
-    search = start_times.Search(
-        start_from=start_from,
-        start_before=start_before,
-        after=rules.bookable_after(now),
-        latest=rules.horizon(now),
-        zone=zone,
-    )
+    search = start_times.search_for(rules, zone, start_from, start_before, now)
     rows = await start_times.find(
         session, provider_uuid, rules, search, now, limit=request.limit + 1, cursor=request.after
     )

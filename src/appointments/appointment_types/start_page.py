@@ -100,13 +100,7 @@ async def page_json(
     if columns[0] is None:
         raise NotFound(f"appointment type {str(type_id)!r} does not exist")
     rules = BookingRules.of(Terms(*columns), settings)
-    search = start_times.Search(
-        start_from=start_from,
-        start_before=start_before,
-        after=rules.bookable_after(now),
-        latest=rules.horizon(now),
-        zone=zone,
-    )
+    search = start_times.search_for(rules, zone, start_from, start_before, now)
     sql, values = statement(provider_id, rules, search, now, request)
     items, found, last_at, last_id = await rawsql.fetch_row(engine, sql, values)
     more = found > request.limit

@@ -60,6 +60,24 @@ class Search:
     zone: str | None = None
 
 
+def search_for(
+    rules: BookingRules,
+    zone: str,
+    start_from: datetime | None,
+    start_before: datetime | None,
+    now: datetime,
+) -> Search:
+    """The search a listing of the type's start times makes at `now`: its range, the
+    type's notice and horizon, its daily cap in the provider's zone."""
+    return Search(
+        start_from=start_from,
+        start_before=start_before,
+        after=rules.bookable_after(now),
+        latest=rules.horizon(now),
+        zone=zone,
+    )
+
+
 async def find(
     session: AsyncSession,
     provider_id: uuid.UUID,

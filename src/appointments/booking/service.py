@@ -79,23 +79,29 @@ async def reserve_slot(
         return await reserve_appointment(
             session, settings, client_id, slot_uuid, appointment_type_id, now
         )
-    hold_expires_at = now + timedelta(seconds=settings.hold_seconds)
     notice = timedelta(seconds=settings.min_notice_seconds)
     bookable_after = now + notice
-    reservation = Reservation(
-        id=uuid.uuid4(),
-        slot_id=slot_uuid,
-        client_id=client_id,
-        status=ReservationStatus.HELD,
-        created_at=now,
-        expires_at=hold_expires_at,
-    )
+    reservation = _new_hold(settings, client_id, slot_uuid, now)
     with _slot_taken_meanwhile("the slot was taken at the same moment"):
         if session.get_bind().dialect.name == "postgresql":
             await _reserve_in_one_statement(session, settings, reservation, bookable_after, notice)
         else:
             await _reserve_step_by_step(session, settings, reservation, bookable_after, notice)
     return reservation
+
+
+def _new_hold(
+    settings: Settings, client_id: uuid.UUID, slot_id: uuid.UUID, now: datetime
+) -> Reservation:
+    """The hold a plain reserve makes (times and provider filled in by the claim)."""
+    return Reservation(
+        id=uuid.uuid4(),
+        slot_id=slot_id,
+        client_id=client_id,
+        status=ReservationStatus.HELD,
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.hold_seconds),
+    )
 
 
 async def reserve_alone(
@@ -106,16 +112,8 @@ async def reserve_alone(
     reserve is one round trip and one implicit transaction. The session must not
     have begun a transaction (nothing else to commit with it)."""
     client_uuid = parse_id(client_id, "client")
-    slot_uuid = parse_id(slot_id, "slot")
     notice = timedelta(seconds=settings.min_notice_seconds)
-    reservation = Reservation(
-        id=uuid.uuid4(),
-        slot_id=slot_uuid,
-        client_id=client_uuid,
-        status=ReservationStatus.HELD,
-        created_at=now,
-        expires_at=now + timedelta(seconds=settings.hold_seconds),
-    )
+    reservation = _new_hold(settings, client_uuid, parse_id(slot_id, "slot"), now)
     with _slot_taken_meanwhile("the slot was taken at the same moment"):
         await _reserve_in_one_statement(
             session, settings, reservation, now + notice, notice, alone=True, client=client_id
