@@ -52,6 +52,9 @@ def serve(
         proxy_headers=True,
         # Logging is configured by the app itself (JSON lines with request ids).
         log_config=None if settings.log_json else uvicorn.config.LOGGING_CONFIG,
+        # With JSON logs our middleware writes the access line (route, request id);
+        # uvicorn's would be built for every request even with its logger disabled.
+        access_log=not settings.log_json,
         # On SIGTERM, stop accepting, let in-flight requests finish (bounded).
         timeout_graceful_shutdown=20,
     )
