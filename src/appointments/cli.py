@@ -16,7 +16,13 @@ from appointments import migrate as migrations
 from appointments.auth.tokens import ConfigurationError, Role, mint_token
 from appointments.booking.sweeper import run_sweeper, sweep_once
 from appointments.clock import SystemClock
-from appointments.db import create_engine, create_sessionmaker, transaction, wait_for_database
+from appointments.db import (
+    create_engine,
+    create_sessionmaker,
+    hosts_as_query,
+    transaction,
+    wait_for_database,
+)
 from appointments.notifications.worker import Deliverer
 from appointments.observability.logging import configure_logging
 from appointments.providers import service as providers
@@ -144,7 +150,9 @@ def check_config() -> None:
     """Print the effective settings as JSON, secrets masked."""
     settings = get_settings()
     shown = settings.model_dump(mode="json")
-    shown["database_url"] = make_url(settings.database_url).render_as_string(hide_password=True)
+    shown["database_url"] = make_url(hosts_as_query(settings.database_url)).render_as_string(
+        hide_password=True
+    )
     if settings.jwt_secret is not None:
         shown["jwt_secret"] = "***"
     typer.echo(json.dumps(shown, indent=2, sort_keys=True))

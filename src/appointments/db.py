@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
@@ -68,9 +69,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def hosts_as_query(url: str) -> str:
+    """libpq's multi-host form `postgresql://u:p@h1:5432,h2:5433/db?...` in SQLAlchemy's:
+    `postgresql://u:p@/db?host=h1:5432&host=h2:5433&...` (every host needs its port)."""
+    parts = urlsplit(url)
+    userinfo, at, hostlist = parts.netloc.rpartition("@")
+    if "," not in hostlist:
+        return url
+    hosts = [host if ":" in host else f"{host}:5432" for host in hostlist.split(",")]
+    query = "&".join([*(f"host={host}" for host in hosts), *([parts.query] if parts.query else [])])
+    # Not urlunsplit: it drops the "//" when nothing is left before the path.
+    return f"{parts.scheme}://{userinfo}{at}{parts.path}?{query}"
+
+
 def async_database_url(url: str) -> str:
-    """Turn the user's URL (`sqlite:///x.db`, `postgresql://...`) into an async driver URL."""
-    parsed = make_url(url)
+    """Turn the user's URL (`sqlite:///x.db`, `postgresql://...`) into an async driver URL.
+
+    A PostgreSQL URL may name several hosts (`h1:p1,h2:p2`) with
+    `target_session_attrs=read-write`: asyncpg then connects to whichever is the
+    primary, so the service follows a failover by itself."""
+    parsed = make_url(hosts_as_query(url))
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         parsed = parsed.set(drivername="sqlite+aiosqlite")

@@ -182,6 +182,10 @@ def is_transient_database_error(exc: BaseException) -> bool:
     """True when the database was unreachable or asked us to retry; not a bug of ours."""
     if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
         return True
+    if isinstance(exc, asyncpg.TargetServerAttributeNotMatched):
+        # A multi-host URL with target_session_attrs=read-write during a failover: the
+        # hosts answer, none is the primary yet.
+        return True
     if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
         # Raised unwrapped while connecting, e.g. "the database system is starting up".
         sqlstate = str(getattr(exc, "sqlstate", "") or "")
@@ -221,6 +225,7 @@ def install_error_handlers(app: FastAPI) -> None:
         socket.gaierror,
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
+        asyncpg.TargetServerAttributeNotMatched,
     ):
         app.add_exception_handler(database_error, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected_error)

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 # A name after one colon (a `::` cast, a time like 09:15 or HH24:MI are not parameters).
 _NAME = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -31,23 +32,47 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return _NAME.sub(number, sql), tuple(names)
 
 
+# Errors that mean the connection itself is gone (a restarted or failed-over server).
+_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+class ConnectionLost(ConnectionError):
+    """The statement's connection broke (answered 503, like any database outage)."""
+
+
+async def _run(connection: AsyncConnection, sql: str, values: Mapping[str, object]) -> Any:
+    text, names = positional(sql)
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None  # an open pooled connection
+    try:
+        return await driver.fetchrow(text, *(values[name] for name in names))
+    except _LOST as exc:
+        # SQLAlchemy never saw this error, so it would put the dead connection back in
+        # the pool. Drop it, and the pool with every connection made before: after a
+        # server restart or a failover they all point at a server that is gone (what
+        # SQLAlchemy itself does when it meets a disconnect).
+        await connection.invalidate()
+        await connection.engine.dispose(close=False)
+        raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
+
+
 async def fetch_row_in(session: AsyncSession, sql: str, values: Mapping[str, object]) -> Any:
     """The statement's first row, on the session's connection: inside its transaction
     if one has begun there, else on its own (one round trip, its own transaction)."""
-    text, names = positional(sql)
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    return await driver.fetchrow(text, *(values[name] for name in names))
+    return await _run(await session.connection(), sql, values)
 
 
 async def fetch_row(engine: AsyncEngine, sql: str, values: Mapping[str, object]) -> Any:
     """The statement's first row (an asyncpg Record), or None."""
-    text, names = positional(sql)
     async with engine.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None  # an open pooled connection
-        return await driver.fetchrow(text, *(values[name] for name in names))
+        return await _run(connection, sql, values)
 
 
 # JSON text made by PostgreSQL with string concatenation: half the cost of
