@@ -66,7 +66,7 @@ async def _send(
     return response
 
 
-async def _client_session(
+async def client_session(
     base: str,
     token: str,
     clients: list[str],
@@ -256,7 +256,7 @@ async def _run(
     await asyncio.gather(
         _faults(pg, svc, ledger, kills, expected_duration, rng),
         *(
-            _client_session(
+            client_session(
                 svc.base, token, clients, slots, ledger, budget, random.Random(rng.random())
             )
             for _ in range(sessions)
