@@ -146,9 +146,9 @@ def main() -> int:
             f"run {number} ({args.kill} killed): {result['old_primary']} -> "
             f"{result['new_primary']}, first write after {result['first_write_seconds']} s, "
             f"{result['answers_503']} x 503, {result['server_errors']} x 5xx other than 503, "
-            f"{result['acknowledged_confirmations']} acknowledged confirmations kept of "
-            f"{result['acknowledged_confirmations']} (uncertain {result['uncertain']}), "
-            f"request timeout {REQUEST_TIMEOUT:g} s"
+            f"{result['acknowledged_confirmations']} acknowledged confirmations and "
+            f"{result['acknowledged_cancellations']} cancellations checked on the primary "
+            f"(uncertain {result['uncertain']}), request timeout {REQUEST_TIMEOUT:g} s"
         )
         for outcome, count in result["answers"].items():
             say(f"    {outcome:40} {count}")
