@@ -1,5 +1,6 @@
 """Losing the PostgreSQL primary under load (issue 14): a Patroni cluster of three
-nodes with synchronous replication; the primary's node dies (Patroni and postmaster,
+nodes with synchronous replication; listings are read from a standby
+(APPOINTMENTS_DATABASE_READ_URL); the primary's node dies (Patroni and postmaster,
 kill -9). The service, given every host and `target_session_attrs=read-write`,
 follows the new primary by itself: answers 503 fast in the gap (never 500, never a
 hang), writes resume within 15 s, and every confirmation acknowledged before or
@@ -52,6 +53,36 @@ def _kill_primary_node(cluster: Cluster) -> str:
     return leader
 
 
+async def _readers(cluster: Cluster) -> dict[str, tuple[bool, int]]:
+    """Per node: whether it is a standby, and how many of the service's read-replica
+    connections (application_name appointments-read) it holds."""
+    seen = {}
+    for port in (cluster.base, cluster.base + 1, cluster.base + 2):
+        url = cluster.url.split("@")[0] + f"@127.0.0.1:{port}/postgres"
+        db = await asyncpg.connect(url, timeout=10)
+        try:
+            standby = await db.fetchval("SELECT pg_is_in_recovery()")
+            readers = await db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'appointments-read'"
+            )
+            seen[str(port)] = (bool(standby), int(readers))
+        finally:
+            await db.close()
+    return seen
+
+
+def _listing_from_the_replica(http: httpx.Client, provider: Json, published: int) -> int:
+    """Bookable slots the listing shows, once the replica has replayed the window."""
+    deadline = time.monotonic() + 10
+    while True:
+        page = http.get(f"/providers/{provider['id']}/availability", params={"limit": 1000})
+        assert page.status_code == 200, page.text
+        shown = len(page.json()["items"])
+        if shown == published or time.monotonic() > deadline:
+            return shown
+        time.sleep(0.1)
+
+
 async def _state(url: str) -> tuple[set[str], int]:
     """On the primary: the confirmed slots, and how many slots have two live bookings."""
     db = await asyncpg.connect(url, timeout=10)
@@ -76,11 +107,22 @@ def test_the_service_follows_a_new_primary_and_keeps_every_acknowledged_booking(
     try:
         with ha_cluster(folder) as cluster:
             migrate.upgrade(cluster.url)
+            replicas = cluster.url.replace("read-write", "standby")
             with (
-                live_server(cluster.url, workers=2, db_connect_timeout_seconds="2") as base,
+                live_server(
+                    cluster.url,
+                    workers=2,
+                    db_connect_timeout_seconds="2",
+                    database_read_url=replicas,
+                ) as base,
                 httpx.Client(base_url=base, headers=ADMIN, timeout=ANSWER_WITHIN) as http,
             ):
-                _, slots = publish_ahead(http, "Dr Failover", timedelta(hours=20))
+                provider, slots = publish_ahead(http, "Dr Failover", timedelta(hours=20))
+                # Listing reads go to a streaming replica, and only there.
+                assert _listing_from_the_replica(http, provider, len(slots)) == len(slots)
+                readers = asyncio.run(_readers(cluster))
+                assert any(standby and n for standby, n in readers.values()), readers
+                assert all(standby for standby, n in readers.values() if n), readers
                 clients = create_clients(http, len(slots))
                 pairs = list(zip(clients, slots, strict=True))
                 acknowledged = []

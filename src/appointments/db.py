@@ -99,14 +99,20 @@ def async_database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(settings: Settings, *, enforce_foreign_keys: bool = True) -> AsyncEngine:
-    """The engine for the configured database.
+def create_engine(
+    settings: Settings,
+    *,
+    enforce_foreign_keys: bool = True,
+    url: str | None = None,
+    name: str = "appointments",
+) -> AsyncEngine:
+    """The engine for the configured database (or for `url`, e.g. the read replica's).
 
     `enforce_foreign_keys=False` is for migrations only: SQLite rebuilds a table to
     alter it, and dropping the old copy with foreign keys on would cascade-delete
     every row that references it.
     """
-    url = async_database_url(settings.database_url)
+    url = async_database_url(url or settings.database_url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url)
         _configure_sqlite(engine, enforce_foreign_keys)
@@ -124,6 +130,9 @@ def create_engine(settings: Settings, *, enforce_foreign_keys: bool = True) -> A
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
             "command_timeout": settings.db_statement_timeout_seconds,
+            # Shown in pg_stat_activity: which connections are the service's, and
+            # which of them serve reads (on a replica).
+            "server_settings": {"application_name": name},
         },
     )
 

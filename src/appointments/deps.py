@@ -37,14 +37,27 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_engine(request: Request) -> AsyncEngine:
-    """For reads that are one statement: no session, no transaction."""
-    engine: AsyncEngine = request.app.state.engine
+async def get_read_engine(request: Request) -> AsyncEngine:
+    """For listing reads that are one statement (no session, no transaction): the read
+    replica's engine when one is configured, else the primary's."""
+    engine: AsyncEngine = request.app.state.read_engine
     return engine
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a listing read, on the read replica when one is configured."""
+    sessionmaker = request.app.state.read_sessionmaker
+    if request.app.state.read_engine.dialect.name == "postgresql":
+        async with reading(sessionmaker) as session:
+            yield session
+        return
+    async with transaction(sessionmaker, writes=False) as session:
+        yield session
 
 
 # scope="function": commit happens before the answer leaves, so a 2xx is always durable.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+ReadEngineDep = Annotated[AsyncEngine, Depends(get_read_engine)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]

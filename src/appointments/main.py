@@ -61,6 +61,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         await deliverer.close()
         await app.state.engine.dispose()
+        if app.state.read_engine is not app.state.engine:
+            await app.state.read_engine.dispose()
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -81,6 +83,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.clock = clock or SystemClock()
     app.state.engine = create_engine(settings)
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    # Listing reads go to the replica when there is one (deps.ReadEngineDep).
+    app.state.read_engine = app.state.engine
+    if settings.database_read_url:
+        app.state.read_engine = create_engine(
+            settings, url=settings.database_read_url, name="appointments-read"
+        )
+    app.state.read_sessionmaker = create_sessionmaker(app.state.read_engine)
     app.state.verifier = TokenVerifier(settings)
 
     install_error_handlers(app)

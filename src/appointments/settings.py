@@ -11,6 +11,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APPOINTMENTS_", extra="ignore")
 
     database_url: str = "sqlite:///appointments.db"
+    # Optional streaming replica (PostgreSQL) for the listing reads: bookable slots,
+    # start times, providers and appointment types. Writes, and reads inside writes,
+    # stay on `database_url`. See docs/deploy.md for the staleness this allows.
+    database_read_url: str | None = None
     slot_minutes: int = Field(default=15, ge=1, le=24 * 60)
     hold_seconds: int = Field(default=1800, ge=1)
     min_notice_seconds: int = Field(default=86400, ge=0)

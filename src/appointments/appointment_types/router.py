@@ -15,7 +15,7 @@ from appointments.appointment_types.schemas import (
 from appointments.appointment_types.start_times import StartTime
 from appointments.conditional import CONDITIONAL, IfNoneMatch, json_page
 from appointments.db import transaction
-from appointments.deps import ClockDep, EngineDep, SessionDep, SettingsDep
+from appointments.deps import ClockDep, ReadEngineDep, ReadSessionDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
 from appointments.ids import parse_id
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
@@ -52,7 +52,7 @@ async def create_appointment_type(
 @router.get("", response_model=Page[AppointmentTypeOut], responses=problem_responses(404, 422))
 async def list_appointment_types(
     provider_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     paging: Annotated[PageRequest, Depends(page_request)],
 ) -> Page[AppointmentTypeOut]:
     """List the provider's appointment types, oldest first."""
@@ -65,7 +65,7 @@ async def list_appointment_types(
 
 @router.get("/{type_id}", response_model=AppointmentTypeOut, responses=problem_responses(404))
 async def get_appointment_type(
-    provider_id: str, type_id: str, session: SessionDep
+    provider_id: str, type_id: str, session: ReadSessionDep
 ) -> AppointmentType:
     """Get one appointment type of the provider."""
     return await service.get_type(session, provider_id, type_id)
@@ -104,7 +104,7 @@ async def list_start_times(
     request: Request,
     provider_id: str,
     type_id: str,
-    engine: EngineDep,
+    engine: ReadEngineDep,
     clock: ClockDep,
     settings: SettingsDep,
     paging: Annotated[PageRequest, Depends(page_request)],
@@ -136,7 +136,7 @@ async def list_start_times(
             request=paging,
         )
         return json_page(if_none_match, body)
-    async with transaction(request.app.state.sessionmaker, writes=False) as session:
+    async with transaction(request.app.state.read_sessionmaker, writes=False) as session:
         rules, rows = await service.bookable_start_times(
             session,
             settings,

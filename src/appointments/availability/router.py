@@ -19,7 +19,7 @@ from appointments.availability.schemas import (
 )
 from appointments.availability.service import AvailabilityChange, OnConflict
 from appointments.conditional import CONDITIONAL, IfNoneMatch, json_page
-from appointments.deps import ClockDep, EngineDep, SessionDep, SettingsDep
+from appointments.deps import ClockDep, ReadEngineDep, SessionDep, SettingsDep
 from appointments.errors import NotFound, ValidationFailed, problem_responses
 from appointments.ids import parse_id
 from appointments.pagination import Page, PageRequest, page_request
@@ -52,7 +52,7 @@ async def publish_availability(
 )
 async def list_availability(
     provider_id: str,
-    engine: EngineDep,
+    engine: ReadEngineDep,
     clock: ClockDep,
     settings: SettingsDep,
     paging: Annotated[PageRequest, Depends(page_request)],

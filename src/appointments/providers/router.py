@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from appointments.deps import ClockDep, SessionDep
+from appointments.deps import ClockDep, ReadSessionDep, SessionDep
 from appointments.errors import problem_responses
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
 from appointments.providers import service
@@ -24,7 +24,7 @@ async def create_provider(data: ProviderIn, session: SessionDep, clock: ClockDep
 
 @router.get("", response_model=Page[ProviderOut], responses=problem_responses(422))
 async def list_providers(
-    session: SessionDep, paging: Annotated[PageRequest, Depends(page_request)]
+    session: ReadSessionDep, paging: Annotated[PageRequest, Depends(page_request)]
 ) -> Page[ProviderOut]:
     """List providers, oldest first."""
     rows = await service.list_providers(session, paging)
@@ -35,7 +35,7 @@ async def list_providers(
 
 
 @router.get("/{provider_id}", response_model=ProviderOut, responses=problem_responses(404))
-async def get_provider(provider_id: str, session: SessionDep) -> Provider:
+async def get_provider(provider_id: str, session: ReadSessionDep) -> Provider:
     """Get one provider."""
     return await service.get_provider(session, provider_id)
 
