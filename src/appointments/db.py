@@ -133,8 +133,25 @@ def create_engine(
             # Shown in pg_stat_activity: which connections are the service's, and
             # which of them serve reads (on a replica).
             "server_settings": {"application_name": name},
+            **(_PGBOUNCER if settings.db_pgbouncer else {}),
         },
+        execution_options={"pgbouncer": settings.db_pgbouncer},
     )
+
+
+# Behind PgBouncer in transaction pooling, a prepared statement lives on one server
+# connection, which is ours only until the transaction ends: asyncpg must not cache
+# statements across transactions, and SQLAlchemy's must have names no other client
+# can have prepared on that server connection.
+_PGBOUNCER: dict[str, object] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4().hex}__",
+}
+
+
+def behind_pgbouncer(engine: AsyncEngine) -> bool:
+    return bool(engine.sync_engine.get_execution_options().get("pgbouncer"))
 
 
 def _configure_sqlite(engine: AsyncEngine, enforce_foreign_keys: bool) -> None:

@@ -7,10 +7,16 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments.clock import Clock
-from appointments.db import reading, transaction
+from appointments.db import behind_pgbouncer, reading, transaction
 from appointments.settings import Settings
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _autocommit_reads(engine: AsyncEngine) -> bool:
+    # Not behind PgBouncer: there a statement outside a transaction may be parsed on
+    # one server connection and executed on another.
+    return engine.dialect.name == "postgresql" and not behind_pgbouncer(engine)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -18,7 +24,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     A read on PostgreSQL runs without one (`db.reading`)."""
     writes = request.method not in _READ_METHODS
     sessionmaker = request.app.state.sessionmaker
-    if not writes and request.app.state.engine.dialect.name == "postgresql":
+    if not writes and _autocommit_reads(request.app.state.engine):
         async with reading(sessionmaker) as session:
             yield session
         return
@@ -47,7 +53,7 @@ async def get_read_engine(request: Request) -> AsyncEngine:
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for a listing read, on the read replica when one is configured."""
     sessionmaker = request.app.state.read_sessionmaker
-    if request.app.state.read_engine.dialect.name == "postgresql":
+    if _autocommit_reads(request.app.state.read_engine):
         async with reading(sessionmaker) as session:
             yield session
         return

@@ -14,6 +14,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from appointments.db import behind_pgbouncer
+
 # A name after one colon (a `::` cast, a time like 09:15 or HH24:MI are not parameters).
 _NAME = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -52,6 +54,10 @@ async def _run(connection: AsyncConnection, sql: str, values: Mapping[str, objec
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None  # an open pooled connection
     try:
+        if behind_pgbouncer(connection.engine):
+            # Parse and execute must reach the same server connection: in a transaction.
+            async with driver.transaction():
+                return await driver.fetchrow(text, *(values[name] for name in names))
         return await driver.fetchrow(text, *(values[name] for name in names))
     except _LOST as exc:
         # SQLAlchemy never saw this error, so it would put the dead connection back in

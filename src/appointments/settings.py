@@ -15,6 +15,10 @@ class Settings(BaseSettings):
     # start times, providers and appointment types. Writes, and reads inside writes,
     # stay on `database_url`. See docs/deploy.md for the staleness this allows.
     database_read_url: str | None = None
+    # The database URL points at PgBouncer in transaction pooling: no statement cache,
+    # uniquely named statements, and every statement inside a transaction (a server
+    # connection is only ours until the transaction ends). docs/deploy.md.
+    db_pgbouncer: bool = False
     slot_minutes: int = Field(default=15, ge=1, le=24 * 60)
     hold_seconds: int = Field(default=1800, ge=1)
     min_notice_seconds: int = Field(default=86400, ge=0)
