@@ -28,7 +28,7 @@ def _free_base() -> int:
     """A base port with the 22 ports the cluster uses free."""
     for _ in range(50):
         base = random.randrange(30_000, 60_000, 100)
-        if all(_free(base + offset) for offset in (0, 1, 2, 10, 11, 12, 20, 21)):
+        if all(_free(base + offset) for offset in (0, 1, 2, 10, 11, 12, 20, 21, 40, 41)):
             return base
     raise RuntimeError("no free ports for the cluster")
 
@@ -48,6 +48,11 @@ class Cluster:
             except OSError:
                 continue
         return []
+
+    def haproxy(self) -> tuple[str, str]:
+        """HAProxy's URLs on Patroni's health checks: (the primary, the replicas)."""
+        primary, replicas = (self.folder / "haproxy-urls").read_text().split()
+        return primary, replicas
 
     def leader(self) -> str | None:
         for member in self.members():

@@ -83,6 +83,25 @@ def _listing_from_the_replica(http: httpx.Client, provider: Json, published: int
         time.sleep(0.1)
 
 
+async def _haproxy_reaches(url: str, want_standby: bool) -> int:
+    """The PostgreSQL port HAProxy's `url` leads to, once that is a node of the wanted
+    kind (HAProxy checks Patroni every 0.5 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            db = await asyncpg.connect(url, timeout=2)
+            try:
+                standby, port = await db.fetchrow("SELECT pg_is_in_recovery(), inet_server_port()")
+            finally:
+                await db.close()
+            if standby == want_standby:
+                return int(port)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pass
+        assert time.monotonic() < deadline, f"HAProxy {url} never reached the wanted node"
+        await asyncio.sleep(0.2)
+
+
 async def _state(url: str) -> tuple[set[str], int]:
     """On the primary: the confirmed slots, and how many slots have two live bookings."""
     db = await asyncpg.connect(url, timeout=10)
@@ -130,6 +149,11 @@ def test_the_service_follows_a_new_primary_and_keeps_every_acknowledged_booking(
                     assert _book(http, client, slot) == 200
                     acknowledged.append(slot["id"])
 
+                # HAProxy on Patroni's checks: one port reaches the primary, one a replica.
+                to_primary, to_replicas = cluster.haproxy()
+                old_port = asyncio.run(_haproxy_reaches(to_primary, want_standby=False))
+                asyncio.run(_haproxy_reaches(to_replicas, want_standby=True))
+
                 old = _kill_primary_node(cluster)
                 lost = time.monotonic()
                 answers: Counter[int | str] = Counter()
@@ -154,11 +178,13 @@ def test_the_service_follows_a_new_primary_and_keeps_every_acknowledged_booking(
 
             new = cluster.leader()
             confirmed, doubled = asyncio.run(_state(cluster.url))
+            new_port = asyncio.run(_haproxy_reaches(to_primary, want_standby=False))
 
         summary = f"{dict(answers)}, back after {back_after} s, slowest answer {slowest:.2f} s"
         print(f"failover: {old} -> {new}: {summary}")  # noqa: T201 (shown with -s)
         assert new is not None, summary
         assert new != old, summary
+        assert new_port != old_port  # HAProxy follows the new primary too
         assert back_after is not None, summary
         assert back_after < WRITES_BACK_WITHIN, summary
         assert set(answers) <= {200, 503}, summary  # refused fast while no primary; no 500
