@@ -159,7 +159,11 @@ def test_the_service_follows_a_new_primary_and_keeps_every_acknowledged_booking(
                 answers: Counter[int | str] = Counter()
                 back_after = None
                 slowest = 0.0
-                for client, slot in pairs[5:]:
+                # Bounded by time, not by slots: a 503 changed nothing, so the same
+                # booking is tried again; only a 409 or a success moves on.
+                waiting = iter(pairs[5:])
+                client, slot = next(waiting)
+                while time.monotonic() - lost < 3 * WRITES_BACK_WITHIN:
                     began = time.monotonic()
                     outcome = _book(http, client, slot)
                     slowest = max(slowest, time.monotonic() - began)
@@ -169,8 +173,8 @@ def test_the_service_follows_a_new_primary_and_keeps_every_acknowledged_booking(
                         back_after = back_after or time.monotonic() - lost
                         if answers[200] >= 3:
                             break
-                    elif time.monotonic() - lost > 2 * WRITES_BACK_WITHIN:
-                        break
+                    if outcome in (200, 409):
+                        client, slot = next(waiting)
                     else:
                         time.sleep(0.1)
                 # Inside the server's block, so that a failure prints its log.
@@ -187,7 +191,9 @@ def test_the_service_follows_a_new_primary_and_keeps_every_acknowledged_booking(
         assert new_port != old_port  # HAProxy follows the new primary too
         assert back_after is not None, summary
         assert back_after < WRITES_BACK_WITHIN, summary
-        assert set(answers) <= {200, 503}, summary  # refused fast while no primary; no 500
+        # Refused fast while there is no primary (a 409 only when a reserve answered 503
+        # had committed after all); never a 500.
+        assert set(answers) <= {200, 409, 503}, summary
         assert slowest < ANSWER_WITHIN, summary
         assert set(acknowledged) <= confirmed, summary
         assert doubled == 0
