@@ -234,11 +234,18 @@ async def transaction(
 
 @asynccontextmanager
 async def reading(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A read-only unit of work on PostgreSQL: each statement runs on its own (autocommit),
-    which spares the BEGIN and COMMIT round trips. Each statement is consistent in
-    itself; two statements of one read may see different moments, which a read can
-    afford (it answers as of one of them). SQLite keeps `transaction`: its BEGIN is
-    issued by an event on autobegin, which autocommit would leave open."""
+    """A read-only unit of work. On PostgreSQL each statement runs on its own
+    (autocommit), which spares the BEGIN and COMMIT round trips: each statement is
+    consistent in itself, and two statements of one read may see different moments,
+    which a read can afford (it answers as of one of them). Elsewhere a read
+    transaction: SQLite's BEGIN is issued by an event on autobegin, which autocommit
+    would leave open; behind PgBouncer a statement outside a transaction may be parsed
+    on one server connection and executed on another."""
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    if engine.dialect.name != "postgresql" or behind_pgbouncer(engine):
+        async with transaction(sessionmaker, writes=False) as session:
+            yield session
+        return
     async with sessionmaker() as session:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session

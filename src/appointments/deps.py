@@ -7,28 +7,21 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments.clock import Clock
-from appointments.db import behind_pgbouncer, reading, transaction
+from appointments.db import reading, transaction
 from appointments.settings import Settings
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _autocommit_reads(engine: AsyncEngine) -> bool:
-    # Not behind PgBouncer: there a statement outside a transaction may be parsed on
-    # one server connection and executed on another.
-    return engine.dialect.name == "postgresql" and not behind_pgbouncer(engine)
-
-
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one transaction: committed before the response is sent, or rolled back.
-    A read on PostgreSQL runs without one (`db.reading`)."""
-    writes = request.method not in _READ_METHODS
+    A read is `db.reading` (on PostgreSQL, without a transaction)."""
     sessionmaker = request.app.state.sessionmaker
-    if not writes and _autocommit_reads(request.app.state.engine):
+    if request.method in _READ_METHODS:
         async with reading(sessionmaker) as session:
             yield session
         return
-    async with transaction(sessionmaker, writes=writes) as session:
+    async with transaction(sessionmaker, writes=True) as session:
         yield session
 
 
@@ -52,12 +45,7 @@ async def get_read_engine(request: Request) -> AsyncEngine:
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session for a listing read, on the read replica when one is configured."""
-    sessionmaker = request.app.state.read_sessionmaker
-    if _autocommit_reads(request.app.state.read_engine):
-        async with reading(sessionmaker) as session:
-            yield session
-        return
-    async with transaction(sessionmaker, writes=False) as session:
+    async with reading(request.app.state.read_sessionmaker) as session:
         yield session
 
 

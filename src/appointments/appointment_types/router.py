@@ -14,7 +14,7 @@ from appointments.appointment_types.schemas import (
 )
 from appointments.appointment_types.start_times import StartTime
 from appointments.conditional import CONDITIONAL, IfNoneMatch, json_page
-from appointments.db import transaction
+from appointments.db import reading
 from appointments.deps import ClockDep, ReadEngineDep, ReadSessionDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
 from appointments.ids import parse_id
@@ -136,7 +136,7 @@ async def list_start_times(
             request=paging,
         )
         return json_page(if_none_match, body)
-    async with transaction(request.app.state.read_sessionmaker, writes=False) as session:
+    async with reading(request.app.state.read_sessionmaker) as session:
         rules, rows = await service.bookable_start_times(
             session,
             settings,
