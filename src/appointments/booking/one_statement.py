@@ -23,7 +23,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,10 +131,7 @@ async def reserve(
         "max_holds": max_holds,
     }
     if alone:
-        try:
-            row = await rawsql.fetch_row_in(session, RESERVE_SQL, values)
-        except asyncpg.UniqueViolationError as exc:
-            raise OneLivePerSlot(exc.constraint_name or "") from exc
+        row = await rawsql.fetch_row_in(session, RESERVE_SQL, values)
     else:
         row = (await session.execute(_RESERVE, values)).one()._mapping
     claimed = None
@@ -145,14 +141,6 @@ async def reserve(
     return Outcome(
         claimed, row["slot_start"], bool(row["slot_free"]), int(row["holds"]), row["client_known"]
     )
-
-
-class OneLivePerSlot(Exception):
-    """A unique index refused the insert (sent alone, asyncpg's error is not SQLAlchemy's)."""
-
-    def __init__(self, constraint: str) -> None:
-        super().__init__(constraint)
-        self.constraint = constraint
 
 
 CONFIRM_SQL = f"""

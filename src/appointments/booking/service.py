@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
+import asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,8 +52,8 @@ def _slot_taken_meanwhile(detail: str) -> Iterator[None]:
         if any(name in str(exc.orig) for name in _ONE_LIVE_PER_SLOT):
             raise SlotUnavailable(detail) from exc
         raise
-    except one_statement.OneLivePerSlot as exc:
-        if exc.constraint in _ONE_LIVE_PER_SLOT:
+    except asyncpg.UniqueViolationError as exc:  # a statement sent straight to asyncpg
+        if exc.constraint_name in _ONE_LIVE_PER_SLOT:
             raise SlotUnavailable(detail) from exc
         raise
 
