@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from appointments import rawsql
 from appointments.appointment_types import start_times
 from appointments.appointment_types.rules import BookingRules
 from appointments.booking import one_statement
@@ -29,7 +30,7 @@ from appointments.booking.sweeper import sweep_once
 from appointments.clock import SystemClock
 from appointments.db import create_engine, create_sessionmaker
 from appointments.settings import Settings
-from bench import loadgen, seed
+from bench import loadgen, pgbench, seed
 from bench.harness import Service, admin_token, asyncpg_dsn, postgres, rss_kib, service
 from bench.loadgen import Request
 from tests.postgres_server import PostgresServer
@@ -43,18 +44,23 @@ def _pgbench_reserve() -> str:
     when there is no Idempotency-Key), with the service's parameters turned into
     pgbench variables and SQL (now(), the default 30-minute hold, 24-hour notice and
     3-hold limit)."""
-    statement = re.sub(r":id\b", "gen_random_uuid()", one_statement.RESERVE_SQL)
-    for name, value in (
-        (":now", "now()"),
-        (":expires_at", "(now() + interval '30 minutes')"),
-        (":bookable_after", "(now() + interval '1 day')"),
-        (":max_holds", "3"),
-    ):
-        statement = statement.replace(name, value)
+    statement = pgbench.script(
+        one_statement.RESERVE_SQL,
+        {},
+        {
+            "id": "gen_random_uuid()",
+            "now": "now()",
+            "expires_at": "(now() + interval '30 minutes')",
+            "bookable_after": "(now() + interval '1 day')",
+            "max_holds": "3",
+            # pgbench variables, set by the lines before.
+            "client_id": ":client_id",
+            "slot_id": ":slot_id",
+        },
+    )
     return (
         "SELECT nextval('bench_seq') AS n \\gset\n"
-        "SELECT client_id, slot_id FROM bench_pairs WHERE n = :n \\gset\n"
-        f"{statement.strip()};\n"
+        "SELECT client_id, slot_id FROM bench_pairs WHERE n = :n \\gset\n" + statement
     )
 
 
@@ -253,14 +259,7 @@ async def explain_start_times(
     statement, params = start_times.compose(
         "postgresql", uuid.UUID(provider), rules, search, now, limit=101
     )
-    names: list[str] = []
-
-    def positional(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
-
-    sql = re.sub(r"(?<!:):(\w+)", positional, str(statement.element))
+    sql, names = rawsql.positional(statement.element.text)
     plan = await db.fetch(
         "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, *(params[n] for n in names)
     )

@@ -3,12 +3,12 @@ pgbouncer in front of the test server with fewer server connections than clients
 so statements of different requests share server connections. Every path that
 sends statements straight to asyncpg or outside a transaction must still work."""
 
+import functools
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +21,7 @@ import pytest
 
 from appointments.auth.tokens import Role
 from tests.api import bearer
-from tests.live_server import create_clients, live_server, publish_ahead
+from tests.live_server import create_clients, live_server, publish_ahead, run_at_once
 from tests.postgres_server import free_port
 
 ADMIN = bearer(Role.ADMIN, "pgbouncer-admin")
@@ -116,11 +116,7 @@ def test_every_hot_path_works_through_pgbouncer_in_transaction_pooling(
                     if done.status_code != 200:
                         failures.append(f"confirm: {done.status_code} {done.text}")
 
-        threads = [threading.Thread(target=visitor, args=(n,)) for n in range(12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_at_once([functools.partial(visitor, n) for n in range(12)])
         assert failures == []
         confirmed = http.get(
             f"/providers/{provider['id']}/availability", params={"status": "confirmed"}

@@ -3,8 +3,9 @@
 The listing is what every visitor of a booking page asks for, many times per
 reserve. Building it from ORM objects and per-slot models cost Python ten times
 what the query cost PostgreSQL, so here the database answers everything at once:
-whether the provider exists, the page's items as JSON text (`json_agg`, or
-`json_group_array` on SQLite), and the key of the page's last item for the cursor.
+whether the provider exists, the page's items as JSON text (concatenated and
+`string_agg`-ed, see rawsql; `json_group_array` on SQLite), and the key of the
+page's last item for the cursor.
 On PostgreSQL the statement goes straight to asyncpg, outside any transaction (a
 single statement is consistent on its own), so there is no BEGIN and no COMMIT.
 """
