@@ -19,10 +19,11 @@ from sqlalchemy import BindParameter, Interval, TextualSelect, Uuid, bindparam, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.appointment_types.rules import BookingRules
+from appointments.availability.repository import FREE_SQL
 from appointments.db import UTCDateTime
 from appointments.pagination import Keyset
 
-_FREE = "(status = 'available' OR (status = 'reserved' AND hold_expires_at <= :now))"
+_FREE = FREE_SQL
 
 # The span's last free slot lies exactly (n - 1) slot lengths after its first.
 _WHOLE_SPAN = {

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from appointments import rawsql
+from appointments.availability.repository import FREE_SQL
 from appointments.availability.schemas import SlotFilter
 from appointments.pagination import Keyset, PageRequest, page_body
 
@@ -54,8 +55,7 @@ _DIALECTS = {
 }
 
 _FILTERS = {
-    SlotFilter.AVAILABLE: "start_time > :bookable_after AND (status = 'available' "
-    "OR (status = 'reserved' AND hold_expires_at <= :now))",
+    SlotFilter.AVAILABLE: f"start_time > :bookable_after AND {FREE_SQL}",
     SlotFilter.RESERVED: "status = 'reserved' AND hold_expires_at > :now",
     SlotFilter.CONFIRMED: "status = 'confirmed'",
     SlotFilter.ALL: "status <> 'removed'",

@@ -15,6 +15,9 @@ from appointments.availability.schemas import SlotFilter
 from appointments.booking.models import ReservationSlot
 from appointments.pagination import PageRequest
 
+# `is_free` as text, for statements written in SQL (with a `:now` parameter).
+FREE_SQL = "(status = 'available' OR (status = 'reserved' AND hold_expires_at <= :now))"
+
 
 def is_free(now: datetime) -> ColumnElement[bool]:
     """SQL for "nobody holds or owns this slot at `now`" (a run-out hold counts as free)."""

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments import rawsql
 from appointments.availability.models import Slot
-from appointments.availability.repository import ClaimedSlot
+from appointments.availability.repository import FREE_SQL, ClaimedSlot
 from appointments.booking.models import Reservation
 from appointments.db import UTCDateTime
 from appointments.notifications import wakeup
@@ -55,7 +55,7 @@ WITH locked AS (
 ), claimed AS (
     UPDATE slots SET status = 'reserved', hold_expires_at = :expires_at
      WHERE id = :slot_id AND start_time > :bookable_after
-       AND (status = 'available' OR (status = 'reserved' AND hold_expires_at <= :now))
+       AND {FREE_SQL}
        AND (SELECT count(*) FROM unlinked) >= 0
        AND (SELECT n FROM holds) < :max_holds
     RETURNING provider_id, start_time, end_time
