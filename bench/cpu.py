@@ -46,7 +46,9 @@ def _ticks(pid: int, *, with_exited_children: bool) -> int:
     """utime + stime of a process (and of its waited-for children), in clock ticks."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # Gone between listing the children and reading: its time is in the parent's
+        # "exited children" once waited for.
         return 0
     fields = stat.rsplit(")", 1)[1].split()  # the name may hold spaces; fields start at 3
     own = int(fields[11]) + int(fields[12])
