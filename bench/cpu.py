@@ -74,6 +74,14 @@ def postmaster_pid(pg: PostgresServer) -> int:
 PROFILE_DIR: Path | None = None
 
 
+async def _sessions(db: asyncpg.Connection) -> int:
+    """Connections PostgreSQL has accepted so far."""
+    count: int = await db.fetchval(
+        "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+    )
+    return count
+
+
 async def measure(
     name: str,
     pg: PostgresServer,
@@ -83,6 +91,9 @@ async def measure(
     check: Callable[[loadgen.Result], None] | None = None,
 ) -> dict[str, Any]:
     postmaster = postmaster_pid(pg)
+    # Open across the measured window: a backend that exits inside it would count.
+    counter = await asyncpg.connect(asyncpg_dsn(pg.url))
+    sessions_before = await _sessions(counter)
     service_before, pg_before = tree_cpu_ms(svc.process.pid), tree_cpu_ms(postmaster)
     with contextlib.ExitStack() as stack:
         if PROFILE_DIR is not None:
@@ -102,6 +113,10 @@ async def measure(
         )
     service_ms = (tree_cpu_ms(svc.process.pid) - service_before) / len(requests)
     pg_ms = (tree_cpu_ms(postmaster) - pg_before) / len(requests)
+    # The service's new connections while measured: a pool that closes and reopens
+    # connections under load pays for it on both sides.
+    opened = await _sessions(counter) - sessions_before
+    await counter.close()
     assert set(result.status) == {expect}, (name, sorted(set(result.status)))
     if check is not None:
         check(result)
@@ -111,10 +126,12 @@ async def measure(
         "service_cpu_ms": round(service_ms, 3),
         "postgres_cpu_ms": round(pg_ms, 3),
         "ratio": round(service_ms / pg_ms, 2) if pg_ms else None,
+        "connections_opened": opened,
     }
     print(
         f"{name:<12} {row['req_per_s']:>6} req/s   service {row['service_cpu_ms']:.2f} ms   "
-        f"PostgreSQL {row['postgres_cpu_ms']:.2f} ms   ratio {row['ratio']}",
+        f"PostgreSQL {row['postgres_cpu_ms']:.2f} ms   ratio {row['ratio']}   "
+        f"connections opened {opened}",
         flush=True,
     )
     return row
