@@ -20,6 +20,7 @@ from appointments.clients.router import router as clients_router
 from appointments.clock import Clock, SystemClock
 from appointments.db import create_engine, create_sessionmaker
 from appointments.errors import install_error_handlers
+from appointments.fast_paths.middleware import FastPaths
 from appointments.health.router import router as health_router
 from appointments.hygiene import BodySizeLimit
 from appointments.notifications.worker import Deliverer
@@ -109,6 +110,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     check_every_route_has_a_rule(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
 
+    if settings.fast_paths:
+        # Innermost: after the body size cap, CORS and the request observer.
+        app.add_middleware(FastPaths, api=app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last, so outermost: every answer, even a 413 or a CORS refusal, is observed.
     if settings.cors_origins:

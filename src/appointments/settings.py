@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # One JSON object per log line (off: Python's plain format, e.g. for local debugging).
     log_json: bool = True
     log_level: str = "INFO"
+    # The hot routes (slot listing, start times, reserve, confirm) answered by plain ASGI
+    # in front of FastAPI, with the same answers (fast_paths); off: all through FastAPI.
+    fast_paths: bool = True
     # Request hygiene.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     cors_origins: Annotated[list[str], NoDecode] = []

@@ -1,9 +1,11 @@
 """Appointment types over HTTP: CRUD, and the bookable start times of one type."""
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic_core import to_json
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from appointments.appointment_types import service, start_page
 from appointments.appointment_types.models import AppointmentType
@@ -13,12 +15,14 @@ from appointments.appointment_types.schemas import (
     StartTimeOut,
 )
 from appointments.appointment_types.start_times import StartTime
+from appointments.clock import Clock
 from appointments.conditional import CONDITIONAL, IfNoneMatch, json_page
 from appointments.db import reading
 from appointments.deps import ClockDep, ReadEngineDep, ReadSessionDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
 from appointments.ids import parse_id
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
+from appointments.settings import Settings
 from appointments.timeparams import AwareQueryTime
 
 router = APIRouter(prefix="/providers/{provider_id}/appointment-types", tags=["appointment types"])
@@ -123,6 +127,34 @@ async def list_start_times(
     the provider's zone) has not reached the type's daily cap. The answer carries an
     `ETag`; send it back in `If-None-Match` to get 304 while the page is unchanged.
     """
+    return await start_times_answer(
+        engine,
+        request.app.state.read_sessionmaker,
+        clock,
+        settings,
+        provider_id,
+        type_id,
+        paging,
+        start_from,
+        start_before,
+        if_none_match,
+    )
+
+
+async def start_times_answer(
+    engine: AsyncEngine,
+    read_sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    settings: Settings,
+    provider_id: str,
+    type_id: str,
+    paging: PageRequest,
+    start_from: datetime | None,
+    start_before: datetime | None,
+    if_none_match: str | None,
+) -> Response:
+    """The start-time listing's answer from parsed parameters (the route's, and
+    fast_paths')."""
     now = clock.now()
     if engine.dialect.name == "postgresql":
         body = await start_page.page_json(
@@ -136,7 +168,7 @@ async def list_start_times(
             request=paging,
         )
         return json_page(if_none_match, body)
-    async with reading(request.app.state.read_sessionmaker) as session:
+    async with reading(read_sessionmaker) as session:
         rules, rows = await service.bookable_start_times(
             session,
             settings,

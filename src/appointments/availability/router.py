@@ -2,6 +2,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from appointments.availability import listing, service
 from appointments.availability.created_json import weekly_json, window_json
@@ -18,11 +19,13 @@ from appointments.availability.schemas import (
     conflict_of,
 )
 from appointments.availability.service import AvailabilityChange, OnConflict
+from appointments.clock import Clock
 from appointments.conditional import CONDITIONAL, IfNoneMatch, json_page
 from appointments.deps import ClockDep, ReadEngineDep, SessionDep, SettingsDep
 from appointments.errors import NotFound, ValidationFailed, problem_responses
 from appointments.ids import parse_id
 from appointments.pagination import Page, PageRequest, page_request
+from appointments.settings import Settings
 from appointments.timeparams import AwareQueryTime
 
 router = APIRouter(prefix="/providers/{provider_id}/availability", tags=["availability"])
@@ -74,6 +77,31 @@ async def list_availability(
 
     The answer carries an `ETag`; send it back in `If-None-Match` to get 304 while
     the page is unchanged."""
+    return await slot_page_answer(
+        engine,
+        clock,
+        settings,
+        provider_id,
+        paging,
+        start_from,
+        start_before,
+        status,
+        if_none_match,
+    )
+
+
+async def slot_page_answer(
+    engine: AsyncEngine,
+    clock: Clock,
+    settings: Settings,
+    provider_id: str,
+    paging: PageRequest,
+    start_from: datetime | None,
+    start_before: datetime | None,
+    status: SlotFilter,
+    if_none_match: str | None,
+) -> Response:
+    """The listing's answer from parsed parameters (the route's, and fast_paths')."""
     now = clock.now()
     query = listing.Query(
         status=status,

@@ -28,6 +28,7 @@ from appointments.errors import problem_responses
 from appointments.idempotency.service import IdempotencyKeyHeader, run_once
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
 from appointments.providers import service as providers
+from appointments.settings import Settings
 from appointments.timeparams import AwareQueryTime
 
 client_router = APIRouter(prefix="/clients/{client_id}", tags=["booking"])
@@ -83,7 +84,19 @@ async def reserve(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Hold a slot for this client."""
-    now = clock.now()
+    return await reserve_answer(session, clock.now(), settings, client_id, data, idempotency_key)
+
+
+async def reserve_answer(
+    session: AsyncSession,
+    now: datetime,
+    settings: Settings,
+    client_id: str,
+    data: ReserveIn,
+    idempotency_key: str | None,
+) -> Response:
+    """The reserve's answer from parsed parameters, in the caller's transaction (the
+    route's, and fast_paths')."""
     if _sent_alone(session, idempotency_key) and data.appointment_type_id is None:
         # One statement, one round trip: it locks the client itself.
         async def alone() -> tuple[int, ReservationOut]:
@@ -129,7 +142,18 @@ async def confirm(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Confirm a hold."""
-    now = clock.now()
+    return await confirm_answer(session, clock.now(), client_id, data, idempotency_key)
+
+
+async def confirm_answer(
+    session: AsyncSession,
+    now: datetime,
+    client_id: str,
+    data: ConfirmIn,
+    idempotency_key: str | None,
+) -> Response:
+    """The confirm's answer from parsed parameters, in the caller's transaction (the
+    route's, and fast_paths')."""
     if _sent_alone(session, idempotency_key):
         # One statement, one round trip.
         async def alone() -> tuple[int, ReservationOut]:

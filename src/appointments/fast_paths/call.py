@@ -1,0 +1,145 @@
+"""One request on a fast path: its parts parsed the way FastAPI parses them, or not
+at all.
+
+Every parser here answers None for anything it does not take exactly as FastAPI's
+route would (a repeated header or parameter, a value that fails validation, a body
+that is not JSON): the request then goes on to FastAPI, which answers it, errors and
+all, as it always has. So a fast path never has to reproduce a validation error.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope
+
+from appointments.auth.policy import Rule
+from appointments.auth.tokens import Principal, TokenVerifier
+from appointments.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, decode_cursor
+from appointments.timeparams import AwareQueryTime
+
+_TIME = TypeAdapter(AwareQueryTime)
+# Headers a fast path reads; each may appear at most once.
+_HEADERS = (b"authorization", b"content-type", b"if-none-match", b"idempotency-key")
+
+
+class Skip(Exception):
+    """Not for the fast path: FastAPI answers this request."""
+
+
+@dataclass
+class Call:
+    api: FastAPI
+    scope: Scope
+    receive: Receive
+    path_params: dict[str, str]
+    headers: dict[bytes, str]
+    # Messages read from `receive` (a body), to hand to FastAPI if the call is skipped.
+    received: list[Message]
+    # Set while waiting on `receive`: an error there is not the route's to render.
+    reading: bool = False
+
+    @classmethod
+    def of(
+        cls, api: FastAPI, scope: Scope, receive: Receive, path_params: dict[str, str]
+    ) -> "Call":
+        headers: dict[bytes, str] = {}
+        for name, value in scope["headers"]:
+            if name in _HEADERS:
+                if name in headers:
+                    raise Skip  # FastAPI would take one of them; which one is its business
+                headers[name] = value.decode("latin-1")
+        return cls(api, scope, receive, path_params, headers, [])
+
+    def header(self, name: bytes) -> str | None:
+        return self.headers.get(name)
+
+    def query(self, names: frozenset[str]) -> dict[str, str]:
+        """The query parameters of `names` (others are ignored, as FastAPI does)."""
+        found: dict[str, str] = {}
+        for name, value in parse_qsl(self.scope["query_string"].decode("latin-1"), True):
+            if name in names:
+                if name in found:
+                    raise Skip
+                found[name] = value
+        return found
+
+    async def json_body(self, model: type[BaseModel]) -> Any:
+        """The body as `model`, when it is JSON the model accepts."""
+        kind = self.header(b"content-type")
+        if kind is None or kind.split(";", 1)[0].strip().lower() != "application/json":
+            await self._read()
+            raise Skip
+        body = await self._read()
+        try:
+            return model.model_validate(json.loads(body))
+        except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+            raise Skip from exc
+
+    async def _read(self) -> bytes:
+        chunks = []
+        while True:
+            self.reading = True
+            message = await self.receive()
+            self.reading = False
+            self.received.append(message)
+            if message["type"] != "http.request":
+                raise Skip  # the client went away: let FastAPI see it
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def replay(self) -> Receive:
+        """`receive` for FastAPI: first what was read here, then the rest."""
+        pending = list(self.received)
+
+        async def receive() -> Message:
+            return pending.pop(0) if pending else await self.receive()
+
+        return receive
+
+    async def principal(self, rule: Rule) -> Principal:
+        """The caller, as the route's `authorize` dependency finds it: verified and
+        allowed by the route's rule, or an Unauthorized / Forbidden / NotFound raised.
+        A header that is not `Bearer <token>` goes to FastAPI."""
+        scheme, _, token = (self.header(b"authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Skip
+        verifier: TokenVerifier = self.api.state.verifier
+        principal = await verifier.verify(token)
+        self.scope["path_params"] = self.path_params
+        rule.check(principal, Request(self.scope, self.receive))
+        return principal
+
+
+def times(params: dict[str, str], *names: str) -> list[datetime | None]:
+    """Query times as the routes' `AwareQueryTime` parameters take them."""
+    try:
+        return [
+            None if name not in params else _TIME.validate_python(params[name]) for name in names
+        ]
+    except ValidationError as exc:
+        raise Skip from exc
+
+
+def paging(params: dict[str, str]) -> PageRequest:
+    """`limit` and `cursor` as `pagination.page_request` takes them."""
+    limit = params.get("limit")
+    if limit is None:
+        size = DEFAULT_LIMIT
+    elif limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT:
+        size = int(limit)
+    else:
+        raise Skip
+    cursor = params.get("cursor")
+    if cursor is not None and len(cursor) > 200:
+        raise Skip
+    try:
+        return PageRequest(limit=size, after=decode_cursor(cursor) if cursor else None)
+    except Exception as exc:  # a cursor FastAPI's route refuses, with its own words
+        raise Skip from exc

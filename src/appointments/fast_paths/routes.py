@@ -1,0 +1,101 @@
+"""The four hot routes: parse as FastAPI would (or skip), authorize, then the very
+function the FastAPI route calls.
+
+A request that fails to parse is skipped *before* anything is done, so FastAPI
+answers it exactly as before; from the authorization on, errors are raised as the
+route raises them and rendered by the app's own exception handlers.
+"""
+
+from collections.abc import Awaitable, Callable
+
+from starlette.responses import Response
+
+from appointments.appointment_types.router import start_times_answer
+from appointments.auth.policy import ANY_USER, CLIENT_SELF, SLOT_LISTING
+from appointments.availability.router import slot_page_answer
+from appointments.availability.schemas import SlotFilter
+from appointments.booking.router import confirm_answer, reserve_answer
+from appointments.booking.schemas import ConfirmIn, ReserveIn
+from appointments.db import transaction
+from appointments.fast_paths.call import Call, Skip, paging, times
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+_LISTING = frozenset({"limit", "cursor", "from", "to", "status"})
+_START_TIMES = frozenset({"limit", "cursor", "from", "to"})
+
+
+async def slot_listing(call: Call) -> Response:
+    params = call.query(_LISTING)
+    page = paging(params)
+    start_from, start_before = times(params, "from", "to")
+    try:
+        status = SlotFilter(params.get("status", SlotFilter.AVAILABLE.value))
+    except ValueError as exc:
+        raise Skip from exc
+    await call.principal(SLOT_LISTING)
+    state = call.api.state
+    return await slot_page_answer(
+        state.read_engine,
+        state.clock,
+        state.settings,
+        call.path_params["provider_id"],
+        page,
+        start_from,
+        start_before,
+        status,
+        call.header(b"if-none-match"),
+    )
+
+
+async def start_times(call: Call) -> Response:
+    params = call.query(_START_TIMES)
+    page = paging(params)
+    start_from, start_before = times(params, "from", "to")
+    await call.principal(ANY_USER)
+    state = call.api.state
+    return await start_times_answer(
+        state.read_engine,
+        state.read_sessionmaker,
+        state.clock,
+        state.settings,
+        call.path_params["provider_id"],
+        call.path_params["type_id"],
+        page,
+        start_from,
+        start_before,
+        call.header(b"if-none-match"),
+    )
+
+
+async def reserve(call: Call) -> Response:
+    if call.header(b"idempotency-key") is not None:
+        raise Skip  # the keyed path is not the hot one; its header has rules of its own
+    data = await call.json_body(ReserveIn)
+    await call.principal(CLIENT_SELF)
+    state = call.api.state
+    async with transaction(state.sessionmaker, writes=True) as session:
+        return await reserve_answer(
+            session, state.clock.now(), state.settings, call.path_params["client_id"], data, None
+        )
+
+
+async def confirm(call: Call) -> Response:
+    if call.header(b"idempotency-key") is not None:
+        raise Skip
+    data = await call.json_body(ConfirmIn)
+    await call.principal(CLIENT_SELF)
+    state = call.api.state
+    async with transaction(state.sessionmaker, writes=True) as session:
+        return await confirm_answer(
+            session, state.clock.now(), call.path_params["client_id"], data, None
+        )
+
+
+# (method, route template, handler); the templates are the FastAPI routes' own.
+HOT: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/providers/{provider_id}/availability", slot_listing),
+    ("GET", "/providers/{provider_id}/appointment-types/{type_id}/availability", start_times),
+    ("POST", "/clients/{client_id}/reserve", reserve),
+    ("POST", "/clients/{client_id}/confirm", confirm),
+)

@@ -1,0 +1,214 @@
+"""The hot routes' fast paths answer exactly as the FastAPI routes do.
+
+Each request is sent to two apps on the same database: the service as it runs (fast
+paths on) and the same service with them off (every request through FastAPI). Status,
+the headers a client reads and the body must be the same, for good requests and for
+every kind of bad one. A spy proves which requests the fast path answered itself.
+"""
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from appointments.auth.tokens import Role
+from appointments.clock import FrozenClock
+from appointments.fast_paths import routes
+from appointments.main import create_app
+from appointments.settings import Settings
+from tests.api import Api, bearer, iso
+from tests.conftest import START
+
+# What a client can read of an answer (x-request-id differs by design).
+HEADERS = ("content-type", "etag", "cache-control", "www-authenticate", "retry-after")
+DAY = START + timedelta(days=3)
+
+
+@pytest.fixture
+def through_fastapi(settings: Settings, clock: FrozenClock) -> Iterator[TestClient]:
+    app = create_app(settings.model_copy(update={"fast_paths": False}), clock)
+    admin = bearer(Role.ADMIN, "test-admin")
+    with TestClient(app, raise_server_exceptions=False, headers=admin) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def answered_fast(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the route functions the fast paths called."""
+    calls: list[str] = []
+    for name in ("slot_page_answer", "start_times_answer", "reserve_answer", "confirm_answer"):
+        real = getattr(routes, name)
+
+        async def spy(*args: Any, _real: Any = real, _name: str = name) -> Any:
+            calls.append(_name)
+            return await _real(*args)
+
+        monkeypatch.setattr(routes, name, spy)
+    return calls
+
+
+def answer(client: TestClient, method: str, path: str, **kwargs: Any) -> tuple[Any, ...]:
+    response = client.request(method, path, **kwargs)
+    headers = tuple(response.headers.get(name) for name in HEADERS)
+    return response.status_code, headers, response.content
+
+
+def same(api: Api, other: TestClient, method: str, path: str, **kwargs: Any) -> int:
+    fast = answer(api.client, method, path, **kwargs)
+    assert fast == answer(other, method, path, **kwargs), (method, path, kwargs)
+    status: int = fast[0]
+    return status
+
+
+@pytest.fixture
+def world(api: Api) -> dict[str, Any]:
+    provider = api.provider()
+    other = api.provider("Dr Bea")
+    api.publish(provider["id"], DAY, DAY + timedelta(hours=3))
+    kind = api.appointment_type(provider["id"])
+    customer = api.customer()
+    return {
+        "provider": provider["id"],
+        "other": other["id"],
+        "type": kind["id"],
+        "client": customer["id"],
+    }
+
+
+def listing_cases(world: dict[str, Any]) -> list[tuple[str, dict[str, Any], int]]:
+    p = world["provider"]
+    listing = f"/providers/{p}/availability"
+    starts = f"/providers/{p}/appointment-types/{world['type']}/availability"
+    as_client = bearer(Role.CLIENT, world["client"])
+    as_other = bearer(Role.PROVIDER, world["other"])
+    as_provider = bearer(Role.PROVIDER, p)
+    cases: list[tuple[str, dict[str, Any], int]] = []
+    for path in (listing, starts):
+        cases += [
+            (path, {}, 200),
+            (path, {"params": {"limit": "3"}}, 200),
+            (path, {"params": {"limit": "0010"}}, 200),
+            (path, {"params": {"limit": "0"}}, 422),
+            (path, {"params": {"limit": "1001"}}, 422),
+            (path, {"params": {"limit": "ten"}}, 422),
+            (path, {"params": {"limit": "+5"}}, 200),
+            (path, {"params": [("limit", "2"), ("limit", "4")]}, 200),
+            (path, {"params": {"cursor": "not-a-cursor"}}, 422),
+            (path, {"params": {"cursor": ""}}, 200),
+            (path, {"params": {"from": iso(DAY + timedelta(hours=1))}}, 200),
+            (path, {"params": {"from": "2027-03-04T09:00:00 01:00"}}, 200),
+            (path, {"params": {"from": "2027-03-04T09:00:00"}}, 422),
+            (path, {"params": {"from": "yesterday"}}, 422),
+            (path, {"params": {"to": iso(DAY + timedelta(hours=1)), "unknown": "x"}}, 200),
+            (path, {"headers": {"Authorization": ""}}, 401),
+            (path, {"headers": {"Authorization": "Basic abc"}}, 401),
+            (path, {"headers": {"Authorization": "Bearer not.a.token"}}, 401),
+            (
+                path,
+                {"headers": {"Authorization": "Bearer not.a.token"}, "params": {"limit": "x"}},
+                401,
+            ),
+            (path, {"headers": as_client}, 200),
+            (path, {"headers": {"If-None-Match": '"nope"'}}, 200),
+        ]
+    cases += [
+        (listing, {"params": {"status": "all"}}, 200),
+        (listing, {"params": {"status": "all"}, "headers": as_provider}, 200),
+        (listing, {"params": {"status": "all"}, "headers": as_other}, 403),
+        (listing, {"params": {"status": "everything"}}, 422),
+        ("/providers/00000000-0000-4000-8000-000000000000/availability", {}, 404),
+        ("/providers/not-an-id/availability", {}, 404),
+        (
+            f"/providers/{p}/appointment-types/00000000-0000-4000-8000-000000000000/availability",
+            {},
+            404,
+        ),
+        (f"/providers/{p}/appointment-types/nope/availability", {}, 404),
+    ]
+    return cases
+
+
+def test_listings_answer_as_through_fastapi(
+    api: Api, through_fastapi: TestClient, world: dict[str, Any], answered_fast: list[str]
+) -> None:
+    for path, kwargs, expected in listing_cases(world):
+        assert same(api, through_fastapi, "GET", path, **kwargs) == expected, (path, kwargs)
+    # 304: the tag of a page, sent back.
+    for path in (
+        f"/providers/{world['provider']}/availability",
+        f"/providers/{world['provider']}/appointment-types/{world['type']}/availability",
+    ):
+        tag = api.client.get(path).headers["etag"]
+        assert same(api, through_fastapi, "GET", path, headers={"If-None-Match": tag}) == 304
+    # Only the well-formed requests with a usable token reached the route's function
+    # from the fast path; the rest went to FastAPI.
+    assert "slot_page_answer" in answered_fast
+    assert "start_times_answer" in answered_fast
+
+
+def test_malformed_listing_requests_go_to_fastapi(
+    api: Api, world: dict[str, Any], answered_fast: list[str]
+) -> None:
+    listing = f"/providers/{world['provider']}/availability"
+    for params in ({"limit": "0"}, {"cursor": "x"}, {"from": "soon"}, {"status": "x"}):
+        assert api.client.get(listing, params=params).status_code == 422
+    assert api.client.get(listing, headers={"Authorization": "Basic x"}).status_code == 401
+    assert answered_fast == []
+    assert api.client.get(listing).status_code == 200
+    assert answered_fast == ["slot_page_answer"]
+
+
+def test_reserve_and_confirm_answer_as_through_fastapi(
+    api: Api, through_fastapi: TestClient, world: dict[str, Any], answered_fast: list[str]
+) -> None:
+    customer = world["client"]
+    slots = api.slots(world["provider"], limit=4)
+    reserve = f"/clients/{customer}/reserve"
+    confirm = f"/clients/{customer}/confirm"
+    as_stranger = bearer(Role.CLIENT, "00000000-0000-4000-8000-000000000001")
+    refusals: list[tuple[str, dict[str, Any], int]] = [
+        (reserve, {"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 422),
+        (reserve, {"content": b"", "headers": {"Content-Type": "application/json"}}, 422),
+        (reserve, {"content": b'{"slot_id": "x"}', "headers": {"Content-Type": "text/plain"}}, 422),
+        (reserve, {"json": {}}, 422),
+        (reserve, {"json": {"slot_id": slots[0]["id"], "extra": 1}}, 422),
+        (reserve, {"json": {"slot_id": 5}}, 422),
+        (reserve, {"json": {"slot_id": "00000000-0000-4000-8000-000000000000"}}, 404),
+        (reserve, {"json": {"slot_id": slots[0]["id"]}, "headers": as_stranger}, 404),
+        (reserve, {"json": {"slot_id": slots[0]["id"]}, "headers": {"Authorization": ""}}, 401),
+        (reserve, {"json": {"slot_id": "x"}, "headers": {"Idempotency-Key": ""}}, 422),
+        (
+            "/clients/00000000-0000-4000-8000-000000000000/reserve",
+            {"json": {"slot_id": slots[0]["id"]}},
+            404,
+        ),
+        (confirm, {"json": {"reservation_id": "00000000-0000-4000-8000-000000000000"}}, 404),
+        (confirm, {"json": {"reservation_id": []}}, 422),
+    ]
+    for path, kwargs, expected in refusals:
+        assert same(api, through_fastapi, "POST", path, **kwargs) == expected, (path, kwargs)
+    assert api.live_reservations(slots[0]["id"]) == 0
+
+    # A hold each way, then the same slot again each way (409), then confirms.
+    held = []
+    for client, slot in ((api.client, slots[0]), (through_fastapi, slots[1])):
+        response = client.post(reserve, json={"slot_id": slot["id"]})
+        assert response.status_code == 201, response.text
+        assert response.headers["content-type"] == "application/json"
+        held.append(response.json())
+    assert held[0].keys() == held[1].keys()
+    assert [h["status"] for h in held] == ["held", "held"]
+    assert same(api, through_fastapi, "POST", reserve, json={"slot_id": slots[0]["id"]}) == 409
+    for client, hold in zip((api.client, through_fastapi), held, strict=True):
+        response = client.post(confirm, json={"reservation_id": hold["id"]})
+        assert response.status_code == 200, response.text
+        assert (response.json()["id"], response.json()["status"]) == (hold["id"], "confirmed")
+    # Confirming a confirmed reservation answers it unchanged, both ways alike.
+    assert (
+        same(api, through_fastapi, "POST", confirm, json={"reservation_id": held[0]["id"]}) == 200
+    )
+    assert api.live_reservations(slots[0]["id"]) == 1
+    assert "reserve_answer" in answered_fast
+    assert "confirm_answer" in answered_fast
