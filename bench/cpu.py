@@ -241,15 +241,10 @@ async def run(pg: PostgresServer, svc: Service, count: int) -> dict[str, Any]:
         )
         request = PageRequest(limit=100, after=None)
         sql, values = start_page.statement(provider_id, rules, search, now, request)
-        terms = pgbench.script(
-            start_page._TERMS, {"provider_id": provider_id, "type_id": uuid.UUID(kind["id"])}, {}
-        )
-        text = (
-            "\\set k random(0, 9999)\n"
-            + terms
-            + pgbench.script(
-                sql, values, {"start_from": _from_offset(base), "scan_from": _from_offset(base)}
-            )
+        # The service reads the type's terms once per process and checks them in the
+        # page's own statement, so a warm listing is this one statement.
+        text = "\\set k random(0, 9999)\n" + pgbench.script(
+            sql, values, {"start_from": _from_offset(base), "scan_from": _from_offset(base)}
         )
         beside(pg, "start times", text, count, figures["start_times"])
 

@@ -169,3 +169,44 @@ def test_an_unchanged_page_of_start_times_answers_304_to_its_etag(api: Api) -> N
     changed = api.client.get(path, headers={"If-None-Match": tag})
     assert changed.status_code == 200
     assert changed.json()["items"][0]["start_time"] == iso(NINE + timedelta(minutes=15))
+
+
+def test_a_listing_follows_every_change_to_its_terms_at_once(api: Api) -> None:
+    """Start times are made from the type's terms and the provider's zone; a process
+    remembers them between listings, so each change must show on the very next one."""
+    provider = api.provider()
+    api.publish(provider["id"], NINE, NINE + timedelta(hours=2))  # 09:00-11:00
+    kind = api.appointment_type(provider["id"], duration_minutes=60, max_per_day=1)
+    path = f"/providers/{provider['id']}/appointment-types/{kind['id']}/availability"
+    first = api.ok("GET", path)["items"][0]
+    assert (first["start_time"], first["end_time"]) == (iso(NINE), iso(NINE + timedelta(hours=1)))
+
+    api.ok(
+        "PUT", path.removesuffix("/availability"), json={"name": "Short", "duration_minutes": 30}
+    )
+    first = api.ok("GET", path)["items"][0]
+    assert first["end_time"] == iso(NINE + timedelta(minutes=30))
+    assert api.start_times(provider["id"], kind["id"]) == quarter_hours(
+        NINE, NINE + timedelta(minutes=90)
+    )
+
+    # The daily cap counts per day in the provider's zone: a booking at 23:30 UTC on the
+    # day before is "today" in Berlin.
+    api.ok(
+        "PUT",
+        path.removesuffix("/availability"),
+        json={"name": "Capped", "duration_minutes": 30, "max_per_day": 1},
+    )
+    midnight = NINE.replace(hour=0)
+    api.publish(provider["id"], midnight - timedelta(minutes=30), midnight)  # 00:30 in Berlin
+    evening = {"id": api.slot_at(provider["id"], midnight - timedelta(minutes=30))}
+    customer = api.customer()
+    assert api.reserve_type(customer["id"], evening["id"], kind["id"]).status_code == 201
+    assert api.start_times(provider["id"], kind["id"])  # UTC: another day, so still open
+    api.ok(
+        "PUT", f"/providers/{provider['id']}", json={"name": "Dr Ada", "timezone": "Europe/Berlin"}
+    )
+    assert api.start_times(provider["id"], kind["id"]) == []
+
+    api.ok("DELETE", path.removesuffix("/availability"), 204)
+    assert api.client.get(path).status_code == 404

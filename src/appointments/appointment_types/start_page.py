@@ -1,9 +1,15 @@
 """A page of an appointment type's start times on PostgreSQL, as JSON built there.
 
-Two statements straight to asyncpg, outside a transaction: the type's terms (with
+Statements straight to asyncpg, outside a transaction: the type's terms (with
 whether the provider exists, for the right 404), then `start_times.compose`'s
 search wrapped so that PostgreSQL returns the page's items as JSON text and the
 key of its last item for the cursor. SQLite answers the same through the service.
+
+The search is written from the terms, so it needs them first. Each process keeps
+the terms it has read, and the search statement checks them: it also returns the
+terms as they stand (a fingerprint), and a page made from terms that changed since
+(an edited type or provider zone, a deleted type) is thrown away and made again from
+fresh ones. So a warm listing is one round trip, and never answers from stale terms.
 """
 
 import uuid
@@ -19,15 +25,21 @@ from appointments.errors import NotFound
 from appointments.pagination import Keyset, PageRequest, page_body
 from appointments.settings import Settings
 
-_TERMS = """
+# Everything a page is made from, as one text: equal texts, equal terms.
+_FINGERPRINT = """ROW(p.timezone, t.id, t.duration_minutes, t.buffer_before_minutes,
+       t.buffer_after_minutes, t.min_notice_minutes, t.max_advance_days, t.max_per_day,
+       t.change_notice_minutes)::text"""
+_TYPE_OF_PROVIDER = """providers AS p
+  {join} appointment_types AS t
+    ON t.provider_id = p.id AND t.id = :type_id AND t.deleted_at IS NULL
+ WHERE p.id = :provider_id"""
+_TERMS = f"""
 SELECT p.timezone, t.id, t.duration_minutes, t.buffer_before_minutes,
        t.buffer_after_minutes, t.min_notice_minutes, t.max_advance_days, t.max_per_day,
-       t.change_notice_minutes
-  FROM providers AS p
-  LEFT JOIN appointment_types AS t
-    ON t.provider_id = p.id AND t.id = :type_id AND t.deleted_at IS NULL
- WHERE p.id = :provider_id
+       t.change_notice_minutes, {_FINGERPRINT} AS fingerprint
+  FROM {_TYPE_OF_PROVIDER.format(join="LEFT JOIN")}
 """
+_CACHE_SIZE = 10_000
 
 _ITEMS = rawsql.json_array(
     rawsql.json_object(
@@ -47,7 +59,8 @@ numbered AS (
 SELECT (SELECT {_ITEMS} FROM numbered WHERE n <= :page_size) AS items,
        (SELECT count(*) FROM numbered) AS found,
        (SELECT anchor_start FROM numbered WHERE n = :page_size) AS last_at,
-       (SELECT anchor_id::text FROM numbered WHERE n = :page_size) AS last_id
+       (SELECT anchor_id::text FROM numbered WHERE n = :page_size) AS last_id,
+       (SELECT {_FINGERPRINT} FROM {_TYPE_OF_PROVIDER.format(join="JOIN")}) AS fingerprint
 """
 
 
@@ -77,7 +90,7 @@ def statement(
     search_statement, values = start_times.compose(
         "postgresql", provider_id, rules, search, now, limit=request.limit + 1, cursor=request.after
     )
-    values |= {"duration": rules.duration, "page_size": request.limit}
+    values |= {"duration": rules.duration, "page_size": request.limit, "type_id": rules.type_id}
     return _PAGE % search_statement.element.text, values
 
 
@@ -93,15 +106,63 @@ async def page_json(
     request: PageRequest,
 ) -> bytes:
     """The page as the API's JSON; NotFound for an unknown provider or type."""
+    key = (provider_id, type_id)
+    known = _known_terms.get(key)
+    if known is not None:
+        page = await _page(
+            engine, settings, provider_id, known, start_from, start_before, now, request
+        )
+        if page.fingerprint == known.fingerprint:
+            return page.body
+        del _known_terms[key]  # the terms changed since they were read: read them again
     row = await rawsql.fetch_row(engine, _TERMS, {"provider_id": provider_id, "type_id": type_id})
     if row is None:
         raise NotFound(f"provider {str(provider_id)!r} does not exist")
-    zone, *columns = row
+    zone, *columns, fingerprint = row
     if columns[0] is None:
         raise NotFound(f"appointment type {str(type_id)!r} does not exist")
-    rules = BookingRules.of(Terms(*columns), settings)
-    search = start_times.search_for(rules, zone, start_from, start_before, now)
+    if len(_known_terms) >= _CACHE_SIZE:
+        for stale in list(_known_terms)[: _CACHE_SIZE // 2]:
+            del _known_terms[stale]
+    known = _known_terms[key] = _Known(zone, Terms(*columns), fingerprint)
+    # Should the terms change again before the next statement, this page is still as of
+    # the terms just read: what the two statements of a cold listing always answered.
+    page = await _page(engine, settings, provider_id, known, start_from, start_before, now, request)
+    return page.body
+
+
+@dataclass(frozen=True)
+class _Known:
+    zone: str
+    terms: Terms
+    fingerprint: str
+
+
+# (provider, type) -> the terms this process last read, checked by every page.
+_known_terms: dict[tuple[uuid.UUID, uuid.UUID], _Known] = {}
+
+
+@dataclass(frozen=True)
+class _Page:
+    body: bytes
+    fingerprint: str | None  # of the terms as they stand; None: type or provider gone
+
+
+async def _page(
+    engine: AsyncEngine,
+    settings: Settings,
+    provider_id: uuid.UUID,
+    known: _Known,
+    start_from: datetime | None,
+    start_before: datetime | None,
+    now: datetime,
+    request: PageRequest,
+) -> _Page:
+    """The page made from `known`, with the fingerprint of the terms as they stand."""
+    rules = BookingRules.of(known.terms, settings)
+    search = start_times.search_for(rules, known.zone, start_from, start_before, now)
     sql, values = statement(provider_id, rules, search, now, request)
-    items, found, last_at, last_id = await rawsql.fetch_row(engine, sql, values)
+    items, found, last_at, last_id, fingerprint = await rawsql.fetch_row(engine, sql, values)
     more = found > request.limit
-    return page_body(items, Keyset(at=last_at, id=uuid.UUID(last_id)) if more else None)
+    body = page_body(items, Keyset(at=last_at, id=uuid.UUID(last_id)) if more else None)
+    return _Page(body, fingerprint)
