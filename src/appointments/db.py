@@ -128,15 +128,23 @@ def create_engine(
         # invalidates the whole pool, so the next requests reconnect.
         pool_pre_ping=settings.db_pool_pre_ping,
         connect_args={
-            "timeout": settings.db_connect_timeout_seconds,
-            "command_timeout": settings.db_statement_timeout_seconds,
-            # Shown in pg_stat_activity: which connections are the service's, and
-            # which of them serve reads (on a replica).
-            "server_settings": {"application_name": name},
+            **driver_arguments(settings, name),
             **(_PGBOUNCER if settings.db_pgbouncer else {}),
         },
         execution_options={"pgbouncer": settings.db_pgbouncer},
     )
+
+
+def driver_arguments(settings: Settings, name: str) -> dict[str, Any]:
+    """What asyncpg's connect takes besides the URL's parts."""
+    return {
+        "timeout": settings.db_connect_timeout_seconds,
+        "command_timeout": settings.db_statement_timeout_seconds,
+        # Shown in pg_stat_activity: which connections are the service's, and
+        # which of them serve reads (on a replica).
+        "server_settings": {"application_name": name},
+        **({"statement_cache_size": 0} if settings.db_pgbouncer else {}),
+    }
 
 
 # Behind PgBouncer in transaction pooling, a prepared statement lives on one server

@@ -1,9 +1,11 @@
 """Per-request observation: a request id, an access log line, the latency histogram."""
 
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,6 +17,25 @@ logger = logging.getLogger("appointments.access")
 HEADER = b"x-request-id"
 # Accept a caller's id only if it is short and plain, so it is safe to log and echo.
 _USABLE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+# Our ids: 16 random hex digits per process, then a counter (32 in all). Unique across
+# processes like a uuid4, without reading the system's random source per request.
+_PROCESS = secrets.token_hex(8)
+_NUMBERS = itertools.count()
+# The latency histogram's child per label set, found once (labels() locks and looks up).
+_TIMERS: dict[tuple[str, str, str], Any] = {}
+# Any token is a method to HTTP; the label keeps to the known ones (bounded series).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _new_id() -> str:
+    return f"{_PROCESS}{next(_NUMBERS):016x}"
+
+
+def _given_id(headers: list[tuple[bytes, bytes]]) -> bytes:
+    for name, value in headers:
+        if name == HEADER:
+            return value
+    return b""
 
 
 class RequestObserver:
@@ -25,8 +46,8 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(HEADER, b"")
-        rid = given.decode() if _USABLE_ID.match(given) else uuid.uuid4().hex
+        given = _given_id(scope["headers"])
+        rid = given.decode() if given and _USABLE_ID.match(given) else _new_id()
         token = request_id.set(rid)
         began = time.perf_counter()
         status = 500
@@ -44,9 +65,12 @@ class RequestObserver:
             elapsed = time.perf_counter() - began
             route = scope.get("route")
             template = getattr(route, "path_format", None) or "unmatched"
-            REQUEST_SECONDS.labels(
-                route=template, method=scope["method"], status=f"{status // 100}xx"
-            ).observe(elapsed)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            labels = (template, method, f"{status // 100}xx")
+            timer = _TIMERS.get(labels)
+            if timer is None:
+                timer = _TIMERS[labels] = REQUEST_SECONDS.labels(*labels)
+            timer.observe(elapsed)
             logger.info(
                 "request",
                 extra={
