@@ -22,9 +22,10 @@ Idempotency-Key it is sent alone, one round trip (`alone=True`).
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments import rawsql
 from appointments.availability.models import Slot
@@ -107,6 +108,35 @@ class Outcome:
     client_known: bool
 
 
+def _reserve_values(
+    reservation_id: uuid.UUID,
+    slot_id: uuid.UUID,
+    client_id: uuid.UUID,
+    now: datetime,
+    expires_at: datetime,
+    bookable_after: datetime,
+    max_holds: int,
+) -> dict[str, object]:
+    return {
+        "id": reservation_id,
+        "slot_id": slot_id,
+        "client_id": client_id,
+        "now": now,
+        "expires_at": expires_at,
+        "bookable_after": bookable_after,
+        "max_holds": max_holds,
+    }
+
+
+def _outcome(row: Any) -> Outcome:
+    claimed = None
+    if row["provider_id"] is not None:
+        claimed = ClaimedSlot(row["provider_id"], row["start_time"], row["end_time"])
+    return Outcome(
+        claimed, row["slot_start"], bool(row["slot_free"]), int(row["holds"]), row["client_known"]
+    )
+
+
 async def reserve(
     session: AsyncSession,
     *,
@@ -117,30 +147,35 @@ async def reserve(
     expires_at: datetime,
     bookable_after: datetime,
     max_holds: int,
-    alone: bool = False,
 ) -> Outcome:
-    """Run the statement in the session's transaction, or (`alone`) straight on its
-    connection before any transaction began: its own implicit one."""
-    values = {
-        "id": reservation_id,
-        "slot_id": slot_id,
-        "client_id": client_id,
-        "now": now,
-        "expires_at": expires_at,
-        "bookable_after": bookable_after,
-        "max_holds": max_holds,
-    }
-    if alone:
-        row = await rawsql.fetch_row_in(session, RESERVE_SQL, values)
-    else:
-        row = (await session.execute(_RESERVE, values)).one()._mapping
-    claimed = None
-    wakeup.mark(session)  # a stale hold's expiry may have been recorded even on refusal
-    if row["provider_id"] is not None:
-        claimed = ClaimedSlot(row["provider_id"], row["start_time"], row["end_time"])
-    return Outcome(
-        claimed, row["slot_start"], bool(row["slot_free"]), int(row["holds"]), row["client_known"]
+    """Run the statement in the session's transaction."""
+    values = _reserve_values(
+        reservation_id, slot_id, client_id, now, expires_at, bookable_after, max_holds
     )
+    row = (await session.execute(_RESERVE, values)).one()._mapping
+    wakeup.mark(session)  # a stale hold's expiry may have been recorded even on refusal
+    return _outcome(row)
+
+
+async def reserve_alone(
+    engine: AsyncEngine,
+    *,
+    reservation_id: uuid.UUID,
+    slot_id: uuid.UUID,
+    client_id: uuid.UUID,
+    now: datetime,
+    expires_at: datetime,
+    bookable_after: datetime,
+    max_holds: int,
+) -> Outcome:
+    """Run the statement on its own: its own implicit transaction, committed when it
+    returns."""
+    values = _reserve_values(
+        reservation_id, slot_id, client_id, now, expires_at, bookable_after, max_holds
+    )
+    row = await rawsql.fetch_row(engine, RESERVE_SQL, values)
+    wakeup.committed()  # events may have been written (a stale hold's expiry at least)
+    return _outcome(row)
 
 
 CONFIRM_SQL = f"""
@@ -188,15 +223,15 @@ _RESERVATION_COLUMNS = tuple(Reservation.__table__.columns.keys())
 
 
 async def confirm(
-    session: AsyncSession, *, reservation_id: uuid.UUID, client_id: uuid.UUID, now: datetime
+    engine: AsyncEngine, *, reservation_id: uuid.UUID, client_id: uuid.UUID, now: datetime
 ) -> Confirmation:
     """PostgreSQL: confirm a live hold, confirm its slots and record the event, in one
     statement sent alone (one round trip, its own transaction)."""
     values = {"reservation_id": reservation_id, "client_id": client_id, "now": now}
-    row = await rawsql.fetch_row_in(session, CONFIRM_SQL, values)
+    row = await rawsql.fetch_row(engine, CONFIRM_SQL, values)
     reservation = None
     if row["id"] is not None:
         reservation = Reservation(**{name: row[name] for name in _RESERVATION_COLUMNS})
     if row["changed"]:
-        wakeup.mark(session)
+        wakeup.committed()
     return Confirmation(row["client_known"], row["changed"], reservation)

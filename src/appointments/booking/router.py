@@ -1,13 +1,11 @@
 """Booking over HTTP: reserve, confirm, cancel, and the lists of reservations."""
 
-import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments.auth.policy import CurrentUser
 from appointments.auth.tokens import Role
@@ -25,7 +23,7 @@ from appointments.calendar import export
 from appointments.clients import service as clients
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
-from appointments.idempotency.service import IdempotencyKeyHeader, run_once
+from appointments.idempotency.service import IdempotencyKeyHeader, run_counted, run_once
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
 from appointments.providers import service as providers
 from appointments.settings import Settings
@@ -40,29 +38,19 @@ REPLAY_NOTE = (
 )
 
 
-def _sent_alone(session: AsyncSession, idempotency_key: str | None) -> bool:
+def sent_alone(engine: AsyncEngine, idempotency_key: str | None) -> bool:
     """Whether a write can be one statement sent alone (PostgreSQL, no key to store)."""
-    return idempotency_key is None and session.get_bind().dialect.name == "postgresql"
+    return idempotency_key is None and engine.dialect.name == "postgresql"
 
 
-async def _without_key(
-    session: AsyncSession,
-    outcome: str,
-    operation: str,
-    now: datetime,
-    action: Callable[[], Awaitable[tuple[int, ReservationOut]]],
-) -> Response:
-    # run_once with no key only runs the action and counts it; nothing is stored.
-    return await run_once(
-        session,
-        key=None,
-        outcome=outcome,
-        scope_id=uuid.UUID(int=0),
-        operation=operation,
-        request={},
-        now=now,
-        action=action,
-    )
+def _sent_alone(session: AsyncSession, idempotency_key: str | None) -> bool:
+    return sent_alone(_engine(session), idempotency_key)
+
+
+def _engine(session: AsyncSession) -> AsyncEngine:
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)
+    return engine
 
 
 @client_router.post(
@@ -87,6 +75,21 @@ async def reserve(
     return await reserve_answer(session, clock.now(), settings, client_id, data, idempotency_key)
 
 
+async def reserve_alone_answer(
+    engine: AsyncEngine, now: datetime, settings: Settings, client_id: str, data: ReserveIn
+) -> Response:
+    """A plain reserve with no key on PostgreSQL: one statement sent alone, one round
+    trip; it locks the client itself. No session needed."""
+
+    async def alone() -> tuple[int, ReservationOut]:
+        reservation = await service.reserve_alone(
+            engine, settings, client_id, str(data.slot_id), now
+        )
+        return 201, ReservationOut.at(reservation, now)
+
+    return await run_counted("held", alone)
+
+
 async def reserve_answer(
     session: AsyncSession,
     now: datetime,
@@ -98,14 +101,7 @@ async def reserve_answer(
     """The reserve's answer from parsed parameters, in the caller's transaction (the
     route's, and fast_paths')."""
     if _sent_alone(session, idempotency_key) and data.appointment_type_id is None:
-        # One statement, one round trip: it locks the client itself.
-        async def alone() -> tuple[int, ReservationOut]:
-            reservation = await service.reserve_alone(
-                session, settings, client_id, str(data.slot_id), now
-            )
-            return 201, ReservationOut.at(reservation, now)
-
-        return await _without_key(session, "held", "reserve", now, alone)
+        return await reserve_alone_answer(_engine(session), now, settings, client_id, data)
     # Locked first: a client's reserves run one at a time (hold limit, idempotency key).
     client = await clients.lock_client(session, client_id)
 
@@ -145,6 +141,18 @@ async def confirm(
     return await confirm_answer(session, clock.now(), client_id, data, idempotency_key)
 
 
+async def confirm_alone_answer(
+    engine: AsyncEngine, now: datetime, client_id: str, data: ConfirmIn
+) -> Response:
+    """A confirm with no key on PostgreSQL: one statement sent alone, one round trip."""
+
+    async def alone() -> tuple[int, ReservationOut]:
+        reservation = await service.confirm_alone(engine, client_id, str(data.reservation_id), now)
+        return 200, ReservationOut.at(reservation, now)
+
+    return await run_counted("confirmed", alone)
+
+
 async def confirm_answer(
     session: AsyncSession,
     now: datetime,
@@ -155,14 +163,7 @@ async def confirm_answer(
     """The confirm's answer from parsed parameters, in the caller's transaction (the
     route's, and fast_paths')."""
     if _sent_alone(session, idempotency_key):
-        # One statement, one round trip.
-        async def alone() -> tuple[int, ReservationOut]:
-            reservation = await service.confirm_alone(
-                session, client_id, str(data.reservation_id), now
-            )
-            return 200, ReservationOut.at(reservation, now)
-
-        return await _without_key(session, "confirmed", "confirm", now, alone)
+        return await confirm_alone_answer(_engine(session), now, client_id, data)
     client = await clients.get_client(session, client_id)
 
     async def act() -> tuple[int, ReservationOut]:

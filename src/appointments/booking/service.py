@@ -6,11 +6,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import asyncpg
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments.appointment_types import repository as appointment_types
 from appointments.appointment_types import start_times
@@ -106,20 +106,34 @@ def _new_hold(
 
 
 async def reserve_alone(
-    session: AsyncSession, settings: Settings, client_id: str, slot_id: str, now: datetime
+    engine: AsyncEngine, settings: Settings, client_id: str, slot_id: str, now: datetime
 ) -> Reservation:
     """PostgreSQL, a plain reserve with no Idempotency-Key: the client's lock, the
     checks, the claim and the insert as one statement sent alone, so the whole
-    reserve is one round trip and one implicit transaction. The session must not
-    have begun a transaction (nothing else to commit with it)."""
+    reserve is one round trip and one implicit transaction."""
     client_uuid = parse_id(client_id, "client")
     notice = timedelta(seconds=settings.min_notice_seconds)
     reservation = _new_hold(settings, client_uuid, parse_id(slot_id, "slot"), now)
     with _slot_taken_meanwhile("the slot was taken at the same moment"):
-        await _reserve_in_one_statement(
-            session, settings, reservation, now + notice, notice, alone=True, client=client_id
+        outcome = await one_statement.reserve_alone(
+            engine, **_statement_terms(settings, reservation, now + notice)
         )
+        _settle_hold(outcome, settings, reservation, now + notice, notice, client_id)
     return reservation
+
+
+def _statement_terms(
+    settings: Settings, reservation: Reservation, bookable_after: datetime
+) -> dict[str, Any]:
+    return {
+        "reservation_id": reservation.id,
+        "slot_id": reservation.slot_id,
+        "client_id": reservation.client_id,
+        "now": reservation.created_at,
+        "expires_at": reservation.expires_at,
+        "bookable_after": bookable_after,
+        "max_holds": settings.max_holds_per_client,
+    }
 
 
 async def _reserve_in_one_statement(
@@ -128,22 +142,23 @@ async def _reserve_in_one_statement(
     reservation: Reservation,
     bookable_after: datetime,
     notice: timedelta,
-    *,
-    alone: bool = False,
-    client: str = "",
 ) -> None:
     """PostgreSQL: lock the client, expire, claim, count and insert in one round trip."""
     outcome = await one_statement.reserve(
-        session,
-        reservation_id=reservation.id,
-        slot_id=reservation.slot_id,
-        client_id=reservation.client_id,
-        now=reservation.created_at,
-        expires_at=reservation.expires_at,
-        bookable_after=bookable_after,
-        max_holds=settings.max_holds_per_client,
-        alone=alone,
+        session, **_statement_terms(settings, reservation, bookable_after)
     )
+    _settle_hold(outcome, settings, reservation, bookable_after, notice, "")
+
+
+def _settle_hold(
+    outcome: one_statement.Outcome,
+    settings: Settings,
+    reservation: Reservation,
+    bookable_after: datetime,
+    notice: timedelta,
+    client: str,
+) -> None:
+    """Fill in the held reservation from what the statement did, or raise why not."""
     if not outcome.client_known:
         raise NotFound(f"client {client!r} does not exist")
     if outcome.claimed is not None:
@@ -360,12 +375,12 @@ def _unconfirmed(reservation: Reservation | None, reservation_id: str) -> Reserv
 
 
 async def confirm_alone(
-    session: AsyncSession, client_id: str, reservation_id: str, now: datetime
+    engine: AsyncEngine, client_id: str, reservation_id: str, now: datetime
 ) -> Reservation:
     """PostgreSQL, with no Idempotency-Key: `confirm_hold` as one statement sent alone."""
     client_uuid = parse_id(client_id, "client")
     outcome = await one_statement.confirm(
-        session,
+        engine,
         reservation_id=parse_id(reservation_id, "reservation"),
         client_id=client_uuid,
         now=now,

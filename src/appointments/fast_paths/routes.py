@@ -14,7 +14,13 @@ from appointments.appointment_types.router import start_times_answer
 from appointments.auth.policy import ANY_USER, CLIENT_SELF, SLOT_LISTING
 from appointments.availability.router import slot_page_answer
 from appointments.availability.schemas import SlotFilter
-from appointments.booking.router import confirm_answer, reserve_answer
+from appointments.booking.router import (
+    confirm_alone_answer,
+    confirm_answer,
+    reserve_alone_answer,
+    reserve_answer,
+    sent_alone,
+)
 from appointments.booking.schemas import ConfirmIn, ReserveIn
 from appointments.db import transaction
 from appointments.fast_paths.call import Call, Skip, paging, times
@@ -74,9 +80,15 @@ async def reserve(call: Call) -> Response:
     data = await call.json_body(ReserveIn)
     await call.principal(CLIENT_SELF)
     state = call.api.state
+    client_id = call.path_params["client_id"]
+    if sent_alone(state.engine, None) and data.appointment_type_id is None:
+        # No session: the statement is its own transaction.
+        return await reserve_alone_answer(
+            state.engine, state.clock.now(), state.settings, client_id, data
+        )
     async with transaction(state.sessionmaker, writes=True) as session:
         return await reserve_answer(
-            session, state.clock.now(), state.settings, call.path_params["client_id"], data, None
+            session, state.clock.now(), state.settings, client_id, data, None
         )
 
 
@@ -86,6 +98,10 @@ async def confirm(call: Call) -> Response:
     data = await call.json_body(ConfirmIn)
     await call.principal(CLIENT_SELF)
     state = call.api.state
+    if sent_alone(state.engine, None):
+        return await confirm_alone_answer(
+            state.engine, state.clock.now(), call.path_params["client_id"], data
+        )
     async with transaction(state.sessionmaker, writes=True) as session:
         return await confirm_answer(
             session, state.clock.now(), call.path_params["client_id"], data, None

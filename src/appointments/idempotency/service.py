@@ -52,6 +52,18 @@ def _json_response(status: int, body: str, *, replayed: bool = False) -> Respons
     return Response(content=body, status_code=status, media_type=media_type, headers=headers)
 
 
+async def run_counted(outcome: str, action: Action) -> Response:
+    """Run `action` with no key to store: count a success towards `outcome`, a refusal
+    under its error code."""
+    try:
+        status, model = await action()
+    except DomainError as exc:
+        record_refusal(exc.code)
+        raise
+    RESERVATIONS.labels(outcome=outcome).inc()
+    return _json_response(status, model.model_dump_json())
+
+
 async def run_once(
     session: AsyncSession,
     *,
@@ -69,13 +81,7 @@ async def run_once(
     its error code. Replays count nothing: the work was counted when it was done.
     """
     if key is None:
-        try:
-            status, model = await action()
-        except DomainError as exc:
-            record_refusal(exc.code)
-            raise
-        RESERVATIONS.labels(outcome=outcome).inc()
-        return _json_response(status, model.model_dump_json())
+        return await run_counted(outcome, action)
 
     request_hash = _fingerprint(request)
     args = (session, scope_id, operation, key)

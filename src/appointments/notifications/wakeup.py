@@ -21,6 +21,12 @@ def mark(session: AsyncSession) -> None:
     session.sync_session.info[_MARK] = True
 
 
+def committed() -> None:
+    """Events were just committed (by a statement sent alone, outside any session)."""
+    for wake in _listeners:
+        wake.set()
+
+
 def listen() -> asyncio.Event:
     """An event set after each commit of a transaction that wrote events."""
     wake = asyncio.Event()
@@ -35,8 +41,7 @@ def forget(wake: asyncio.Event) -> None:
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     if session.info.pop(_MARK, False):
-        for wake in _listeners:
-            wake.set()
+        committed()
 
 
 @event.listens_for(Session, "after_rollback")
