@@ -16,8 +16,7 @@ round trip per release): these statements leave no session state behind.
 import asyncio
 import re
 import weakref
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -100,8 +99,7 @@ async def fetch_row(engine: AsyncEngine, sql: str, values: Mapping[str, object])
     if own is None:
         async with engine.connect() as connection:
             return await _run(connection, sql, values)
-    async with own.connection() as driver:
-        return await _fetch(driver, sql, values, own.pgbouncer)
+    return await own.fetch_row(sql, values)
 
 
 @dataclass
@@ -114,7 +112,8 @@ class _OwnPool:
     acquire_timeout: float
     pgbouncer: bool
     connect_kwargs: dict[str, Any]
-    pool: "asyncio.Task[asyncpg.Pool] | None" = None
+    opening: "asyncio.Task[asyncpg.Pool] | None" = None
+    pool: asyncpg.Pool | None = None
 
     async def _open(self) -> asyncpg.Pool:
         _, url_kwargs = self.engine.dialect.create_connect_args(self.engine.sync_engine.url)
@@ -127,29 +126,41 @@ class _OwnPool:
             reset=_leave_as_is,
         )
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        if self.pool is None:
-            self.pool = asyncio.ensure_future(self._open())
+    async def _ready(self) -> asyncpg.Pool:
+        if self.opening is None:
+            self.opening = asyncio.ensure_future(self._open())
         try:
-            pool = await asyncio.shield(self.pool)
+            # Shielded: a request cancelled meanwhile must not cancel the pool's opening.
+            self.pool = await asyncio.shield(self.opening)
         except BaseException:
-            if self.pool.done() and self.pool.exception() is not None:
-                self.pool = None  # e.g. no host was read-write: try again next time
+            if self.opening.done() and self.opening.exception() is not None:
+                self.opening = None  # try again next time
             raise
+        return self.pool
+
+    async def fetch_row(self, sql: str, values: Mapping[str, object]) -> Any:
+        # Plain acquire and release (no context manager): this runs on every hot read.
+        pool = self.pool or await self._ready()
+        driver = None
         try:
-            async with pool.acquire(timeout=self.acquire_timeout) as driver:
-                yield driver
+            driver = await pool.acquire(timeout=self.acquire_timeout)
+            return await _fetch(driver, sql, values, self.pgbouncer)
         except _LOST as exc:
             # Connections made before a restart or a failover point at a server that is
             # gone: every one is replaced when next acquired.
             await pool.expire_connections()
             raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if driver is not None:
+                try:
+                    await pool.release(driver)
+                except _LOST:
+                    pass  # asyncpg has closed the broken connection; the pool replaces it
 
     async def close(self) -> None:
-        if self.pool is not None and self.pool.done() and self.pool.exception() is None:
-            await self.pool.result().close()
-        self.pool = None
+        if self.pool is not None:
+            await self.pool.close()
+        self.pool = self.opening = None
 
 
 async def _leave_as_is(_connection: asyncpg.Connection) -> None:

@@ -87,11 +87,11 @@ def statement(
 ) -> tuple[str, dict[str, object]]:
     """The page's statement (named parameters) and its values (bench.cpu runs it in
     pgbench too)."""
-    search_statement, values = start_times.compose(
+    search_sql, values, _ = start_times.compose_text(
         "postgresql", provider_id, rules, search, now, limit=request.limit + 1, cursor=request.after
     )
     values |= {"duration": rules.duration, "page_size": request.limit, "type_id": rules.type_id}
-    return _PAGE % search_statement.element.text, values
+    return _PAGE % search_sql, values
 
 
 async def page_json(

@@ -11,12 +11,14 @@ stops it as soon as the page is full: a page costs the same whatever the table h
 """
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Interval, TextualSelect, Uuid, bindparam, text
+from sqlalchemy import Interval, TextualSelect, Uuid, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from appointments.appointment_types.rules import BookingRules
 from appointments.availability.repository import FREE_SQL
@@ -118,6 +120,31 @@ def compose(
     moving: uuid.UUID | None = None,
 ) -> tuple[TextualSelect, dict[str, object]]:
     """The statement and its parameters (apart, so the benchmark can EXPLAIN it)."""
+    sql, params, typed = compose_text(
+        dialect, provider_id, rules, search, now, limit=limit, cursor=cursor, moving=moving
+    )
+    statement = (
+        text(sql)
+        .bindparams(*(bindparam(name, type_=kind()) for name, kind in typed))
+        .columns(anchor_id=Uuid(), anchor_start=UTCDateTime())
+    )
+    return statement, params
+
+
+def compose_text(
+    dialect: str,
+    provider_id: uuid.UUID,
+    rules: BookingRules,
+    search: Search,
+    now: datetime,
+    *,
+    limit: int,
+    cursor: Keyset | None = None,
+    moving: uuid.UUID | None = None,
+) -> tuple[str, dict[str, object], list[tuple[str, Callable[[], TypeEngine[Any]]]]]:
+    """`compose`'s SQL text (named parameters), values, and the type of each parameter
+    SQLAlchemy must be told; the statement sent straight to asyncpg needs only the
+    first two."""
     before_n = rules.buffer_before // rules.slot_length
     span_slots = rules.span_slots
     params: dict[str, object] = {
@@ -127,14 +154,14 @@ def compose(
         "last_n": span_slots - 1,
         "limit": limit,
     }
-    binds: list[BindParameter[Any]] = [
-        bindparam("provider_id", type_=Uuid()),
-        bindparam("now", type_=UTCDateTime()),
+    typed: list[tuple[str, Callable[[], TypeEngine[Any]]]] = [
+        ("provider_id", Uuid),
+        ("now", UTCDateTime),
     ]
     gap = rules.slot_length * (span_slots - 1)
     if dialect == "postgresql":
         params["span_gap"] = gap
-        binds.append(bindparam("span_gap", type_=Interval()))
+        typed.append(("span_gap", Interval))
     else:
         params["span_gap_seconds"] = int(gap.total_seconds())
 
@@ -148,13 +175,13 @@ def compose(
             " WHERE reservation_id = :moving)))"
         )
         params["moving"] = moving
-        binds.append(bindparam("moving", type_=Uuid()))
+        typed.append(("moving", Uuid))
     scan_where = [f"provider_id = :provider_id AND {usable}"]
     anchor_where = [_WHOLE_SPAN[dialect]]
 
     def time_param(name: str, value: datetime) -> str:
         params[name] = value
-        binds.append(bindparam(name, type_=UTCDateTime()))
+        typed.append((name, UTCDateTime))
         return f":{name}"
 
     if lower_bounds:
@@ -182,7 +209,7 @@ def compose(
     if search.zone is not None and rules.max_per_day is not None and rules.type_id is not None:
         day_start, day_end = _DAY[dialect]
         params.update(zone=search.zone, type_id=rules.type_id, cap=rules.max_per_day)
-        binds.append(bindparam("type_id", type_=Uuid()))
+        typed.append(("type_id", Uuid))
         anchor_where.append(
             "(SELECT count(*) FROM reservations AS r"
             " WHERE r.provider_id = :provider_id AND r.appointment_type_id = :type_id"
@@ -190,9 +217,7 @@ def compose(
             f" AND r.start_time >= {day_start} AND r.start_time < {day_end}) < :cap"
         )
 
-    statement = (
-        text(
-            f"""
+    sql = f"""
             SELECT anchor_id, anchor_start FROM (
                 SELECT start_time AS first_start,
                        lead(id, :before_n) OVER w AS anchor_id,
@@ -206,8 +231,4 @@ def compose(
             ORDER BY first_start
             LIMIT :limit
             """
-        )
-        .bindparams(*binds)
-        .columns(anchor_id=Uuid(), anchor_start=UTCDateTime())
-    )
-    return statement, params
+    return sql, params, typed
