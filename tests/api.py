@@ -17,6 +17,15 @@ Json = dict[str, Any]
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
+# Children first.
+EMPTY_EVERY_TABLE = (
+    "DELETE FROM deliveries; DELETE FROM events; DELETE FROM webhook_endpoints; "
+    "DELETE FROM idempotency_keys; DELETE FROM reservation_slots; "
+    "DELETE FROM reservations; DELETE FROM slots; DELETE FROM appointment_types; "
+    "DELETE FROM clients; DELETE FROM providers"
+)
+
+
 def service_settings(database_url: str) -> Settings:
     """Settings of the service under test: no background sweeper, a known token secret."""
     return Settings(
@@ -100,12 +109,7 @@ class Api:
 
     def reset(self) -> None:
         """Empty every table (children first)."""
-        self.sql(
-            "DELETE FROM deliveries; DELETE FROM events; DELETE FROM webhook_endpoints; "
-            "DELETE FROM idempotency_keys; DELETE FROM reservation_slots; "
-            "DELETE FROM reservations; DELETE FROM slots; DELETE FROM appointment_types; "
-            "DELETE FROM clients; DELETE FROM providers"
-        )
+        self.sql(EMPTY_EVERY_TABLE)
 
     # --- resources ----------------------------------------------------------
     def provider(self, name: str = "Dr Ada", **fields: Any) -> Json:

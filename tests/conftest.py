@@ -4,12 +4,14 @@ The schema comes from the Alembic migrations, applied once per database per run;
 each test then starts from empty tables.
 """
 
+import asyncio
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -19,7 +21,7 @@ from appointments.clock import FrozenClock
 from appointments.main import create_app
 from appointments.settings import Settings
 from tests import postgres_server
-from tests.api import Api, bearer, service_settings
+from tests.api import EMPTY_EVERY_TABLE, Api, bearer, service_settings
 
 # A Monday, far from any daylight-saving change; the frozen clock starts here.
 START = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
@@ -41,6 +43,22 @@ def postgresql_url() -> Iterator[str]:
         yield server.url
     finally:
         postgres_server.remove(server)
+
+
+@pytest.fixture
+def emptied_postgresql_url(postgresql_url: str) -> Iterator[str]:
+    """The shared PostgreSQL database for a test that writes to it through a live
+    server (not through `api`): emptied afterwards, so later tests start clean."""
+    yield postgresql_url
+
+    async def empty() -> None:
+        connection = await asyncpg.connect(postgresql_url.replace("+asyncpg", ""))
+        try:
+            await connection.execute(EMPTY_EVERY_TABLE)
+        finally:
+            await connection.close()
+
+    asyncio.run(empty())
 
 
 @pytest.fixture(scope="session")

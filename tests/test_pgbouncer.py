@@ -72,10 +72,10 @@ logfile = {folder}/pgbouncer.log
 
 @pytest.mark.live
 def test_every_hot_path_works_through_pgbouncer_in_transaction_pooling(
-    postgresql_url: str,
+    emptied_postgresql_url: str,
 ) -> None:
     with (
-        pgbouncer(postgresql_url) as url,
+        pgbouncer(emptied_postgresql_url) as url,
         live_server(url, workers=2, db_pgbouncer="true") as base,
         httpx.Client(base_url=base, headers=ADMIN, timeout=30) as http,
     ):

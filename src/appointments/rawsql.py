@@ -5,15 +5,13 @@ once per distinct text into asyncpg's positional `$1, $2...`. The statement runs
 a pooled connection outside any transaction: one statement is consistent by itself,
 and there is no BEGIN or COMMIT to pay for. asyncpg prepares and caches it.
 
-A statement on its own (`fetch_row`) takes its connection from an asyncpg pool kept
-beside the engine's (`use_own_pool`), made with the connection arguments SQLAlchemy
-would use: checking a connection out of SQLAlchemy's pool through `engine.connect()`
-cost more CPU than running the statement (~110 against ~60 microseconds per call,
-measured on one process). Released connections are not reset (asyncpg's default is a
-round trip per release): these statements leave no session state behind.
+A statement on its own (`fetch_row`) takes its connection from a statement pool kept
+beside the engine's (`use_own_pool`, `statement_pool`), connecting with the arguments
+SQLAlchemy would use: checking a connection out of SQLAlchemy's pool through
+`engine.connect()` cost more CPU than running the statement (~110 against ~60
+microseconds per call, measured on one process).
 """
 
-import asyncio
 import re
 import weakref
 from collections.abc import Mapping
@@ -26,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from appointments.db import behind_pgbouncer, driver_arguments
 from appointments.settings import Settings
+from appointments.statement_pool import StatementPool
 
 # A name after one colon (a `::` cast, a time like 09:15 or HH24:MI are not parameters).
 _NAME = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -104,67 +103,32 @@ async def fetch_row(engine: AsyncEngine, sql: str, values: Mapping[str, object])
 
 @dataclass
 class _OwnPool:
-    """An asyncpg pool for one engine's database, made on first use (in the loop
-    that serves requests)."""
+    """The statement pool beside one engine."""
 
-    engine: AsyncEngine
-    size: int
-    acquire_timeout: float
+    pool: StatementPool
     pgbouncer: bool
-    connect_kwargs: dict[str, Any]
-    opening: "asyncio.Task[asyncpg.Pool] | None" = None
-    pool: asyncpg.Pool | None = None
-
-    async def _open(self) -> asyncpg.Pool:
-        _, url_kwargs = self.engine.dialect.create_connect_args(self.engine.sync_engine.url)
-        return await asyncpg.create_pool(
-            **url_kwargs,
-            **self.connect_kwargs,
-            min_size=0,
-            max_size=self.size,
-            max_inactive_connection_lifetime=300,
-            reset=_leave_as_is,
-        )
-
-    async def _ready(self) -> asyncpg.Pool:
-        if self.opening is None:
-            self.opening = asyncio.ensure_future(self._open())
-        try:
-            # Shielded: a request cancelled meanwhile must not cancel the pool's opening.
-            self.pool = await asyncio.shield(self.opening)
-        except BaseException:
-            if self.opening.done() and self.opening.exception() is not None:
-                self.opening = None  # try again next time
-            raise
-        return self.pool
 
     async def fetch_row(self, sql: str, values: Mapping[str, object]) -> Any:
-        # Plain acquire and release (no context manager): this runs on every hot read.
-        pool = self.pool or await self._ready()
-        driver = None
+        reusable = False
         try:
-            driver = await pool.acquire(timeout=self.acquire_timeout)
-            return await _fetch(driver, sql, values, self.pgbouncer)
+            driver = await self.pool.acquire()
+        except _LOST as exc:
+            self.pool.expire()
+            raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            row = await _fetch(driver, sql, values, self.pgbouncer)
+            reusable = True
+            return row
         except _LOST as exc:
             # Connections made before a restart or a failover point at a server that is
-            # gone: every one is replaced when next acquired.
-            await pool.expire_connections()
+            # gone: every one is replaced.
+            self.pool.expire()
             raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
+        except asyncpg.PostgresError:
+            reusable = True  # the server refused the statement; the connection is fine
+            raise
         finally:
-            if driver is not None:
-                try:
-                    await pool.release(driver)
-                except _LOST:
-                    pass  # asyncpg has closed the broken connection; the pool replaces it
-
-    async def close(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-        self.pool = self.opening = None
-
-
-async def _leave_as_is(_connection: asyncpg.Connection) -> None:
-    return None
+            self.pool.release(driver, reusable=reusable)
 
 
 _own: "weakref.WeakKeyDictionary[AsyncEngine, _OwnPool]" = weakref.WeakKeyDictionary()
@@ -176,19 +140,23 @@ def use_own_pool(engine: AsyncEngine, settings: Settings, name: str) -> None:
     pg_stat_activity, like the engine's)."""
     if engine.dialect.name != "postgresql":
         return
+    _, url_arguments = engine.dialect.create_connect_args(engine.sync_engine.url)
+    arguments = {**url_arguments, **driver_arguments(settings, name)}
+
+    async def connect() -> asyncpg.Connection:
+        connection: asyncpg.Connection = await asyncpg.connect(**arguments)
+        return connection
+
     _own[engine] = _OwnPool(
-        engine,
-        size=settings.db_pool_size,
-        acquire_timeout=settings.db_pool_timeout_seconds,
+        StatementPool(connect, settings.db_pool_size, settings.db_pool_timeout_seconds),
         pgbouncer=settings.db_pgbouncer,
-        connect_kwargs=driver_arguments(settings, name),
     )
 
 
 async def close_own_pool(engine: AsyncEngine) -> None:
     own = _own.pop(engine, None)
     if own is not None:
-        await own.close()
+        await own.pool.close()
 
 
 # JSON text made by PostgreSQL with string concatenation: half the cost of

@@ -57,7 +57,10 @@ def hooks() -> Iterator[Receiver]:
         yield state
 
 
-def test_kill_9_mid_delivery_loses_no_committed_event(postgresql_url: str, hooks: Receiver) -> None:
+def test_kill_9_mid_delivery_loses_no_committed_event(
+    emptied_postgresql_url: str, hooks: Receiver
+) -> None:
+    postgresql_url = emptied_postgresql_url
     settings = {
         "delivery_interval_seconds": "0.1",
         "webhook_timeout_seconds": "2",
@@ -124,8 +127,9 @@ def test_kill_9_mid_delivery_loses_no_committed_event(postgresql_url: str, hooks
 
 
 def test_two_workers_at_once_never_make_one_attempt_twice(
-    postgresql_url: str, hooks: Receiver
+    emptied_postgresql_url: str, hooks: Receiver
 ) -> None:
+    postgresql_url = emptied_postgresql_url
     settings = {"webhook_timeout_seconds": "5", "delivery_interval_seconds": "0.05"}
     with live_server(postgresql_url, workers=1) as base:
         with httpx.Client(base_url=base, headers=ADMIN, timeout=10) as http:

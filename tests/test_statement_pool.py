@@ -1,0 +1,172 @@
+"""The statement pool behind `rawsql.fetch_row`, against a real PostgreSQL."""
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from appointments import rawsql
+from appointments.db import create_engine
+from appointments.settings import Settings
+from appointments.statement_pool import StatementPool
+from tests.api import service_settings
+
+
+def dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def connector(url: str, name: str) -> Callable[[], Awaitable[asyncpg.Connection]]:
+    async def connect() -> asyncpg.Connection:
+        connection: asyncpg.Connection = await asyncpg.connect(
+            dsn(url), server_settings={"application_name": name}
+        )
+        return connection
+
+    return connect
+
+
+async def backends(url: str, name: str) -> int:
+    probe = await asyncpg.connect(dsn(url))
+    try:
+        count: int = await probe.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", name
+        )
+        return count
+    finally:
+        await probe.close()
+
+
+def test_many_callers_share_a_few_connections(postgresql_url: str) -> None:
+    name = f"pool-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> tuple[list[int], int, int]:
+        pool = StatementPool(connector(postgresql_url, name), size=3, timeout=5)
+
+        async def one(i: int) -> int:
+            connection = await pool.acquire()
+            try:
+                value: int = await connection.fetchval("SELECT $1::int FROM pg_sleep(0.01)", i)
+                return value
+            finally:
+                pool.release(connection)
+
+        answers = await asyncio.gather(*(one(i) for i in range(60)))
+        opened = await backends(postgresql_url, name)
+        held = pool.open_connections
+        await pool.close()
+        return answers, opened, held
+
+    answers, opened, held = asyncio.run(scenario())
+    assert answers == list(range(60))
+    assert opened == held == 3
+
+
+def test_a_caller_waits_for_a_connection_then_gives_up(postgresql_url: str) -> None:
+    async def scenario() -> None:
+        pool = StatementPool(connector(postgresql_url, "pool-wait"), size=1, timeout=0.2)
+        first = await pool.acquire()
+        with pytest.raises(TimeoutError):
+            await pool.acquire()
+        # A waiter is handed the connection given back.
+        waiting = asyncio.ensure_future(pool.acquire())
+        await asyncio.sleep(0.05)
+        pool.release(first)
+        assert await waiting is first
+        pool.release(first)
+        await pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_not_reusable_is_closed_and_its_place_freed(postgresql_url: str) -> None:
+    async def scenario() -> None:
+        pool = StatementPool(connector(postgresql_url, "pool-discard"), size=1, timeout=2)
+        first = await pool.acquire()
+        waiting = asyncio.ensure_future(pool.acquire())
+        await asyncio.sleep(0.05)
+        pool.release(first, reusable=False)
+        second = await waiting  # opened anew in the freed place
+        assert second is not first
+        assert first.is_closed()
+        assert await second.fetchval("SELECT 1") == 1
+        pool.release(second)
+        assert pool.open_connections == 1
+        await pool.close()
+
+    asyncio.run(scenario())
+
+
+def run_with_engine(url: str, body: Callable[[Any], Awaitable[None]]) -> None:
+    settings: Settings = service_settings(url).model_copy(update={"db_pool_size": 2})
+
+    async def scenario() -> None:
+        engine = create_engine(settings)
+        rawsql.use_own_pool(engine, settings, "pool-engine")
+        try:
+            await body(engine)
+        finally:
+            await rawsql.close_own_pool(engine)
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+async def terminate(url: str) -> None:
+    killer = await asyncpg.connect(dsn(url))
+    await killer.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'pool-engine'"
+    )
+    await killer.close()
+
+
+def test_lost_connections_are_replaced(postgresql_url: str) -> None:
+    async def body(engine: Any) -> None:
+        assert (await rawsql.fetch_row(engine, "SELECT :n::int AS n", {"n": 1}))["n"] == 1
+        # Lost while idle: noticed when taken, replaced, the statement runs.
+        await terminate(postgresql_url)
+        await asyncio.sleep(0.1)
+        assert (await rawsql.fetch_row(engine, "SELECT :n::int AS n", {"n": 2}))["n"] == 2
+        # Lost under a statement: that one fails as a lost connection (503), the next runs.
+        slow = asyncio.ensure_future(rawsql.fetch_row(engine, "SELECT pg_sleep(3)", {}))
+        await asyncio.sleep(0.2)
+        await terminate(postgresql_url)
+        with pytest.raises(rawsql.ConnectionLost):
+            await slow
+        assert (await rawsql.fetch_row(engine, "SELECT :n::int AS n", {"n": 3}))["n"] == 3
+
+    run_with_engine(postgresql_url, body)
+
+
+def test_a_statement_cancelled_midway_does_not_leave_its_connection_in_the_pool(
+    postgresql_url: str,
+) -> None:
+    async def body(engine: Any) -> None:
+        slow = asyncio.ensure_future(rawsql.fetch_row(engine, "SELECT pg_sleep(5)", {}))
+        await asyncio.sleep(0.2)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        # Both places usable again: the cancelled one was closed, not handed on busy.
+        rows = await asyncio.gather(
+            *(rawsql.fetch_row(engine, "SELECT :n::int AS n", {"n": n}) for n in range(4))
+        )
+        assert [row["n"] for row in rows] == [0, 1, 2, 3]
+
+    run_with_engine(postgresql_url, body)
+
+
+def test_a_server_error_keeps_the_connection(postgresql_url: str) -> None:
+    async def body(engine: Any) -> None:
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await rawsql.fetch_row(engine, "SELECT 1 / :n AS x", {"n": 0})
+        pool = rawsql._own[engine].pool
+        assert pool.open_connections == 1
+        assert (await rawsql.fetch_row(engine, "SELECT 1 / :n AS x", {"n": 1}))["x"] == 1
+        assert pool.open_connections == 1
+
+    run_with_engine(postgresql_url, body)
