@@ -50,11 +50,14 @@ class Settings(BaseSettings):
     # `appointments serve` applies migrations first so a fresh checkout just runs.
     migrate_on_start: bool = True
     # Bounded so a flood of connections cannot exhaust PostgreSQL's max_connections.
-    # Connections open on demand and stay; overflow ones are closed as soon as they are
-    # returned, so under steady load above the pool size every request past it pays a
-    # connect on both sides (bench.cpu saw 50-180 per 3,000 requests with 10 + 10).
-    # Hence one pool of 20 and no overflow by default.
-    db_pool_size: int = Field(default=20, ge=1)
+    # Each process keeps two pools of this size per database: SQLAlchemy's for
+    # transactions and the statement pool for statements sent alone (rawsql), so up
+    # to 2 x (size + overflow) connections to the primary, and as many to the replica
+    # when APPOINTMENTS_DATABASE_READ_URL is set. Connections open on demand and stay;
+    # overflow ones are closed as soon as they are returned, so under steady load past
+    # the pool size every request past it pays a connect on both sides (bench.cpu saw
+    # 50-180 per 3,000 requests with 10 + 10): no overflow by default.
+    db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     # Fail fast while the database is away: answer 503 in seconds instead of hanging.
     db_connect_timeout_seconds: float = Field(default=3, gt=0)
