@@ -6,6 +6,7 @@ the headers a client reads and the body must be the same, for good requests and 
 every kind of bad one. A spy proves which requests the fast path answered itself.
 """
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -221,3 +222,75 @@ def test_reserve_and_confirm_answer_as_through_fastapi(
     alone = "_alone" if api.dialect == "postgresql" else ""
     assert f"reserve{alone}_answer" in answered_fast
     assert f"confirm{alone}_answer" in answered_fast
+
+
+def test_a_body_over_the_cap_is_refused_as_through_fastapi(
+    api: Api, through_fastapi: TestClient, world: dict[str, Any], answered_fast: list[str]
+) -> None:
+    reserve = f"/clients/{world['client']}/reserve"
+    big = b'{"slot_id": "' + b"x" * 70_000 + b'"}'
+    kinds = {"Content-Type": "application/json"}
+    assert same(api, through_fastapi, "POST", reserve, content=big, headers=kinds) == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield big[:40_000]
+        yield big[40_000:]
+
+    assert api.client.post(reserve, content=chunks(), headers=kinds).status_code == 413
+    assert answered_fast == []
+
+
+def test_cross_origin_requests_get_the_cors_answer(
+    settings: Settings, clock: FrozenClock, world: dict[str, Any], answered_fast: list[str]
+) -> None:
+    listing = f"/providers/{world['provider']}/availability"
+    origin = {"Origin": "https://booking.example"}
+    answers = []
+    for fast in (True, False):
+        changed = {"fast_paths": fast, "cors_origins": ["https://booking.example"]}
+        app = create_app(settings.model_copy(update=changed), clock)
+        with TestClient(app, headers=bearer(Role.ADMIN, "test-admin")) as client:
+            response = client.get(listing, headers=origin)
+            assert response.status_code == 200
+            answers.append(response.headers.get("access-control-allow-origin"))
+            assert client.get(listing).status_code == 200  # no Origin: the fast path's
+    assert answers == ["https://booking.example"] * 2
+    assert answered_fast == ["slot_page_answer"]
+
+
+def test_each_request_is_observed_once(
+    api: Api, world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="appointments.access")
+    listing = f"/providers/{world['provider']}/availability"
+    for params, status in (({}, 200), ({"limit": "0"}, 422)):  # fast, then FastAPI's
+        response = api.client.get(listing, params=params, headers={"X-Request-ID": f"r{status}"})
+        assert response.status_code == status
+        assert response.headers["x-request-id"] == f"r{status}"
+        lines = [
+            r
+            for r in caplog.records
+            if r.name == "appointments.access"
+            and getattr(r, "fields", {}).get("request_id") == f"r{status}"
+        ]
+        assert [line.fields["route"] for line in lines] == [  # type: ignore[attr-defined]
+            "/providers/{provider_id}/availability"
+        ]
+        assert [line.fields["status"] for line in lines] == [status]  # type: ignore[attr-defined]
+
+
+def test_an_unexpected_error_on_a_fast_path_is_a_logged_500(
+    api: Api,
+    world: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(*_: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(routes, "slot_page_answer", broken)
+    response = api.client.get(f"/providers/{world['provider']}/availability")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "internal_error"
+    assert any("unhandled error" in r.getMessage() for r in caplog.records)

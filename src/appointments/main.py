@@ -2,10 +2,12 @@
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from appointments import __version__, rawsql, web
 from appointments.admin.router import router as admin_router
@@ -20,7 +22,7 @@ from appointments.clients.router import router as clients_router
 from appointments.clock import Clock, SystemClock
 from appointments.db import create_engine, create_sessionmaker
 from appointments.errors import install_error_handlers
-from appointments.fast_paths.middleware import FastPaths
+from appointments.fast_paths.front import FastPaths
 from appointments.health.router import router as health_router
 from appointments.hygiene import BodySizeLimit
 from appointments.notifications.worker import Deliverer
@@ -74,7 +76,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # Here rather than in the lifespan: uvicorn builds the app in each worker
         # before it logs its start, so those lines come out as JSON too.
         configure_logging(settings.log_level)
-    app = FastAPI(
+    app = Service(
         title="appointments",
         version=__version__,
         description=DESCRIPTION,
@@ -115,9 +117,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     check_every_route_has_a_rule(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
 
-    if settings.fast_paths:
-        # Innermost: after the body size cap, CORS and the request observer.
-        app.add_middleware(FastPaths, api=app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last, so outermost: every answer, even a 413 or a CORS refusal, is observed.
     if settings.cors_origins:
@@ -129,4 +128,23 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             max_age=600,
         )
     app.add_middleware(RequestObserver)
+    if settings.fast_paths:
+        app.fast_paths = FastPaths(
+            app,
+            functools.partial(FastAPI.__call__, app),
+            max_body=settings.max_body_bytes,
+            cors=bool(settings.cors_origins),
+        )
     return app
+
+
+class Service(FastAPI):
+    """The application: FastAPI, with the hot routes answered in front of it."""
+
+    fast_paths: FastPaths | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_paths is not None and self.fast_paths.takes(scope):
+            await self.fast_paths.observed(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)

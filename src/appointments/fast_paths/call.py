@@ -41,12 +41,19 @@ class Call:
     headers: dict[bytes, str]
     # Messages read from `receive` (a body), to hand to FastAPI if the call is skipped.
     received: list[Message]
+    # A longer body is FastAPI's stack's to refuse (413).
+    max_body: int
     # Set while waiting on `receive`: an error there is not the route's to render.
     reading: bool = False
 
     @classmethod
     def of(
-        cls, api: FastAPI, scope: Scope, receive: Receive, path_params: dict[str, str]
+        cls,
+        api: FastAPI,
+        scope: Scope,
+        receive: Receive,
+        path_params: dict[str, str],
+        max_body: int,
     ) -> "Call":
         headers: dict[bytes, str] = {}
         for name, value in scope["headers"]:
@@ -54,7 +61,7 @@ class Call:
                 if name in headers:
                     raise Skip  # FastAPI would take one of them; which one is its business
                 headers[name] = value.decode("latin-1")
-        return cls(api, scope, receive, path_params, headers, [])
+        return cls(api, scope, receive, path_params, headers, [], max_body)
 
     def header(self, name: bytes) -> str | None:
         return self.headers.get(name)
@@ -73,7 +80,6 @@ class Call:
         """The body as `model`, when it is JSON the model accepts."""
         kind = self.header(b"content-type")
         if kind is None or kind.split(";", 1)[0].strip().lower() != "application/json":
-            await self._read()
             raise Skip
         body = await self._read()
         try:
@@ -82,7 +88,11 @@ class Call:
             raise Skip from exc
 
     async def _read(self) -> bytes:
+        declared = self.scope_header(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            raise Skip
         chunks = []
+        size = 0
         while True:
             self.reading = True
             message = await self.receive()
@@ -90,9 +100,19 @@ class Call:
             self.received.append(message)
             if message["type"] != "http.request":
                 raise Skip  # the client went away: let FastAPI see it
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise Skip
+            chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+    def scope_header(self, name: bytes) -> bytes | None:
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return bytes(value)
+        return None
 
     def replay(self) -> Receive:
         """`receive` for FastAPI: first what was read here, then the rest."""

@@ -15,6 +15,7 @@ from appointments.observability.metrics import REQUEST_SECONDS
 logger = logging.getLogger("appointments.access")
 
 HEADER = b"x-request-id"
+OBSERVED = "appointments.observed"
 # Accept a caller's id only if it is short and plain, so it is safe to log and echo.
 _USABLE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # Our ids: 16 random hex digits per process, then a counter (32 in all). Unique across
@@ -43,9 +44,11 @@ class RequestObserver:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get(OBSERVED):
+            # Observed already: a hot request (fast_paths) that went on to FastAPI.
             await self.app(scope, receive, send)
             return
+        scope[OBSERVED] = True
         given = _given_id(scope["headers"])
         rid = given.decode() if given and _USABLE_ID.match(given) else _new_id()
         token = request_id.set(rid)

@@ -1,0 +1,107 @@
+"""The hot routes (`routes.HOT`) answered in front of FastAPI.
+
+FastAPI's per-request work (its middleware stack, matching every route, solving
+dependencies, the request and response plumbing) cost a listing more CPU than its
+query did in PostgreSQL. Here a hot request is matched by one regular expression,
+parsed by hand and answered by the same function the route calls; anything else,
+and any hot request the fast path does not take as it is, goes to FastAPI. The
+routes stay declared there, so the OpenAPI document is unchanged.
+
+`Service.__call__` hands a hot request to `FastPaths` before FastAPI's stack, so
+what that stack does for every request is done here too:
+- the request observer (request id, access log, metrics) wraps the fast path, and
+  is told not to observe again when the request goes on to FastAPI;
+- the body size cap: a body over it is left to FastAPI's stack, which refuses it;
+- CORS: a request with an `Origin` header, where CORS is on, goes to FastAPI;
+- errors: rendered by the app's own exception handlers, an unhandled one as the
+  500 Starlette's error middleware would send, then raised for uvicorn to log.
+"""
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from appointments.fast_paths.call import Call, Skip
+from appointments.fast_paths.routes import HOT, Handler
+from appointments.observability.middleware import RequestObserver
+from appointments.routes import api_routes
+
+ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
+_MATCH = "appointments.fast_path"
+
+
+def _pattern(template: str) -> str:
+    # Starlette's `{name}` (a str parameter) matches one non-empty path segment.
+    return "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"
+
+
+class FastPaths:
+    def __init__(self, api: FastAPI, fallback: ASGIApp, *, max_body: int, cors: bool) -> None:
+        self.api = api
+        self.fallback = fallback  # FastAPI's own handling of the request
+        self.max_body = max_body
+        self.cors = cors
+        routes: dict[tuple[str, str | None], APIRoute] = {}
+        for context in api_routes(api):
+            assert isinstance(context.original_route, APIRoute)
+            for method in context.methods or ():
+                routes[(method, context.path_format)] = context.original_route
+        self.hot: dict[str, list[tuple[re.Pattern[str], APIRoute, Handler]]] = {}
+        for method, template, handler in HOT:
+            entry = (re.compile(_pattern(template)), routes[(method, template)], handler)
+            self.hot.setdefault(method, []).append(entry)
+        self.observed = RequestObserver(self._answer)
+
+    def takes(self, scope: Scope) -> bool:
+        """Whether the request is for a hot route (noted in the scope for `_answer`)."""
+        if scope["type"] != "http":
+            return False
+        for pattern, route, handler in self.hot.get(scope["method"], ()):
+            match = pattern.match(scope["path"])
+            if match is not None:
+                if self.cors and any(name == b"origin" for name, _ in scope["headers"]):
+                    return False
+                scope[_MATCH] = (route, handler, match.groupdict())
+                return True
+        return False
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route, handler, path_params = scope.pop(_MATCH)
+        scope["app"] = self.api
+        call = None
+        try:
+            call = Call.of(self.api, scope, receive, path_params, self.max_body)
+            # For the access log and the metrics, as FastAPI's router would set it.
+            scope["route"] = route
+            response = await handler(call)
+        except Skip:
+            scope.pop("route", None)
+            await self.fallback(scope, call.replay() if call else receive, send)
+            return
+        except Exception as exc:
+            if call is not None and call.reading:
+                raise  # the client's side of the connection failed: nothing to answer
+            handle = self._handler_for(exc)
+            answer = handle(Request(scope, receive), exc)
+            response = await answer if inspect.isawaitable(answer) else answer
+            if handle is self.api.exception_handlers.get(Exception):
+                # Unhandled: answered 500 (and logged by the handler), then raised, as
+                # Starlette's error middleware does.
+                await response(scope, receive, send)
+                raise
+        await response(scope, receive, send)
+
+    def _handler_for(self, exc: Exception) -> ExceptionHandler:
+        """The app's own exception handler for `exc`, as Starlette looks it up."""
+        for kind in type(exc).__mro__:
+            if kind in self.api.exception_handlers:
+                handler: ExceptionHandler = self.api.exception_handlers[kind]
+                return handler
+        raise exc
