@@ -1,6 +1,6 @@
 """CPU per request: the service's processes against PostgreSQL's, read from /proc.
 
-    python -m bench.cpu [--requests N] [--profile DIR]
+    python -m bench.cpu [--requests N] [--profile DIR] [--no-fast-paths]
 
 For each path (a 100-slot listing page, a 100-start page of an appointment type's
 start times where the service has them, a reserve, a confirm), N requests over
@@ -300,13 +300,18 @@ async def run(pg: PostgresServer, svc: Service, count: int) -> dict[str, Any]:
     return figures
 
 
-def main(count: int) -> dict[str, Any]:
+def main(count: int, fast_paths: bool = True) -> dict[str, Any]:
     # Delivery off: a confirmation's email (an invite rendered and written to ./mail
     # by the API's own worker) is the outbox's work, measured by bench.notify; here
     # only the requests' own cost counts.
     with (
         postgres() as pg,
-        service(pg.url, workers=4, delivery_interval_seconds="0") as svc,
+        service(
+            pg.url,
+            workers=4,
+            delivery_interval_seconds="0",
+            fast_paths="true" if fast_paths else "false",
+        ) as svc,
     ):
         return asyncio.run(run(pg, svc, count))
 
@@ -317,8 +322,13 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", type=Path, help="record each path with py-spy into this folder and summarise"
     )
+    parser.add_argument(
+        "--no-fast-paths",
+        action="store_true",
+        help="every request through FastAPI (APPOINTMENTS_FAST_PATHS=false), to compare",
+    )
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
         PROFILE_DIR = args.profile
-    print(json.dumps(main(args.requests), indent=2))
+    print(json.dumps(main(args.requests, fast_paths=not args.no_fast_paths), indent=2))
