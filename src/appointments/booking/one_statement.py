@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from appointments import rawsql
 from appointments.availability.models import Slot
 from appointments.availability.repository import FREE_SQL, ClaimedSlot
-from appointments.booking.models import Reservation
 from appointments.db import UTCDateTime
 from appointments.notifications import wakeup
 from appointments.notifications.models import EventType
@@ -209,6 +208,28 @@ SELECT EXISTS (SELECT 1 FROM client) AS client_known,
 """
 
 
+@dataclass(frozen=True, slots=True)
+class ReservationRow:
+    """A reservation as the confirm statement returns it: plain values, no ORM object
+    (whose construction cost more than the rest of the answer's Python)."""
+
+    id: uuid.UUID
+    slot_id: uuid.UUID
+    client_id: uuid.UUID
+    provider_id: uuid.UUID
+    appointment_type_id: uuid.UUID | None
+    status: str
+    start_time: datetime
+    end_time: datetime
+    created_at: datetime
+    expires_at: datetime
+    confirmed_at: datetime | None
+    cancelled_at: datetime | None
+
+
+_ROW_FIELDS = ReservationRow.__dataclass_fields__.keys()
+
+
 @dataclass(frozen=True)
 class Confirmation:
     """What the confirm statement found: the client, and the reservation as it stands
@@ -216,10 +237,7 @@ class Confirmation:
 
     client_known: bool
     changed: bool
-    reservation: Reservation | None
-
-
-_RESERVATION_COLUMNS = tuple(Reservation.__table__.columns.keys())
+    reservation: ReservationRow | None
 
 
 async def confirm(
@@ -231,7 +249,7 @@ async def confirm(
     row = await rawsql.fetch_row(engine, CONFIRM_SQL, values)
     reservation = None
     if row["id"] is not None:
-        reservation = Reservation(**{name: row[name] for name in _RESERVATION_COLUMNS})
+        reservation = ReservationRow(*(row[name] for name in _ROW_FIELDS))
     if row["changed"]:
         wakeup.committed()
     return Confirmation(row["client_known"], row["changed"], reservation)

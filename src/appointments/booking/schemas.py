@@ -1,9 +1,10 @@
 import uuid
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import Field, StrictBool
 
-from appointments.booking.models import Reservation, ReservationStatus
+from appointments.booking.models import ReservationStatus
 from appointments.schemas import RequestBody, ResponseBody
 
 # Ids are opaque strings; an unknown one (or one that cannot exist) is a 404, not a 422.
@@ -45,6 +46,36 @@ class CancelIn(RequestBody):
     )
 
 
+class ReservationFields(Protocol):
+    """What an answer shows of a reservation: an ORM `Reservation`, or the plain row a
+    statement sent alone returns (`one_statement.ReservationRow`)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def slot_id(self) -> uuid.UUID: ...
+    @property
+    def client_id(self) -> uuid.UUID: ...
+    @property
+    def provider_id(self) -> uuid.UUID: ...
+    @property
+    def appointment_type_id(self) -> uuid.UUID | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def start_time(self) -> datetime: ...
+    @property
+    def end_time(self) -> datetime: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def confirmed_at(self) -> datetime | None: ...
+    @property
+    def cancelled_at(self) -> datetime | None: ...
+
+
 class ReservationOut(ResponseBody):
     id: uuid.UUID
     slot_id: uuid.UUID
@@ -64,7 +95,7 @@ class ReservationOut(ResponseBody):
     cancelled_at: datetime | None
 
     @classmethod
-    def at(cls, reservation: Reservation, now: datetime) -> "ReservationOut":
+    def at(cls, reservation: ReservationFields, now: datetime) -> "ReservationOut":
         """The reservation as seen at `now`: a run-out hold reads as expired."""
         status = ReservationStatus(reservation.status)
         if status is ReservationStatus.HELD and reservation.expires_at <= now:

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import asyncpg
 from sqlalchemy.exc import IntegrityError
@@ -35,7 +35,7 @@ from appointments.idempotency import repository as idempotency_keys
 from appointments.ids import parse_id
 from appointments.notifications import outbox
 from appointments.notifications.models import EventType
-from appointments.observability.metrics import RESERVATIONS, SWEEPS, SWEPT
+from appointments.observability.metrics import SWEEPS, SWEPT, count_outcome
 from appointments.providers import repository as providers_repository
 from appointments.settings import Settings
 
@@ -362,7 +362,10 @@ async def confirm_hold(
     return _unconfirmed(reservation, reservation_id)
 
 
-def _unconfirmed(reservation: Reservation | None, reservation_id: str) -> Reservation:
+_Found = TypeVar("_Found", Reservation, one_statement.ReservationRow)
+
+
+def _unconfirmed(reservation: _Found | None, reservation_id: str) -> _Found:
     """Why a confirm changed nothing, for the reservation as it stands."""
     if reservation is None:
         # Another client's reservation is reported exactly like a missing one.
@@ -376,7 +379,7 @@ def _unconfirmed(reservation: Reservation | None, reservation_id: str) -> Reserv
 
 async def confirm_alone(
     engine: AsyncEngine, client_id: str, reservation_id: str, now: datetime
-) -> Reservation:
+) -> one_statement.ReservationRow:
     """PostgreSQL, with no Idempotency-Key: `confirm_hold` as one statement sent alone."""
     client_uuid = parse_id(client_id, "client")
     outcome = await one_statement.confirm(
@@ -558,7 +561,7 @@ async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
     await idempotency_keys.delete_expired(session, now)
     SWEEPS.inc()
     SWEPT.inc(expired)
-    RESERVATIONS.labels(outcome="expired").inc(expired)
+    count_outcome("expired", expired)
     return expired
 
 

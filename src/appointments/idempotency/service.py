@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.errors import PROBLEM_MEDIA_TYPE, DomainError
 from appointments.idempotency import repository
 from appointments.idempotency.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
-from appointments.observability.metrics import RESERVATIONS, record_refusal
+from appointments.observability.metrics import count_outcome, record_refusal
 
 KEY_LIFETIME = timedelta(hours=24)
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -60,7 +60,7 @@ async def run_counted(outcome: str, action: Action) -> Response:
     except DomainError as exc:
         record_refusal(exc.code)
         raise
-    RESERVATIONS.labels(outcome=outcome).inc()
+    count_outcome(outcome)
     return _json_response(status, model.model_dump_json())
 
 
@@ -106,7 +106,7 @@ async def run_once(
         status, model = await action()
         body = model.model_dump_json()
         await savepoint.commit()
-        RESERVATIONS.labels(outcome=outcome).inc()
+        count_outcome(outcome)
     except DomainError as exc:
         await savepoint.rollback()
         record_refusal(exc.code)

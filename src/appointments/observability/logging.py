@@ -39,6 +39,13 @@ def configure_logging(level: str = "INFO") -> None:
     """
     root = logging.getLogger()
     root.setLevel(level)
+    # The JSON lines use none of these, and gathering them costs every record (the
+    # caller's file and line are found by walking the stack): the Logging HOWTO's
+    # "Optimization" section names these switches.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     if not any(getattr(h, "appointments_json", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())

@@ -6,6 +6,7 @@ multiprocess mode); without it each worker reports its own numbers.
 """
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -43,8 +44,19 @@ POOL_SIZE = Gauge(
 )
 
 
+# Each outcome's counter, found once (labels() takes a lock and a lookup per call).
+_OUTCOMES: dict[str, Any] = {}
+
+
+def count_outcome(outcome: str, amount: int = 1) -> None:
+    counter = _OUTCOMES.get(outcome)
+    if counter is None:
+        counter = _OUTCOMES[outcome] = RESERVATIONS.labels(outcome=outcome)
+    counter.inc(amount)
+
+
 def record_refusal(code: str) -> None:
-    RESERVATIONS.labels(outcome=f"refused_{code}").inc()
+    count_outcome(f"refused_{code}")
 
 
 def sample_pool(engine: AsyncEngine) -> None:
