@@ -8,17 +8,20 @@ every kind of bad one. A spy proves which requests the fast path answered itself
 
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter, ValidationError
 
 from appointments.auth.tokens import Role
 from appointments.clock import FrozenClock
 from appointments.fast_paths import routes
+from appointments.fast_paths.call import Skip, times
 from appointments.main import create_app
 from appointments.settings import Settings
+from appointments.timeparams import AwareQueryTime
 from tests.api import Api, bearer, iso
 from tests.conftest import START
 
@@ -294,3 +297,38 @@ def test_an_unexpected_error_on_a_fast_path_is_a_logged_500(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "internal_error"
     assert any("unhandled error" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2027-03-04T09:15:00Z",
+        "2027-03-04T09:15:00+01:00",
+        "2027-03-04T09:15:00-05:30",
+        "2027-03-04T09:15:00.123456Z",
+        "2027-03-04T09:15:00 01:00",  # a "+" sent unencoded
+        "2027-03-04T09:15Z",
+        "2027-03-04T09:15:00",
+        "2027-02-30T09:15:00Z",
+        "2027-03-04T24:00:00Z",
+        "2027-03-04T09:15:60Z",
+        "1969-12-31T23:59:59Z",
+        "8999-12-31T23:00:00-02:00",
+        "9000-01-01T00:00:00Z",
+        "2027-03-04T09:15:00+24:00",
+        "tomorrow",
+    ],
+)
+def test_query_times_read_as_the_routes_read_them(text: str) -> None:
+    try:
+        expected: Any = TypeAdapter(AwareQueryTime).validate_python(text)
+    except ValidationError:
+        expected = Skip
+    found: Any
+    try:
+        (found,) = times({"from": text}, "from")
+    except Skip:
+        found = Skip
+    assert found == expected
+    if isinstance(found, datetime):
+        assert found.utcoffset() == timedelta(0)

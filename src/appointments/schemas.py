@@ -29,7 +29,7 @@ def storable_text(value: str) -> str:
     return value
 
 
-def _utc_in_range(value: datetime) -> datetime:
+def utc_in_range(value: datetime) -> datetime:
     try:
         value = value.astimezone(UTC)
     except OverflowError:
@@ -83,7 +83,7 @@ def _iso_text(value: Any) -> Any:
 UtcTime = Annotated[
     AwareDatetime,
     BeforeValidator(_iso_text),
-    AfterValidator(_utc_in_range),
+    AfterValidator(utc_in_range),
     Field(examples=["2026-12-01T09:00:00Z"]),
 ]
 """A time with an offset (a naive one is rejected), converted to UTC."""
