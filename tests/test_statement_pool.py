@@ -7,9 +7,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from appointments import rawsql
 from appointments.db import create_engine
+from appointments.observability.metrics import sample_pool
 from appointments.settings import Settings
 from appointments.statement_pool import StatementPool
 from tests.api import service_settings
@@ -168,5 +170,26 @@ def test_a_server_error_keeps_the_connection(postgresql_url: str) -> None:
         assert pool.open_connections == 1
         assert (await rawsql.fetch_row(engine, "SELECT 1 / :n AS x", {"n": 1}))["x"] == 1
         assert pool.open_connections == 1
+
+    run_with_engine(postgresql_url, body)
+
+
+def gauge(name: str) -> float:
+    value = REGISTRY.get_sample_value(name)
+    assert value is not None
+    return value
+
+
+def test_the_pool_metrics_count_the_statement_pool(postgresql_url: str) -> None:
+    async def body(engine: Any) -> None:
+        slow = asyncio.ensure_future(rawsql.fetch_row(engine, "SELECT pg_sleep(0.5)", {}))
+        await asyncio.sleep(0.2)
+        sample_pool(engine)
+        in_use = gauge("appointments_db_pool_in_use")
+        await slow
+        sample_pool(engine)
+        assert in_use >= 1
+        assert gauge("appointments_db_pool_in_use") == in_use - 1
+        assert gauge("appointments_db_pool_size") >= 1
 
     run_with_engine(postgresql_url, body)

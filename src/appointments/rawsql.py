@@ -153,6 +153,12 @@ def use_own_pool(engine: AsyncEngine, settings: Settings, name: str) -> None:
     )
 
 
+def own_pool_use(engine: AsyncEngine) -> tuple[int, int]:
+    """Connections of the engine's statement pool: (in use, open); (0, 0) without one."""
+    own = _own.get(engine)
+    return (own.pool.in_use, own.pool.open_connections) if own is not None else (0, 0)
+
+
 async def close_own_pool(engine: AsyncEngine) -> None:
     own = _own.pop(engine, None)
     if own is not None:

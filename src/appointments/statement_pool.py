@@ -42,6 +42,10 @@ class StatementPool:
     def open_connections(self) -> int:
         return self._open
 
+    @property
+    def in_use(self) -> int:
+        return self._open - len(self._idle)
+
     async def acquire(self) -> asyncpg.Connection:
         deadline: float | None = None
         while True:

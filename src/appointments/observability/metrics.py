@@ -19,6 +19,8 @@ from prometheus_client import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from appointments.rawsql import own_pool_use
+
 REQUEST_SECONDS = Histogram(
     "appointments_request_duration_seconds",
     "HTTP request latency by route template, method and status class.",
@@ -34,12 +36,13 @@ SWEEPS = Counter("appointments_sweeps_total", "Expiry sweeps run (sweeper, CLI o
 SWEPT = Counter("appointments_swept_holds_total", "Holds marked expired by sweeps.")
 POOL_IN_USE = Gauge(
     "appointments_db_pool_in_use",
-    "Database connections checked out of this process's pool.",
+    "Database connections in use in this process's pools (transactions and statements sent alone).",
     multiprocess_mode="livesum",
 )
 POOL_SIZE = Gauge(
     "appointments_db_pool_size",
-    "Connections this process's pool keeps open.",
+    "Connections this process's pools keep: SQLAlchemy's pool size plus the statement "
+    "pool's open connections.",
     multiprocess_mode="livesum",
 )
 
@@ -60,12 +63,16 @@ def record_refusal(code: str) -> None:
 
 
 def sample_pool(engine: AsyncEngine) -> None:
+    """Both of the process's pools: SQLAlchemy's and the statement pool (rawsql)."""
+    in_use, size = own_pool_use(engine)
     pool = engine.sync_engine.pool
     checked_out = getattr(pool, "checkedout", None)
-    size = getattr(pool, "size", None)
-    if callable(checked_out) and callable(size):
-        POOL_IN_USE.set(checked_out())
-        POOL_SIZE.set(size())
+    pool_size = getattr(pool, "size", None)
+    if callable(checked_out) and callable(pool_size):
+        in_use += checked_out()
+        size += pool_size()
+    POOL_IN_USE.set(in_use)
+    POOL_SIZE.set(size)
 
 
 def render(engine: AsyncEngine) -> tuple[bytes, str]:
