@@ -69,17 +69,21 @@ def test_many_callers_share_a_few_connections(postgresql_url: str) -> None:
 
 def test_a_caller_waits_for_a_connection_then_gives_up(postgresql_url: str) -> None:
     async def scenario() -> None:
-        pool = StatementPool(connector(postgresql_url, "pool-wait"), size=1, timeout=0.2)
-        first = await pool.acquire()
+        impatient = StatementPool(connector(postgresql_url, "pool-wait"), size=1, timeout=0.2)
+        first = await impatient.acquire()
         with pytest.raises(TimeoutError):
-            await pool.acquire()
+            await impatient.acquire()
+        impatient.release(first)
+        await impatient.close()
         # A waiter is handed the connection given back.
-        waiting = asyncio.ensure_future(pool.acquire())
+        patient = StatementPool(connector(postgresql_url, "pool-wait"), size=1, timeout=30)
+        first = await patient.acquire()
+        waiting = asyncio.ensure_future(patient.acquire())
         await asyncio.sleep(0.05)
-        pool.release(first)
+        patient.release(first)
         assert await waiting is first
-        pool.release(first)
-        await pool.close()
+        patient.release(first)
+        await patient.close()
 
     asyncio.run(scenario())
 
