@@ -10,6 +10,7 @@ the span (`lead(.., before)`). The scan starts on the index
 stops it as soon as the page is full: a page costs the same whatever the table holds.
 """
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,6 +132,22 @@ def compose(
     return statement, params
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What the text of a search depends on (its values are all parameters)."""
+
+    dialect: str
+    moving: bool
+    lower: bool
+    upper: bool
+    start_from: bool
+    after: bool
+    start_before: bool
+    latest: bool
+    cursor: bool
+    capped: bool
+
+
 def compose_text(
     dialect: str,
     provider_id: uuid.UUID,
@@ -144,13 +161,14 @@ def compose_text(
 ) -> tuple[str, dict[str, object], list[tuple[str, Callable[[], TypeEngine[Any]]]]]:
     """`compose`'s SQL text (named parameters), values, and the type of each parameter
     SQLAlchemy must be told; the statement sent straight to asyncpg needs only the
-    first two."""
-    before_n = rules.buffer_before // rules.slot_length
+    first two. The text depends only on which bounds are given, so it is made once
+    per such shape."""
     span_slots = rules.span_slots
+    gap = rules.slot_length * (span_slots - 1)
     params: dict[str, object] = {
         "provider_id": provider_id,
         "now": now,
-        "before_n": before_n,
+        "before_n": rules.buffer_before // rules.slot_length,
         "last_n": span_slots - 1,
         "limit": limit,
     }
@@ -158,66 +176,89 @@ def compose_text(
         ("provider_id", Uuid),
         ("now", UTCDateTime),
     ]
-    gap = rules.slot_length * (span_slots - 1)
     if dialect == "postgresql":
         params["span_gap"] = gap
         typed.append(("span_gap", Interval))
     else:
         params["span_gap_seconds"] = int(gap.total_seconds())
+    if moving is not None:
+        params["moving"] = moving
+        typed.append(("moving", Uuid))
+
+    def time_param(name: str, value: datetime) -> None:
+        params[name] = value
+        typed.append((name, UTCDateTime))
 
     lower_bounds = [b for b in (search.start_from, search.after) if b is not None]
     if cursor is not None:
         lower_bounds.append(cursor.at)
-    usable = _FREE
-    if moving is not None:
-        usable = (
-            f"({_FREE} OR (status <> 'removed' AND id IN (SELECT slot_id FROM reservation_slots"
-            " WHERE reservation_id = :moving)))"
-        )
-        params["moving"] = moving
-        typed.append(("moving", Uuid))
-    scan_where = [f"provider_id = :provider_id AND {usable}"]
-    anchor_where = [_WHOLE_SPAN[dialect]]
-
-    def time_param(name: str, value: datetime) -> str:
-        params[name] = value
-        typed.append((name, UTCDateTime))
-        return f":{name}"
-
     if lower_bounds:
-        scan_where.append(
-            f"start_time >= {time_param('scan_from', max(lower_bounds) - rules.buffer_before)}"
-        )
+        time_param("scan_from", max(lower_bounds) - rules.buffer_before)
     upper: datetime | None = search.start_before
     if search.latest is not None:
         just_after_latest = search.latest + timedelta(microseconds=1)
         upper = just_after_latest if upper is None else min(upper, just_after_latest)
     if upper is not None:
-        reach = rules.duration + rules.buffer_after
-        scan_where.append(f"start_time < {time_param('scan_to', upper + reach)}")
-    if search.start_from is not None:
-        anchor_where.append(f"anchor_start >= {time_param('start_from', search.start_from)}")
-    if search.after is not None:
-        anchor_where.append(f"anchor_start > {time_param('after', search.after)}")
-    if search.start_before is not None:
-        anchor_where.append(f"anchor_start < {time_param('start_before', search.start_before)}")
-    if search.latest is not None:
-        anchor_where.append(f"anchor_start <= {time_param('latest', search.latest)}")
+        time_param("scan_to", upper + rules.duration + rules.buffer_after)
+    for name in ("start_from", "after", "start_before", "latest"):
+        value = getattr(search, name)
+        if value is not None:
+            time_param(name, value)
     if cursor is not None:
         # Start times are unique per provider, so the time alone orders the keyset.
-        anchor_where.append(f"anchor_start > {time_param('cursor_at', cursor.at)}")
-    if search.zone is not None and rules.max_per_day is not None and rules.type_id is not None:
-        day_start, day_end = _DAY[dialect]
+        time_param("cursor_at", cursor.at)
+    capped = search.zone is not None and rules.max_per_day is not None
+    capped = capped and rules.type_id is not None
+    if capped:
         params.update(zone=search.zone, type_id=rules.type_id, cap=rules.max_per_day)
         typed.append(("type_id", Uuid))
+    shape = _Shape(
+        dialect,
+        moving is not None,
+        bool(lower_bounds),
+        upper is not None,
+        search.start_from is not None,
+        search.after is not None,
+        search.start_before is not None,
+        search.latest is not None,
+        cursor is not None,
+        capped,
+    )
+    return _text(shape), params, typed
+
+
+@functools.cache
+def _text(shape: _Shape) -> str:
+    usable = _FREE
+    if shape.moving:
+        usable = (
+            f"({_FREE} OR (status <> 'removed' AND id IN (SELECT slot_id FROM reservation_slots"
+            " WHERE reservation_id = :moving)))"
+        )
+    scan_where = [f"provider_id = :provider_id AND {usable}"]
+    if shape.lower:
+        scan_where.append("start_time >= :scan_from")
+    if shape.upper:
+        scan_where.append("start_time < :scan_to")
+    anchor_where = [_WHOLE_SPAN[shape.dialect]]
+    for given, condition in (
+        (shape.start_from, "anchor_start >= :start_from"),
+        (shape.after, "anchor_start > :after"),
+        (shape.start_before, "anchor_start < :start_before"),
+        (shape.latest, "anchor_start <= :latest"),
+        (shape.cursor, "anchor_start > :cursor_at"),
+    ):
+        if given:
+            anchor_where.append(condition)
+    if shape.capped:
+        day_start, day_end = _DAY[shape.dialect]
         anchor_where.append(
             "(SELECT count(*) FROM reservations AS r"
             " WHERE r.provider_id = :provider_id AND r.appointment_type_id = :type_id"
             " AND (r.status = 'confirmed' OR (r.status = 'held' AND r.expires_at > :now))"
             f" AND r.start_time >= {day_start} AND r.start_time < {day_end}) < :cap"
         )
-
-    sql = f"""
+    return f"""
             SELECT anchor_id, anchor_start FROM (
                 SELECT start_time AS first_start,
                        lead(id, :before_n) OVER w AS anchor_id,
@@ -231,4 +272,3 @@ def compose_text(
             ORDER BY first_start
             LIMIT :limit
             """
-    return sql, params, typed
