@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from appointments.auth.policy import Rule, rule_for
 from appointments.fast_paths.call import Call, Skip
 from appointments.fast_paths.routes import HOT, Handler
 from appointments.observability.middleware import RequestObserver
@@ -53,9 +54,10 @@ class FastPaths:
             assert isinstance(context.original_route, APIRoute)
             for method in context.methods or ():
                 routes[(method, context.path_format)] = context.original_route
-        self.hot: dict[str, list[tuple[re.Pattern[str], APIRoute, Handler]]] = {}
+        self.hot: dict[str, list[tuple[re.Pattern[str], APIRoute, Handler, Rule]]] = {}
         for method, template, handler in HOT:
-            entry = (re.compile(_pattern(template)), routes[(method, template)], handler)
+            pattern = re.compile(_pattern(template))
+            entry = (pattern, routes[(method, template)], handler, rule_for(method, template))
             self.hot.setdefault(method, []).append(entry)
         self.observed = RequestObserver(self._answer)
 
@@ -63,21 +65,21 @@ class FastPaths:
         """Whether the request is for a hot route (noted in the scope for `_answer`)."""
         if scope["type"] != "http":
             return False
-        for pattern, route, handler in self.hot.get(scope["method"], ()):
+        for pattern, route, handler, rule in self.hot.get(scope["method"], ()):
             match = pattern.match(scope["path"])
             if match is not None:
                 if self.cors and any(name == b"origin" for name, _ in scope["headers"]):
                     return False
-                scope[_MATCH] = (route, handler, match.groupdict())
+                scope[_MATCH] = (route, handler, rule, match.groupdict())
                 return True
         return False
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route, handler, path_params = scope.pop(_MATCH)
+        route, handler, rule, path_params = scope.pop(_MATCH)
         scope["app"] = self.api
         call = None
         try:
-            call = Call.of(self.api, scope, receive, path_params, self.max_body)
+            call = Call.of(self.api, scope, receive, path_params, self.max_body, rule)
             # For the access log and the metrics, as FastAPI's router would set it.
             scope["route"] = route
             response = await handler(call)
