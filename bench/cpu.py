@@ -1,14 +1,15 @@
 """CPU per request: the service's processes against PostgreSQL's, read from /proc.
 
-    python -m bench.cpu [--requests N] [--profile DIR] [--no-fast-paths]
+    python -m bench.cpu [--requests N] [--profile DIR] [--no-fast-paths] [--workers W]
 
 For each path (a 100-slot listing page, a 100-start page of an appointment type's
 start times where the service has them, a reserve, a confirm), N requests over
-16 connections against 4 workers; the CPU time (user + system) of the service's
-process tree and of PostgreSQL's (postmaster, backends, and children that exited)
-is read from /proc before and after. Prints milliseconds of CPU per request for
-each side and their ratio: the goal of issue 13 is a ratio <= 1.0. The delivery
-worker is off (its cost per event is bench.notify's subject).
+16 connections against W workers (4 by default, as issue 13 measured); the CPU
+time (user + system) of the service's process tree and of PostgreSQL's
+(postmaster, backends, and children that exited) is read from /proc before and
+after. Prints milliseconds of CPU per request for each side and their ratio: the
+goal of issue 13 is a ratio <= 1.0. The delivery worker is off (its cost per
+event is bench.notify's subject).
 """
 
 import argparse
@@ -300,7 +301,7 @@ async def run(pg: PostgresServer, svc: Service, count: int) -> dict[str, Any]:
     return figures
 
 
-def main(count: int, fast_paths: bool = True) -> dict[str, Any]:
+def main(count: int, fast_paths: bool = True, workers: int = 4) -> dict[str, Any]:
     # Delivery off: a confirmation's email (an invite rendered and written to ./mail
     # by the API's own worker) is the outbox's work, measured by bench.notify; here
     # only the requests' own cost counts.
@@ -308,7 +309,7 @@ def main(count: int, fast_paths: bool = True) -> dict[str, Any]:
         postgres() as pg,
         service(
             pg.url,
-            workers=4,
+            workers=workers,
             delivery_interval_seconds="0",
             fast_paths="true" if fast_paths else "false",
         ) as svc,
@@ -327,8 +328,10 @@ if __name__ == "__main__":
         action="store_true",
         help="every request through FastAPI (APPOINTMENTS_FAST_PATHS=false), to compare",
     )
+    parser.add_argument("--workers", type=int, default=4, help="service worker processes")
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
         PROFILE_DIR = args.profile
-    print(json.dumps(main(args.requests, fast_paths=not args.no_fast_paths), indent=2))
+    figures = main(args.requests, fast_paths=not args.no_fast_paths, workers=args.workers)
+    print(json.dumps(figures, indent=2))
