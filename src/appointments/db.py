@@ -149,10 +149,9 @@ def driver_arguments(settings: Settings, name: str) -> dict[str, Any]:
 
 # Behind PgBouncer in transaction pooling, a prepared statement lives on one server
 # connection, which is ours only until the transaction ends: asyncpg must not cache
-# statements across transactions, and SQLAlchemy's must have names no other client
-# can have prepared on that server connection.
+# statements across transactions (`driver_arguments`), and SQLAlchemy's must have
+# names no other client can have prepared on that server connection.
 _PGBOUNCER: dict[str, object] = {
-    "statement_cache_size": 0,
     "prepared_statement_cache_size": 0,
     "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4().hex}__",
 }

@@ -20,9 +20,9 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from appointments.db import behind_pgbouncer, driver_arguments
+from appointments.db import driver_arguments
 from appointments.settings import Settings
 from appointments.statement_pool import StatementPool
 
@@ -71,33 +71,12 @@ async def _fetch(
     return await driver.fetchrow(text, *arguments)
 
 
-async def _run(connection: AsyncConnection, sql: str, values: Mapping[str, object]) -> Any:
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None  # an open pooled connection
-    try:
-        return await _fetch(driver, sql, values, behind_pgbouncer(connection.engine))
-    except _LOST as exc:
-        # SQLAlchemy never saw this error, so it would put the dead connection back in
-        # the pool. Drop it, and the pool with every connection made before: after a
-        # server restart or a failover they all point at a server that is gone (what
-        # SQLAlchemy itself does when it meets a disconnect).
-        await connection.invalidate()
-        await connection.engine.dispose(close=False)
-        raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
-
-
-async def fetch_row_in(session: AsyncSession, sql: str, values: Mapping[str, object]) -> Any:
-    """The statement's first row, on the session's connection: inside its transaction
-    if one has begun there, else on its own (one round trip, its own transaction)."""
-    return await _run(await session.connection(), sql, values)
-
-
 async def fetch_row(engine: AsyncEngine, sql: str, values: Mapping[str, object]) -> Any:
-    """The statement's first row (an asyncpg Record), or None; on its own."""
+    """The statement's first row (an asyncpg Record), or None; on its own, on the
+    engine's statement pool (`use_own_pool`, which the app sets up for its engines)."""
     own = _own.get(engine)
     if own is None:
-        async with engine.connect() as connection:
-            return await _run(connection, sql, values)
+        raise RuntimeError("this engine has no statement pool: call rawsql.use_own_pool")
     return await own.fetch_row(sql, values)
 
 
