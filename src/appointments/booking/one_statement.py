@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from appointments import rawsql
 from appointments.availability.models import Slot
 from appointments.availability.repository import FREE_SQL, ClaimedSlot
+from appointments.booking.models import Reservation
 from appointments.db import UTCDateTime
 from appointments.notifications import wakeup
 from appointments.notifications.models import EventType
@@ -107,21 +108,16 @@ class Outcome:
     client_known: bool
 
 
-def _reserve_values(
-    reservation_id: uuid.UUID,
-    slot_id: uuid.UUID,
-    client_id: uuid.UUID,
-    now: datetime,
-    expires_at: datetime,
-    bookable_after: datetime,
-    max_holds: int,
+def reserve_values(
+    reservation: Reservation, bookable_after: datetime, max_holds: int
 ) -> dict[str, object]:
+    """The reserve statement's parameters for the hold `reservation` (not yet claimed)."""
     return {
-        "id": reservation_id,
-        "slot_id": slot_id,
-        "client_id": client_id,
-        "now": now,
-        "expires_at": expires_at,
+        "id": reservation.id,
+        "slot_id": reservation.slot_id,
+        "client_id": reservation.client_id,
+        "now": reservation.created_at,
+        "expires_at": reservation.expires_at,
         "bookable_after": bookable_after,
         "max_holds": max_holds,
     }
@@ -136,42 +132,16 @@ def _outcome(row: Any) -> Outcome:
     )
 
 
-async def reserve(
-    session: AsyncSession,
-    *,
-    reservation_id: uuid.UUID,
-    slot_id: uuid.UUID,
-    client_id: uuid.UUID,
-    now: datetime,
-    expires_at: datetime,
-    bookable_after: datetime,
-    max_holds: int,
-) -> Outcome:
-    """Run the statement in the session's transaction."""
-    values = _reserve_values(
-        reservation_id, slot_id, client_id, now, expires_at, bookable_after, max_holds
-    )
+async def reserve(session: AsyncSession, values: dict[str, object]) -> Outcome:
+    """Run the statement (`reserve_values`) in the session's transaction."""
     row = (await session.execute(_RESERVE, values)).one()._mapping
     wakeup.mark(session)  # a stale hold's expiry may have been recorded even on refusal
     return _outcome(row)
 
 
-async def reserve_alone(
-    engine: AsyncEngine,
-    *,
-    reservation_id: uuid.UUID,
-    slot_id: uuid.UUID,
-    client_id: uuid.UUID,
-    now: datetime,
-    expires_at: datetime,
-    bookable_after: datetime,
-    max_holds: int,
-) -> Outcome:
-    """Run the statement on its own: its own implicit transaction, committed when it
-    returns."""
-    values = _reserve_values(
-        reservation_id, slot_id, client_id, now, expires_at, bookable_after, max_holds
-    )
+async def reserve_alone(engine: AsyncEngine, values: dict[str, object]) -> Outcome:
+    """Run the statement (`reserve_values`) on its own: its own implicit transaction,
+    committed when it returns."""
     row = await rawsql.fetch_row(engine, RESERVE_SQL, values)
     wakeup.committed()  # events may have been written (a stale hold's expiry at least)
     return _outcome(row)

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 import asyncpg
 from sqlalchemy.exc import IntegrityError
@@ -115,25 +115,12 @@ async def reserve_alone(
     notice = timedelta(seconds=settings.min_notice_seconds)
     reservation = _new_hold(settings, client_uuid, parse_id(slot_id, "slot"), now)
     with _slot_taken_meanwhile("the slot was taken at the same moment"):
-        outcome = await one_statement.reserve_alone(
-            engine, **_statement_terms(settings, reservation, now + notice)
+        values = one_statement.reserve_values(
+            reservation, now + notice, settings.max_holds_per_client
         )
+        outcome = await one_statement.reserve_alone(engine, values)
         _settle_hold(outcome, settings, reservation, now + notice, notice, client_id)
     return reservation
-
-
-def _statement_terms(
-    settings: Settings, reservation: Reservation, bookable_after: datetime
-) -> dict[str, Any]:
-    return {
-        "reservation_id": reservation.id,
-        "slot_id": reservation.slot_id,
-        "client_id": reservation.client_id,
-        "now": reservation.created_at,
-        "expires_at": reservation.expires_at,
-        "bookable_after": bookable_after,
-        "max_holds": settings.max_holds_per_client,
-    }
 
 
 async def _reserve_in_one_statement(
@@ -144,9 +131,10 @@ async def _reserve_in_one_statement(
     notice: timedelta,
 ) -> None:
     """PostgreSQL: lock the client, expire, claim, count and insert in one round trip."""
-    outcome = await one_statement.reserve(
-        session, **_statement_terms(settings, reservation, bookable_after)
+    values = one_statement.reserve_values(
+        reservation, bookable_after, settings.max_holds_per_client
     )
+    outcome = await one_statement.reserve(session, values)
     _settle_hold(outcome, settings, reservation, bookable_after, notice, "")
 
 
