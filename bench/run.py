@@ -256,10 +256,10 @@ async def explain_start_times(
     )
     now = datetime.now(UTC)
     search = start_times.Search(start_from=base, after=rules.bookable_after(now), zone="UTC")
-    statement, params = start_times.compose(
+    text, params, _ = start_times.compose_text(
         "postgresql", uuid.UUID(provider), rules, search, now, limit=101
     )
-    sql, names = rawsql.positional(statement.element.text)
+    sql, names = rawsql.positional(text)
     plan = await db.fetch(
         "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, *(params[n] for n in names)
     )

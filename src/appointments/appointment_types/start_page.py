@@ -1,7 +1,7 @@
 """A page of an appointment type's start times on PostgreSQL, as JSON built there.
 
 Statements straight to asyncpg, outside a transaction: the type's terms (with
-whether the provider exists, for the right 404), then `start_times.compose`'s
+whether the provider exists, for the right 404), then `start_times.compose_text`'s
 search wrapped so that PostgreSQL returns the page's items as JSON text and the
 key of its last item for the cursor. SQLite answers the same through the service.
 

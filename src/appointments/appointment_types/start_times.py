@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Interval, TextualSelect, Uuid, bindparam, text
+from sqlalchemy import Interval, Uuid, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
@@ -25,8 +25,6 @@ from appointments.appointment_types.rules import BookingRules
 from appointments.availability.repository import FREE_SQL
 from appointments.db import UTCDateTime
 from appointments.pagination import Keyset
-
-_FREE = FREE_SQL
 
 # The span's last free slot lies exactly (n - 1) slot lengths after its first.
 _WHOLE_SPAN = {
@@ -95,7 +93,7 @@ async def find(
 ) -> list[StartTime]:
     """Up to `limit` bookable starts in start order, after `cursor` when given; the
     slots of reservation `moving` count as free (the starts it could be moved to)."""
-    statement, params = compose(
+    sql, params, typed = compose_text(
         session.get_bind().dialect.name,
         provider_id,
         rules,
@@ -105,31 +103,13 @@ async def find(
         cursor=cursor,
         moving=moving,
     )
-    rows = (await session.execute(statement, params)).all()
-    return [StartTime(slot_id=row[0], start_time=row[1]) for row in rows]
-
-
-def compose(
-    dialect: str,
-    provider_id: uuid.UUID,
-    rules: BookingRules,
-    search: Search,
-    now: datetime,
-    *,
-    limit: int,
-    cursor: Keyset | None = None,
-    moving: uuid.UUID | None = None,
-) -> tuple[TextualSelect, dict[str, object]]:
-    """The statement and its parameters (apart, so the benchmark can EXPLAIN it)."""
-    sql, params, typed = compose_text(
-        dialect, provider_id, rules, search, now, limit=limit, cursor=cursor, moving=moving
-    )
     statement = (
         text(sql)
         .bindparams(*(bindparam(name, type_=kind()) for name, kind in typed))
         .columns(anchor_id=Uuid(), anchor_start=UTCDateTime())
     )
-    return statement, params
+    rows = (await session.execute(statement, params)).all()
+    return [StartTime(slot_id=row[0], start_time=row[1]) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -159,10 +139,10 @@ def compose_text(
     cursor: Keyset | None = None,
     moving: uuid.UUID | None = None,
 ) -> tuple[str, dict[str, object], list[tuple[str, Callable[[], TypeEngine[Any]]]]]:
-    """`compose`'s SQL text (named parameters), values, and the type of each parameter
-    SQLAlchemy must be told; the statement sent straight to asyncpg needs only the
-    first two. The text depends only on which bounds are given, so it is made once
-    per such shape."""
+    """The search's SQL text (named parameters), values, and the type of each
+    parameter SQLAlchemy must be told (`find`); the statement sent straight to asyncpg
+    needs only the first two. Apart from running it, so the benchmark can EXPLAIN it.
+    The text depends only on which bounds are given, so it is made once per shape."""
     span_slots = rules.span_slots
     gap = rules.slot_length * (span_slots - 1)
     params: dict[str, object] = {
@@ -229,10 +209,10 @@ def compose_text(
 
 @functools.cache
 def _text(shape: _Shape) -> str:
-    usable = _FREE
+    usable = FREE_SQL
     if shape.moving:
         usable = (
-            f"({_FREE} OR (status <> 'removed' AND id IN (SELECT slot_id FROM reservation_slots"
+            f"({FREE_SQL} OR (status <> 'removed' AND id IN (SELECT slot_id FROM reservation_slots"
             " WHERE reservation_id = :moving)))"
         )
     scan_where = [f"provider_id = :provider_id AND {usable}"]
