@@ -43,10 +43,6 @@ def sent_alone(engine: AsyncEngine, idempotency_key: str | None) -> bool:
     return idempotency_key is None and engine.dialect.name == "postgresql"
 
 
-def _sent_alone(session: AsyncSession, idempotency_key: str | None) -> bool:
-    return sent_alone(_engine(session), idempotency_key)
-
-
 def _engine(session: AsyncSession) -> AsyncEngine:
     engine = session.bind
     assert isinstance(engine, AsyncEngine)
@@ -100,8 +96,9 @@ async def reserve_answer(
 ) -> Response:
     """The reserve's answer from parsed parameters, in the caller's transaction (the
     route's, and fast_paths')."""
-    if _sent_alone(session, idempotency_key) and data.appointment_type_id is None:
-        return await reserve_alone_answer(_engine(session), now, settings, client_id, data)
+    engine = _engine(session)
+    if sent_alone(engine, idempotency_key) and data.appointment_type_id is None:
+        return await reserve_alone_answer(engine, now, settings, client_id, data)
     # Locked first: a client's reserves run one at a time (hold limit, idempotency key).
     client = await clients.lock_client(session, client_id)
 
@@ -162,8 +159,9 @@ async def confirm_answer(
 ) -> Response:
     """The confirm's answer from parsed parameters, in the caller's transaction (the
     route's, and fast_paths')."""
-    if _sent_alone(session, idempotency_key):
-        return await confirm_alone_answer(_engine(session), now, client_id, data)
+    engine = _engine(session)
+    if sent_alone(engine, idempotency_key):
+        return await confirm_alone_answer(engine, now, client_id, data)
     client = await clients.get_client(session, client_id)
 
     async def act() -> tuple[int, ReservationOut]:
