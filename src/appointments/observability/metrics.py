@@ -5,6 +5,7 @@ shared by them and /metrics aggregates every worker (prometheus-client's
 multiprocess mode); without it each worker reports its own numbers.
 """
 
+import functools
 import os
 from typing import Any
 
@@ -47,15 +48,16 @@ POOL_SIZE = Gauge(
 )
 
 
-# Each outcome's counter, found once (labels() takes a lock and a lookup per call).
-_OUTCOMES: dict[str, Any] = {}
+@functools.cache
+def labelled(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, found once per label set: labels() takes a lock and a
+    lookup on every call, and these run on every request. Label sets are bounded
+    (routes, known methods, outcomes), so the cache is too."""
+    return metric.labels(*values)
 
 
 def count_outcome(outcome: str, amount: int = 1) -> None:
-    counter = _OUTCOMES.get(outcome)
-    if counter is None:
-        counter = _OUTCOMES[outcome] = RESERVATIONS.labels(outcome=outcome)
-    counter.inc(amount)
+    labelled(RESERVATIONS, outcome).inc(amount)
 
 
 def record_refusal(code: str) -> None:

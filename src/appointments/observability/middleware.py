@@ -5,12 +5,11 @@ import logging
 import re
 import secrets
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from appointments.observability.logging import request_id
-from appointments.observability.metrics import REQUEST_SECONDS
+from appointments.observability.metrics import REQUEST_SECONDS, labelled
 
 logger = logging.getLogger("appointments.access")
 
@@ -22,8 +21,6 @@ _USABLE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # processes like a uuid4, without reading the system's random source per request.
 _PROCESS = secrets.token_hex(8)
 _NUMBERS = itertools.count()
-# The latency histogram's child per label set, found once (labels() locks and looks up).
-_TIMERS: dict[tuple[str, str, str], Any] = {}
 # Any token is a method to HTTP; the label keeps to the known ones (bounded series).
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -69,11 +66,7 @@ class RequestObserver:
             route = scope.get("route")
             template = getattr(route, "path_format", None) or "unmatched"
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            labels = (template, method, f"{status // 100}xx")
-            timer = _TIMERS.get(labels)
-            if timer is None:
-                timer = _TIMERS[labels] = REQUEST_SECONDS.labels(*labels)
-            timer.observe(elapsed)
+            labelled(REQUEST_SECONDS, template, method, f"{status // 100}xx").observe(elapsed)
             logger.info(
                 "request",
                 extra={
