@@ -38,7 +38,9 @@ class Keyset:
 
 
 def encode_cursor(position: Keyset) -> str:
-    raw = json.dumps([position.at.isoformat(), position.id.hex]).encode()
+    # The text json.dumps([time, hex]) makes (neither holds a character JSON escapes),
+    # written out: every listing page makes one, and the encoder cost more than the rest.
+    raw = f'["{position.at.isoformat()}", "{position.id.hex}"]'.encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
