@@ -1,17 +1,15 @@
 """Per-request observation: a request id, an access log line, the latency histogram."""
 
 import itertools
-import logging
 import re
 import secrets
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from appointments.observability import access_log
 from appointments.observability.logging import request_id
 from appointments.observability.metrics import REQUEST_SECONDS, labelled
-
-logger = logging.getLogger("appointments.access")
 
 HEADER = b"x-request-id"
 OBSERVED = "appointments.observed"
@@ -67,16 +65,5 @@ class RequestObserver:
             template = getattr(route, "path_format", None) or "unmatched"
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             labelled(REQUEST_SECONDS, template, method, f"{status // 100}xx").observe(elapsed)
-            logger.info(
-                "request",
-                extra={
-                    "fields": {
-                        "request_id": rid,
-                        "method": scope["method"],
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    }
-                },
-            )
+            access_log.write(rid, scope["method"], template, status, round(elapsed * 1000, 2))
             request_id.reset(token)
