@@ -142,12 +142,11 @@ async def measure(
     the service's CPU for a path that does not use the database), with every round's
     ratio beside."""
     rows = [
-        await _round(f"{name} {n + 1}/{len(rounds)}", pg, svc, requests, expect, check, n == 0)
+        await _round(
+            f"{name} {n + 1}/{len(rounds)}", pg, svc, requests, expect, check, n == 0, database
+        )
         for n, requests in enumerate(rounds)
     ]
-    if not database:
-        for row in rows:
-            row["ratio"] = None  # PostgreSQL's background work is not this path's
     ordered = sorted(rows, key=lambda r: r["ratio"] if database else r["service_cpu_ms"])
     median = dict(ordered[(len(ordered) - 1) // 2])
     median["round_ratios"] = [row["ratio"] for row in rows]
@@ -169,6 +168,7 @@ async def _round(
     expect: int,
     check: Callable[[loadgen.Result], None] | None,
     profiled: bool,
+    database: bool,
 ) -> dict[str, Any]:
     postmaster = postmaster_pid(pg)
     # Open across the measured window: a backend that exits inside it would count.
@@ -210,7 +210,8 @@ async def _round(
         "req_per_s": round(result.throughput),
         "service_cpu_ms": round(service_ms, 3),
         "postgres_cpu_ms": round(pg_ms, 3),
-        "ratio": round(service_ms / pg_ms, 2) if pg_ms else None,
+        # Without the database, PostgreSQL's background work is not this path's.
+        "ratio": round(service_ms / pg_ms, 2) if pg_ms and database else None,
         "connections_opened": opened,
         "worker_preemptions_per_request": round(preemptions, 2),
     }
