@@ -416,7 +416,7 @@ def main(count: int, rounds: int = 3, fast_paths: bool = True, workers: int = 4)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=3000, help="requests per path")
+    parser.add_argument("--requests", type=int, default=10_000, help="requests per round")
     parser.add_argument(
         "--profile", type=Path, help="record each path with py-spy into this folder and summarise"
     )
