@@ -42,7 +42,7 @@ from appointments.booking import one_statement
 from appointments.pagination import PageRequest
 from appointments.settings import Settings
 from bench import loadgen, pgbench, profile, seed
-from bench.harness import Service, admin_token, asyncpg_dsn, postgres, service
+from bench.harness import Service, admin_token, asyncpg_dsn, postgres, service, status_value
 from bench.loadgen import Request
 from tests.postgres_server import PostgresServer
 
@@ -86,13 +86,7 @@ CLIENT_PREEMPTS = False
 
 def preempted(pids: list[int]) -> int:
     """Times these processes were taken off the CPU while they could still run."""
-    count = 0
-    for pid in pids:
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("nonvoluntary_ctxt_switches:"):
-                    count += int(line.split()[1])
-    return count
+    return sum(status_value(pid, "nonvoluntary_ctxt_switches") for pid in pids)
 
 
 @contextlib.contextmanager
@@ -263,6 +257,11 @@ def _walk(table: str) -> str:
     )
 
 
+def _in_rounds(requests: list[Request], count: int) -> list[list[Request]]:
+    """One-shot requests (each reserve or confirm once) cut into rounds of `count`."""
+    return [requests[start : start + count] for start in range(0, len(requests), count)]
+
+
 async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict[str, Any]:
     token = admin_token()
     headers = {"Authorization": f"Bearer {token}"}
@@ -354,7 +353,7 @@ async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict
         "reserve",
         pg,
         svc,
-        [reserves[r * count : (r + 1) * count] for r in range(rounds)],
+        _in_rounds(reserves, count),
         201,
         lambda result: held.extend(json.loads(body)["id"] for body in result.bodies),
     )
@@ -378,9 +377,7 @@ async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict
         Request("POST", f"/clients/{people[i]}/confirm", {"reservation_id": held[i]}, headers)
         for i in range(rounds * count)
     ]
-    figures["confirm"] = await measure(
-        "confirm", pg, svc, [confirms[r * count : (r + 1) * count] for r in range(rounds)], 200
-    )
+    figures["confirm"] = await measure("confirm", pg, svc, _in_rounds(confirms, count), 200)
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
     made = await db.fetch(
         "SELECT client_id::text, id::text FROM reservations WHERE slot_id = ANY($1::uuid[])"
