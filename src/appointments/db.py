@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, Index, MetaData, event
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -40,6 +40,24 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def violates(exc: BaseException, index: Index) -> bool:
+    """True when `exc` is the database refusing a row because of the unique `index`.
+
+    PostgreSQL names the index (asyncpg's `constraint_name`, raised straight or under
+    SQLAlchemy's wrapper); SQLite names only the table's columns, in index order.
+    """
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    for candidate in (cause, getattr(cause, "__cause__", None)):
+        name = getattr(candidate, "constraint_name", None)
+        if name is not None:
+            return bool(name == index.name)
+    table = index.table
+    if table is None:
+        return False
+    columns = ", ".join(f"{table.name}.{column.name}" for column in index.columns)
+    return str(cause) == f"UNIQUE constraint failed: {columns}"
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -45,15 +45,32 @@ def encode_cursor(position: Keyset) -> str:
 
 
 def decode_cursor(cursor: str) -> Keyset:
+    """The position a cursor names; anything this service could not have issued
+    (whatever JSON it decodes to) is a ValidationFailed (422), never a 500."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        at, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        position = Keyset(at=datetime.fromisoformat(at), id=uuid.UUID(hex=ident))
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
-        raise ValidationFailed("cursor is not a cursor this service issued") from exc
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
+        raise _not_ours() from exc
+    # Exactly [time text, id text]: a crafted cursor may decode to any JSON value,
+    # and an int, a dict or a two-letter string would each slip through unpacking.
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 2
+        and all(isinstance(part, str) for part in decoded)
+    ):
+        raise _not_ours()
+    try:
+        position = Keyset(at=datetime.fromisoformat(decoded[0]), id=uuid.UUID(hex=decoded[1]))
+    except ValueError as exc:
+        raise _not_ours() from exc
     if position.at.tzinfo is None or not EARLIEST <= position.at <= LATEST:
-        raise ValidationFailed("cursor is not a cursor this service issued")
+        raise _not_ours()
     return position
+
+
+def _not_ours() -> ValidationFailed:
+    return ValidationFailed("cursor is not a cursor this service issued")
 
 
 @dataclass(frozen=True)

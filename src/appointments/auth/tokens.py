@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import jwt
+from fastapi.security.utils import get_authorization_scheme_param
 
 from appointments.auth.errors import Unauthorized
 from appointments.settings import Settings
@@ -69,6 +70,16 @@ def signing_secret(settings: Settings) -> str | None:
     if settings.environment == "local":
         return local_secret(settings)
     return None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, read exactly as FastAPI's
+    `HTTPBearer` reads it (its own function: the scheme before the first space, any
+    case; the rest stripped), so routes, fast paths and pages agree on every form."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
 
 
 class TokenVerifier:

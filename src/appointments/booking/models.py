@@ -19,6 +19,22 @@ class ReservationStatus(enum.StrEnum):
 LIVE_STATUSES = (ReservationStatus.HELD, ReservationStatus.CONFIRMED)
 
 
+# The database's own guarantees against double booking, whatever the application
+# does: at most one live reservation per slot, and one reservation per occupied slot
+# (appointments of any length). Named objects, so code that reads a refusal
+# (`db.violates`) names the very index the table has.
+ONE_LIVE_PER_SLOT = Index(
+    "uq_reservations_one_live_per_slot",
+    "slot_id",
+    unique=True,
+    postgresql_where=text("status IN ('held', 'confirmed')"),
+    sqlite_where=text("status IN ('held', 'confirmed')"),
+)
+ONE_RESERVATION_PER_SLOT = Index(
+    "uq_reservation_slots_one_reservation_per_slot", "slot_id", unique=True
+)
+
+
 class Reservation(Base):
     __tablename__ = "reservations"
 
@@ -52,15 +68,7 @@ class Reservation(Base):
         CheckConstraint(
             "status IN ('held', 'confirmed', 'expired', 'cancelled')", name="known_status"
         ),
-        # The database's own guarantee against double booking: at most one live
-        # reservation per slot, whatever the application does.
-        Index(
-            "uq_reservations_one_live_per_slot",
-            "slot_id",
-            unique=True,
-            postgresql_where=text("status IN ('held', 'confirmed')"),
-            sqlite_where=text("status IN ('held', 'confirmed')"),
-        ),
+        ONE_LIVE_PER_SLOT,
         # The sweeper's search for stale holds.
         Index(
             "ix_reservations_held_expires_at",
@@ -96,6 +104,4 @@ class ReservationSlot(Base):
     # Denormalised like everywhere else, so the table can be sharded by provider.
     provider_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
-    __table_args__ = (
-        Index("uq_reservation_slots_one_reservation_per_slot", "slot_id", unique=True),
-    )
+    __table_args__ = (ONE_RESERVATION_PER_SLOT,)

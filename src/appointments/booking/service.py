@@ -27,9 +27,15 @@ from appointments.booking.errors import (
     TooLateToChange,
     TooManyHolds,
 )
-from appointments.booking.models import Reservation, ReservationStatus
+from appointments.booking.models import (
+    ONE_LIVE_PER_SLOT,
+    ONE_RESERVATION_PER_SLOT,
+    Reservation,
+    ReservationStatus,
+)
 from appointments.booking.repository import Owner
 from appointments.clients import service as clients
+from appointments.db import violates
 from appointments.errors import NotFound
 from appointments.idempotency import repository as idempotency_keys
 from appointments.ids import parse_id
@@ -40,20 +46,17 @@ from appointments.providers import repository as providers_repository
 from appointments.settings import Settings
 
 # Either index refusing a second live reservation of a slot means a rival won the slot.
-_ONE_LIVE_PER_SLOT = ("uq_reservations_one_live_per_slot", "uq_reservation_slots_one_reservation")
+_ONE_LIVE_PER_SLOT = (ONE_LIVE_PER_SLOT, ONE_RESERVATION_PER_SLOT)
 
 
 @contextmanager
 def _slot_taken_meanwhile(detail: str) -> Iterator[None]:
-    """A unique-index refusal inside means a rival's claim committed first: 409, not 500."""
+    """A unique-index refusal inside means a rival's claim committed first: 409, not 500
+    (from SQLAlchemy, or from a statement sent straight to asyncpg)."""
     try:
         yield
-    except IntegrityError as exc:
-        if any(name in str(exc.orig) for name in _ONE_LIVE_PER_SLOT):
-            raise SlotUnavailable(detail) from exc
-        raise
-    except asyncpg.UniqueViolationError as exc:  # a statement sent straight to asyncpg
-        if exc.constraint_name in _ONE_LIVE_PER_SLOT:
+    except (IntegrityError, asyncpg.UniqueViolationError) as exc:
+        if any(violates(exc, index) for index in _ONE_LIVE_PER_SLOT):
             raise SlotUnavailable(detail) from exc
         raise
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope
 
 from appointments.auth.policy import Rule
-from appointments.auth.tokens import Principal, TokenVerifier
+from appointments.auth.tokens import Principal, TokenVerifier, bearer_token
 from appointments.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, decode_cursor
 from appointments.schemas import utc_in_range
 from appointments.timeparams import AwareQueryTime
@@ -134,8 +134,8 @@ class Call:
         """The caller, as the route's `authorize` dependency finds it: verified and
         allowed by the route's rule, or an Unauthorized / Forbidden / NotFound raised.
         A header that is not `Bearer <token>` goes to FastAPI."""
-        scheme, _, token = (self.header(b"authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(self.header(b"authorization"))
+        if token is None:
             raise Skip
         verifier: TokenVerifier = self.api.state.verifier
         principal = await verifier.verify(token)

@@ -36,6 +36,7 @@ from appointments.web.pages import (
     refuse,
     render,
     signed_in,
+    subject_id,
 )
 from appointments.web.week import Week
 
@@ -176,7 +177,7 @@ async def _own_reservation(
 ) -> tuple[Reservation, str, str]:
     """The client's reservation with its provider's name and time zone; anything else
     (malformed, missing, another client's) is the 404 page."""
-    owner = Owner(client_id=uuid.UUID(principal.subject))
+    owner = Owner(client_id=subject_id(principal))
     try:
         reservation = await reservations.get_owned(
             session, owner, parse_id(reservation_id, "reservation")
@@ -246,7 +247,7 @@ async def my_bookings(
 ) -> Response:
     principal = signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}/reservations")
     now = clock.now()
-    owner = Owner(client_id=uuid.UUID(principal.subject))
+    owner = Owner(client_id=subject_id(principal))
     upcoming = await reservations.live_with_counterpart(
         session, owner, now, now, None, WEEK_SLOT_CAP
     )
@@ -256,7 +257,7 @@ async def my_bookings(
 @router.get("/bookings/calendar.ics")
 async def my_calendar(visitor: VisitorDep, session: SessionDep, clock: ClockDep) -> Response:
     principal = signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}/reservations.ics")
-    owner = Owner(client_id=uuid.UUID(principal.subject))
+    owner = Owner(client_id=subject_id(principal))
     return await calendar_response(session, owner, "My appointments", clock.now())
 
 
@@ -287,7 +288,7 @@ async def cancel(
 ) -> Response:
     path = "/clients/{client_id}/reservations/{reservation_id}/cancel"
     principal = signed_in(visitor, Role.CLIENT, "POST", path)
-    owner = Owner(client_id=uuid.UUID(principal.subject))
+    owner = Owner(client_id=subject_id(principal))
     await cancel_and_tell(session, settings, visitor, owner, reservation_id, clock.now())
     return redirect(request, visitor, "/bookings")
 
@@ -343,7 +344,7 @@ async def reschedule(
 ) -> Response:
     path = "/clients/{client_id}/reservations/{reservation_id}/reschedule"
     principal = signed_in(visitor, Role.CLIENT, "POST", path)
-    owner = Owner(client_id=uuid.UUID(principal.subject))
+    owner = Owner(client_id=subject_id(principal))
     outcome = await attempt(
         session,
         lambda: booking.reschedule(

@@ -1,6 +1,7 @@
 """What every page handler shares: who is visiting, rendering, redirects, and
 turning a broken booking rule into a message instead of an error page."""
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -17,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.auth.errors import Unauthorized
 from appointments.auth.policy import enforce
-from appointments.auth.tokens import Principal, Role, TokenVerifier
+from appointments.auth.tokens import Principal, Role, TokenVerifier, bearer_token
 from appointments.booking import service as booking
 from appointments.booking.repository import Owner
 from appointments.errors import DomainError
+from appointments.ids import parse_id
 from appointments.pagination import Keyset, PageRequest, decode_cursor, split_page
 from appointments.providers import service as providers
 from appointments.providers.models import Provider
@@ -82,11 +84,11 @@ def _viewer_zone(request: Request) -> str:
 async def get_visitor(request: Request) -> Visitor:
     session = _codec(request).load(request)
     principal, by_token = session.principal, False
-    authorization = request.headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
+    token = bearer_token(request.headers.get("authorization"))
+    if token is not None:
         verifier: TokenVerifier = request.app.state.verifier
         try:
-            principal, by_token = await verifier.verify(authorization[7:].strip()), True
+            principal, by_token = await verifier.verify(token), True
         except Unauthorized:
             principal = None
     return Visitor(session, principal, by_token, _viewer_zone(request))
@@ -143,6 +145,16 @@ def signed_in(visitor: Visitor, role: Role, method: str, api_path: str) -> Princ
     principal = _require_role(visitor, role)
     enforce(principal, method, api_path, **{f"{role}_id": principal.subject})
     return principal
+
+
+def subject_id(principal: Principal) -> uuid.UUID:
+    """The signed-in client's or provider's own id. A subject that is no UUID (another
+    identity provider's `auth0|12345`) names nobody here: the 404 page, as the API
+    answers 404 for it."""
+    try:
+        return parse_id(principal.subject, str(principal.role))
+    except DomainError as exc:
+        raise PageRefused(exc.status, exc.detail) from exc
 
 
 def _finish(request: Request, visitor: Visitor, response: Response) -> Response:

@@ -1,6 +1,6 @@
 """The provider's page: the week's bookings (cancel one) and publishing availability."""
 
-import uuid
+import re
 from datetime import date, time
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -21,12 +21,14 @@ from appointments.providers import service as providers
 from appointments.web import webhook_pages
 from appointments.web.pages import (
     ProviderPosterDep,
+    Visitor,
     VisitorDep,
     attempt,
     cancel_and_tell,
     redirect,
     render,
     signed_in,
+    subject_id,
 )
 from appointments.web.week import Week
 
@@ -35,7 +37,8 @@ router = APIRouter(include_in_schema=False)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 BOOKINGS_SHOWN = 2000
 TYPES_SHOWN = 50
-ClockField = Annotated[str, Form(pattern=r"^([01][0-9]|2[0-4]):[0-5][0-9]$")]
+CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+ClockField = Annotated[str, Form(max_length=10)]
 
 
 @router.get("/provider")
@@ -45,6 +48,17 @@ async def dashboard(
     session: SessionDep,
     clock: ClockDep,
     week: str | None = None,
+) -> Response:
+    return await _show(request, visitor, session, clock, week, 200)
+
+
+async def _show(
+    request: Request,
+    visitor: Visitor,
+    session: SessionDep,
+    clock: ClockDep,
+    week: str | None,
+    status: int,
 ) -> Response:
     principal = signed_in(visitor, Role.PROVIDER, "GET", "/providers/{provider_id}/reservations")
     provider = await providers.get_provider(session, principal.subject)
@@ -62,6 +76,7 @@ async def dashboard(
         request,
         visitor,
         "provider.html",
+        status=status,
         provider=provider,
         week=shown,
         days=shown.group(booked, lambda booking: booking[0].start_time),
@@ -72,12 +87,32 @@ async def dashboard(
     )
 
 
+async def form_refused(
+    request: Request, visitor: Visitor, session: SessionDep, clock: ClockDep, message: str
+) -> Response:
+    """A form on the provider's page that cannot be taken as sent: the page again,
+    with the message, as 422 (nothing was changed)."""
+    visitor.session.flash = message
+    return await _show(request, visitor, session, clock, None, 422)
+
+
+def _hours(start: str, end: str) -> tuple[time, time | None] | None:
+    """The form's daily hours (HH:MM); a closing time of 24:00 (typed) or 00:00 (what a
+    time input sends for midnight) is the end of the day, None. None when either is
+    not a time of day."""
+    if not (CLOCK.fullmatch(start) and (end == "24:00" or CLOCK.fullmatch(end))):
+        return None
+    closing = None if end in ("24:00", "00:00") else time.fromisoformat(end)
+    return time.fromisoformat(start), closing
+
+
 @router.post("/provider/publish")
 async def publish(
     request: Request,
     visitor: ProviderPosterDep,
     session: SessionDep,
     settings: SettingsDep,
+    clock: ClockDep,
     start_date: Annotated[date, Form()],
     end_date: Annotated[date, Form()],
     start: ClockField,
@@ -93,8 +128,11 @@ async def publish(
     if not chosen:
         visitor.session.flash = "Nothing was published: choose at least one weekday."
         return redirect(request, visitor, "/provider")
-    closing = None if end == "24:00" else time.fromisoformat(end)
-    opening = time.fromisoformat("00:00" if start == "24:00" else start)
+    hours = _hours(start, end)
+    if hours is None:
+        message = "Nothing was published: daily hours are HH:MM, from 00:00 up to 24:00."
+        return await form_refused(request, visitor, session, clock, message)
+    opening, closing = hours
     rules = [(day, opening, closing) for day in chosen]
     outcome = await attempt(
         session,
@@ -122,7 +160,7 @@ async def cancel(
 ) -> Response:
     path = "/providers/{provider_id}/reservations/{reservation_id}/cancel"
     principal = signed_in(visitor, Role.PROVIDER, "POST", path)
-    owner = Owner(provider_id=uuid.UUID(principal.subject))
+    owner = Owner(provider_id=subject_id(principal))
     await cancel_and_tell(session, settings, visitor, owner, reservation_id, clock.now())
     return redirect(request, visitor, "/provider", week=week)
 

@@ -13,7 +13,14 @@ from appointments.appointment_types.schemas import AppointmentTypeIn
 from appointments.auth.tokens import Role
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError
-from appointments.web.pages import ProviderPosterDep, attempt, first_error, redirect, signed_in
+from appointments.web.pages import (
+    ProviderPosterDep,
+    attempt,
+    first_error,
+    redirect,
+    signed_in,
+)
+from appointments.web.provider_pages import form_refused
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,7 +47,8 @@ class TypeForm:
             text = text.strip()
             if not text:
                 return None
-            return int(text) if text.isdigit() else text
+            # isascii: "²" and other digits of other scripts pass isdigit() but not int().
+            return int(text) if text.isascii() and text.isdigit() else text
 
         return AppointmentTypeIn.model_validate(
             {
@@ -93,8 +101,8 @@ async def _save(
     try:
         terms = form.terms()
     except ValidationError as exc:
-        visitor.session.flash = f"Nothing was saved: {first_error(exc)}."
-        return redirect(request, visitor, "/provider")
+        message = f"Nothing was saved: {first_error(exc)}."
+        return await form_refused(request, visitor, session, clock, message)
     now = clock.now()
     outcome = await attempt(
         session,
