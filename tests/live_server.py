@@ -7,15 +7,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import httpx
 
 from tests.api import TEST_SECRET, Json, iso
 from tests.postgres_server import free_port
+
+T = TypeVar("T")
 
 APPOINTMENTS = str(Path(sys.executable).parent / "appointments")
 
@@ -87,19 +90,23 @@ def live_server(database_url: str, workers: int = 2, **settings: str) -> Iterato
         log.close()
 
 
-def run_at_once(tasks: Sequence[Callable[[], None]]) -> None:
-    """Run every task in its own thread, all released at the same instant; wait for all."""
+def run_at_once(tasks: Sequence[Callable[[], T]]) -> list[T]:
+    """Run every task in its own thread, all released at the same instant; return their
+    results in order. An exception (a failed assert) in any task is raised here."""
     barrier = threading.Barrier(len(tasks))
 
-    def start(task: Callable[[], None]) -> None:
-        barrier.wait()
-        task()
+    def start(task: Callable[[], T]) -> T:
+        barrier.wait(timeout=60)
+        return task()
 
-    threads = [threading.Thread(target=start, args=(task,)) for task in tasks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        futures = [pool.submit(start, task) for task in tasks]
+        return [future.result() for future in futures]
+
+
+def start_all(pool: ThreadPoolExecutor, tasks: Sequence[Callable[[], T]]) -> list[Future[T]]:
+    """Start every task on the pool; the caller gates them and collects `.result()`."""
+    return [pool.submit(task) for task in tasks]
 
 
 def next_quarter_hour(after: datetime) -> datetime:

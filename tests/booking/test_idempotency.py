@@ -1,6 +1,8 @@
 """Idempotency-Key on reserve, confirm and cancel."""
 
-import threading
+import functools
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -10,7 +12,8 @@ from appointments.auth.tokens import Role
 from appointments.clock import FrozenClock
 from tests.api import Api, Json, bearer
 from tests.conftest import START
-from tests.live_server import live_server, publish_ahead, run_at_once
+from tests.gate import gate
+from tests.live_server import live_server, publish_ahead, run_at_once, start_all
 
 DAY = START + timedelta(days=3)
 
@@ -88,17 +91,26 @@ def test_confirm_and_cancel_replay(api: Api, world: dict[str, Json], clock: Froz
     held = api.reserve(bob, world["slot"]["id"]).json()
     body = {"reservation_id": held["id"]}
     first = keyed(api, f"/clients/{bob}/confirm", "c1", body)
+    assert "idempotent-replayed" not in first.headers
     clock.advance(minutes=1)
-    assert keyed(api, f"/clients/{bob}/confirm", "c1", body).json() == first.json()
+    # Confirm and cancel answer the same when repeated without a key, so what shows
+    # the replay is its header and the one stored answer per key.
+    confirmed_again = keyed(api, f"/clients/{bob}/confirm", "c1", body)
+    assert confirmed_again.headers["idempotent-replayed"] == "true"
+    assert confirmed_again.json() == first.json()
     cancel = f"/clients/{bob}/reservations/{held['id']}/cancel"
     cancelled = keyed(api, cancel, "x1")
+    assert "idempotent-replayed" not in cancelled.headers
     clock.advance(minutes=1)
     again = keyed(api, cancel, "x1")
+    assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == cancelled.json()
     assert again.json()["cancelled_at"] == cancelled.json()["cancelled_at"]
     provider_cancel = f"/providers/{world['provider']['id']}/reservations/{held['id']}/cancel"
     assert keyed(api, provider_cancel, "p1", {"remove_slot": False}).status_code == 200
     assert keyed(api, provider_cancel, "p1", {"remove_slot": True}).status_code == 422
+    stored = api.sql("SELECT operation, key, status_code FROM idempotency_keys ORDER BY key")
+    assert stored == [("confirm", "c1", 200), ("provider_cancel", "p1", 200), ("cancel", "x1", 200)]
 
 
 def test_keys_expire_after_24_hours(api: Api, world: dict[str, Json], clock: FrozenClock) -> None:
@@ -125,26 +137,63 @@ def test_malformed_keys_are_422(api: Api, world: dict[str, Json], key: str) -> N
     assert api.sql("SELECT count(*) FROM reservations")[0][0] == 0
 
 
+ADMIN = bearer(Role.ADMIN, "idem")
+RACERS = 8
+
+
+def _post(base: str, path: str, body: Json, key: str) -> tuple[int, str, bool]:
+    with httpx.Client(base_url=base, headers=ADMIN, timeout=60) as own:
+        response = own.post(path, json=body, headers={"Idempotency-Key": key})
+        return response.status_code, response.text, "idempotent-replayed" in response.headers
+
+
 @pytest.mark.live
 def test_parallel_retries_with_one_key_do_the_work_once(database_url: str, api: Api) -> None:
-    admin = bearer(Role.ADMIN, "idem")
-    with live_server(database_url) as base, httpx.Client(base_url=base, headers=admin) as http:
+    """The first request with the key holds its row; the rest are seen waiting on it
+    (PostgreSQL), then replay its answer."""
+    with live_server(database_url) as base, httpx.Client(base_url=base, headers=ADMIN) as http:
         _, slots = publish_ahead(http, "P", timedelta(minutes=30))
         bob = http.post("/clients", json={"name": "B", "email": "b@example.com"}).json()
-        answers: list[tuple[int, str]] = []
-        lock = threading.Lock()
-
-        def send() -> None:
-            with httpx.Client(base_url=base, headers=admin, timeout=30) as own:
-                response = own.post(
-                    f"/clients/{bob['id']}/reserve",
-                    json={"slot_id": slots[0]["id"]},
-                    headers={"Idempotency-Key": "one-click"},
+        path, body = f"/clients/{bob['id']}/reserve", {"slot_id": slots[0]["id"]}
+        if api.dialect != "postgresql":
+            answers = run_at_once([functools.partial(_post, base, path, body, "one-click")] * 12)
+        else:
+            with gate(database_url) as held, ThreadPoolExecutor(12) as pool:
+                # The client's row: every reserve locks it first, after taking the key.
+                held.hold("SELECT 1 FROM clients WHERE id = $1 FOR UPDATE", uuid.UUID(bob["id"]))
+                futures = start_all(
+                    pool, [functools.partial(_post, base, path, body, "one-click")] * 12
                 )
-                with lock:
-                    answers.append((response.status_code, response.text))
-
-        run_at_once([send] * 12)
-    assert {status for status, _ in answers} == {201}, answers
-    assert len({text for _, text in answers}) == 1
+                held.wait_for(12)  # 1 on the client's row, 11 on the first one's key
+                held.release()
+                answers = [future.result() for future in futures]
+    assert {status for status, _, _ in answers} == {201}, answers
+    assert len({text for _, text, _ in answers}) == 1
+    assert sorted(replayed for _, _, replayed in answers) == [False] + [True] * 11
     assert api.sql("SELECT count(*) FROM reservations")[0][0] == 1
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_concurrent_retries_with_an_expired_key_run_once(database_url: str, api: Api) -> None:
+    """A key past its 24 hours is taken over by exactly one of its concurrent retries;
+    the others, seen waiting on the key's row, replay that one's answer."""
+    with live_server(database_url) as base, httpx.Client(base_url=base, headers=ADMIN) as http:
+        _, slots = publish_ahead(http, "P", timedelta(minutes=60))
+        bob = http.post("/clients", json={"name": "B", "email": "b@example.com"}).json()
+        held = http.post(f"/clients/{bob['id']}/reserve", json={"slot_id": slots[0]["id"]})
+        path = f"/clients/{bob['id']}/reservations/{held.json()['id']}/reschedule"
+        assert _post(base, path, {"slot_id": slots[1]["id"]}, "move")[0] == 200
+        body = {"slot_id": slots[2]["id"]}
+        with gate(database_url) as key_row, ThreadPoolExecutor(RACERS) as pool:
+            key_row.sql("UPDATE idempotency_keys SET expires_at = now() - interval '1 hour'")
+            key_row.hold("SELECT 1 FROM idempotency_keys WHERE key = 'move' FOR UPDATE")
+            futures = start_all(pool, [functools.partial(_post, base, path, body, "move")] * RACERS)
+            key_row.wait_for(RACERS)
+            key_row.release()
+            answers = [future.result() for future in futures]
+    ran = [answer for answer in answers if not answer[2]]
+    assert [status for status, _, _ in ran] == [200], answers
+    assert {(status, text) for status, text, _ in answers} == {(200, ran[0][1])}, answers
+    events = api.sql("SELECT count(*) FROM events WHERE type = 'reservation.rescheduled'")
+    assert events == [(2,)]

@@ -53,14 +53,41 @@ async def get(
     return (await session.scalars(query)).one_or_none()
 
 
-async def forget(session: AsyncSession, scope_id: uuid.UUID, operation: str, key: str) -> None:
-    await session.execute(
-        delete(IdempotencyKey).where(
+async def take_over_expired(
+    session: AsyncSession,
+    scope_id: uuid.UUID,
+    operation: str,
+    key: str,
+    request_hash: str,
+    now: datetime,
+    expires_at: datetime,
+) -> bool:
+    """Take a key whose stored answer has expired, as if it were new; False when it has
+    not expired (or is gone).
+
+    One conditional UPDATE: of concurrent retries with an expired key, exactly one
+    matches the row; on PostgreSQL the others wait on its row lock, re-check, find it
+    no longer expired and read its answer (or find it in flight) instead.
+    """
+    result = await session.execute(
+        update(IdempotencyKey)
+        .where(
             IdempotencyKey.scope_id == scope_id,
             IdempotencyKey.operation == operation,
             IdempotencyKey.key == key,
+            IdempotencyKey.expires_at <= now,
         )
+        .values(
+            request_hash=request_hash,
+            created_at=now,
+            expires_at=expires_at,
+            status_code=None,
+            response_body=None,
+        )
+        .returning(IdempotencyKey.key)
+        .execution_options(synchronize_session=False)
     )
+    return result.first() is not None
 
 
 async def store_answer(

@@ -85,21 +85,23 @@ async def run_once(
 
     request_hash = _fingerprint(request)
     args = (session, scope_id, operation, key)
-    if not await repository.claim(*args, request_hash, now, now + KEY_LIFETIME):
+    terms = (request_hash, now, now + KEY_LIFETIME)
+    # Exactly one request runs per key: the one whose claim inserted the row, or whose
+    # conditional update took over an expired one. Every other reads what it holds.
+    if not (
+        await repository.claim(*args, *terms) or await repository.take_over_expired(*args, *terms)
+    ):
         stored = await repository.get(*args)
-        if stored is not None and stored.expires_at <= now:
-            await repository.forget(*args)
-            await session.flush()
-            stored = None
-            await repository.claim(*args, request_hash, now, now + KEY_LIFETIME)
-        if stored is not None:
-            if stored.request_hash != request_hash:
-                raise IdempotencyKeyReused(
-                    "this Idempotency-Key was used for a different request; use a new key"
-                )
-            if stored.status_code is None or stored.response_body is None:
-                raise IdempotencyKeyInFlight("a request with this Idempotency-Key is running")
-            return _json_response(stored.status_code, stored.response_body, replayed=True)
+        if stored is None:
+            # Swept between our two statements: the holder's answer is gone with it.
+            raise IdempotencyKeyInFlight("a request with this Idempotency-Key is running")
+        if stored.request_hash != request_hash:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for a different request; use a new key"
+            )
+        if stored.status_code is None or stored.response_body is None:
+            raise IdempotencyKeyInFlight("a request with this Idempotency-Key is running")
+        return _json_response(stored.status_code, stored.response_body, replayed=True)
 
     savepoint = await session.begin_nested()
     try:
