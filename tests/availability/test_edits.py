@@ -154,3 +154,25 @@ def test_deleting_a_provider_with_bookings_lists_them_or_cancels_them(api: Api) 
     assert forced.status_code == 204
     assert api.sql("SELECT count(*) FROM slots")[0][0] == 0
     assert api.sql("SELECT count(*) FROM reservations")[0][0] == 0
+
+
+def test_removing_a_slot_under_a_run_out_unswept_hold_expires_the_hold(
+    api: Api, clock: FrozenClock
+) -> None:
+    """The hold is written down as expired in the same change: no `held` reservation,
+    no link, left on a removed slot; its expiry is told like any other."""
+    provider = api.provider()
+    bob = api.customer()
+    (slot,) = api.publish(provider["id"], DAY, DAY + timedelta(minutes=15))["slots"]
+    held = api.reserve(bob["id"], slot["id"]).json()
+    clock.advance(minutes=31)
+    response = remove(api, provider)
+    assert response.status_code == 200, response.text  # type: ignore[attr-defined]
+    assert response.json()["removed"] == 1  # type: ignore[attr-defined]
+    reservation = api.ok("GET", f"/clients/{bob['id']}/reservations")["items"][0]
+    assert (reservation["id"], reservation["status"]) == (held["id"], "expired")
+    rows = api.sql("SELECT status FROM reservations")
+    assert rows == [("expired",)]
+    assert api.links() == 0
+    events = api.sql("SELECT type FROM events ORDER BY occurred_at, type")
+    assert events == [("reservation.held",), ("reservation.expired",)]

@@ -108,12 +108,16 @@ async def replace_range(
             raise InvalidWindow("every window must lie inside the range from `from` to `to`")
         wanted.update(slot_starts(start, end, length))
 
-    removed = await repository.remove_slots(
-        session, provider.id, start_from, start_before, now, keep_starts=wanted
-    )
-    conflicts = await reservations.live_on_withdrawn_slots(
-        session, provider.id, start_from, start_before, now, keep_starts=wanted
-    )
+    # Lock order everywhere: reservation rows, then slot rows (booking/repository.py).
+    # Run-out holds on the slots going are written down as expired, and the live
+    # bookings on them locked, before any slot is touched. Then the free slots go: a
+    # reserve racing with us claimed its slot first (then its booking is locked by the
+    # second look, taken after it committed) or finds the slot gone.
+    span = (session, provider.id, start_from, start_before, now)
+    await reservations.expire_run_out_on_withdrawn_slots(*span, keep_starts=wanted)
+    await reservations.live_on_withdrawn_slots(*span, keep_starts=wanted)
+    removed = await repository.remove_slots(*span, keep_starts=wanted)
+    conflicts = await reservations.live_on_withdrawn_slots(*span, keep_starts=wanted)
     if conflicts and on_conflict is OnConflict.REFUSE:
         raise AvailabilityConflict(
             f"{len(conflicts)} held or confirmed booking(s) would be dropped; pass "
@@ -122,9 +126,7 @@ async def replace_range(
         )
     if conflicts:
         # Their slots go now, so no booking can be moved onto them.
-        removed += await repository.remove_slots(
-            session, provider.id, start_from, start_before, now, keep_starts=wanted, only_free=False
-        )
+        removed += await repository.remove_slots(*span, keep_starts=wanted, only_free=False)
     created = await repository.insert_missing_slots(session, provider.id, sorted(wanted), length)
     if on_conflict is OnConflict.MOVE:
         moved, gave_up = await booking.move_elsewhere(session, settings, conflicts, now)

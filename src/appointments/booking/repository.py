@@ -422,17 +422,14 @@ async def count_live_of_type(
     return int((await session.scalar(query)) or 0)
 
 
-async def live_on_withdrawn_slots(
-    session: AsyncSession,
+def _holders_of_withdrawn(
     provider_id: uuid.UUID,
     start_from: datetime,
     start_before: datetime,
-    now: datetime,
-    *,
-    keep_starts: Collection[datetime] = (),
-) -> Sequence[Reservation]:
-    """Live reservations occupying a slot of the provider that starts in
-    [start_from, start_before) and not at `keep_starts` (a slot an edit withdraws)."""
+    keep_starts: Collection[datetime],
+) -> Select[tuple[uuid.UUID]]:
+    """Reservations occupying a slot of the provider that starts in [start_from,
+    start_before) and not at `keep_starts` (a slot an edit withdraws)."""
     slots_going = (
         select(ReservationSlot.reservation_id)
         .join(Slot, Slot.id == ReservationSlot.slot_id)
@@ -444,13 +441,41 @@ async def live_on_withdrawn_slots(
     )
     if keep_starts:
         slots_going = slots_going.where(Slot.start_time.not_in(list(keep_starts)))
+    return slots_going
+
+
+async def expire_run_out_on_withdrawn_slots(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start_from: datetime,
+    start_before: datetime,
+    now: datetime,
+    *,
+    keep_starts: Collection[datetime] = (),
+) -> None:
+    """Write down every run-out hold on a slot an edit withdraws (expired, its event,
+    its links gone), so no `held` reservation is left on a removed slot."""
+    holders = _holders_of_withdrawn(provider_id, start_from, start_before, keep_starts)
+    await _expire_run_out(session, Reservation.id.in_(holders), now)
+
+
+async def live_on_withdrawn_slots(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start_from: datetime,
+    start_before: datetime,
+    now: datetime,
+    *,
+    keep_starts: Collection[datetime] = (),
+) -> Sequence[Reservation]:
+    """Live reservations occupying a slot an edit withdraws, locked (reservation rows
+    before slot rows: the order every path takes), by start time."""
+    holders = _holders_of_withdrawn(provider_id, start_from, start_before, keep_starts)
     query = (
         select(Reservation)
-        .where(
-            Reservation.provider_id == provider_id,
-            Reservation.id.in_(slots_going),
-            is_live(now),
-        )
+        .where(Reservation.provider_id == provider_id, Reservation.id.in_(holders), is_live(now))
         .order_by(Reservation.start_time, Reservation.id)
+        .with_for_update(of=Reservation)
+        .execution_options(populate_existing=True)
     )
     return (await session.scalars(query)).all()
