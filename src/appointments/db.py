@@ -160,7 +160,10 @@ def driver_arguments(settings: Settings, name: str) -> dict[str, Any]:
         "command_timeout": settings.db_statement_timeout_seconds,
         # Shown in pg_stat_activity: which connections are the service's, and
         # which of them serve reads (on a replica).
-        "server_settings": {"application_name": name},
+        # DateStyle: the JSON PostgreSQL builds (rawsql.utc_text) prints times as
+        # `::text` does, which follows it; a server or role set to 'SQL, DMY' would
+        # otherwise answer 16/12/2026 09:00:00. PgBouncer keeps it per client too.
+        "server_settings": {"application_name": name, "DateStyle": "ISO, YMD"},
         **({"statement_cache_size": 0} if settings.db_pgbouncer else {}),
     }
 

@@ -231,3 +231,29 @@ def test_moving_to_where_it_already_is_changes_nothing(
     assert response.json() == held
     assert api.slot_states(provider["id"]) == before
     assert api.links() == 4
+
+
+@pytest.mark.parametrize("typed", [False, True])
+def test_a_client_cannot_move_or_cancel_a_booking_that_has_started(
+    api: Api, setup: tuple[Json, Json, Json], clock: Any, typed: bool
+) -> None:
+    """Plain or of a type without change notice: once it has started (here it ended 3 h
+    ago), moving it into the future would be a free new booking."""
+    provider, kind, bob = setup
+    first = api.slot_at(provider["id"], NINE)
+    held = (
+        api.reserve_type(bob["id"], first, kind["id"]) if typed else api.reserve(bob["id"], first)
+    ).json()
+    api.confirm(bob["id"], held["id"])
+    clock.set(NINE + timedelta(hours=4))
+    later = NINE + timedelta(days=3)
+    api.publish(provider["id"], later, later + timedelta(hours=1))
+    as_client = bearer(Role.CLIENT, bob["id"])
+    moved = move(api, bob["id"], held["id"], api.slot_at(provider["id"], later), headers=as_client)
+    assert (moved.status_code, moved.json()["code"]) == (409, "too_late_to_change")
+    cancelled = api.client.post(
+        f"/clients/{bob['id']}/reservations/{held['id']}/cancel", headers=as_client
+    )
+    assert (cancelled.status_code, cancelled.json()["code"]) == (409, "too_late_to_change")
+    (listed,) = api.ok("GET", f"/clients/{bob['id']}/reservations")["items"]
+    assert (listed["status"], listed["start_time"]) == ("confirmed", at(0))

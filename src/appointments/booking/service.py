@@ -429,6 +429,11 @@ def _is_live(reservation: Reservation, now: datetime) -> bool:
 
 
 def _check_change_notice(reservation: Reservation, rules: BookingRules, now: datetime) -> None:
+    """A client's cancel or move: refused once the appointment has started (whatever
+    its type says: moving a past booking into the future would be a free new one),
+    and inside its type's `change_notice_minutes`."""
+    if reservation.start_time <= now:
+        raise TooLateToChange("this appointment has already started; ask the provider")
     if rules.change_notice is not None and reservation.start_time <= now + rules.change_notice:
         minutes = rules.change_notice.total_seconds() / 60
         raise TooLateToChange(
