@@ -41,9 +41,14 @@ def utc_in_range(value: datetime) -> datetime:
 
 Name = Annotated[
     str,
-    # No control characters: they have no place in a name and PostgreSQL refuses NUL.
+    # No control characters (C0, DEL, C1 with NEL) and no line or paragraph separators:
+    # they have no place in a name, PostgreSQL refuses NUL, and a name goes into mail
+    # headers, where any line break makes the message impossible to build.
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
+        strip_whitespace=True,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$",
     ),
     AfterValidator(storable_text),
 ]

@@ -15,6 +15,7 @@ from icalendar import Calendar
 from pydantic import SecretStr
 
 from appointments.clock import FrozenClock
+from appointments.notifications import mail
 from tests.api import Api, Json
 from tests.conftest import START
 from tests.postgres_server import free_port
@@ -208,3 +209,58 @@ def test_a_failed_smtp_send_is_retried(api: Api, clock: FrozenClock) -> None:
     )
     assert (status, attempts) == ("pending", 1)
     assert error
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\u2029", "\u0085", "\x9b"])
+def test_names_with_line_breaks_of_any_kind_are_422(api: Api, breaker: str) -> None:
+    provider = api.provider()
+    name = f"Check{breaker}up"
+    for path, body in (
+        ("/providers", {"name": name}),
+        ("/clients", {"name": name, "email": "x@example.com"}),
+        (f"/providers/{provider['id']}/appointment-types", {"name": name, "duration_minutes": 15}),
+    ):
+        response = api.client.post(path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["errors"][0]["loc"][-1] == "name", response.text
+        assert api.client.post(path, json=body | {"name": "Checkup"}).status_code == 201
+    assert api.sql("SELECT name FROM appointment_types") == [("Checkup",)]
+
+
+def test_a_type_name_stored_with_a_line_separator_still_mails(api: Api, inbox: Inbox) -> None:
+    """Names stored before the API refused them are folded out of the headers."""
+    provider = api.provider("Dr Ada", timezone="Europe/Berlin", email="ada@clinic.example")
+    kind = api.appointment_type(provider["id"], duration_minutes=15)
+    api.sql("UPDATE appointment_types SET name = :name", name="Check\u2028up")
+    bob = api.customer("Bob", "bob@example.com")
+    api.publish(provider["id"], DAY, DAY + timedelta(hours=1))
+    held = api.reserve_type(bob["id"], api.slot_at(provider["id"], DAY), kind["id"]).json()
+    api.ok("POST", f"/clients/{bob['id']}/confirm", json={"reservation_id": held["id"]})
+    api.deliver()
+    [confirmation] = inbox.to("bob@example.com")
+    assert confirmation["Subject"].startswith("Booking confirmed: Check up on ")
+    sent = "SELECT DISTINCT status FROM deliveries WHERE template <> 'reminder'"
+    assert api.sql(sent) == [("delivered",)]
+
+
+def test_a_message_that_cannot_be_built_fails_at_once_with_its_reason(
+    api: Api, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unbuildable(*_args: Any) -> EmailMessage:
+        raise ValueError("Header values may not contain linefeed or carriage return characters")
+
+    monkeypatch.setattr(mail, "compose", unbuildable)
+    booked(api)
+    api.deliver()
+    rows = api.sql(
+        "SELECT DISTINCT status, attempts, last_error FROM deliveries WHERE template <> 'reminder'"
+    )
+    assert rows == [
+        (
+            "failed",
+            1,
+            "the message cannot be built: "
+            "Header values may not contain linefeed or carriage return characters",
+        )
+    ]
+    assert inbox.messages == []

@@ -109,6 +109,13 @@ def _when(start: datetime, end: datetime, zone: str) -> str:
     return f"{local_start:%A %d %B %Y, %H:%M}–{local_end:%H:%M} ({zone})"
 
 
+def one_line(text: str) -> str:
+    """`text` with every line break Python knows (U+2028, U+0085, ...) made a space:
+    header values may not break lines, and names stored before the API refused such
+    characters must not make a message impossible to build."""
+    return " ".join(text.splitlines())
+
+
 def compose(letter: Letter, settings: Settings, now: datetime) -> EmailMessage:
     event = letter.event
     assert event.start_time is not None
@@ -137,7 +144,7 @@ def compose(letter: Letter, settings: Settings, now: datetime) -> EmailMessage:
         "reservation_id": str(event.reservation_id),
     }
     message = EmailMessage()
-    message["Subject"] = subject
+    message["Subject"] = one_line(subject)
     message["From"] = settings.mail_from
     message["To"] = letter.recipient
     message["Date"] = format_datetime(now)

@@ -82,6 +82,8 @@ class Outcome:
     status_code: int | None = None
     error: str | None = None
     skipped: bool = False
+    # Trying again cannot help (the message cannot be built): failed at once.
+    final: bool = False
 
 
 _TABLE = cast(Table, Delivery.__table__)
@@ -202,7 +204,11 @@ async def _send(job: Job, settings: Settings, http: Pool, now: datetime) -> Outc
     timeout = settings.webhook_timeout_seconds
     try:
         if job.letter is not None:
-            message = mail.compose(job.letter, settings, now)
+            try:
+                message = mail.compose(job.letter, settings, now)
+            except (ValueError, TypeError) as exc:
+                error = f"the message cannot be built: {exc}"[:MAX_ERROR_LENGTH]
+                return Outcome(delivered=False, error=error, final=True)
             await asyncio.wait_for(mail.send(message, settings, job.delivery.id), timeout)
             return Outcome(delivered=True)
         if job.endpoint is None:
@@ -280,7 +286,7 @@ def _record_values(
                 max(0.0, (now - job.event.occurred_at).total_seconds())
             )
         return values | {"new_status": DeliveryStatus.DELIVERED, "delivered": now}
-    delay = next_delay(settings, delivery.attempts)
+    delay = None if outcome.final else next_delay(settings, delivery.attempts)
     if delay is None:
         DELIVERIES.labels(channel=channel, outcome="failed").inc()
         return values | {"new_status": DeliveryStatus.FAILED}
