@@ -176,3 +176,42 @@ def test_removing_a_slot_under_a_run_out_unswept_hold_expires_the_hold(
     assert api.links() == 0
     events = api.sql("SELECT type FROM events ORDER BY occurred_at, type")
     assert events == [("reservation.held",), ("reservation.expired",)]
+
+
+def test_windows_that_repeat_each_other_are_cut_once(api: Api) -> None:
+    """500 copies of one 31-day window (and overlapping halves) are the window's 2,976
+    slots: the work follows the union, not the request's size."""
+    provider = api.provider()
+    month = (DAY, DAY + timedelta(days=31))
+    half = {"start_time": iso(DAY), "end_time": iso(DAY + timedelta(days=20))}
+    whole = {"start_time": iso(month[0]), "end_time": iso(month[1])}
+    response = api.client.put(
+        f"/providers/{provider['id']}/availability",
+        params={"from": iso(month[0]), "to": iso(month[1])},
+        json={"windows": [whole] * 498 + [half, half]},
+    )
+    assert response.status_code == 200, response.text
+    created = response.json()["created"]
+    assert len(created) == 31 * 96
+    assert created[0]["start_time"] == iso(DAY)
+    assert created[-1]["start_time"] == iso(month[1] - timedelta(minutes=15))
+    # Touching windows join; a gap stays a gap.
+    response = api.client.put(
+        f"/providers/{provider['id']}/availability",
+        params={"from": iso(DAY), "to": iso(DAY + timedelta(hours=2))},
+        json={
+            "windows": [
+                {"start_time": iso(DAY), "end_time": iso(DAY + timedelta(minutes=30))},
+                {
+                    "start_time": iso(DAY + timedelta(minutes=30)),
+                    "end_time": iso(DAY + timedelta(hours=1)),
+                },
+                {
+                    "start_time": iso(DAY + timedelta(minutes=75)),
+                    "end_time": iso(DAY + timedelta(minutes=90)),
+                },
+            ]
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["removed"] == 3  # 10:00, 10:30 and 10:45

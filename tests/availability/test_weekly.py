@@ -194,3 +194,72 @@ def test_days_at_the_ends_of_the_calendar_are_refused_not_overflowed(
     assert response.json()["code"] == "invalid_window"
     assert "dates must lie between" in response.json()["detail"]
     assert api.sql("SELECT count(*) FROM slots")[0][0] == 0
+
+
+def _weekly_answer(api: Api, provider: Json, day: date, start: str, end: str) -> Json:
+    response = api.client.post(
+        f"/providers/{provider['id']}/availability/weekly",
+        json={
+            "start_date": day.isoformat(),
+            "end_date": (day + timedelta(days=6)).isoformat(),
+            "rules": [{"weekday": WEEKDAYS[day.weekday()], "start": start, "end": end}],
+        },
+    )
+    body: Json = response.json()
+    body["status"] = response.status_code
+    return body
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "nearest"),
+    [
+        ("Asia/Kolkata", "09:00", ("08:30", "09:30")),
+        ("Asia/Kathmandu", "09:00", ("08:45", "09:45")),
+        ("America/St_Johns", "09:00", ("08:30", "09:30")),
+    ],
+)
+def test_rules_off_the_zone_s_slot_grid_are_422_naming_the_nearest_times(
+    api: Api, zone: str, start: str, nearest: tuple[str, str]
+) -> None:
+    """60-minute slots align in UTC; in these zones a local 09:00 is no slot start."""
+    api.configure(slot_minutes=60)
+    provider = api.provider(timezone=zone)
+    answer = _weekly_answer(api, provider, date(2027, 3, 1), start, "12:00")
+    assert answer["status"] == 422, answer
+    assert answer["code"] == "invalid_window"
+    assert f"{start} on 2027-03-01 in {zone} is not on the 60-minute slot grid" in answer["detail"]
+    assert f"nearest slot boundaries are {nearest[0]} and {nearest[1]}" in answer["detail"]
+    assert api.sql("SELECT count(*) FROM slots") == [(0,)]
+
+
+def test_rules_on_the_zone_s_grid_publish_every_hour(api: Api) -> None:
+    api.configure(slot_minutes=60)
+    provider = api.provider(timezone="Asia/Kolkata")
+    answer = _weekly_answer(api, provider, date(2027, 3, 1), "09:30", "12:30")
+    assert answer["status"] == 201, answer
+    assert [s["start_time"] for s in answer["slots"]] == [
+        "2027-03-01T04:00:00Z",
+        "2027-03-01T05:00:00Z",
+        "2027-03-01T06:00:00Z",
+    ]
+
+
+def test_lord_howe_s_half_hour_dst_moves_a_60_minute_grid_off_a_rule(api: Api) -> None:
+    """+11:00 until 4 April 2027, then +10:30: 09:00 is a boundary before, not after."""
+    api.configure(slot_minutes=60)
+    provider = api.provider(timezone="Australia/Lord_Howe")
+    before = _weekly_answer(api, provider, date(2027, 3, 29), "09:00", "11:00")
+    assert before["status"] == 201, before
+    assert len(before["slots"]) == 2
+    after = _weekly_answer(api, provider, date(2027, 4, 5), "09:00", "11:00")
+    assert after["status"] == 422, after
+    assert "09:00 on 2027-04-05 in Australia/Lord_Howe" in after["detail"]
+    assert "are 08:30 and 09:30" in after["detail"]
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "Australia/Lord_Howe", "Asia/Kathmandu"])
+def test_15_minute_slots_take_any_quarter_hour_in_any_zone(api: Api, zone: str) -> None:
+    provider = api.provider(timezone=zone)
+    answer = _weekly_answer(api, provider, date(2027, 3, 29), "09:00", "10:00")
+    assert answer["status"] == 201, answer
+    assert len(answer["slots"]) == 4

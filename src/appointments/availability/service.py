@@ -1,7 +1,7 @@
 """Rules for availability: cutting windows into slots, and listing them."""
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -49,8 +49,8 @@ def on_slot_grid(moment: datetime, length: timedelta) -> bool:
     return (moment - epoch) % length == timedelta(0)
 
 
-def slot_starts(start: datetime, end: datetime, length: timedelta) -> list[datetime]:
-    """The start times of the slots that tile [start, end), after checking the window."""
+def check_window(start: datetime, end: datetime, length: timedelta) -> None:
+    """Refuse a window that is empty or reversed, too long, or off the slot grid."""
     if end <= start:
         raise InvalidWindow("end_time must be after start_time")
     if end - start > MAX_WINDOW:
@@ -61,8 +61,26 @@ def slot_starts(start: datetime, end: datetime, length: timedelta) -> list[datet
             raise InvalidWindow(
                 f"{name} {moment.isoformat()} is not on a {minutes}-minute slot boundary"
             )
+
+
+def slot_starts(start: datetime, end: datetime, length: timedelta) -> list[datetime]:
+    """The start times of the slots that tile [start, end), after checking the window."""
+    check_window(start, end, length)
     count = (end - start) // length
     return [start + i * length for i in range(count)]
+
+
+def union(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The intervals merged where they overlap or touch, by start. Cutting the union
+    into slots costs what the answer holds, however many windows repeat each other
+    (500 copies of one 31-day window are 2,976 slots, not 1.5 million)."""
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 async def publish_window(
@@ -102,11 +120,13 @@ async def replace_range(
     provider = await providers.get_provider(session, provider_id, lock=True)
     length = timedelta(minutes=settings.slot_minutes)
     _check_range(start_from, start_before, length)
-    wanted: set[datetime] = set()
     for start, end in windows:
+        check_window(start, end, length)
         if start < start_from or end > start_before:
             raise InvalidWindow("every window must lie inside the range from `from` to `to`")
-        wanted.update(slot_starts(start, end, length))
+    wanted: set[datetime] = set()
+    for start, end in union(windows):
+        wanted.update(start + i * length for i in range((end - start) // length))
 
     # Lock order everywhere: reservation rows, then slot rows (booking/repository.py).
     # Run-out holds on the slots going are written down as expired, and the live
@@ -155,18 +175,39 @@ async def publish_weekly(
     if (end_date - start_date).days >= MAX_WEEKLY_DAYS:
         raise InvalidWindow(f"weekly rules may cover at most {MAX_WEEKLY_DAYS} days at once")
     length = timedelta(minutes=settings.slot_minutes)
-    minutes = settings.slot_minutes
     for _, start, end in rules:
-        for moment in (start, end):
-            if moment is not None and (moment.hour * 60 + moment.minute) % minutes:
-                raise InvalidWindow(f"rule times must fall on {minutes}-minute boundaries")
+        # Whether a wall time is a slot boundary depends on the date's UTC offset:
+        # checked on each date it falls on (`_check_on_local_grid`).
         if end is not None and end <= start:
             raise InvalidWindow("a rule's end must be after its start (use 24:00 for midnight)")
-    starts: set[datetime] = set()
-    for begins, ends in weekly.expand(rules, start_date, end_date, ZoneInfo(provider.timezone)):
-        starts.update(_grid_starts(begins, ends, length))
-    created = await repository.insert_missing_slots(session, provider.id, sorted(starts), length)
+    zone = ZoneInfo(provider.timezone)
+    days = list(weekly.expand(rules, start_date, end_date, zone))
+    for begins, ends in days:
+        for moment in (begins, ends):
+            _check_on_local_grid(moment, length, zone)
+    starts: list[datetime] = []
+    for begins, ends in union(days):
+        starts.extend(_grid_starts(begins, ends, length))
+    created = await repository.insert_missing_slots(session, provider.id, starts, length)
     return provider, created
+
+
+def _check_on_local_grid(moment: datetime, length: timedelta, zone: ZoneInfo) -> None:
+    """Refuse a rule's start or end that is no slot boundary on that date (slots align
+    to the epoch in UTC): with slots longer than 15 minutes, a zone whose offset is not
+    a multiple of them (Asia/Kolkata, 60 minutes) would otherwise lose part of an hour
+    or start at :30. The message names the nearest boundaries in the provider's zone."""
+    if on_slot_grid(moment, length):
+        return
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    below = epoch + ((moment - epoch) // length) * length
+    local, earlier, later = (m.astimezone(zone) for m in (moment, below, below + length))
+    minutes = int(length.total_seconds() // 60)
+    raise InvalidWindow(
+        f"{local:%H:%M} on {local.date().isoformat()} in {zone.key} is not on the "
+        f"{minutes}-minute slot grid (slots align in UTC); the nearest slot boundaries "
+        f"are {earlier:%H:%M} and {later:%H:%M}"
+    )
 
 
 def _grid_starts(begins: datetime, ends: datetime, length: timedelta) -> list[datetime]:
