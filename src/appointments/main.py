@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from appointments import __version__, rawsql, web
 from appointments.admin.router import router as admin_router
@@ -144,7 +144,20 @@ class Service(FastAPI):
     fast_paths: FastPaths | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            # HEAD is GET without the body (RFC 9110 9.3.2): the same status and
+            # headers, Content-Length and ETag included, from the same route.
+            scope, send = {**scope, "method": "GET"}, _without_body(send)
         if self.fast_paths is not None and self.fast_paths.takes(scope):
             await self.fast_paths.observed(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+
+def _without_body(send: Send) -> Send:
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_head
