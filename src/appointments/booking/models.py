@@ -76,6 +76,15 @@ class Reservation(Base):
             postgresql_where=text("status = 'held'"),
             sqlite_where=text("status = 'held'"),
         ),
+        # A client's live holds, counted by every reserve (the hold limit): exactly its
+        # condition, so no plan can walk every live hold to find one client's.
+        Index(
+            "ix_reservations_client_id_held_expires_at",
+            "client_id",
+            "expires_at",
+            postgresql_where=text("status = 'held'"),
+            sqlite_where=text("status = 'held'"),
+        ),
         # Keyset listings of one client's / one provider's reservations by appointment time.
         Index("ix_reservations_client_id_start_time_id", "client_id", "start_time", "id"),
         Index("ix_reservations_provider_id_start_time_id", "provider_id", "start_time", "id"),
