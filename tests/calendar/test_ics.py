@@ -1,10 +1,13 @@
 """Calendar export, parsed back with the `icalendar` package."""
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import icalendar
+from sqlalchemy import insert
 
+from appointments.booking.models import Reservation
 from appointments.clock import FrozenClock
 from tests.api import Api
 from tests.conftest import START
@@ -66,3 +69,60 @@ def test_provider_calendar_names_the_client(api: Api) -> None:
         )
     )
     assert events(empty.content) == []
+
+
+def _past_bookings(api: Api, slot_id: str, client_id: str, provider_id: str, count: int) -> None:
+    """`count` confirmed-then-cancelled bookings of the past 60 days, straight in the table."""
+    app: Any = api.client.app
+    rows = []
+    for i in range(count):
+        start = START - timedelta(days=60) + timedelta(minutes=15 * i)
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "slot_id": uuid.UUID(slot_id),
+                "provider_id": uuid.UUID(provider_id),
+                "client_id": uuid.UUID(client_id),
+                "status": "cancelled",
+                "start_time": start,
+                "end_time": start + timedelta(minutes=15),
+                "occupied_start": start,
+                "occupied_end": start + timedelta(minutes=15),
+                "created_at": start - timedelta(days=2),
+                "expires_at": start - timedelta(days=2),
+                "confirmed_at": start - timedelta(days=2),
+                "cancelled_at": start - timedelta(days=1),
+            }
+        )
+
+    async def insert_all() -> None:
+        async with app.state.sessionmaker() as session:
+            await session.execute(insert(Reservation), rows)
+            await session.commit()
+
+    portal = api.client.portal
+    assert portal is not None
+    portal.call(insert_all)
+
+
+def test_every_upcoming_booking_is_in_the_feed_whatever_the_past_holds(api: Api) -> None:
+    """5,001 bookings in the past 60 days (more than the old feed's 5,000 from a year
+    back, read oldest first) do not push the next appointment out; the past is cut to
+    the latest 1,000."""
+    provider = api.provider()
+    bob = api.customer()
+    (slot,) = api.publish(provider["id"], DAY, DAY + timedelta(minutes=15))["slots"]
+    _past_bookings(api, slot["id"], bob["id"], provider["id"], 5001)
+    upcoming = api.reserve(bob["id"], slot["id"]).json()
+    api.confirm(bob["id"], upcoming["id"])
+    for path in (
+        f"/clients/{bob['id']}/reservations.ics",
+        f"/providers/{provider['id']}/reservations.ics",
+    ):
+        found = events(api.client.get(path).content)
+        assert len(found) == 1001, path
+        assert str(found[-1]["UID"]) == f"{upcoming['id']}@appointments"
+        assert str(found[-1]["STATUS"]) == "CONFIRMED"
+        # The past kept is the latest: it ends with the 5,001st.
+        last_past = START - timedelta(days=60) + timedelta(minutes=15 * 5000)
+        assert found[-2].decoded("DTSTART") == last_past
