@@ -7,10 +7,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy.exc
 from prometheus_client import REGISTRY
 
 from appointments import rawsql
 from appointments.db import create_engine
+from appointments.errors import is_transient_database_error
 from appointments.observability.metrics import sample_pool
 from appointments.settings import Settings
 from appointments.statement_pool import StatementPool
@@ -154,9 +156,13 @@ def test_a_statement_cancelled_midway_does_not_leave_its_connection_in_the_pool(
     async def body(engine: Any) -> None:
         slow = asyncio.ensure_future(rawsql.fetch_row(engine, "SELECT pg_sleep(5)", {}))
         await asyncio.sleep(0.2)
+        pool = rawsql._own[engine].pool
+        assert pool.in_use == 1
         slow.cancel()
         with pytest.raises(asyncio.CancelledError):
             await slow
+        # Closed, not given back: its place is free and nothing idles in the pool.
+        assert (pool.open_connections, pool.in_use) == (0, 0)
         # Both places usable again: the cancelled one was closed, not handed on busy.
         rows = await asyncio.gather(
             *(rawsql.fetch_row(engine, "SELECT :n::int AS n", {"n": n}) for n in range(4))
@@ -197,3 +203,66 @@ def test_the_pool_metrics_count_the_statement_pool(postgresql_url: str) -> None:
         assert gauge("appointments_db_pool_size") >= 1
 
     run_with_engine(postgresql_url, body)
+
+
+def test_waiting_too_long_for_a_connection_fails_that_statement_only(postgresql_url: str) -> None:
+    """TimeoutError is an OSError, yet nothing was lost: no pool-wide reconnect."""
+    settings = service_settings(postgresql_url).model_copy(
+        update={"db_pool_size": 1, "db_pool_timeout_seconds": 0.2}
+    )
+
+    async def scenario() -> None:
+        engine = create_engine(settings)
+        rawsql.use_own_pool(engine, settings, "pool-timeout")
+        pool = rawsql._own[engine].pool
+        try:
+            assert (await rawsql.fetch_row(engine, "SELECT 1 AS n", {}))["n"] == 1
+            held = await pool.acquire()
+            with pytest.raises(TimeoutError):
+                await rawsql.fetch_row(engine, "SELECT 1 AS n", {})
+            pool.release(held)
+            # The same connection serves the next statement: the pool was not expired.
+            assert pool.open_connections == 1
+            reused = await pool.acquire()
+            assert reused is held
+            assert not held.is_closed()
+            pool.release(reused)
+        finally:
+            await rawsql.close_own_pool(engine)
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_statement_past_its_timeout_closes_its_connection_only(postgresql_url: str) -> None:
+    settings = service_settings(postgresql_url).model_copy(
+        update={"db_pool_size": 2, "db_statement_timeout_seconds": 0.3}
+    )
+
+    async def scenario() -> None:
+        engine = create_engine(settings)
+        rawsql.use_own_pool(engine, settings, "pool-statement-timeout")
+        pool = rawsql._own[engine].pool
+        try:
+            idle = await pool.acquire()
+            busy = await pool.acquire()
+            pool.release(busy)
+            with pytest.raises(TimeoutError):
+                await rawsql.fetch_row(engine, "SELECT pg_sleep(2)", {})
+            assert busy.is_closed()
+            pool.release(idle)
+            assert pool.open_connections == 1
+            assert (await pool.acquire()) is idle
+            pool.release(idle)
+        finally:
+            await rawsql.close_own_pool(engine)
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_statement_refused_for_its_timeout_is_503_not_500() -> None:
+    assert is_transient_database_error(asyncpg.QueryCanceledError("statement timeout"))
+    assert is_transient_database_error(asyncpg.LockNotAvailableError("lock timeout"))
+    assert is_transient_database_error(sqlalchemy.exc.TimeoutError("QueuePool limit reached"))
+    assert not is_transient_database_error(asyncpg.DivisionByZeroError("no"))

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -174,14 +175,15 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 # SQLSTATE classes and codes that mean "try again": connection exceptions (08),
-# serialization failure, deadlock, and a server shutting down or starting up.
-_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "57P01", "57P02", "57P03")
+# serialization failure, deadlock, a server shutting down or starting up, and a
+# statement or lock wait that ran past its timeout (query_canceled, lock_not_available).
+_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "57P01", "57P02", "57P03", "57014", "55P03")
 
 
 def is_transient_database_error(exc: BaseException) -> bool:
     """True when the database was unreachable or asked us to retry; not a bug of ours."""
-    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
-        return True
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror | PoolTimeout):
+        return True  # PoolTimeout: no pooled connection came free in time
     if isinstance(exc, asyncpg.TargetServerAttributeNotMatched):
         # A multi-host URL with target_session_attrs=read-write during a failover: the
         # hosts answer, none is the primary yet.
@@ -222,6 +224,7 @@ def install_error_handlers(app: FastAPI) -> None:
         DBAPIError,
         ConnectionError,
         TimeoutError,
+        PoolTimeout,
         socket.gaierror,
         asyncpg.PostgresError,
         asyncpg.InterfaceError,

@@ -91,6 +91,10 @@ class _OwnPool:
         reusable = False
         try:
             driver = await self.pool.acquire()
+        except TimeoutError:
+            # No connection free in time (TimeoutError is an OSError, but nothing was
+            # lost): this request alone answers 503; the pool stays as it is.
+            raise
         except _LOST as exc:
             self.pool.expire()
             raise ConnectionLost(f"{type(exc).__name__}: {exc}") from exc
@@ -98,6 +102,10 @@ class _OwnPool:
             row = await _fetch(driver, sql, values, self.pgbouncer)
             reusable = True
             return row
+        except TimeoutError:
+            # The statement outran `command_timeout`: this connection is closed (its
+            # protocol state is unknown), the others are fine; 503 for this request.
+            raise
         except _LOST as exc:
             # Connections made before a restart or a failover point at a server that is
             # gone: every one is replaced.
