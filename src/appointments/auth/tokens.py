@@ -116,17 +116,23 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal:
         """Who the token names, or Unauthorized. A token that verified before is taken
         from the cache until its `exp` (never beyond, leeway or not)."""
+        principal, _ = await self.verify_until(token)
+        return principal
+
+    async def verify_until(self, token: str) -> tuple[Principal, float]:
+        """`verify`, with the token's `exp` (Unix seconds): what the caller may trust
+        it for no longer than (a page session signed in with it)."""
         cached = self._verified.get(token)
         if cached is not None:
             if time.time() < cached[1]:
-                return cached[0]
+                return cached
             del self._verified[token]
-        principal, expires = await self._check(token)
+        checked = await self._check(token)
         if len(self._verified) >= CACHE_SIZE:
             for stale in list(self._verified)[: CACHE_SIZE // 2]:
                 del self._verified[stale]
-        self._verified[token] = (principal, expires)
-        return principal
+        self._verified[token] = checked
+        return checked
 
     async def _check(self, token: str) -> tuple[Principal, float]:
         key = self._key

@@ -71,7 +71,7 @@ async def signin(
     provider); the token is checked exactly as the API checks it."""
     verifier: TokenVerifier = request.app.state.verifier
     try:
-        principal = await verifier.verify(token.strip())
+        principal, until = await verifier.verify_until(token.strip())
         name = principal.subject
         if principal.role is Role.CLIENT:
             enforce(principal, "GET", "/clients/{client_id}", client_id=principal.subject)
@@ -84,7 +84,8 @@ async def signin(
         return render(request, visitor, "home.html", status=401, signin_error=exc.detail)
     except DomainError as exc:
         return render(request, visitor, "home.html", status=exc.status, signin_error=exc.detail)
-    visitor.session.sign_in(principal, name)
+    # The page session ends when the token does (no 30-day cookie from a 3-second token).
+    visitor.session.sign_in(principal, name, until)
     visitor.session.flash = f"Signed in as {name}."
     return redirect(request, visitor, home_of(principal))
 

@@ -1,6 +1,7 @@
 """What every page handler shares: who is visiting, rendering, redirects, and
 turning a broken booking rule into a message instead of an error page."""
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,12 @@ class Visitor:
         return self.principal is not None and self.principal.role is role
 
 
+def _now(_request: Request) -> float:
+    """Unix seconds, as the token verifier reads them (a session signed in with a
+    token lasts exactly as long as the API accepts that token)."""
+    return time.time()
+
+
 def _codec(request: Request) -> SessionCodec:
     codec: SessionCodec = request.app.state.session_codec
     return codec
@@ -82,7 +89,7 @@ def _viewer_zone(request: Request) -> str:
 
 
 async def get_visitor(request: Request) -> Visitor:
-    session = _codec(request).load(request)
+    session = _codec(request).load(request, _now(request))
     principal, by_token = session.principal, False
     token = bearer_token(request.headers.get("authorization"))
     if token is not None:
@@ -158,7 +165,7 @@ def subject_id(principal: Principal) -> uuid.UUID:
 
 
 def _finish(request: Request, visitor: Visitor, response: Response) -> Response:
-    _codec(request).store(visitor.session, request, response)
+    _codec(request).store(visitor.session, request, response, _now(request))
     # A zone picked on the page sticks, UTC included (a missing cookie would let the
     # page script replace the choice with the browser's zone).
     if request.query_params.get("tz") == visitor.tz_name:
