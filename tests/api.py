@@ -22,7 +22,7 @@ EMPTY_EVERY_TABLE = (
     "DELETE FROM deliveries; DELETE FROM events; DELETE FROM webhook_endpoints; "
     "DELETE FROM idempotency_keys; DELETE FROM reservation_slots; "
     "DELETE FROM reservations; DELETE FROM slots; DELETE FROM appointment_types; "
-    "DELETE FROM clients; DELETE FROM providers"
+    "DELETE FROM clients; DELETE FROM providers; DELETE FROM rate_windows"
 )
 
 

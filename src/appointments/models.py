@@ -8,6 +8,7 @@ from appointments.db import Base
 from appointments.idempotency.models import IdempotencyKey
 from appointments.notifications.models import Delivery, Event, WebhookEndpoint
 from appointments.providers.models import Provider
+from appointments.ratelimit.models import RateWindow
 
 metadata = Base.metadata
 
@@ -18,6 +19,7 @@ __all__ = [
     "Event",
     "IdempotencyKey",
     "Provider",
+    "RateWindow",
     "Reservation",
     "ReservationSlot",
     "Slot",

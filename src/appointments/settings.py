@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     # the generated one). Production with an outside identity provider sets it, or
     # lets the provider's proxy send bearer tokens to the pages instead.
     session_secret: SecretStr | None = None
+    # Anyone may sign up as a client on the pages (`/signup`). Unset: only when
+    # `environment` is local (the first-run walkthrough); production opens it on purpose.
+    public_signup: bool | None = None
+    # Anonymous page posts (sign-up, sign-in) per client address per minute, counted
+    # in the database so every process shares the count; past it, 429 + Retry-After.
+    page_posts_per_minute: int = Field(default=20, ge=1)
     max_holds_per_client: int = Field(default=3, ge=1)
     # One JSON object per log line (off: Python's plain format, e.g. for local debugging).
     log_json: bool = True
@@ -100,6 +106,11 @@ class Settings(BaseSettings):
         if any(delay < 0 for delay in value):
             raise ValueError("retry delays must not be negative")
         return value
+
+    def signup_is_open(self) -> bool:
+        if self.public_signup is None:
+            return self.environment == "local"
+        return self.public_signup
 
     def webhooks_may_reach_private(self) -> bool:
         if self.webhook_allow_private is None:

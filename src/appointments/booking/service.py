@@ -43,6 +43,7 @@ from appointments.notifications import outbox
 from appointments.notifications.models import EventType
 from appointments.observability.metrics import SWEEPS, SWEPT, count_outcome
 from appointments.providers import repository as providers_repository
+from appointments.ratelimit import service as rate_windows
 from appointments.settings import Settings
 
 # Either index refusing a second live reservation of a slot means a rival won the slot.
@@ -549,12 +550,17 @@ async def _settle(
     await session.flush()
 
 
+# Rate-limit windows are a minute long; the sweep drops those over an hour old.
+RATE_WINDOWS_KEPT = timedelta(hours=1)
+
+
 async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
     """Persist every hold that has run out: reservations expired, their slots available."""
     await repository.lock_sweep(session)
     expired = await repository.expire_stale_holds(session, now)
     await slots.release_stale_holds(session, now)
     await idempotency_keys.delete_expired(session, now)
+    await rate_windows.forget_before(session, now - RATE_WINDOWS_KEPT)
     SWEEPS.inc()
     SWEPT.inc(expired)
     count_outcome("expired", expired)

@@ -43,7 +43,9 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     async def on_refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageRefused)
-        return refuse(request, await get_visitor(request), exc.status, exc.message)
+        response = refuse(request, await get_visitor(request), exc.status, exc.message)
+        response.headers.update(exc.headers)
+        return response
 
     api_validation_handler: Any = app.exception_handlers[RequestValidationError]
 

@@ -11,10 +11,18 @@ from appointments.auth.policy import enforce
 from appointments.auth.tokens import Principal, Role, TokenVerifier
 from appointments.clients import service as clients
 from appointments.clients.schemas import ClientIn
-from appointments.deps import ClockDep, SessionDep
+from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError
 from appointments.providers import service as providers
-from appointments.web.pages import PosterDep, VisitorDep, first_error, redirect, render
+from appointments.web.pages import (
+    PageRefused,
+    PosterDep,
+    VisitorDep,
+    first_error,
+    limit_anonymous_post,
+    redirect,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,10 +46,15 @@ async def signup(
     visitor: PosterDep,
     session: SessionDep,
     clock: ClockDep,
+    settings: SettingsDep,
     name: Annotated[str, Form(max_length=1000)] = "",
     email: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    """A new client: name and email, then a signed session cookie."""
+    """A new client: name and email, then a signed session cookie; only where sign-up
+    is open (APPOINTMENTS_PUBLIC_SIGNUP), and at most so often per address."""
+    if not settings.signup_is_open():
+        raise PageRefused(403, "Sign-up is closed here; ask for a sign-in token instead.")
+    await limit_anonymous_post(request, session)
     try:
         data = ClientIn(name=name.strip(), email=email.strip())
     except ValidationError as exc:
@@ -68,7 +81,9 @@ async def signin(
     token: Annotated[str, Form(max_length=8000)] = "",
 ) -> Response:
     """Sign in with a bearer token (`appointments token ...`, or one from your identity
-    provider); the token is checked exactly as the API checks it."""
+    provider); the token is checked exactly as the API checks it. At most so many
+    attempts per address and minute (guessing tokens is slow work)."""
+    await limit_anonymous_post(request, session)
     verifier: TokenVerifier = request.app.state.verifier
     try:
         principal, until = await verifier.verify_until(token.strip())

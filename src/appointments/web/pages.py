@@ -5,7 +5,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote, urlencode
@@ -22,11 +22,13 @@ from appointments.auth.policy import enforce
 from appointments.auth.tokens import Principal, Role, TokenVerifier, bearer_token
 from appointments.booking import service as booking
 from appointments.booking.repository import Owner
+from appointments.clock import Clock
 from appointments.errors import DomainError
 from appointments.ids import parse_id
 from appointments.pagination import Keyset, PageRequest, decode_cursor, split_page
 from appointments.providers import service as providers
 from appointments.providers.models import Provider
+from appointments.ratelimit import service as rate_windows
 from appointments.settings import Settings
 from appointments.web.session import SessionCodec, WebSession, check_csrf
 
@@ -107,9 +109,29 @@ VisitorDep = Annotated[Visitor, Depends(get_visitor)]
 class PageRefused(Exception):
     """Answered with an HTML error page (see `web.install`), not problem+json."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+async def limit_anonymous_post(request: Request, session: AsyncSession) -> None:
+    """Count an anonymous page post (sign-up, sign-in) against its address's minute,
+    in the database every process shares; past the limit, the 429 page with
+    Retry-After. Counted in its own savepoint-free statement, kept even when the post
+    itself is refused (a wrong token still counts)."""
+    settings: Settings = request.app.state.settings
+    clock: Clock = request.app.state.clock
+    address = request.client.host if request.client is not None else "unknown"
+    try:
+        await rate_windows.hit(
+            session,
+            f"page-post:{address}",
+            clock.now(),
+            limit=settings.page_posts_per_minute,
+            window=timedelta(minutes=1),
+        )
+    except rate_windows.TooManyRequests as exc:
+        raise PageRefused(429, exc.detail, {"Retry-After": str(exc.retry_after)}) from exc
 
 
 async def get_poster(
@@ -189,6 +211,7 @@ def render(
             "flash": flash,
             "timezones": TIMEZONES,
             "Role": Role,
+            "signup_open": request.app.state.settings.signup_is_open(),
             **context,
         },
         status_code=status,
