@@ -5,6 +5,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import icalendar
+from prometheus_client import REGISTRY
 
 from appointments.auth.tokens import Role
 from appointments.clock import FrozenClock
@@ -320,3 +321,45 @@ def test_the_admin_page_refuses_bad_input_and_non_admins(
     forged = client.submit("/manage/providers", {"name": "Dr Eve"}, from_page="/bookings")
     assert forged.status_code == 403
     assert api.sql("SELECT count(*) FROM providers")[0][0] == 0
+
+
+FORM_ID = re.compile(r'name="form_id" value="([A-Za-z0-9_-]+)"')
+
+
+def test_a_page_form_sent_twice_holds_and_confirms_once_through_the_api_s_path(
+    api: Api, browser: Browser
+) -> None:
+    """The pages call the API's reserve and confirm: the form's key replays a resubmitted
+    form, and the outcomes are counted as the API's are."""
+    provider = api.provider("Dr Ada")
+    api.publish(provider["id"], DAY, DAY + timedelta(hours=1))
+    browser.sign_up()
+    page = week_page(browser, provider["id"])
+    (form_id, *_) = FORM_ID.findall(page)
+    slot = slot_ids(page)[0]
+    held_before = (
+        REGISTRY.get_sample_value("appointments_reservations_total", {"outcome": "held"}) or 0.0
+    )
+    form = {"slot_id": slot, "provider": provider["id"], "form_id": form_id}
+    first = browser.submit("/book/hold", form, from_page="/book")
+    again = browser.submit("/book/hold", form, from_page="/book")
+    assert first.url.path.startswith("/book/holds/")
+    assert again.url.path == first.url.path  # the stored answer, not "already held"
+    assert api.sql("SELECT count(*) FROM reservations") == [(1,)]
+    assert api.sql("SELECT operation FROM idempotency_keys") == [("reserve",)]
+    held_after = REGISTRY.get_sample_value("appointments_reservations_total", {"outcome": "held"})
+    assert held_after == held_before + 1
+    # The same form for another slot is a new choice, not a reuse of the key.
+    other = browser.submit("/book/hold", form | {"slot_id": slot_ids(page)[1]}, from_page="/book")
+    assert other.url.path.startswith("/book/holds/")
+    assert other.url.path != first.url.path
+
+    hold_page = browser.get(first.url.path).text
+    (confirm_form,) = FORM_ID.findall(hold_page)[:1]
+    for _ in range(2):
+        confirmed = browser.submit(
+            first.url.path + "/confirm", {"form_id": confirm_form}, from_page=first.url.path
+        )
+        assert "You are booked" in confirmed.text
+    rows = api.sql("SELECT operation, status_code FROM idempotency_keys ORDER BY operation")
+    assert rows == [("confirm", 200), ("reserve", 201), ("reserve", 201)]

@@ -1,9 +1,10 @@
 """The client's pages: choose a provider, a week of bookable slots, hold, confirm,
 my bookings. Each action goes through the same rules and services as the API."""
 
+import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -15,11 +16,12 @@ from appointments.auth.tokens import Principal, Role
 from appointments.availability import repository as slots
 from appointments.availability.schemas import SlotFilter
 from appointments.booking import repository as reservations
+from appointments.booking import router as booking_api
 from appointments.booking import service as booking
 from appointments.booking.models import Reservation, ReservationStatus
 from appointments.booking.repository import Owner
+from appointments.booking.schemas import ConfirmIn, ReserveIn
 from appointments.calendar.export import calendar_response
-from appointments.clients import service as clients
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
@@ -45,7 +47,8 @@ router = APIRouter(include_in_schema=False)
 # A week of 15-minute slots is 672; the cap keeps a page bounded whatever the slot length.
 WEEK_SLOT_CAP = 2000
 TYPES_SHOWN = 50
-IdField = Annotated[str, Form(max_length=100)]
+# The API bodies' bound (ReserveIn, ConfirmIn): a page form is read as the API reads it.
+IdField = Annotated[str, Form(max_length=64)]
 
 
 @router.get("/book")
@@ -144,6 +147,24 @@ async def week_of_starts(
     )
 
 
+FormIdField = Annotated[str, Form(max_length=40, pattern=r"^[A-Za-z0-9_-]*$")]
+
+
+def _form_key(form_id: str, *parts: str) -> str | None:
+    """The Idempotency-Key a page form stands for: one per rendered form and choice, so
+    a form sent twice (a double click, a resubmit after Back) is answered once."""
+    return ":".join(("page", form_id, *parts)) if form_id else None
+
+
+def _as_api(outcome: Response | DomainError) -> tuple[int, dict[str, Any]]:
+    """A booking operation's API answer (status and JSON body, or the refusal it
+    raised), as the page reads it."""
+    if isinstance(outcome, DomainError):
+        return outcome.status, outcome.problem()
+    body: dict[str, Any] = json.loads(bytes(outcome.body))
+    return outcome.status_code, body
+
+
 @router.post("/book/hold")
 async def hold(
     request: Request,
@@ -155,21 +176,25 @@ async def hold(
     provider: IdField = "",
     week: Annotated[str, Form(max_length=20)] = "",
     appointment_type_id: IdField = "",
+    form_id: FormIdField = "",
 ) -> Response:
+    """The API's reserve (`booking.router.reserve_answer`): its checks, idempotency
+    (the form's key) and outcome metrics."""
     principal = signed_in(visitor, Role.CLIENT, "POST", "/clients/{client_id}/reserve")
-
-    async def reserve() -> Reservation:
-        client = await clients.lock_client(session, principal.subject)
-        return await booking.reserve_slot(
-            session, settings, client, slot_id, clock.now(), appointment_type_id or None
-        )
-
-    outcome = await attempt(session, reserve)
-    if isinstance(outcome, DomainError):
-        visitor.session.flash = f"That slot could not be held: {outcome.detail}."
+    terms = ReserveIn(slot_id=slot_id, appointment_type_id=appointment_type_id or None)
+    key = _form_key(form_id, "reserve", slot_id, appointment_type_id)
+    outcome = await attempt(
+        session,
+        lambda: booking_api.reserve_answer(
+            session, clock.now(), settings, principal.subject, terms, key
+        ),
+    )
+    status, body = _as_api(outcome)
+    if status >= 400:
+        visitor.session.flash = f"That slot could not be held: {body['detail']}."
         back = {"type": appointment_type_id} if appointment_type_id else {}
         return redirect(request, visitor, "/book", provider=provider, week=week, **back)
-    return redirect(request, visitor, f"/book/holds/{outcome.id}")
+    return redirect(request, visitor, f"/book/holds/{body['id']}")
 
 
 async def _own_reservation(
@@ -228,17 +253,23 @@ async def confirm(
     session: SessionDep,
     clock: ClockDep,
     reservation_id: str,
+    form_id: FormIdField = "",
 ) -> Response:
+    """The API's confirm (`booking.router.confirm_answer`), idempotent by the form's key."""
     principal = signed_in(visitor, Role.CLIENT, "POST", "/clients/{client_id}/confirm")
+    terms = ConfirmIn.model_construct(reservation_id=reservation_id)  # a path: any text
     outcome = await attempt(
         session,
-        lambda: booking.confirm_hold(session, principal.subject, reservation_id, clock.now()),
+        lambda: booking_api.confirm_answer(
+            session, clock.now(), principal.subject, terms, _form_key(form_id, "confirm")
+        ),
     )
-    if isinstance(outcome, DomainError):
-        visitor.session.flash = f"The booking could not be confirmed: {outcome.detail}."
+    status, body = _as_api(outcome)
+    if status >= 400:
+        visitor.session.flash = f"The booking could not be confirmed: {body['detail']}."
         return redirect(request, visitor, f"/book/holds/{reservation_id}")
     visitor.session.flash = "Booked. See you then."
-    return redirect(request, visitor, f"/bookings/{outcome.id}")
+    return redirect(request, visitor, f"/bookings/{body['id']}")
 
 
 @router.get("/bookings")

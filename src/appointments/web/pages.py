@@ -1,6 +1,7 @@
 """What every page handler shares: who is visiting, rendering, redirects, and
 turning a broken booking rule into a message instead of an error page."""
 
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -212,6 +213,8 @@ def render(
             "timezones": TIMEZONES,
             "Role": Role,
             "signup_open": request.app.state.settings.signup_is_open(),
+            # Names this rendering of the page's forms: their Idempotency-Key.
+            "form_id": secrets.token_urlsafe(12),
             **context,
         },
         status_code=status,
