@@ -43,11 +43,20 @@ class Ledger:
     readyz_failed_during_outage: bool = False
     workers_seen: set[int] = field(default_factory=set)
     unavailable_seen: int = 0
+    # Proof that the faults met traffic: requests in flight at each worker kill, and
+    # requests sent while the database was down.
+    in_flight: int = 0
+    in_flight_at_kills: list[int] = field(default_factory=list)
+    database_down: bool = False
+    sent_while_database_down: int = 0
 
 
 async def _send(
     http: httpx.AsyncClient, ledger: Ledger, method: str, path: str, body: Any = None
 ) -> httpx.Response | None:
+    if ledger.database_down:
+        ledger.sent_while_database_down += 1
+    ledger.in_flight += 1
     try:
         response = await http.request(method, path, json=body)
     except httpx.TimeoutException:
@@ -56,6 +65,8 @@ async def _send(
     except httpx.TransportError:  # the worker died mid-request: no answer
         ledger.outcomes["no answer"] += 1
         return None
+    finally:
+        ledger.in_flight -= 1
     ledger.outcomes[f"{method} {path.rsplit('/', 1)[-1]} {response.status_code}"] += 1
     if response.status_code == 503:
         ledger.unavailable_seen += 1
@@ -144,6 +155,7 @@ async def _faults(
         workers = svc.worker_pids()
         if workers:
             victim = rng.choice(workers)
+            ledger.in_flight_at_kills.append(ledger.in_flight)
             os.kill(victim, signal.SIGKILL)
             ledger.outcomes["worker killed"] += 1
     if not restarted:
@@ -152,6 +164,7 @@ async def _faults(
 
 async def _crash_database(pg: PostgresServer, svc: Service, ledger: Ledger) -> None:
     ledger.outcomes["database crash-restart"] += 1
+    ledger.database_down = True
     restart = asyncio.create_task(asyncio.to_thread(pg.crash_restart))
     async with httpx.AsyncClient(base_url=svc.base, timeout=REQUEST_TIMEOUT) as http:
         while not restart.done():
@@ -163,6 +176,7 @@ async def _crash_database(pg: PostgresServer, svc: Service, ledger: Ledger) -> N
                 pass
             await asyncio.sleep(0.05)
     await restart
+    ledger.database_down = False
 
 
 async def _wait_ready(base: str, timeout: float = 60) -> float:

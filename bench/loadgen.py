@@ -36,10 +36,25 @@ class Result:
     bodies: list[bytes]
     elapsed: float
     client_cpu: float
+    # perf_counter() at which each request was sent (its answer came `latency` later).
+    started: list[float]
 
     @property
     def throughput(self) -> float:
         return len(self.status) / self.elapsed if self.elapsed else 0.0
+
+    def most_in_flight(self) -> int:
+        """The most requests that were sent and not yet answered at one moment: proof
+        that a race really overlapped (1 means they ran one at a time)."""
+        edges = sorted(
+            [(t, 1) for t in self.started]
+            + [(t + d, -1) for t, d in zip(self.started, self.latency, strict=True)]
+        )
+        most = now = 0
+        for _, step in edges:
+            now += step
+            most = max(most, now)
+        return most
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latency)
@@ -76,6 +91,7 @@ async def run(
     encoded = [r.encode(f"{host}:{port}") for r in requests]
     status = [0] * len(encoded)
     latency = [0.0] * len(encoded)
+    started = [0.0] * len(encoded)
     bodies: list[bytes] = [b""] * len(encoded) if keep_bodies else []
     cursor = iter(range(len(encoded)))
 
@@ -85,7 +101,7 @@ async def run(
             for index in cursor:
                 if rate is not None:
                     await asyncio.sleep(start + index / rate - time.perf_counter())
-                began = time.perf_counter()
+                began = started[index] = time.perf_counter()
                 writer.write(encoded[index])
                 code, body = await _read_response(reader)
                 latency[index] = time.perf_counter() - began
@@ -101,4 +117,4 @@ async def run(
     elapsed = time.perf_counter() - began
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    return Result(status, latency, bodies, elapsed, cpu)
+    return Result(status, latency, bodies, elapsed, cpu, started)

@@ -324,6 +324,7 @@ async def bench_contention(pg: PostgresServer, svc: Service, racers: int) -> dic
         "winners": winners,
         "refused_409": refused,
         "other": racers - winners - refused,
+        "most_in_flight": result.most_in_flight(),
         "p99_ms": ms(result.percentile(0.99)),
     }
     say(

@@ -194,6 +194,10 @@ def test_the_service_follows_a_new_primary_and_keeps_every_acknowledged_booking(
         # Refused fast while there is no primary (a 409 only when a reserve answered 503
         # had committed after all); never a 500.
         assert set(answers) <= {200, 409, 503}, summary
+        # There was a gap, and it was met with 503s: the first answers after the kill
+        # were refusals, not successes (a test that never saw the gap proves nothing).
+        assert answers[503] > 0, summary
+        assert back_after > 0.5, summary
         assert slowest < ANSWER_WITHIN, summary
         assert set(acknowledged) <= confirmed, summary
         assert doubled == 0

@@ -6,7 +6,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,31 +67,50 @@ def test_missing_token_is_401(api: Api, header: str | None) -> None:
     assert_unauthorized(response, challenge_error=False)
 
 
-@pytest.mark.parametrize(
-    ("name", "token"),
-    [
-        ("garbage", "not-a-jwt"),
-        ("three garbage parts", "a.b.c"),
-        ("tampered payload", "tampered"),
-        ("wrong secret", jwt.encode(claims(), "another-secret-" * 4, algorithm="HS256")),
-        ("expired", hs256(exp=int(time.time()) - LEEWAY_SECONDS - 30)),
-        ("wrong audience", hs256(aud="someone-else")),
-        ("wrong issuer", hs256(iss="https://evil.example")),
-        ("no subject", hs256(sub=None)),
-        ("empty subject", hs256(sub="")),
-        ("no role", hs256(role=None)),
-        ("unknown role", hs256(role="superuser")),
-        ("no expiry", hs256(exp=None)),
-        ("alg none", jwt.encode(claims(), "", algorithm="none")),
-    ],
-)
-def test_unusable_tokens_are_401(api: Api, name: str, token: str) -> None:
-    if token == "tampered":
-        header, payload, signature = hs256().split(".")
-        forged = jwt.utils.base64url_encode(json.dumps(claims(sub="root")).encode()).decode()
-        token = ".".join((header, forged, signature))
+def _tampered() -> str:
+    header, _payload, signature = hs256().split(".")
+    forged = jwt.utils.base64url_encode(json.dumps(claims(sub="root")).encode()).decode()
+    return ".".join((header, forged, signature))
+
+
+# Each token is made when its test runs (not at collection, when an expiry would
+# already be counting down), and each refusal must give its own reason: a token
+# refused for the wrong reason passes no test here.
+UNUSABLE: list[tuple[str, Callable[[], str], str]] = [
+    ("garbage", lambda: "not-a-jwt", "token rejected: Not enough segments"),
+    ("three garbage parts", lambda: "a.b.c", "token rejected: Invalid header padding"),
+    ("tampered payload", _tampered, "token rejected: Signature verification failed"),
+    (
+        "wrong secret",
+        lambda: jwt.encode(claims(), "another-secret-" * 4, algorithm="HS256"),
+        "token rejected: Signature verification failed",
+    ),
+    (
+        "expired",
+        lambda: hs256(exp=int(time.time()) - LEEWAY_SECONDS - 30),
+        "token has expired",
+    ),
+    ("wrong audience", lambda: hs256(aud="someone-else"), "token rejected: Audience doesn't match"),
+    ("wrong issuer", lambda: hs256(iss="https://evil.example"), "token rejected: Invalid issuer"),
+    ("no subject", lambda: hs256(sub=None), "token rejected: Token is missing the 'sub' claim"),
+    ("empty subject", lambda: hs256(sub=""), "token subject is missing or invalid"),
+    ("no role", lambda: hs256(role=None), "token rejected: Token is missing the 'role' claim"),
+    ("unknown role", lambda: hs256(role="superuser"), "token role must be admin, provider or"),
+    ("no expiry", lambda: hs256(exp=None), "token rejected: Token is missing the 'exp' claim"),
+    (
+        "alg none",
+        lambda: jwt.encode(claims(), "", algorithm="none"),
+        "token rejected: The specified alg value is not allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "reason"), UNUSABLE, ids=[u[0] for u in UNUSABLE])
+def test_unusable_tokens_are_401(api: Api, name: str, make: Callable[[], str], reason: str) -> None:
+    token = make()
     response = api.client.get("/providers", headers={"Authorization": f"Bearer {token}"})
     assert_unauthorized(response)
+    assert response.json()["detail"].startswith(reason), (name, response.json()["detail"])
     assert token not in response.text
 
 

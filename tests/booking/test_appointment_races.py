@@ -1,7 +1,6 @@
 """Appointments of any length under real concurrency (live server processes)."""
 
 import functools
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +9,8 @@ import pytest
 
 from appointments.auth.tokens import Role
 from tests.api import Api, Json, bearer, iso
-from tests.live_server import create_clients, live_server, publish_ahead, run_at_once
+from tests.gate import race
+from tests.live_server import create_clients, live_server, publish_ahead
 
 ADMIN = bearer(Role.ADMIN, "race-admin")
 
@@ -33,26 +33,23 @@ def assert_no_overlap(api: Api) -> int:
     return len(spans)
 
 
-def post_all(base: str, calls: list[tuple[str, Json]]) -> list[tuple[int, str]]:
-    """Fire every (path, body) at once from its own connection; the answers' status and code."""
-    answers: list[tuple[int, str]] = []
-    lock = threading.Lock()
+def post_all(database_url: str, base: str, calls: list[tuple[str, Json]]) -> list[tuple[int, str]]:
+    """Every (path, body) from its own connection, released together at a held database
+    (`tests.gate.race`: the overlap is proven); the answers' status and code."""
 
-    def call(path: str, body: Json) -> None:
+    def call(path: str, body: Json) -> tuple[int, str]:
         with httpx.Client(base_url=base, timeout=60, headers=ADMIN) as own:
             response = own.post(path, json=body)
-            with lock:
-                answers.append((response.status_code, response.json().get("code", "")))
+            return response.status_code, response.json().get("code", "")
 
-    run_at_once([functools.partial(call, path, body) for path, body in calls])
-    return answers
+    return race(database_url, [functools.partial(call, path, body) for path, body in calls])
 
 
 @pytest.mark.live
 def test_overlapping_multi_slot_reserves_never_overlap(database_url: str, api: Api) -> None:
     """27 clients race for 60-minute appointments at nine overlapping starts."""
     with (
-        live_server(database_url, workers=2) as base,
+        live_server(database_url, workers=2, db_pool_size="60") as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
         provider, slots = publish_ahead(http, "Dr Overlap", timedelta(hours=3))
@@ -62,6 +59,7 @@ def test_overlapping_multi_slot_reserves_never_overlap(database_url: str, api: A
         ).json()
         clients = create_clients(http, 27)
         answers = post_all(
+            database_url,
             base,
             [
                 (
@@ -83,7 +81,7 @@ def test_racing_reschedules_onto_the_same_slots_leave_one_winner(
     database_url: str, api: Api
 ) -> None:
     with (
-        live_server(database_url, workers=2) as base,
+        live_server(database_url, workers=2, db_pool_size="60") as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
         provider, slots = publish_ahead(http, "Dr Move", timedelta(hours=6))
@@ -102,6 +100,7 @@ def test_racing_reschedules_onto_the_same_slots_leave_one_winner(
             holds.append(response.json())
         target = slots[21]["id"]  # 5:15, overlapping nobody's
         answers = post_all(
+            database_url,
             base,
             [
                 (
@@ -119,7 +118,7 @@ def test_racing_reschedules_onto_the_same_slots_leave_one_winner(
 @pytest.mark.live
 def test_the_daily_cap_holds_under_twenty_parallel_reserves(database_url: str, api: Api) -> None:
     with (
-        live_server(database_url, workers=2) as base,
+        live_server(database_url, workers=2, db_pool_size="60") as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
         # One calendar day for sure: 06:00-11:00 UTC (the provider's zone), three days ahead.
@@ -136,6 +135,7 @@ def test_the_daily_cap_holds_under_twenty_parallel_reserves(database_url: str, a
         ).json()
         clients = create_clients(http, 20)
         answers = post_all(
+            database_url,
             base,
             [
                 (

@@ -82,5 +82,9 @@ def test_reservation_reads_as_expired_once_the_hold_ran_out(api: Api, clock: Fro
     holds = make_holds(api, clock)
     bob_id = holds["stale_a"]["client_id"]
     answer = api.confirm(bob_id, holds["stale_a"]["id"])
-    assert answer.status_code == 409
+    assert (answer.status_code, answer.json()["code"]) == (409, "reservation_expired")
+    listed = {
+        r["id"]: r["status"] for r in api.ok("GET", f"/clients/{bob_id}/reservations")["items"]
+    }
+    assert listed[holds["stale_a"]["id"]] == "expired"
     assert statuses(api)[hexid(holds["stale_a"]["id"])] == "held"  # nothing persisted by reads

@@ -1,7 +1,6 @@
 """Concurrency proven against real server processes, not by reasoning."""
 
 import functools
-import threading
 import uuid
 from datetime import timedelta
 
@@ -10,7 +9,8 @@ import pytest
 
 from appointments.auth.tokens import Role
 from tests.api import Api, bearer
-from tests.live_server import create_clients, live_server, publish_ahead, run_at_once
+from tests.gate import race
+from tests.live_server import create_clients, live_server, publish_ahead
 
 RACERS = 50
 ADMIN = bearer(Role.ADMIN, "race-admin")
@@ -21,22 +21,18 @@ def test_fifty_clients_racing_for_one_slot_leave_exactly_one_winner(
     database_url: str, api: Api
 ) -> None:
     with (
-        live_server(database_url, workers=2) as base,
+        live_server(database_url, workers=2, db_pool_size="60") as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
         _, (slot,) = publish_ahead(http, "Dr Race", timedelta(minutes=15))
         clients = create_clients(http, RACERS)
 
-        answers: list[tuple[int, str]] = []
-        lock = threading.Lock()
-
-        def race(client_id: str) -> None:
+        def reserve(client_id: str) -> tuple[int, str]:
             with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
                 response = own.post(f"/clients/{client_id}/reserve", json={"slot_id": slot["id"]})
-                with lock:
-                    answers.append((response.status_code, response.json().get("code", "")))
+                return response.status_code, response.json().get("code", "")
 
-        run_at_once([functools.partial(race, c["id"]) for c in clients])
+        answers = race(database_url, [functools.partial(reserve, c["id"]) for c in clients])
 
     codes = sorted(status for status, _ in answers)
     assert codes == [201] + [409] * (RACERS - 1), answers
@@ -49,15 +45,13 @@ def test_fifty_clients_racing_for_one_slot_leave_exactly_one_winner(
 def test_many_clients_racing_over_few_slots_never_double_book(database_url: str, api: Api) -> None:
     """40 clients each try every one of 5 slots in a different order; 5 winners in all."""
     with (
-        live_server(database_url, workers=2) as base,
+        live_server(database_url, workers=2, db_pool_size="60") as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
         _, slots = publish_ahead(http, "Dr Race", timedelta(minutes=75))
         clients = create_clients(http, 40)
-        wins: list[str] = []
-        lock = threading.Lock()
 
-        def race(index: int, client_id: str) -> None:
+        def try_in_turn(index: int, client_id: str) -> str | None:
             order = slots[index % 5 :] + slots[: index % 5]
             with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
                 for slot in order:
@@ -66,12 +60,15 @@ def test_many_clients_racing_over_few_slots_never_double_book(database_url: str,
                     )
                     assert response.status_code in (201, 409), response.text
                     if response.status_code == 201:
-                        with lock:
-                            wins.append(slot["id"])
-                        return
+                        return str(slot["id"])
+            return None
 
-        run_at_once([functools.partial(race, i, c["id"]) for i, c in enumerate(clients)])
+        won = race(
+            database_url,
+            [functools.partial(try_in_turn, i, c["id"]) for i, c in enumerate(clients)],
+        )
 
+    wins = [slot_id for slot_id in won if slot_id is not None]
     assert sorted(wins) == sorted(s["id"] for s in slots)
     for slot in slots:
         assert api.live_reservations(slot["id"]) == 1
@@ -82,21 +79,18 @@ def test_a_burst_of_reserves_by_one_client_never_exceeds_the_hold_limit(
     database_url: str, api: Api
 ) -> None:
     with (
-        live_server(database_url, workers=2) as base,
+        live_server(database_url, workers=2, db_pool_size="60") as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
         _, slots = publish_ahead(http, "Dr Burst", timedelta(hours=5))
         bob = http.post("/clients", json={"name": "Bob", "email": "bob@example.com"}).json()
-        answers: list[tuple[int, str]] = []
-        lock = threading.Lock()
 
-        def race(slot_id: str) -> None:
+        def reserve(slot_id: str) -> tuple[int, str]:
             with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
                 response = own.post(f"/clients/{bob['id']}/reserve", json={"slot_id": slot_id})
-                with lock:
-                    answers.append((response.status_code, response.json().get("code", "")))
+                return response.status_code, response.json().get("code", "")
 
-        run_at_once([functools.partial(race, s["id"]) for s in slots])
+        answers = race(database_url, [functools.partial(reserve, s["id"]) for s in slots])
 
     assert sorted(answers) == [(201, "")] * 3 + [(409, "too_many_holds")] * (len(slots) - 3)
     rows = api.sql("SELECT count(*) FROM reservations WHERE status = 'held'")
@@ -113,49 +107,36 @@ def test_window_removal_racing_with_reserves_keeps_or_reports_every_booking(
     reservation ends up either kept (and the removal refused, listing it) or
     cancelled and reported; nothing is dropped silently."""
     with (
-        live_server(database_url, workers=2) as base,
+        live_server(database_url, workers=2, db_pool_size="60") as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
     ):
         provider, slots = publish_ahead(http, "Dr Edit", timedelta(hours=5))
         start, end = slots[0]["start_time"], slots[-1]["end_time"]
         clients = create_clients(http, 20)
-        reserved: dict[str, str] = {}
-        refusals: list[int] = []
-        removal: list[httpx.Response] = []
-        lock = threading.Lock()
 
-        def reserve(client_id: str, slot_id: str) -> None:
+        def reserve(client_id: str, slot_id: str) -> httpx.Response:
             with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
-                response = own.post(f"/clients/{client_id}/reserve", json={"slot_id": slot_id})
-                with lock:
-                    if response.status_code == 201:
-                        reserved[response.json()["id"]] = slot_id
-                    else:
-                        refusals.append(response.status_code)
+                return own.post(f"/clients/{client_id}/reserve", json={"slot_id": slot_id})
 
-        def withdraw() -> None:
+        def withdraw() -> httpx.Response:
             with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
-                removal.append(
-                    own.delete(
-                        f"/providers/{provider['id']}/availability",
-                        params={
-                            "from": start,
-                            "to": end,
-                            "cancel_conflicts": cancel_conflicts,
-                        },
-                    )
+                return own.delete(
+                    f"/providers/{provider['id']}/availability",
+                    params={"from": start, "to": end, "cancel_conflicts": cancel_conflicts},
                 )
 
-        run_at_once(
+        *reserves, answer = race(
+            database_url,
             [
                 functools.partial(reserve, c["id"], s["id"])
                 for c, s in zip(clients, slots, strict=False)
             ]
-            + [withdraw]
+            + [withdraw],
         )
 
+    reserved = {r.json()["id"] for r in reserves if r.status_code == 201}
+    refusals = [r.status_code for r in reserves if r.status_code != 201]
     assert set(refusals) <= {404, 409}, refusals
-    answer = removal[0]
     rows = api.sql(
         "SELECT r.id, r.status, s.status FROM reservations r JOIN slots s ON s.id = r.slot_id"
     )

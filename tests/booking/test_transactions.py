@@ -20,8 +20,16 @@ class InjectedFault(Exception):
     pass
 
 
+def _logged_fault(caplog: pytest.LogCaptureFixture) -> bool:
+    """Whether the service logged an unhandled InjectedFault (the 500 is ours)."""
+    return any(
+        record.exc_info is not None and isinstance(record.exc_info[1], InjectedFault)
+        for record in caplog.records
+    )
+
+
 def test_reserve_failing_after_the_claim_persists_nothing(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     provider = api.provider()
     bob = api.customer()
@@ -31,11 +39,13 @@ def test_reserve_failing_after_the_claim_persists_nothing(
     module: Any = one_statement if api.dialect == "postgresql" else slots
     name = "reserve" if api.dialect == "postgresql" else "claim_slot_if_free"
     original = getattr(module, name)
+    # What the claim returned, read after the request: an assert in here would only
+    # turn into one more 500, indistinguishable from the fault itself.
+    claimed: list[Any] = []
 
     async def claim_then_fail(*args: Any, **kwargs: Any) -> Any:
         outcome = await original(*args, **kwargs)
-        assert outcome is not None  # the UPDATE really ran inside the transaction
-        assert getattr(outcome, "claimed", outcome) is not None
+        claimed.append(getattr(outcome, "claimed", outcome))
         raise InjectedFault
 
     monkeypatch.setattr(module, name, claim_then_fail)
@@ -48,6 +58,10 @@ def test_reserve_failing_after_the_claim_persists_nothing(
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "InjectedFault" not in response.text
+    # The UPDATE really ran inside the transaction, and the 500 is the injected fault.
+    assert len(claimed) == 1
+    assert claimed[0] is not None
+    assert _logged_fault(caplog)
     assert api.sql("SELECT status, hold_expires_at FROM slots") == [("available", None)]
     assert api.sql("SELECT count(*) FROM reservations")[0][0] == 0
     assert api.sql("SELECT count(*) FROM events")[0][0] == 0
@@ -85,7 +99,7 @@ def test_a_reserve_sent_alone_failing_midway_persists_nothing(
 
 
 def test_confirm_failing_before_the_slot_update_persists_nothing(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     provider = api.provider()
     bob = api.customer()
@@ -103,6 +117,7 @@ def test_confirm_failing_before_the_slot_update_persists_nothing(
         headers={"Idempotency-Key": "k-2"},
     )
     assert response.status_code == 500
+    assert _logged_fault(caplog)
     assert api.sql("SELECT status FROM reservations") == [("held",)]
     assert api.sql("SELECT status FROM slots") == [("reserved",)]
 
@@ -134,15 +149,17 @@ def test_a_confirm_sent_alone_failing_midway_persists_nothing(
 
 
 def test_failing_slot_insert_midway_leaves_no_slots(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     provider = api.provider()
     insert = slots.insert_missing_slots
 
+    inserted: list[int] = []
+
     async def insert_half_then_fail(
         session: Any, provider_id: uuid.UUID, starts: Sequence[datetime], length: timedelta
     ) -> None:
-        await insert(session, provider_id, starts[: len(starts) // 2], length)
+        inserted.append(len(await insert(session, provider_id, starts[: len(starts) // 2], length)))
         raise InjectedFault
 
     monkeypatch.setattr(slots, "insert_missing_slots", insert_half_then_fail)
@@ -151,11 +168,13 @@ def test_failing_slot_insert_midway_leaves_no_slots(
         json={"start_time": DAY.isoformat(), "end_time": (DAY + timedelta(hours=4)).isoformat()},
     )
     assert response.status_code == 500
+    assert inserted == [8]  # half of the 16 slots were written before the fault
+    assert _logged_fault(caplog)
     assert api.sql("SELECT count(*) FROM slots")[0][0] == 0
 
 
 def test_client_delete_failing_midway_keeps_everything(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     provider = api.provider()
     bob = api.customer()
@@ -169,5 +188,6 @@ def test_client_delete_failing_midway_keeps_everything(
 
     monkeypatch.setattr(reservations, "cancel_live_of_client", cancel_then_fail)
     assert api.client.delete(f"/clients/{bob['id']}").status_code == 500
+    assert _logged_fault(caplog)
     assert api.sql("SELECT status FROM reservations") == [("held",)]
     assert api.sql("SELECT count(*) FROM clients")[0][0] == 1
