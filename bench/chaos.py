@@ -49,6 +49,9 @@ class Ledger:
     in_flight_at_kills: list[int] = field(default_factory=list)
     database_down: bool = False
     sent_while_database_down: int = 0
+    # Traffic goes on past its budget until every fault has happened, so no fault
+    # falls on an idle service.
+    faults_done: bool = False
 
 
 async def _send(
@@ -88,7 +91,7 @@ async def client_session(
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=REQUEST_TIMEOUT) as http:
-        while budget[0] > 0:
+        while budget[0] > 0 or not ledger.faults_done:
             budget[0] -= 1
             client, slot = rng.choice(clients), rng.choice(slots)
             reserved = await _send(
@@ -152,6 +155,10 @@ async def _faults(
             await asyncio.sleep(0.05)
         if moment is None:
             break
+        # Kill while requests are in flight: the point is to cut some of them.
+        deadline = time.monotonic() + 5
+        while ledger.in_flight == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
         workers = svc.worker_pids()
         if workers:
             victim = rng.choice(workers)
@@ -267,8 +274,15 @@ async def _run(
     token = admin_token()
     expected_duration = max(5.0, operations / 150)
     began = time.monotonic()
+
+    async def faults() -> None:
+        try:
+            await _faults(pg, svc, ledger, kills, expected_duration, rng)
+        finally:
+            ledger.faults_done = True  # the sessions stop once their budget is spent
+
     await asyncio.gather(
-        _faults(pg, svc, ledger, kills, expected_duration, rng),
+        faults(),
         *(
             client_session(
                 svc.base, token, clients, slots, ledger, budget, random.Random(rng.random())
