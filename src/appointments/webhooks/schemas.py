@@ -39,7 +39,14 @@ def _http_url(value: str) -> str:
 
 WebhookUrl = Annotated[
     str,
-    Field(min_length=1, max_length=2048, examples=["https://example.com/hooks/appointments"]),
+    Field(
+        min_length=1,
+        max_length=2048,
+        # What the schema can say of the rules below (http or https, no spaces or
+        # control characters), so generated clients and fuzzers know it too.
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$",
+        examples=["https://example.com/hooks/appointments"],
+    ),
     AfterValidator(storable_text),
     AfterValidator(_http_url),
 ]
