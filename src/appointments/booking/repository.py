@@ -422,6 +422,21 @@ async def lock(session: AsyncSession, reservation_id: uuid.UUID) -> Reservation:
     return (await session.scalars(query)).one()
 
 
+async def lock_every_held_or_confirmed(session: AsyncSession, provider_id: uuid.UUID) -> None:
+    """Lock every reservation of the provider still written down as held or confirmed
+    (run-out holds included), by id: before a change that deletes or withdraws its
+    slots, in the one order (reservation rows, then slot rows)."""
+    await session.execute(
+        select(Reservation.id)
+        .where(
+            Reservation.provider_id == provider_id,
+            Reservation.status.in_((ReservationStatus.HELD, ReservationStatus.CONFIRMED)),
+        )
+        .order_by(Reservation.id)
+        .with_for_update()
+    )
+
+
 async def lock_day(session: AsyncSession, type_id: uuid.UUID, day_start: datetime) -> None:
     """Serialise bookings of one appointment type on one day (the daily cap) across
     processes on PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE."""

@@ -63,6 +63,10 @@ async def delete_provider(
     listing each booking, unless `cancel_conflicts` cancels them too.
     """
     provider = await get_provider(session, provider_id, lock=True)
+    # Lock order everywhere: reservation rows, then slot rows. Deleting a slot deletes
+    # its reservations (ON DELETE CASCADE), so every one that a cancel, a move or the
+    # sweeper could be changing is locked before any slot goes.
+    await reservations.lock_every_held_or_confirmed(session, provider.id)
     await slots.delete_free_slots(session, provider.id, now)
     booked = await reservations.live_in_range(session, provider.id, now, FAR_FUTURE, now)
     if booked and not cancel_conflicts:
