@@ -1,10 +1,18 @@
 """Migrations: reversible, and an upgrade keeps existing bookings."""
 
+import asyncio
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from appointments import migrate
+from appointments.db import create_engine
+from appointments.models import metadata
+from appointments.settings import Settings
 
 
 def test_upgrade_from_first_revision_keeps_reservations(tmp_path: Path) -> None:
@@ -53,3 +61,35 @@ def test_every_migration_is_reversible(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "cycle.db") as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"providers", "clients", "slots", "reservations", "idempotency_keys"} <= tables
+
+
+def _drift(url: str) -> list[Any]:
+    """What `alembic check` would report: the models against the migrated schema."""
+
+    async def compare() -> list[Any]:
+        engine = create_engine(Settings(database_url=url))
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(compare())
+
+
+def test_the_models_and_the_migrations_describe_the_same_schema(database_url: str) -> None:
+    """A column, index or type changed on one side only fails here, on both databases."""
+    assert _drift(database_url) == []
+
+
+def test_the_drift_check_can_fail(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'drift.db'}"
+    migrate.upgrade(url)
+    with sqlite3.connect(tmp_path / "drift.db") as db:
+        db.execute("DROP INDEX ix_reservations_client_id_held_expires_at")
+    (difference,) = _drift(url)
+    assert difference[0] == "add_index"

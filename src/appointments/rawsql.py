@@ -1,4 +1,5 @@
-"""Statements sent straight to asyncpg, for the hottest reads.
+"""Statements sent straight to asyncpg: the hot listings, and the one-statement reserve
+and confirm (writes, each its own transaction).
 
 Written with named parameters (`:name`, as SQLAlchemy's `text()` takes them), turned
 once per distinct text into asyncpg's positional `$1, $2...`. The statement runs on

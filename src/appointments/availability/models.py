@@ -53,7 +53,10 @@ class Slot(Base):
         # One slot per provider and start; also the index behind listing by start time.
         UniqueConstraint("provider_id", "start_time"),
         CheckConstraint("end_time > start_time", name="end_after_start"),
-        CheckConstraint("status IN ('available', 'reserved', 'confirmed')", name="known_status"),
+        # Every status, 'removed' included, as migration 0002 wrote it.
+        CheckConstraint(
+            "status IN ('available', 'reserved', 'confirmed', 'removed')", name="known_status"
+        ),
         CheckConstraint(
             "(status = 'reserved') = (hold_expires_at IS NOT NULL)",
             name="hold_expiry_only_when_reserved",

@@ -15,10 +15,6 @@ class ReservationStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-# A reservation in one of these states occupies its slot.
-LIVE_STATUSES = (ReservationStatus.HELD, ReservationStatus.CONFIRMED)
-
-
 # The database's own guarantees against double booking, whatever the application
 # does: at most one live reservation per slot, and one reservation per occupied slot
 # (appointments of any length). Named objects, so code that reads a refusal
