@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
 from appointments.appointment_types.rules import BookingRules
-from appointments.availability.repository import FREE_SQL
 from appointments.db import UTCDateTime
 from appointments.pagination import Keyset
+from appointments.scheduling import rules as core
 
 # The span's last free slot lies exactly (n - 1) slot lengths after its first.
 _WHOLE_SPAN = {
@@ -209,10 +209,10 @@ def compose_text(
 
 @functools.cache
 def _text(shape: _Shape) -> str:
-    usable = FREE_SQL
+    usable = core.slot_free()
     if shape.moving:
         usable = (
-            f"({FREE_SQL} OR (status <> 'removed' AND id IN (SELECT slot_id FROM reservation_slots"
+            f"({usable} OR (status <> 'removed' AND id IN (SELECT slot_id FROM reservation_slots"
             " WHERE reservation_id = :moving)))"
         )
     scan_where = [f"provider_id = :provider_id AND {usable}"]
@@ -235,7 +235,7 @@ def _text(shape: _Shape) -> str:
         anchor_where.append(
             "(SELECT count(*) FROM reservations AS r"
             " WHERE r.provider_id = :provider_id AND r.appointment_type_id = :type_id"
-            " AND (r.status = 'confirmed' OR (r.status = 'held' AND r.expires_at > :now))"
+            f" AND {core.reservation_live('r')}"
             f" AND r.start_time >= {day_start} AND r.start_time < {day_end}) < :cap"
         )
     return f"""

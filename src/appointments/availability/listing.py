@@ -18,9 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from appointments import rawsql
-from appointments.availability.repository import FREE_SQL
 from appointments.availability.schemas import SlotFilter
 from appointments.pagination import Keyset, PageRequest, page_body
+from appointments.scheduling import rules
 
 _POSTGRES_ITEMS = rawsql.json_array(
     rawsql.json_object(
@@ -55,8 +55,8 @@ _DIALECTS = {
 }
 
 _FILTERS = {
-    SlotFilter.AVAILABLE: f"start_time > :bookable_after AND {FREE_SQL}",
-    SlotFilter.RESERVED: "status = 'reserved' AND hold_expires_at > :now",
+    SlotFilter.AVAILABLE: f"start_time > :bookable_after AND {rules.slot_free()}",
+    SlotFilter.RESERVED: rules.slot_held(),
     SlotFilter.CONFIRMED: "status = 'confirmed'",
     SlotFilter.ALL: "status <> 'removed'",
 }
@@ -68,8 +68,7 @@ def _statement(dialect: str, status: SlotFilter, clauses: list[str]) -> str:
     return f"""
 WITH page AS (
     SELECT id, provider_id, start_time, end_time,
-           CASE WHEN status = 'reserved' AND hold_expires_at <= :now THEN 'available'
-                ELSE status END AS shown,
+           {rules.slot_shown_status()} AS shown,
            row_number() OVER (ORDER BY start_time, id) AS n
       FROM slots
      WHERE {where}

@@ -7,24 +7,19 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, text, update
+from sqlalchemy import ColumnElement, TextClause, and_, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability.models import Slot, SlotRecord, SlotStatus
 from appointments.availability.schemas import SlotFilter
 from appointments.booking.models import ReservationSlot
 from appointments.pagination import PageRequest
-
-# `is_free` as text, for statements written in SQL (with a `:now` parameter).
-FREE_SQL = "(status = 'available' OR (status = 'reserved' AND hold_expires_at <= :now))"
+from appointments.scheduling import rules
 
 
-def is_free(now: datetime) -> ColumnElement[bool]:
-    """SQL for "nobody holds or owns this slot at `now`" (a run-out hold counts as free)."""
-    return or_(
-        Slot.status == SlotStatus.AVAILABLE,
-        and_(Slot.status == SlotStatus.RESERVED, Slot.hold_expires_at <= now),
-    )
+def is_free(now: datetime) -> TextClause:
+    """The slot is free at `now` (`scheduling.rules.slot_free`), as an ORM condition."""
+    return rules.where(rules.slot_free("slots"), now)
 
 
 @dataclass(frozen=True)
@@ -144,7 +139,7 @@ async def page(
     if status is SlotFilter.AVAILABLE:
         query = query.where(Slot.start_time > bookable_after, is_free(now))
     elif status is SlotFilter.RESERVED:
-        query = query.where(Slot.status == SlotStatus.RESERVED, Slot.hold_expires_at > now)
+        query = query.where(rules.where(rules.slot_held("slots"), now))
     elif status is SlotFilter.CONFIRMED:
         query = query.where(Slot.status == SlotStatus.CONFIRMED)
     else:
@@ -209,7 +204,7 @@ async def lock_free_span(
     instead of deadlocking; a row that a rival changed while we waited is
     re-checked and left out. Fewer ids than the span has slots means it cannot be had.
     """
-    usable = is_free(now)
+    usable: ColumnElement[bool] | TextClause = is_free(now)
     if occupied_by is not None:
         own = select(ReservationSlot.slot_id).where(ReservationSlot.reservation_id == occupied_by)
         usable = or_(usable, and_(Slot.status != SlotStatus.REMOVED, Slot.id.in_(own)))
@@ -296,7 +291,7 @@ async def release_stale_holds(session: AsyncSession, now: datetime) -> int:
     """Persist every run-out hold as available; one set-based UPDATE."""
     result = await session.execute(
         update(Slot)
-        .where(Slot.status == SlotStatus.RESERVED, Slot.hold_expires_at <= now)
+        .where(rules.where(rules.slot_hold_ran_out("slots"), now))
         .values(status=SlotStatus.AVAILABLE, hold_expires_at=None)
         .execution_options(synchronize_session=False)
     )

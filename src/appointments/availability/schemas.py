@@ -5,9 +5,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from appointments.availability.models import SlotRecord, SlotStatus
+from appointments.availability.models import SlotRecord
 from appointments.booking.models import Reservation
 from appointments.booking.schemas import ReservationOut
+from appointments.scheduling import rules
 from appointments.schemas import RequestBody, ResponseBody, UtcTime
 
 
@@ -130,11 +131,8 @@ class SlotFilter(enum.StrEnum):
 
 
 def effective_status(slot: SlotRecord, now: datetime) -> SlotState:
-    if (
-        slot.status == SlotStatus.RESERVED
-        and slot.hold_expires_at is not None
-        and slot.hold_expires_at <= now
-    ):
+    """`scheduling.rules.slot_shown_status`, for a slot in hand."""
+    if rules.slot_hold_has_run_out(slot.status, slot.hold_expires_at, now):
         return SlotState.AVAILABLE
     return SlotState(slot.status)
 

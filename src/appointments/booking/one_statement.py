@@ -30,12 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments import rawsql
 from appointments.availability.models import Slot
-from appointments.availability.repository import FREE_SQL, ClaimedSlot
+from appointments.availability.repository import ClaimedSlot
 from appointments.booking.models import Reservation
 from appointments.db import UTCDateTime
 from appointments.notifications import wakeup
 from appointments.notifications.models import EventType
 from appointments.notifications.outbox import insert_from_sql
+from appointments.scheduling import rules
 
 RESERVE_SQL = f"""
 WITH locked AS (
@@ -43,7 +44,7 @@ WITH locked AS (
 ), stale AS (
     UPDATE reservations SET status = 'expired'
      WHERE id = (SELECT reservation_id FROM reservation_slots WHERE slot_id = :slot_id)
-       AND status = 'held' AND expires_at <= :now
+       AND {rules.hold_ran_out()}
        AND EXISTS (SELECT 1 FROM locked)
     RETURNING *
 ), stale_recorded AS (
@@ -57,7 +58,7 @@ WITH locked AS (
 ), claimed AS (
     UPDATE slots SET status = 'reserved', hold_expires_at = :expires_at
      WHERE id = :slot_id AND start_time > :bookable_after
-       AND {FREE_SQL}
+       AND {rules.slot_free()}
        AND (SELECT count(*) FROM unlinked) >= 0
        AND (SELECT n FROM holds) < :max_holds
     RETURNING provider_id, start_time, end_time
@@ -79,9 +80,7 @@ WITH locked AS (
 )
 SELECT inserted.provider_id, inserted.start_time, inserted.end_time,
        slot.start_time AS slot_start,
-       coalesce(slot.status = 'available'
-                OR (slot.status = 'reserved' AND slot.hold_expires_at <= :now), false)
-           AS slot_free,
+       coalesce({rules.slot_free("slot")}, false) AS slot_free,
        coalesce((SELECT n FROM holds), 0) AS holds,
        EXISTS (SELECT 1 FROM locked) AS client_known
   FROM (SELECT 1) AS one
@@ -154,7 +153,7 @@ WITH client AS (
 ), confirmed AS (
     UPDATE reservations SET status = 'confirmed', confirmed_at = :now
      WHERE id = :reservation_id AND client_id = :client_id
-       AND status = 'held' AND expires_at > :now
+       AND {rules.hold_live()}
     RETURNING *
 ), marked AS (
     UPDATE slots SET status = 'confirmed', hold_expires_at = NULL

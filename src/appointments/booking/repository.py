@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    TextClause,
     and_,
     bindparam,
     delete,
@@ -33,6 +34,7 @@ from appointments.notifications import outbox, wakeup
 from appointments.notifications.models import EventType
 from appointments.pagination import PageRequest
 from appointments.providers.models import Provider
+from appointments.scheduling import rules
 
 # Any fixed 64-bit number: the key of PostgreSQL's advisory lock for sweeping.
 _SWEEP_LOCK_KEY = 0x6170706F696E74
@@ -52,23 +54,20 @@ class Owner:
         return Reservation.provider_id == self.provider_id
 
 
-def is_live(now: datetime) -> ColumnElement[bool]:
-    """Occupies its slot at `now`: confirmed, or held and not run out."""
-    return or_(
-        Reservation.status == ReservationStatus.CONFIRMED,
-        and_(Reservation.status == ReservationStatus.HELD, Reservation.expires_at > now),
-    )
+def is_live(now: datetime) -> TextClause:
+    """Occupies its slots at `now` (`scheduling.rules.reservation_live`)."""
+    return rules.where(rules.reservation_live("reservations"), now)
 
 
-def ran_out(now: datetime) -> ColumnElement[bool]:
+def ran_out(now: datetime) -> TextClause:
     """Still written down as held, but its hold had ended by `now`."""
-    return and_(Reservation.status == ReservationStatus.HELD, Reservation.expires_at <= now)
+    return rules.where(rules.hold_ran_out("reservations"), now)
 
 
-def has_status(status: ReservationStatus, now: datetime) -> ColumnElement[bool]:
+def has_status(status: ReservationStatus, now: datetime) -> ColumnElement[bool] | TextClause:
     """The status as answers report it: a run-out hold is `expired`."""
     if status is ReservationStatus.HELD:
-        return and_(Reservation.status == status, Reservation.expires_at > now)
+        return rules.where(rules.hold_live("reservations"), now)
     if status is ReservationStatus.EXPIRED:
         return or_(Reservation.status == status, ran_out(now))
     return Reservation.status == status
@@ -135,9 +134,7 @@ async def get_of_client(
 async def count_live_holds(session: AsyncSession, client_id: uuid.UUID, now: datetime) -> int:
     """Holds of the client that have not run out (confirmed bookings do not count)."""
     query = select(func.count()).where(
-        Reservation.client_id == client_id,
-        Reservation.status == ReservationStatus.HELD,
-        Reservation.expires_at > now,
+        Reservation.client_id == client_id, rules.where(rules.hold_live("reservations"), now)
     )
     return int((await session.scalar(query)) or 0)
 
@@ -216,8 +213,7 @@ async def confirm_if_live(
         .where(
             Reservation.id == reservation_id,
             Reservation.client_id == client_id,
-            Reservation.status == ReservationStatus.HELD,
-            Reservation.expires_at > now,
+            rules.where(rules.hold_live("reservations"), now),
         )
         .values(status=ReservationStatus.CONFIRMED, confirmed_at=now)
         .returning(Reservation)
@@ -260,7 +256,7 @@ _SWEEP_SQL = text(
     f"""
 WITH expired AS (
     UPDATE reservations SET status = 'expired'
-     WHERE status = 'held' AND expires_at <= :now
+     WHERE {rules.hold_ran_out()}
     RETURNING *
 ), recorded AS (
     {outbox.insert_from_sql("expired", EventType.EXPIRED)}

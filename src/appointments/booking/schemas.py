@@ -5,6 +5,7 @@ from typing import Protocol
 from pydantic import Field, StrictBool
 
 from appointments.booking.models import ReservationStatus
+from appointments.scheduling import rules
 from appointments.schemas import RequestBody, ResponseBody
 
 # Ids are opaque strings; an unknown one (or one that cannot exist) is a 404, not a 422.
@@ -98,7 +99,7 @@ class ReservationOut(ResponseBody):
     def at(cls, reservation: ReservationFields, now: datetime) -> "ReservationOut":
         """The reservation as seen at `now`: a run-out hold reads as expired."""
         status = ReservationStatus(reservation.status)
-        if status is ReservationStatus.HELD and reservation.expires_at <= now:
+        if rules.hold_has_run_out(status, reservation.expires_at, now):
             status = ReservationStatus.EXPIRED
         return cls(
             id=reservation.id,

@@ -44,6 +44,7 @@ from appointments.notifications.models import EventType
 from appointments.observability.metrics import SWEEPS, SWEPT, count_outcome
 from appointments.providers import repository as providers_repository
 from appointments.ratelimit import service as rate_windows
+from appointments.scheduling import rules as core
 from appointments.settings import Settings
 
 # Either index refusing a second live reservation of a slot means a rival won the slot.
@@ -424,9 +425,7 @@ async def cancel_reservation(
 
 
 def _is_live(reservation: Reservation, now: datetime) -> bool:
-    return reservation.status == ReservationStatus.CONFIRMED or (
-        reservation.status == ReservationStatus.HELD and reservation.expires_at > now
-    )
+    return core.reservation_is_live(reservation.status, reservation.expires_at, now)
 
 
 def _check_change_notice(reservation: Reservation, rules: BookingRules, now: datetime) -> None:

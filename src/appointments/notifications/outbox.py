@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, func, insert, literal, select
+from sqlalchemy import ColumnElement, Select, TextClause, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.booking.models import Reservation
@@ -90,7 +90,7 @@ async def record(
 async def record_where(
     session: AsyncSession,
     event_type: EventType,
-    which: ColumnElement[bool],
+    which: ColumnElement[bool] | TextClause,
     now: datetime,
     *,
     status: str,

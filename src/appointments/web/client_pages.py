@@ -27,6 +27,7 @@ from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
+from appointments.scheduling import rules as core
 from appointments.web.pages import (
     ClientPosterDep,
     PageRefused,
@@ -228,7 +229,7 @@ async def hold_page(
     now = clock.now()
     if reservation.status == ReservationStatus.CONFIRMED:
         return redirect(request, visitor, f"/bookings/{reservation.id}")
-    if reservation.status != ReservationStatus.HELD or reservation.expires_at <= now:
+    if not core.hold_is_live(reservation.status, reservation.expires_at, now):
         # Keep the message of the confirm that sent us here, if one did.
         visitor.session.flash = (
             visitor.session.flash or "The hold ran out; pick the slot again if it is still free."

@@ -1,0 +1,1 @@
+"""The scheduling core: the booking rules every path composes from (`rules`)."""
