@@ -1,0 +1,282 @@
+"""The one-statement paths and the step-by-step paths, side by side on PostgreSQL.
+
+Two copies of the service, each on its own PostgreSQL database, take the same
+generated stories (hypothesis stateful testing): reserve, confirm, cancel, move,
+sweep, and the clock moving on. Copy A runs as in production: the fast paths, the
+reserve and the confirm as one statement sent alone. Copy B runs every request
+through FastAPI and, in its database only, reserves and confirms step by step (the
+SQLite path's statements: claim, count, insert, link) in a transaction. After
+every step both must have given the same answer and hold the same rows (ids aside,
+which are random: rows are compared by client name and slot time).
+"""
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from appointments import migrate
+from appointments.auth.tokens import Role
+from appointments.booking import router as booking_router
+from appointments.booking import service as booking_service
+from appointments.clock import FrozenClock
+from appointments.main import create_app
+from tests.api import Api, bearer, service_settings
+from tests.conftest import START
+
+DAY = START + timedelta(days=3)
+SLOTS = 6
+CLIENTS = 3
+STEP_BY_STEP_DATABASE = "step_by_step"
+
+
+@pytest.fixture(scope="module")
+def step_by_step_url(postgresql_url: str) -> str:
+    """A second migrated database on the same server, for copy B."""
+    base = postgresql_url.rsplit("/", 1)[0]
+
+    async def create() -> None:
+        admin = await asyncpg.connect(postgresql_url.replace("+asyncpg", ""))
+        try:
+            exists = await admin.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", STEP_BY_STEP_DATABASE
+            )
+            if not exists:
+                await admin.execute(f'CREATE DATABASE "{STEP_BY_STEP_DATABASE}"')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    url = f"{base}/{STEP_BY_STEP_DATABASE}"
+    migrate.upgrade(url)
+    return url
+
+
+def _is_b(url: object) -> bool:
+    return str(url).endswith(f"/{STEP_BY_STEP_DATABASE}")
+
+
+@pytest.fixture
+def step_by_step_in_b(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """In database B only: no statement sent alone, and the reserve's claim, count,
+    insert and link as separate statements. Counts which paths ran."""
+    ran: Counter[str] = Counter()
+    sent_alone = booking_router.sent_alone
+    one_statement = booking_service._reserve_in_one_statement
+    reserve_alone = booking_service.one_statement.reserve_alone
+
+    def alone_unless_b(engine: Any, key: str | None) -> bool:
+        return False if _is_b(engine.url) else sent_alone(engine, key)
+
+    async def step_by_step_in_b_only(session: Any, *args: Any) -> None:
+        if _is_b(session.get_bind().url):
+            ran["B: reserve step by step"] += 1
+            await booking_service._reserve_step_by_step(session, *args)
+        else:
+            await one_statement(session, *args)
+
+    async def counted_alone(engine: Any, values: Any) -> Any:
+        ran["A: reserve as one statement sent alone"] += 1
+        return await reserve_alone(engine, values)
+
+    monkeypatch.setattr(booking_router, "sent_alone", alone_unless_b)
+    monkeypatch.setattr(booking_service, "_reserve_in_one_statement", step_by_step_in_b_only)
+    monkeypatch.setattr(booking_service.one_statement, "reserve_alone", counted_alone)
+    return ran
+
+
+@pytest.fixture
+def two_services(
+    postgresql_url: str, step_by_step_url: str, step_by_step_in_b: Counter[str]
+) -> Iterator[tuple["Copy", "Copy"]]:
+    copies = []
+    clients = []
+    for url, fast in ((postgresql_url, True), (step_by_step_url, False)):
+        clock = FrozenClock(START)
+        # A hold limit of 2 among 3 clients and 6 slots: every rule gets its turn.
+        settings_ = service_settings(url).model_copy(
+            update={"fast_paths": fast, "max_holds_per_client": 2}
+        )
+        client = TestClient(
+            create_app(settings_, clock),
+            raise_server_exceptions=False,
+            headers=bearer(Role.ADMIN, "differential"),
+        )
+        clients.append(client)
+        copies.append(Copy(client, clock))
+    with clients[0], clients[1]:
+        try:
+            yield copies[0], copies[1]
+        finally:
+            for copy in copies:
+                copy.api.reset()
+
+
+class Copy:
+    """One copy of the service, with the ids its objects got there."""
+
+    def __init__(self, client: TestClient, clock: FrozenClock) -> None:
+        self.api = Api(client)
+        self.clock = clock
+        self.slots: list[str] = []
+        self.clients: list[str] = []
+        self.reservations: list[str] = []
+
+    def set_up(self) -> None:
+        self.api.reset()
+        self.clock.set(START)
+        provider = self.api.provider("Dr Diff")
+        window = self.api.publish(provider["id"], DAY, DAY + timedelta(minutes=15 * SLOTS))
+        self.provider = provider["id"]
+        self.slots = [slot["id"] for slot in window["slots"]]
+        self.clients = [
+            self.api.customer(f"C{i}", f"c{i}@example.com")["id"] for i in range(CLIENTS)
+        ]
+        self.reservations = []
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, str]:
+        response = self.api.client.post(path, json=body)
+        code = response.json().get("code", "") if response.status_code >= 400 else ""
+        return response.status_code, code
+
+    def rows(self) -> dict[str, Any]:
+        """What the database holds, ids replaced by names and times."""
+        slots = self.api.sql(
+            "SELECT start_time, status, hold_expires_at FROM slots ORDER BY start_time"
+        )
+        reservations = self.api.sql(
+            "SELECT c.name, s.start_time, r.status, r.start_time, r.end_time, r.expires_at,"
+            " r.confirmed_at, r.cancelled_at, r.revision FROM reservations r"
+            " JOIN clients c ON c.id = r.client_id JOIN slots s ON s.id = r.slot_id"
+            " ORDER BY r.created_at, c.name, s.start_time"
+        )
+        links = self.api.sql(
+            "SELECT c.name, s.start_time FROM reservation_slots l"
+            " JOIN reservations r ON r.id = l.reservation_id JOIN clients c ON c.id = r.client_id"
+            " JOIN slots s ON s.id = l.slot_id ORDER BY s.start_time"
+        )
+        events = self.api.sql(
+            "SELECT e.type, c.name, e.status, e.start_time FROM events e"
+            " JOIN clients c ON c.id = e.client_id"
+            " ORDER BY e.occurred_at, e.type, c.name, e.start_time"
+        )
+        return {"slots": slots, "reservations": reservations, "links": links, "events": events}
+
+
+class Stories(RuleBasedStateMachine):
+    a: Copy
+    b: Copy
+
+    @initialize()
+    def fresh(self) -> None:
+        for copy in (self.a, self.b):
+            copy.set_up()
+
+    @rule(client=st.integers(0, CLIENTS - 1), slot=st.integers(0, SLOTS - 1))
+    def reserve(self, client: int, slot: int) -> None:
+        answers = []
+        for copy in (self.a, self.b):
+            response = copy.api.client.post(
+                f"/clients/{copy.clients[client]}/reserve", json={"slot_id": copy.slots[slot]}
+            )
+            answers.append(response)
+        a, b = answers
+        assert (a.status_code, a.json().get("code")) == (b.status_code, b.json().get("code"))
+        if a.status_code == 201:
+            self.a.reservations.append(a.json()["id"])
+            self.b.reservations.append(b.json()["id"])
+
+    def _on_reservation(self, which: int, make_path: Any, body: Any = None) -> None:
+        if not self.a.reservations:
+            return
+        index = which % len(self.a.reservations)
+        answers = []
+        for copy in (self.a, self.b):
+            path, json = make_path(copy, copy.reservations[index]), body
+            if callable(json):
+                json = json(copy, copy.reservations[index])
+            response = copy.api.client.post(path, json=json)
+            answers.append((response.status_code, response.json().get("code")))
+        assert answers[0] == answers[1], answers
+
+    @rule(which=st.integers(0, 50), client=st.integers(0, CLIENTS - 1))
+    def confirm(self, which: int, client: int) -> None:
+        self._on_reservation(
+            which,
+            lambda copy, _rid: f"/clients/{copy.clients[client]}/confirm",
+            lambda _copy, rid: {"reservation_id": rid},
+        )
+
+    @rule(which=st.integers(0, 50))
+    def cancel_by_provider(self, which: int) -> None:
+        self._on_reservation(
+            which, lambda copy, rid: f"/providers/{copy.provider}/reservations/{rid}/cancel"
+        )
+
+    @rule(which=st.integers(0, 50), slot=st.integers(0, SLOTS - 1))
+    def move(self, which: int, slot: int) -> None:
+        self._on_reservation(
+            which,
+            lambda copy, rid: f"/providers/{copy.provider}/reservations/{rid}/reschedule",
+            lambda copy, _rid: {"slot_id": copy.slots[slot]},
+        )
+
+    @rule(minutes=st.sampled_from([1, 10, 29, 31]))
+    def wait(self, minutes: int) -> None:
+        for copy in (self.a, self.b):
+            copy.clock.advance(minutes=minutes)
+
+    @rule()
+    def sweep(self) -> None:
+        answers = [copy.api.ok("POST", "/admin/expire-reservations") for copy in (self.a, self.b)]
+        assert answers[0] == answers[1]
+
+    @invariant()
+    def same_answers_and_rows(self) -> None:
+        if not self.a.slots:
+            return
+        lists = []
+        for copy in (self.a, self.b):
+            listing = copy.api.slots(copy.provider, status="all", limit=100)
+            bookable = copy.api.slots(copy.provider)
+            lists.append(
+                (
+                    [(s["start_time"], s["status"]) for s in listing],
+                    [s["start_time"] for s in bookable],
+                )
+            )
+        assert lists[0] == lists[1]
+        assert self.a.rows() == self.b.rows()
+
+
+def test_one_statement_and_step_by_step_paths_agree(
+    two_services: tuple[Copy, Copy], step_by_step_in_b: Counter[str]
+) -> None:
+    a, b = two_services
+    Stories.a, Stories.b = a, b
+    run_state_machine_as_test(
+        Stories,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+    # Both paths really ran, many times over.
+    assert step_by_step_in_b["A: reserve as one statement sent alone"] > 20, step_by_step_in_b
+    assert step_by_step_in_b["B: reserve step by step"] > 20, step_by_step_in_b
