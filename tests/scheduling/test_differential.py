@@ -31,6 +31,7 @@ from hypothesis.stateful import (
 
 from appointments import migrate
 from appointments.auth.tokens import Role
+from appointments.booking import one_statement as one_statement_module
 from appointments.booking import router as booking_router
 from appointments.booking import service as booking_service
 from appointments.clock import FrozenClock
@@ -77,7 +78,7 @@ def step_by_step_in_b(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     ran: Counter[str] = Counter()
     sent_alone = booking_router.sent_alone
     one_statement = booking_service._reserve_in_one_statement
-    reserve_alone = booking_service.one_statement.reserve_alone
+    reserve_alone = one_statement_module.reserve_alone
 
     def alone_unless_b(engine: Any, key: str | None) -> bool:
         return False if _is_b(engine.url) else sent_alone(engine, key)
@@ -95,7 +96,7 @@ def step_by_step_in_b(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
     monkeypatch.setattr(booking_router, "sent_alone", alone_unless_b)
     monkeypatch.setattr(booking_service, "_reserve_in_one_statement", step_by_step_in_b_only)
-    monkeypatch.setattr(booking_service.one_statement, "reserve_alone", counted_alone)
+    monkeypatch.setattr(one_statement_module, "reserve_alone", counted_alone)
     return ran
 
 
