@@ -8,18 +8,24 @@ every kind of bad one. A spy proves which requests the fast path answered itself
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from fastapi import Depends, FastAPI, Header, Query
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter, ValidationError
 
 from appointments.auth.tokens import Role
 from appointments.clock import FrozenClock
-from appointments.fast_paths import routes
+from appointments.fast_paths import front, routes
 from appointments.fast_paths.call import Skip, times
+from appointments.fast_paths.front import check_models, declared
 from appointments.main import create_app
+from appointments.pagination import PageRequest, page_request
+from appointments.routes import api_routes
 from appointments.settings import Settings
 from appointments.timeparams import AwareQueryTime
 from tests.api import Api, bearer, iso
@@ -341,3 +347,48 @@ def test_query_times_read_as_the_routes_read_them(text: str) -> None:
     assert found == expected
     if isinstance(found, datetime):
         assert found.utcoffset() == timedelta(0)
+
+
+def test_the_fast_paths_read_exactly_what_their_routes_declare(settings: Settings) -> None:
+    """Checked at start-up from FastAPI's own model of each route; a parameter added on
+    one side only stops the service from starting."""
+    app = create_app(settings)
+    routed = {
+        (c.path_format, m): c.original_route for c in api_routes(app) for m in c.methods or ()
+    }
+    for hot in routes.HOT:
+        route = routed[(hot.template, hot.method)]
+        assert isinstance(route, APIRoute)
+        assert declared(route) == hot.reads
+
+
+def test_a_parameter_the_fast_path_does_not_read_stops_the_start(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing, *others = routes.HOT
+    fewer = replace(listing, reads=replace(listing.reads, query=listing.reads.query - {"status"}))
+    monkeypatch.setattr(front, "HOT", (fewer, *others))
+    with pytest.raises(RuntimeError, match="/providers/{provider_id}/availability reads"):
+        create_app(settings)
+
+
+def test_a_parameter_the_route_does_not_declare_stops_the_start() -> None:
+    listing = routes.HOT[0]
+    other = FastAPI()
+
+    @other.get(listing.template)
+    async def with_one_more(
+        provider_id: str,
+        extra: str,
+        page: Annotated[PageRequest, Depends(page_request)],
+        status: str = "available",
+        start_from: Annotated[str | None, Query(alias="from")] = None,
+        start_before: Annotated[str | None, Query(alias="to")] = None,
+        if_none_match: Annotated[str | None, Header()] = None,
+    ) -> None:
+        del provider_id, extra, page, status, start_from, start_before, if_none_match
+
+    (route,) = [r for r in other.routes if isinstance(r, APIRoute)]
+    assert declared(route).query == listing.reads.query | {"extra"}
+    with pytest.raises(RuntimeError, match="model them alike"):
+        check_models(listing, route)

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from appointments.auth.policy import Rule, rule_for
 from appointments.fast_paths.call import Call, Skip
-from appointments.fast_paths.routes import HOT, Handler
+from appointments.fast_paths.routes import HOT, Handler, Hot, Reads
 from appointments.observability.middleware import RequestObserver
 from appointments.routes import api_routes
 
@@ -41,6 +41,37 @@ _MATCH = "appointments.fast_path"
 def _pattern(template: str) -> str:
     # Starlette's `{name}` (a str parameter) matches one non-empty path segment.
     return "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"
+
+
+def declared(route: APIRoute) -> Reads:
+    """What the FastAPI route reads of a request: its query, header and cookie
+    parameters and its body, through every dependency (FastAPI's own model of it)."""
+    query: set[str] = set()
+    headers: set[str] = set()
+    cookies: set[str] = set()
+    bodies: list[Any] = []
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        query.update(field.alias for field in dependant.query_params)
+        headers.update(field.alias.lower() for field in dependant.header_params)
+        cookies.update(field.alias for field in dependant.cookie_params)
+        bodies.extend(field.field_info.annotation for field in dependant.body_params)
+        pending.extend(dependant.dependencies)
+    if cookies or len(bodies) > 1:
+        raise RuntimeError(f"{route.path}: cookies or several bodies have no fast path")
+    return Reads(frozenset(query), frozenset(headers), bodies[0] if bodies else None)
+
+
+def check_models(hot: Hot, route: APIRoute) -> None:
+    """Refuse to start when a hot route's handler and its FastAPI route read different
+    parameters: one added on one side only would be ignored, or refused, by the other."""
+    theirs = declared(route)
+    if hot.reads != theirs:
+        raise RuntimeError(
+            f"the fast path for {hot.method} {hot.template} reads {hot.reads}, but its "
+            f"FastAPI route reads {theirs}: model them alike"
+        )
 
 
 class FastPaths:
@@ -55,10 +86,12 @@ class FastPaths:
             for method in context.methods or ():
                 routes[(method, context.path_format)] = context.original_route
         self.hot: dict[str, list[tuple[re.Pattern[str], APIRoute, Handler, Rule]]] = {}
-        for method, template, handler in HOT:
-            pattern = re.compile(_pattern(template))
-            entry = (pattern, routes[(method, template)], handler, rule_for(method, template))
-            self.hot.setdefault(method, []).append(entry)
+        for hot in HOT:
+            route = routes[(hot.method, hot.template)]
+            check_models(hot, route)
+            pattern = re.compile(_pattern(hot.template))
+            entry = (pattern, route, hot.handler, rule_for(hot.method, hot.template))
+            self.hot.setdefault(hot.method, []).append(entry)
         self.observed = RequestObserver(self._answer)
 
     def takes(self, scope: Scope) -> bool:

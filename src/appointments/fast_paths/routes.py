@@ -7,7 +7,9 @@ route raises them and rendered by the app's own exception handlers.
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from appointments.appointment_types.router import start_times_answer
@@ -107,10 +109,44 @@ async def confirm(call: Call) -> Response:
         )
 
 
-# (method, route template, handler); the templates are the FastAPI routes' own.
-HOT: tuple[tuple[str, str, Handler], ...] = (
-    ("GET", "/providers/{provider_id}/availability", slot_listing),
-    ("GET", "/providers/{provider_id}/appointment-types/{type_id}/availability", start_times),
-    ("POST", "/clients/{client_id}/reserve", reserve),
-    ("POST", "/clients/{client_id}/confirm", confirm),
+@dataclass(frozen=True)
+class Reads:
+    """What a request handler reads of a request besides its path."""
+
+    query: frozenset[str] = frozenset()
+    headers: frozenset[str] = frozenset()  # lower-case
+    body: type[BaseModel] | None = None
+
+
+@dataclass(frozen=True)
+class Hot:
+    """A hot route: the FastAPI route's method and template, the handler in front of
+    it, and what that handler reads. `front.check_models` holds `reads` to the route's
+    own declaration at start-up, so a parameter added on one side only stops the
+    service from starting instead of being ignored by the other side."""
+
+    method: str
+    template: str
+    handler: Handler
+    reads: Reads
+
+
+_CONDITIONAL = frozenset({"if-none-match"})
+_KEYED = frozenset({"idempotency-key"})  # read only to hand a keyed request to FastAPI
+
+HOT: tuple[Hot, ...] = (
+    Hot(
+        "GET",
+        "/providers/{provider_id}/availability",
+        slot_listing,
+        Reads(query=_LISTING, headers=_CONDITIONAL),
+    ),
+    Hot(
+        "GET",
+        "/providers/{provider_id}/appointment-types/{type_id}/availability",
+        start_times,
+        Reads(query=_START_TIMES, headers=_CONDITIONAL),
+    ),
+    Hot("POST", "/clients/{client_id}/reserve", reserve, Reads(headers=_KEYED, body=ReserveIn)),
+    Hot("POST", "/clients/{client_id}/confirm", confirm, Reads(headers=_KEYED, body=ConfirmIn)),
 )
