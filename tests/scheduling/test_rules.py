@@ -86,6 +86,21 @@ def test_slot_rules_and_their_twins_agree(api: Api, clock: FrozenClock) -> None:
     assert sorted(shown.values()) == ["available"] * 3 + ["confirmed", "reserved"]
 
 
+def test_the_notice_rule_and_its_twin_agree(api: Api) -> None:
+    provider = uuid.UUID(api.provider()["id"])
+    rows = _slots(api, provider)  # starts from NOW + 2 days + 15 minutes, every 15
+    notice = timedelta(days=2, minutes=30)
+    after = rules.bookable_after(NOW, notice)
+
+    async def matching(session: Any) -> set[uuid.UUID]:
+        bookable = rules.where(rules.starts_bookable("slots"), bookable_after=after)
+        return set((await session.scalars(select(Slot.id).where(bookable))).all())
+
+    expected = {r["id"] for r in rows if rules.is_bookable(r["start_time"], NOW, notice)}
+    assert 0 < len(expected) < len(rows)  # the start exactly at the notice is not bookable
+    assert _run(api, matching) == expected
+
+
 def test_reservation_rules_and_their_twins_agree(api: Api) -> None:
     provider = uuid.UUID(api.provider()["id"])
     client = uuid.UUID(api.customer()["id"])

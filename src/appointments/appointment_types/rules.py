@@ -12,7 +12,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from appointments.appointment_types.errors import TooFarAhead
-from appointments.booking.errors import TooLateToBook
+from appointments.scheduling import rules as core
 from appointments.settings import Settings
 
 
@@ -68,7 +68,7 @@ class BookingRules:
             duration=length,
             buffer_before=timedelta(0),
             buffer_after=timedelta(0),
-            notice=timedelta(seconds=settings.min_notice_seconds),
+            notice=core.service_notice(settings),
             max_advance=None,
             max_per_day=None,
             change_notice=None,
@@ -77,7 +77,7 @@ class BookingRules:
 
     @classmethod
     def of(cls, kind: TypeTerms, settings: Settings) -> "BookingRules":
-        service_notice = timedelta(seconds=settings.min_notice_seconds)
+        service_notice = core.service_notice(settings)
         own_notice = kind.min_notice_minutes
         return cls(
             type_id=kind.id,
@@ -124,7 +124,7 @@ class BookingRules:
         )
 
     def bookable_after(self, now: datetime) -> datetime:
-        return now + self.notice
+        return core.bookable_after(now, self.notice)
 
     def horizon(self, now: datetime) -> datetime | None:
         """The latest start allowed, or None for no limit."""
@@ -132,12 +132,7 @@ class BookingRules:
 
     def check_start(self, start: datetime, now: datetime) -> None:
         """Notice first, then horizon (the contract's order)."""
-        if start <= self.bookable_after(now):
-            hours = self.notice.total_seconds() / 3600
-            raise TooLateToBook(
-                f"this appointment can be booked only when it starts more than {hours:g} "
-                "hours from now"
-            )
+        core.check_notice(start, now, self.notice)
         horizon = self.horizon(now)
         if horizon is not None and start > horizon:
             assert self.max_advance is not None

@@ -137,7 +137,8 @@ async def page(
     if start_before is not None:
         query = query.where(Slot.start_time < start_before)
     if status is SlotFilter.AVAILABLE:
-        query = query.where(Slot.start_time > bookable_after, is_free(now))
+        bookable = rules.where(rules.starts_bookable("slots"), bookable_after=bookable_after)
+        query = query.where(bookable, is_free(now))
     elif status is SlotFilter.RESERVED:
         query = query.where(rules.where(rules.slot_held("slots"), now))
     elif status is SlotFilter.CONFIRMED:
@@ -167,7 +168,11 @@ async def claim_slot_if_free(
     """
     result = await session.execute(
         update(Slot)
-        .where(Slot.id == slot_id, Slot.start_time > starting_after, is_free(now))
+        .where(
+            Slot.id == slot_id,
+            rules.where(rules.starts_bookable("slots"), bookable_after=starting_after),
+            is_free(now),
+        )
         .values(status=SlotStatus.RESERVED, hold_expires_at=hold_expires_at)
         .returning(Slot.provider_id, Slot.start_time, Slot.end_time)
     )

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -25,6 +25,7 @@ from appointments.deps import ClockDep, ReadEngineDep, SessionDep, SettingsDep
 from appointments.errors import NotFound, ValidationFailed, problem_responses
 from appointments.ids import parse_id
 from appointments.pagination import Page, PageRequest, page_request
+from appointments.scheduling import rules
 from appointments.settings import Settings
 from appointments.timeparams import AwareQueryTime
 
@@ -107,7 +108,7 @@ async def slot_page_answer(
         status=status,
         start_from=start_from,
         start_before=start_before,
-        bookable_after=now + timedelta(seconds=settings.min_notice_seconds),
+        bookable_after=rules.bookable_after(now, rules.service_notice(settings)),
         now=now,
         request=paging,
     )

@@ -1,13 +1,11 @@
-from appointments.errors import Conflict, DomainError
+from appointments.errors import Conflict
+from appointments.scheduling.errors import TooLateToBook
+
+__all__ = ["TooLateToBook"]
 
 
 class SlotUnavailable(Conflict):
     code = "slot_unavailable"
-
-
-class TooLateToBook(DomainError):
-    status = 422
-    code = "too_late_to_book"
 
 
 class ReservationExpired(Conflict):

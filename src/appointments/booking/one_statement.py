@@ -57,7 +57,7 @@ WITH locked AS (
     SELECT live_holds(:client_id, :now) AS n FROM locked
 ), claimed AS (
     UPDATE slots SET status = 'reserved', hold_expires_at = :expires_at
-     WHERE id = :slot_id AND start_time > :bookable_after
+     WHERE id = :slot_id AND {rules.starts_bookable()}
        AND {rules.slot_free()}
        AND (SELECT count(*) FROM unlinked) >= 0
        AND (SELECT n FROM holds) < :max_holds

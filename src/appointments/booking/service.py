@@ -23,7 +23,6 @@ from appointments.booking.errors import (
     ReservationExpired,
     ReservationNotHeld,
     SlotUnavailable,
-    TooLateToBook,
     TooLateToChange,
     TooManyHolds,
 )
@@ -85,8 +84,8 @@ async def reserve_slot(
         return await reserve_appointment(
             session, settings, client_id, slot_uuid, appointment_type_id, now
         )
-    notice = timedelta(seconds=settings.min_notice_seconds)
-    bookable_after = now + notice
+    notice = core.service_notice(settings)
+    bookable_after = core.bookable_after(now, notice)
     reservation = _new_hold(settings, client_id, slot_uuid, now)
     with _slot_taken_meanwhile("the slot was taken at the same moment"):
         if session.get_bind().dialect.name == "postgresql":
@@ -117,14 +116,15 @@ async def reserve_alone(
     checks, the claim and the insert as one statement sent alone, so the whole
     reserve is one round trip and one implicit transaction."""
     client_uuid = parse_id(client_id, "client")
-    notice = timedelta(seconds=settings.min_notice_seconds)
+    notice = core.service_notice(settings)
+    bookable_after = core.bookable_after(now, notice)
     reservation = _new_hold(settings, client_uuid, parse_id(slot_id, "slot"), now)
     with _slot_taken_meanwhile("the slot was taken at the same moment"):
         values = one_statement.reserve_values(
-            reservation, now + notice, settings.max_holds_per_client
+            reservation, bookable_after, settings.max_holds_per_client
         )
         outcome = await one_statement.reserve_alone(engine, values)
-        _settle_hold(outcome, settings, reservation, now + notice, notice, client_id)
+        _settle_hold(outcome, settings, reservation, bookable_after, notice, client_id)
     return reservation
 
 
@@ -159,8 +159,7 @@ def _settle_hold(
         return
     if outcome.slot_start is None:
         raise NotFound(f"slot {str(reservation.slot_id)!r} does not exist")
-    if outcome.slot_start <= bookable_after:
-        raise _too_late(notice)
+    core.check_notice(outcome.slot_start, reservation.created_at, notice)
     # The statement saw the slot free, so only the hold limit can have refused it
     # (or a rival's claim that committed after the snapshot: then it is taken).
     if outcome.slot_free and outcome.holds >= settings.max_holds_per_client:
@@ -182,7 +181,7 @@ async def _reserve_step_by_step(
         session, reservation.slot_id, now, reservation.expires_at, starting_after=bookable_after
     )
     if claimed is None:
-        await _explain_refused_claim(session, reservation.slot_id, bookable_after, notice)
+        await _explain_refused_claim(session, reservation.slot_id, now, notice)
     held = await repository.count_live_holds(session, reservation.client_id, now)
     if held >= settings.max_holds_per_client:
         raise _too_many_holds(settings)
@@ -320,22 +319,14 @@ def _too_many_holds(settings: Settings) -> TooManyHolds:
     )
 
 
-def _too_late(notice: timedelta) -> TooLateToBook:
-    hours = notice.total_seconds() / 3600
-    return TooLateToBook(
-        f"a slot can be reserved only when it starts more than {hours:g} hours from now"
-    )
-
-
 async def _explain_refused_claim(
-    session: AsyncSession, slot_id: uuid.UUID, bookable_after: datetime, notice: timedelta
+    session: AsyncSession, slot_id: uuid.UUID, now: datetime, notice: timedelta
 ) -> NoReturn:
     """Raise the error that says why the slot could not be claimed (contract order)."""
     slot = await slots.get(session, slot_id)
     if slot is None:
         raise NotFound(f"slot {str(slot_id)!r} does not exist")
-    if slot.start_time <= bookable_after:
-        raise _too_late(notice)
+    core.check_notice(slot.start_time, now, notice)
     raise SlotUnavailable("the slot is already held or confirmed")
 
 

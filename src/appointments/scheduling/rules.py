@@ -15,13 +15,18 @@ unqualified column); `now` names the parameter or expression of the moment.
 - A hold is **live** until its `expires_at`; from then on it has **run out** (it
   reads `expired`), whether or not a sweep has written that down yet.
 - A reservation is **live** (it occupies its slots): confirmed, or a live hold.
+- A start is **bookable** only after the booking notice: later than `now + notice`
+  (the service's `min_notice_seconds`, or a type's longer one); a refusal is
+  `errors.too_late_to_book`.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import TextClause, bindparam, text
 
 from appointments.db import UTCDateTime
+from appointments.scheduling.errors import too_late_to_book
+from appointments.settings import Settings
 
 
 def _of(table: str) -> str:
@@ -63,10 +68,31 @@ def reservation_live(reservation: str = "", now: str = ":now") -> str:
     return f"({r}status = 'confirmed' OR {hold_live(reservation, now)})"
 
 
-def where(fragment: str, now: datetime) -> TextClause:
-    """A rule's fragment (made with `now=":now"`) as an ORM condition bound to `now`; the
-    bind is unique, so one statement can hold several rules (or one rule twice)."""
-    return text(fragment).bindparams(bindparam("now", now, type_=UTCDateTime(), unique=True))
+def service_notice(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.min_notice_seconds)
+
+
+def bookable_after(now: datetime, notice: timedelta) -> datetime:
+    """Starts later than this are far enough ahead to book."""
+    return now + notice
+
+
+def starts_bookable(slot: str = "", after: str = ":bookable_after") -> str:
+    return f"{_of(slot)}start_time > {after}"
+
+
+def where(fragment: str, now: datetime | None = None, **moments: datetime) -> TextClause:
+    """A rule's fragment (made with its default parameter names, `:now`,
+    `:bookable_after`) as an ORM condition bound to those moments; the binds are
+    unique, so one statement can hold several rules (or one rule twice)."""
+    if now is not None:
+        moments["now"] = now
+    return text(fragment).bindparams(
+        *(
+            bindparam(name, value, type_=UTCDateTime(), unique=True)
+            for name, value in moments.items()
+        )
+    )
 
 
 # --- Python twins, for a row already in hand ---------------------------------------
@@ -90,3 +116,13 @@ def hold_has_run_out(status: str, expires_at: datetime, now: datetime) -> bool:
 
 def reservation_is_live(status: str, expires_at: datetime, now: datetime) -> bool:
     return status == "confirmed" or hold_is_live(status, expires_at, now)
+
+
+def is_bookable(start: datetime, now: datetime, notice: timedelta) -> bool:
+    return start > bookable_after(now, notice)
+
+
+def check_notice(start: datetime, now: datetime, notice: timedelta) -> None:
+    """`starts_bookable`, for a start in hand: TooLateToBook unless it is."""
+    if not is_bookable(start, now, notice):
+        raise too_late_to_book(notice)

@@ -3,7 +3,7 @@ my bookings. Each action goes through the same rules and services as the API."""
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -78,7 +78,7 @@ async def book(
     except DomainError as exc:
         return refuse(request, visitor, exc.status, exc.detail)
     now = clock.now()
-    first_bookable = now + timedelta(seconds=settings.min_notice_seconds)
+    first_bookable = core.bookable_after(now, core.service_notice(settings))
     shown_week = Week.parse(week, first_bookable, visitor.tz)
     kinds = await appointment_types.page(
         session, shown.id, PageRequest(limit=TYPES_SHOWN, after=None)
