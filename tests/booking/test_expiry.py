@@ -88,3 +88,27 @@ def test_reservation_reads_as_expired_once_the_hold_ran_out(api: Api, clock: Fro
     }
     assert listed[holds["stale_a"]["id"]] == "expired"
     assert statuses(api)[hexid(holds["stale_a"]["id"])] == "held"  # nothing persisted by reads
+
+
+def test_a_refused_reserve_of_a_slot_under_a_run_out_hold_changes_nothing(
+    api: Api, clock: FrozenClock
+) -> None:
+    """The one-statement reserve expired the run-out hold even when it then refused the
+    client (hold limit): a refusal that wrote an expiry and its event. (Found by the
+    differential test.) Now neither path writes anything for a refusal."""
+    api.configure(max_holds_per_client=1)
+    provider = api.provider()
+    slots = api.publish(provider["id"], DAY, DAY + timedelta(minutes=30))["slots"]
+    bob, eve = api.customer(), api.customer("Eve", "eve@example.com")
+    api.reserve(bob["id"], slots[0]["id"])
+    clock.advance(minutes=31)  # Bob's hold ran out, unswept
+    assert api.reserve(eve["id"], slots[1]["id"]).status_code == 201
+    refused = api.reserve(eve["id"], slots[0]["id"])  # Eve is at her limit
+    assert (refused.status_code, refused.json()["code"]) == (409, "too_many_holds")
+    assert sorted(api.sql("SELECT status FROM reservations")) == [("held",), ("held",)]
+    assert api.sql("SELECT count(*) FROM events WHERE type = 'reservation.expired'") == [(0,)]
+    assert api.links() == 2
+    # A reserve that goes ahead expires it, in the same statement.
+    api.configure(max_holds_per_client=2)
+    assert api.reserve(eve["id"], slots[0]["id"]).status_code == 201
+    assert api.sql("SELECT count(*) FROM events WHERE type = 'reservation.expired'") == [(1,)]

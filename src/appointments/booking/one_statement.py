@@ -41,11 +41,17 @@ from appointments.scheduling import rules
 RESERVE_SQL = f"""
 WITH locked AS (
     SELECT id FROM clients WHERE id = :client_id FOR NO KEY UPDATE
+), holds AS (
+    SELECT live_holds(:client_id, :now) AS n FROM locked
 ), stale AS (
+    -- Only when the claim below goes ahead (the client within its hold limit, the
+    -- slot far enough ahead): a refused reserve changes nothing, as the
+    -- step-by-step path's rolled-back transaction does not (the differential test).
     UPDATE reservations SET status = 'expired'
      WHERE id = (SELECT reservation_id FROM reservation_slots WHERE slot_id = :slot_id)
        AND {rules.hold_ran_out()}
-       AND EXISTS (SELECT 1 FROM locked)
+       AND (SELECT n FROM holds) < :max_holds
+       AND EXISTS (SELECT 1 FROM slots WHERE id = :slot_id AND {rules.starts_bookable()})
     RETURNING *
 ), stale_recorded AS (
     {insert_from_sql("stale", EventType.EXPIRED)}
@@ -53,8 +59,6 @@ WITH locked AS (
 ), unlinked AS (
     DELETE FROM reservation_slots WHERE reservation_id IN (SELECT id FROM stale)
     RETURNING 1
-), holds AS (
-    SELECT live_holds(:client_id, :now) AS n FROM locked
 ), claimed AS (
     UPDATE slots SET status = 'reserved', hold_expires_at = :expires_at
      WHERE id = :slot_id AND {rules.starts_bookable()}
