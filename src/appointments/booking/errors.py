@@ -1,7 +1,7 @@
 from appointments.errors import Conflict
-from appointments.scheduling.errors import TooLateToBook
+from appointments.scheduling.errors import TooLateToBook, TooManyHolds
 
-__all__ = ["TooLateToBook"]
+__all__ = ["TooLateToBook", "TooManyHolds"]
 
 
 class SlotUnavailable(Conflict):
@@ -14,10 +14,6 @@ class ReservationExpired(Conflict):
 
 class ReservationNotHeld(Conflict):
     code = "reservation_not_held"
-
-
-class TooManyHolds(Conflict):
-    code = "too_many_holds"
 
 
 class ReservationCancelled(Conflict):

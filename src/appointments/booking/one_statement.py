@@ -50,7 +50,7 @@ WITH locked AS (
     UPDATE reservations SET status = 'expired'
      WHERE id = (SELECT reservation_id FROM reservation_slots WHERE slot_id = :slot_id)
        AND {rules.hold_ran_out()}
-       AND (SELECT n FROM holds) < :max_holds
+       AND {rules.holds_within("(SELECT n FROM holds)")}
        AND EXISTS (SELECT 1 FROM slots WHERE id = :slot_id AND {rules.starts_bookable()})
     RETURNING *
 ), stale_recorded AS (
@@ -64,7 +64,7 @@ WITH locked AS (
      WHERE id = :slot_id AND {rules.starts_bookable()}
        AND {rules.slot_free()}
        AND (SELECT count(*) FROM unlinked) >= 0
-       AND (SELECT n FROM holds) < :max_holds
+       AND {rules.holds_within("(SELECT n FROM holds)")}
     RETURNING provider_id, start_time, end_time
 ), inserted AS (
     INSERT INTO reservations

@@ -24,7 +24,6 @@ from appointments.booking.errors import (
     ReservationNotHeld,
     SlotUnavailable,
     TooLateToChange,
-    TooManyHolds,
 )
 from appointments.booking.models import (
     ONE_LIVE_PER_SLOT,
@@ -162,8 +161,8 @@ def _settle_hold(
     core.check_notice(outcome.slot_start, reservation.created_at, notice)
     # The statement saw the slot free, so only the hold limit can have refused it
     # (or a rival's claim that committed after the snapshot: then it is taken).
-    if outcome.slot_free and outcome.holds >= settings.max_holds_per_client:
-        raise _too_many_holds(settings)
+    if outcome.slot_free:
+        core.check_hold_limit(outcome.holds, settings.max_holds_per_client)
     raise SlotUnavailable("the slot is already held or confirmed")
 
 
@@ -183,8 +182,7 @@ async def _reserve_step_by_step(
     if claimed is None:
         await _explain_refused_claim(session, reservation.slot_id, now, notice)
     held = await repository.count_live_holds(session, reservation.client_id, now)
-    if held >= settings.max_holds_per_client:
-        raise _too_many_holds(settings)
+    core.check_hold_limit(held, settings.max_holds_per_client)
     _take_times(reservation, claimed)
     session.add(reservation)
     await session.flush()
@@ -230,8 +228,7 @@ async def reserve_appointment(
     claimed = await _lock_span(session, anchor.provider_id, span, now)
     await _check_daily_cap(session, anchor.provider_id, rules, day, now)
     held = await repository.count_live_holds(session, client_id, now)
-    if held >= settings.max_holds_per_client:
-        raise _too_many_holds(settings)
+    core.check_hold_limit(held, settings.max_holds_per_client)
     expires_at = now + timedelta(seconds=settings.hold_seconds)
     reservation = Reservation(
         id=uuid.uuid4(),
@@ -310,13 +307,6 @@ async def _check_daily_cap(
         raise DailyLimitReached(
             f"this day already has {rules.max_per_day} appointment(s) of this type"
         )
-
-
-def _too_many_holds(settings: Settings) -> TooManyHolds:
-    return TooManyHolds(
-        f"a client may hold at most {settings.max_holds_per_client} slot(s) at once; "
-        "confirm or let a hold run out first"
-    )
 
 
 async def _explain_refused_claim(

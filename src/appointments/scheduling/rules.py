@@ -15,6 +15,8 @@ unqualified column); `now` names the parameter or expression of the moment.
 - A hold is **live** until its `expires_at`; from then on it has **run out** (it
   reads `expired`), whether or not a sweep has written that down yet.
 - A reservation is **live** (it occupies its slots): confirmed, or a live hold.
+- A client may take one more hold only while it has fewer **live holds** than the
+  limit (`max_holds_per_client`; confirmed bookings do not count): `holds_within`.
 - A start is **bookable** only after the booking notice: later than `now + notice`
   (the service's `min_notice_seconds`, or a type's longer one); a refusal is
   `errors.too_late_to_book`.
@@ -25,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import TextClause, bindparam, text
 
 from appointments.db import UTCDateTime
-from appointments.scheduling.errors import too_late_to_book
+from appointments.scheduling.errors import too_late_to_book, too_many_holds
 from appointments.settings import Settings
 
 
@@ -81,6 +83,11 @@ def starts_bookable(slot: str = "", after: str = ":bookable_after") -> str:
     return f"{_of(slot)}start_time > {after}"
 
 
+def holds_within(live_holds: str, limit: str = ":max_holds") -> str:
+    """The client's live holds (an SQL expression counting them) leave room for one more."""
+    return f"{live_holds} < {limit}"
+
+
 def where(fragment: str, now: datetime | None = None, **moments: datetime) -> TextClause:
     """A rule's fragment (made with its default parameter names, `:now`,
     `:bookable_after`) as an ORM condition bound to those moments; the binds are
@@ -116,6 +123,12 @@ def hold_has_run_out(status: str, expires_at: datetime, now: datetime) -> bool:
 
 def reservation_is_live(status: str, expires_at: datetime, now: datetime) -> bool:
     return status == "confirmed" or hold_is_live(status, expires_at, now)
+
+
+def check_hold_limit(live_holds: int, limit: int) -> None:
+    """`holds_within`, for a count in hand: TooManyHolds unless there is room."""
+    if not live_holds < limit:
+        raise too_many_holds(limit)
 
 
 def is_bookable(start: datetime, now: datetime, notice: timedelta) -> bool:
