@@ -106,7 +106,7 @@ class SqliteGate:
 
 
 # Long enough for every racer to reach the lock, well inside the pool's 5 s wait.
-SQLITE_HOLD_SECONDS = 1.5
+SQLITE_HOLD_SECONDS = 1.0
 # Every write path writes reservations: holding this lock stops each racer at its
 # first write of them (or behind a rival's row lock taken just before), where
 # pg_stat_activity shows it waiting.

@@ -151,7 +151,11 @@ def _post(base: str, path: str, body: Json, key: str) -> tuple[int, str, bool]:
 def test_parallel_retries_with_one_key_do_the_work_once(database_url: str, api: Api) -> None:
     """The first request with the key holds its row; the rest are seen waiting on it
     (PostgreSQL), then replay its answer."""
-    with live_server(database_url) as base, httpx.Client(base_url=base, headers=ADMIN) as http:
+    # A pool wide enough that every racer holds a connection (and shows in pg_stat_activity).
+    with (
+        live_server(database_url, db_pool_size="60") as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+    ):
         _, slots = publish_ahead(http, "P", timedelta(minutes=30))
         bob = http.post("/clients", json={"name": "B", "email": "b@example.com"}).json()
         path, body = f"/clients/{bob['id']}/reserve", {"slot_id": slots[0]["id"]}
@@ -178,7 +182,11 @@ def test_parallel_retries_with_one_key_do_the_work_once(database_url: str, api: 
 def test_concurrent_retries_with_an_expired_key_run_once(database_url: str, api: Api) -> None:
     """A key past its 24 hours is taken over by exactly one of its concurrent retries;
     the others, seen waiting on the key's row, replay that one's answer."""
-    with live_server(database_url) as base, httpx.Client(base_url=base, headers=ADMIN) as http:
+    # A pool wide enough that every racer holds a connection (and shows in pg_stat_activity).
+    with (
+        live_server(database_url, db_pool_size="60") as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+    ):
         _, slots = publish_ahead(http, "P", timedelta(minutes=60))
         bob = http.post("/clients", json={"name": "B", "email": "b@example.com"}).json()
         held = http.post(f"/clients/{bob['id']}/reserve", json={"slot_id": slots[0]["id"]})
