@@ -26,7 +26,10 @@ def _send(base: str, method: str, path: str, **kwargs: object) -> tuple[int, str
 
 @pytest.mark.live
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_a_withdrawal_racing_a_cancel_of_its_booking_never_deadlocks(database_url: str) -> None:
+@pytest.mark.usefixtures("emptied_postgresql_url")  # empties what the live server wrote
+def test_a_withdrawal_racing_a_cancel_of_its_booking_never_deadlocks(
+    database_url: str,
+) -> None:
     """The cancel queues on the booking's row first, then the withdrawal: with the old
     order (its slot rows first) the two deadlocked and one answered 503."""
     with live_server(database_url) as base, httpx.Client(base_url=base, headers=ADMIN) as http:
@@ -71,6 +74,7 @@ def test_a_withdrawal_racing_a_cancel_of_its_booking_never_deadlocks(database_ur
 
 @pytest.mark.live
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.usefixtures("emptied_postgresql_url")  # empties what the live server wrote
 def test_deleting_a_provider_racing_the_sweep_never_deadlocks(database_url: str) -> None:
     """The sweep queues on a run-out hold's row first, then the provider's deletion:
     with its old order (delete the free slots, whose cascade reaches the hold's row)
