@@ -1,8 +1,9 @@
 """A thin, typed helper over the HTTP API and the database, so tests read as behaviour."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -13,6 +14,7 @@ from appointments.notifications.worker import Deliverer, Round
 from appointments.settings import Settings
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -68,24 +70,34 @@ class Api:
         assert response.status_code == status, response.text
         return response.json() if response.content else None
 
-    def sql(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
-        """Run SQL on the app's own engine (inside its event loop); return the rows."""
+    def in_session(self, step: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `step` in a session of the app's own engine (inside its event loop),
+        commit, and return what it returned."""
         sessionmaker: async_sessionmaker[AsyncSession] = self.client.app.state.sessionmaker  # type: ignore[attr-defined]
 
-        async def run() -> list[tuple[Any, ...]]:
+        async def run() -> T:
             async with sessionmaker() as session:
-                rows: list[tuple[Any, ...]] = []
-                for part in statement.split(";"):
-                    if part.strip():
-                        result = await session.execute(text(part), params)
-                        if getattr(result, "returns_rows", False):
-                            rows = [tuple(row) for row in result.all()]
+                result = await step(session)
                 await session.commit()
-                return rows
+                return result
 
         portal = self.client.portal
         assert portal is not None, "use the client inside its context manager"
         return portal.call(run)
+
+    def sql(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Run SQL on the app's own engine (inside its event loop); return the rows."""
+
+        async def run(session: AsyncSession) -> list[tuple[Any, ...]]:
+            rows: list[tuple[Any, ...]] = []
+            for part in statement.split(";"):
+                if part.strip():
+                    result = await session.execute(text(part), params)
+                    if getattr(result, "returns_rows", False):
+                        rows = [tuple(row) for row in result.all()]
+            return rows
+
+        return self.in_session(run)
 
     def configure(self, **changes: Any) -> None:
         """Change the running service's settings (what its requests and workers read)."""

@@ -73,7 +73,6 @@ def test_provider_calendar_names_the_client(api: Api) -> None:
 
 def _past_bookings(api: Api, slot_id: str, client_id: str, provider_id: str, count: int) -> None:
     """`count` confirmed-then-cancelled bookings of the past 60 days, straight in the table."""
-    app: Any = api.client.app
     rows = []
     for i in range(count):
         start = START - timedelta(days=60) + timedelta(minutes=15 * i)
@@ -95,14 +94,10 @@ def _past_bookings(api: Api, slot_id: str, client_id: str, provider_id: str, cou
             }
         )
 
-    async def insert_all() -> None:
-        async with app.state.sessionmaker() as session:
-            await session.execute(insert(Reservation), rows)
-            await session.commit()
+    async def insert_all(session: Any) -> None:
+        await session.execute(insert(Reservation), rows)
 
-    portal = api.client.portal
-    assert portal is not None
-    portal.call(insert_all)
+    api.in_session(insert_all)
 
 
 def test_every_upcoming_booking_is_in_the_feed_whatever_the_past_holds(api: Api) -> None:

@@ -20,20 +20,6 @@ NOW = START + timedelta(days=3)
 AROUND = (timedelta(seconds=-1), timedelta(0), timedelta(seconds=1))
 
 
-def _run(api: Api, step: Any) -> Any:
-    app: Any = api.client.app
-    portal = api.client.portal
-    assert portal is not None
-
-    async def run() -> Any:
-        async with app.state.sessionmaker() as session:
-            result = await step(session)
-            await session.commit()
-            return result
-
-    return portal.call(run)
-
-
 def _slots(api: Api, provider_id: uuid.UUID) -> list[dict[str, Any]]:
     """A slot of every status, and reserved ones whose hold ends just before, at and
     just after NOW."""
@@ -60,7 +46,7 @@ def _slots(api: Api, provider_id: uuid.UUID) -> list[dict[str, Any]]:
     async def add(session: Any) -> None:
         await session.execute(insert(Slot), rows)
 
-    _run(api, add)
+    api.in_session(add)
     return rows
 
 
@@ -77,7 +63,7 @@ def test_slot_rules_and_their_twins_agree(api: Api, clock: FrozenClock) -> None:
             return set((await session.scalars(query)).all())
 
         expected = {r["id"] for r in rows if twin(r["status"], r["hold_expires_at"], NOW)}
-        assert _run(api, matching) == expected, fragment
+        assert api.in_session(matching) == expected, fragment
     # The status answers show at NOW: the same, through the listing's own SQL.
     clock.set(NOW)
     shown = {item["start_time"]: item["status"] for item in api.slots(str(provider), status="all")}
@@ -98,7 +84,7 @@ def test_the_notice_rule_and_its_twin_agree(api: Api) -> None:
 
     expected = {r["id"] for r in rows if rules.is_bookable(r["start_time"], NOW, notice)}
     assert 0 < len(expected) < len(rows)  # the start exactly at the notice is not bookable
-    assert _run(api, matching) == expected
+    assert api.in_session(matching) == expected
 
 
 def test_reservation_rules_and_their_twins_agree(api: Api) -> None:
@@ -142,7 +128,7 @@ def test_reservation_rules_and_their_twins_agree(api: Api) -> None:
         await session.execute(insert(Slot), slot_rows)
         await session.execute(insert(Reservation), rows)
 
-    _run(api, add)
+    api.in_session(add)
     for fragment, twin in (
         (rules.hold_live("reservations"), rules.hold_is_live),
         (rules.hold_ran_out("reservations"), rules.hold_has_run_out),
@@ -156,7 +142,7 @@ def test_reservation_rules_and_their_twins_agree(api: Api) -> None:
         expected = {r["id"] for r in rows if twin(r["status"], r["expires_at"], NOW)}
         assert expected, fragment  # every rule matches some case and misses others
         assert expected != {r["id"] for r in rows}, fragment
-        assert _run(api, matching) == expected, fragment
+        assert api.in_session(matching) == expected, fragment
 
 
 def test_the_live_holds_function_carries_the_rule(api: Api) -> None:

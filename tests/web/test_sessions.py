@@ -31,7 +31,7 @@ def test_a_session_from_a_short_token_ends_with_it(
     assert visitor.get("/bookings").status_code == 200
     # Four seconds on, the API refuses the token; the page session is over too.
     later = time.time() + 4
-    monkeypatch.setattr(pages, "_now", lambda _request: later)
+    monkeypatch.setattr(pages, "_now", lambda: later)
     expired = visitor.get("/bookings", follow_redirects=False)
     assert expired.status_code == 401, expired.text
     assert "Sign in as a client first." in expired.text

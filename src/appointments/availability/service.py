@@ -94,7 +94,7 @@ async def publish_window(
 
 
 def _check_range(start_from: datetime, start_before: datetime, length: timedelta) -> None:
-    slot_starts(start_from, start_before, length)  # same rules as a published window
+    check_window(start_from, start_before, length)  # same rules as a published window
 
 
 async def replace_range(

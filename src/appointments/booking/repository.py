@@ -151,12 +151,29 @@ async def expire_stale_holds_in_span(
     session: AsyncSession, provider_id: uuid.UUID, start: datetime, end: datetime, now: datetime
 ) -> None:
     """Write down every run-out hold occupying a slot of the provider in [start, end)."""
-    holders = (
+    await _expire_run_out(session, Reservation.id.in_(_holders(provider_id, start, end)), now)
+
+
+def _holders(
+    provider_id: uuid.UUID,
+    start_from: datetime,
+    start_before: datetime,
+    keep_starts: Collection[datetime] = (),
+) -> Select[tuple[uuid.UUID]]:
+    """Reservations occupying a slot of the provider that starts in [start_from,
+    start_before) and not at `keep_starts` (with them: the slots an edit withdraws)."""
+    occupying = (
         select(ReservationSlot.reservation_id)
         .join(Slot, Slot.id == ReservationSlot.slot_id)
-        .where(Slot.provider_id == provider_id, Slot.start_time >= start, Slot.start_time < end)
+        .where(
+            Slot.provider_id == provider_id,
+            Slot.start_time >= start_from,
+            Slot.start_time < start_before,
+        )
     )
-    await _expire_run_out(session, Reservation.id.in_(holders), now)
+    if keep_starts:
+        occupying = occupying.where(Slot.start_time.not_in(list(keep_starts)))
+    return occupying
 
 
 async def _expire_run_out(session: AsyncSession, which: ColumnElement[bool], now: datetime) -> None:
@@ -466,28 +483,6 @@ async def count_live_of_type(
     return int((await session.scalar(query)) or 0)
 
 
-def _holders_of_withdrawn(
-    provider_id: uuid.UUID,
-    start_from: datetime,
-    start_before: datetime,
-    keep_starts: Collection[datetime],
-) -> Select[tuple[uuid.UUID]]:
-    """Reservations occupying a slot of the provider that starts in [start_from,
-    start_before) and not at `keep_starts` (a slot an edit withdraws)."""
-    slots_going = (
-        select(ReservationSlot.reservation_id)
-        .join(Slot, Slot.id == ReservationSlot.slot_id)
-        .where(
-            Slot.provider_id == provider_id,
-            Slot.start_time >= start_from,
-            Slot.start_time < start_before,
-        )
-    )
-    if keep_starts:
-        slots_going = slots_going.where(Slot.start_time.not_in(list(keep_starts)))
-    return slots_going
-
-
 async def expire_run_out_on_withdrawn_slots(
     session: AsyncSession,
     provider_id: uuid.UUID,
@@ -499,7 +494,7 @@ async def expire_run_out_on_withdrawn_slots(
 ) -> None:
     """Write down every run-out hold on a slot an edit withdraws (expired, its event,
     its links gone), so no `held` reservation is left on a removed slot."""
-    holders = _holders_of_withdrawn(provider_id, start_from, start_before, keep_starts)
+    holders = _holders(provider_id, start_from, start_before, keep_starts)
     await _expire_run_out(session, Reservation.id.in_(holders), now)
 
 
@@ -514,7 +509,7 @@ async def live_on_withdrawn_slots(
 ) -> Sequence[Reservation]:
     """Live reservations occupying a slot an edit withdraws, locked (reservation rows
     before slot rows: the order every path takes), by start time."""
-    holders = _holders_of_withdrawn(provider_id, start_from, start_before, keep_starts)
+    holders = _holders(provider_id, start_from, start_before, keep_starts)
     query = (
         select(Reservation)
         .where(Reservation.provider_id == provider_id, Reservation.id.in_(holders), is_live(now))

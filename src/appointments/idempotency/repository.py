@@ -3,10 +3,10 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments.db import conflict_insert
 from appointments.idempotency.models import IdempotencyKey
 
 
@@ -25,9 +25,8 @@ async def claim(
     key waits here until the first commits (then sees its answer) or rolls back
     (then takes the key itself), so the work is never done twice.
     """
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     result = await session.execute(
-        insert(IdempotencyKey)
+        conflict_insert(session, IdempotencyKey)
         .values(
             scope_id=scope_id,
             operation=operation,
@@ -42,14 +41,19 @@ async def claim(
     return result.first() is not None
 
 
-async def get(
-    session: AsyncSession, scope_id: uuid.UUID, operation: str, key: str
-) -> IdempotencyKey | None:
-    query = select(IdempotencyKey).where(
+def _the_key(scope_id: uuid.UUID, operation: str, key: str) -> tuple[ColumnElement[bool], ...]:
+    """The row of one key (the primary key's three columns)."""
+    return (
         IdempotencyKey.scope_id == scope_id,
         IdempotencyKey.operation == operation,
         IdempotencyKey.key == key,
     )
+
+
+async def get(
+    session: AsyncSession, scope_id: uuid.UUID, operation: str, key: str
+) -> IdempotencyKey | None:
+    query = select(IdempotencyKey).where(*_the_key(scope_id, operation, key))
     return (await session.scalars(query)).one_or_none()
 
 
@@ -71,12 +75,7 @@ async def take_over_expired(
     """
     result = await session.execute(
         update(IdempotencyKey)
-        .where(
-            IdempotencyKey.scope_id == scope_id,
-            IdempotencyKey.operation == operation,
-            IdempotencyKey.key == key,
-            IdempotencyKey.expires_at <= now,
-        )
+        .where(*_the_key(scope_id, operation, key), IdempotencyKey.expires_at <= now)
         .values(
             request_hash=request_hash,
             created_at=now,
@@ -100,11 +99,7 @@ async def store_answer(
 ) -> None:
     await session.execute(
         update(IdempotencyKey)
-        .where(
-            IdempotencyKey.scope_id == scope_id,
-            IdempotencyKey.operation == operation,
-            IdempotencyKey.key == key,
-        )
+        .where(*_the_key(scope_id, operation, key))
         .values(status_code=status_code, response_body=body)
         .execution_options(synchronize_session=False)
     )

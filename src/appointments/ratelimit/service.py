@@ -5,9 +5,9 @@ from any number of processes are each counted exactly once."""
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments.db import conflict_insert
 from appointments.errors import DomainError
 from appointments.ratelimit.models import RateWindow
 
@@ -29,9 +29,8 @@ async def hit(
     """Count one hit of `scope` at `now`; TooManyRequests (with the seconds until the
     window ends) once the window holds more than `limit`."""
     start = _EPOCH + ((now - _EPOCH) // window) * window
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     counted = (
-        insert(RateWindow)
+        conflict_insert(session, RateWindow)
         .values(scope=scope[:200], window_start=start, hits=1)
         .on_conflict_do_update(
             index_elements=[RateWindow.scope, RateWindow.window_start],

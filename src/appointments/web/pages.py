@@ -70,7 +70,7 @@ class Visitor:
         return self.principal is not None and self.principal.role is role
 
 
-def _now(_request: Request) -> float:
+def _now() -> float:
     """Unix seconds, as the token verifier reads them (a session signed in with a
     token lasts exactly as long as the API accepts that token)."""
     return time.time()
@@ -92,7 +92,7 @@ def _viewer_zone(request: Request) -> str:
 
 
 async def get_visitor(request: Request) -> Visitor:
-    session = _codec(request).load(request, _now(request))
+    session = _codec(request).load(request, _now())
     principal, by_token = session.principal, False
     token = bearer_token(request.headers.get("authorization"))
     if token is not None:
@@ -188,7 +188,7 @@ def subject_id(principal: Principal) -> uuid.UUID:
 
 
 def _finish(request: Request, visitor: Visitor, response: Response) -> Response:
-    _codec(request).store(visitor.session, request, response, _now(request))
+    _codec(request).store(visitor.session, request, response, _now())
     # A zone picked on the page sticks, UTC included (a missing cookie would let the
     # page script replace the choice with the browser's zone).
     if request.query_params.get("tz") == visitor.tz_name:
