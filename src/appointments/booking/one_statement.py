@@ -38,15 +38,16 @@ from appointments.notifications.models import EventType
 from appointments.notifications.outbox import insert_from_sql
 from appointments.scheduling import rules
 
+# The stale hold on the slot is expired only when the claim goes ahead (the client
+# within its hold limit, the slot past the notice): a refused reserve changes nothing,
+# as the step-by-step path's rolled-back transaction does not (the differential test).
+# No SQL comments in the text: bench.pgbench runs it as one line.
 RESERVE_SQL = f"""
 WITH locked AS (
     SELECT id FROM clients WHERE id = :client_id FOR NO KEY UPDATE
 ), holds AS (
     SELECT live_holds(:client_id, :now) AS n FROM locked
 ), stale AS (
-    -- Only when the claim below goes ahead (the client within its hold limit, the
-    -- slot far enough ahead): a refused reserve changes nothing, as the
-    -- step-by-step path's rolled-back transaction does not (the differential test).
     UPDATE reservations SET status = 'expired'
      WHERE id = (SELECT reservation_id FROM reservation_slots WHERE slot_id = :slot_id)
        AND {rules.hold_ran_out()}
