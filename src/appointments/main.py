@@ -18,6 +18,8 @@ from appointments.availability.router import router as availability_router
 from appointments.booking.router import client_router as booking_client_router
 from appointments.booking.router import provider_router as booking_provider_router
 from appointments.booking.sweeper import run_sweeper
+from appointments.calendar.router import client_router as calendar_client_router
+from appointments.calendar.router import provider_router as calendar_provider_router
 from appointments.clients.router import router as clients_router
 from appointments.clock import Clock, SystemClock
 from appointments.db import create_engine, create_sessionmaker
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         clients_router,
         booking_client_router,
         booking_provider_router,
+        calendar_client_router,
+        calendar_provider_router,
         admin_router,
         webhooks_router,
     ):

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from icalendar import Calendar
 
-from appointments.booking import repository as reservations
+from appointments.scheduling import holds
 from tests.api import Api, Json, iso
 from tests.conftest import START
 
@@ -155,7 +155,7 @@ def test_a_failure_halfway_through_the_claim_leaves_nothing_claimed(
         calls.append(len(args[3]))
         raise RuntimeError("injected after the slots were claimed")
 
-    monkeypatch.setattr(reservations, "link", link_then_fail)
+    monkeypatch.setattr(holds, "link", link_then_fail)
     response = api.reserve_type(bob["id"], api.slot_at(provider["id"], NINE), kind["id"])
     assert response.status_code == 500
     assert calls == [4]  # the four slots had been claimed by then

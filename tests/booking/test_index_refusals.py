@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from appointments.booking import service
-from appointments.booking.models import ONE_LIVE_PER_SLOT, ONE_RESERVATION_PER_SLOT
 from appointments.db import violates
+from appointments.scheduling.models import ONE_LIVE_PER_SLOT, ONE_RESERVATION_PER_SLOT
 from tests.api import Api, Json
 from tests.conftest import START
 

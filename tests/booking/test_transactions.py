@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from appointments.availability import repository as slots
+from appointments.availability import repository as published
 from appointments.booking import one_statement
-from appointments.booking import repository as reservations
+from appointments.scheduling import holds, slots
 from tests.api import Api
 from tests.conftest import START
 
@@ -152,7 +152,7 @@ def test_failing_slot_insert_midway_leaves_no_slots(
     api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     provider = api.provider()
-    insert = slots.insert_missing_slots
+    insert = published.insert_missing_slots
 
     inserted: list[int] = []
 
@@ -162,7 +162,7 @@ def test_failing_slot_insert_midway_leaves_no_slots(
         inserted.append(len(await insert(session, provider_id, starts[: len(starts) // 2], length)))
         raise InjectedFault
 
-    monkeypatch.setattr(slots, "insert_missing_slots", insert_half_then_fail)
+    monkeypatch.setattr(published, "insert_missing_slots", insert_half_then_fail)
     response = api.client.post(
         f"/providers/{provider['id']}/availability",
         json={"start_time": DAY.isoformat(), "end_time": (DAY + timedelta(hours=4)).isoformat()},
@@ -180,13 +180,13 @@ def test_client_delete_failing_midway_keeps_everything(
     bob = api.customer()
     slot = api.slot(provider["id"], DAY)
     assert api.reserve(bob["id"], slot["id"]).status_code == 201
-    cancel = reservations.cancel_live_of_client
+    cancel = holds.cancel_live_of_client
 
     async def cancel_then_fail(*args: Any) -> None:
         await cancel(*args)
         raise InjectedFault
 
-    monkeypatch.setattr(reservations, "cancel_live_of_client", cancel_then_fail)
+    monkeypatch.setattr(holds, "cancel_live_of_client", cancel_then_fail)
     assert api.client.delete(f"/clients/{bob['id']}").status_code == 500
     assert _logged_fault(caplog)
     assert api.sql("SELECT status FROM reservations") == [("held",)]

@@ -7,8 +7,8 @@ from typing import Any
 import icalendar
 from sqlalchemy import insert
 
-from appointments.booking.models import Reservation
 from appointments.clock import FrozenClock
+from appointments.scheduling.models import Reservation
 from tests.api import Api
 from tests.conftest import START
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from appointments.availability import repository as slots
 from appointments.clock import FrozenClock
+from appointments.scheduling import slots
 from tests.api import Api, iso
 from tests.conftest import START
 

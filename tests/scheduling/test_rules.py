@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from appointments.availability.models import Slot
-from appointments.booking.models import Reservation
 from appointments.clock import FrozenClock
 from appointments.scheduling import rules
+from appointments.scheduling.models import Reservation, Slot
 from tests.api import Api
 from tests.conftest import START
 

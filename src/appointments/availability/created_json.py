@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
-from appointments.availability.models import SlotRecord
+from appointments.scheduling.models import SlotRecord
 
 
 class _Slot(TypedDict):

@@ -16,7 +16,6 @@ from appointments.availability.schemas import (
     WindowIn,
     WindowOut,
     WindowsIn,
-    conflict_of,
 )
 from appointments.availability.service import AvailabilityChange, OnConflict
 from appointments.clock import Clock
@@ -26,6 +25,7 @@ from appointments.errors import NotFound, ValidationFailed, problem_responses
 from appointments.ids import parse_id
 from appointments.pagination import Page, PageRequest, page_request
 from appointments.scheduling import rules
+from appointments.scheduling.conflicts import conflict_of
 from appointments.settings import Settings
 from appointments.timeparams import AwareQueryTime
 

@@ -5,10 +5,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from appointments.availability.models import SlotRecord
-from appointments.booking.models import Reservation
-from appointments.booking.schemas import ReservationOut
 from appointments.scheduling import rules
+from appointments.scheduling.conflicts import ConflictOut
+from appointments.scheduling.models import SlotRecord
 from appointments.schemas import RequestBody, ResponseBody, UtcTime
 
 
@@ -56,17 +55,6 @@ class WindowsIn(RequestBody):
         max_length=500,
         description="The availability the range should have afterwards (may be empty).",
     )
-
-
-class ConflictOut(ResponseBody):
-    """A held or confirmed booking that a change of availability would drop."""
-
-    reservation_id: uuid.UUID
-    client_id: uuid.UUID
-    slot_id: uuid.UUID
-    start_time: datetime
-    end_time: datetime
-    status: Literal["held", "confirmed"]
 
 
 class MovedOut(ResponseBody):
@@ -135,15 +123,3 @@ def effective_status(slot: SlotRecord, now: datetime) -> SlotState:
     if rules.slot_hold_has_run_out(slot.status, slot.hold_expires_at, now):
         return SlotState.AVAILABLE
     return SlotState(slot.status)
-
-
-def conflict_of(reservation: Reservation, now: datetime) -> ConflictOut:
-    live = ReservationOut.at(reservation, now)
-    return ConflictOut(
-        reservation_id=live.id,
-        client_id=live.client_id,
-        slot_id=live.slot_id,
-        start_time=live.start_time,
-        end_time=live.end_time,
-        status="confirmed" if live.status == "confirmed" else "held",
-    )

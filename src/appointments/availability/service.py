@@ -9,14 +9,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability import repository, weekly
-from appointments.availability.errors import AvailabilityConflict, InvalidWindow
-from appointments.availability.models import SlotRecord
-from appointments.availability.schemas import conflict_of
-from appointments.booking import repository as reservations
+from appointments.availability.errors import InvalidWindow
 from appointments.booking import service as booking
-from appointments.booking.models import Reservation
 from appointments.providers import service as providers
 from appointments.providers.models import Provider
+from appointments.scheduling import holds
+from appointments.scheduling.conflicts import AvailabilityConflict, conflict_of
+from appointments.scheduling.models import Reservation, SlotRecord
 from appointments.schemas import EARLIEST, LATEST
 from appointments.settings import Settings
 
@@ -134,10 +133,10 @@ async def replace_range(
     # reserve racing with us claimed its slot first (then its booking is locked by the
     # second look, taken after it committed) or finds the slot gone.
     span = (session, provider.id, start_from, start_before, now)
-    await reservations.expire_run_out_on_withdrawn_slots(*span, keep_starts=wanted)
-    await reservations.live_on_withdrawn_slots(*span, keep_starts=wanted)
+    await holds.expire_run_out_on_withdrawn_slots(*span, keep_starts=wanted)
+    await holds.live_on_withdrawn_slots(*span, keep_starts=wanted)
     removed = await repository.remove_slots(*span, keep_starts=wanted)
-    conflicts = await reservations.live_on_withdrawn_slots(*span, keep_starts=wanted)
+    conflicts = await holds.live_on_withdrawn_slots(*span, keep_starts=wanted)
     if conflicts and on_conflict is OnConflict.REFUSE:
         raise AvailabilityConflict(
             f"{len(conflicts)} held or confirmed booking(s) would be dropped; pass "

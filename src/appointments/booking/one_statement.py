@@ -29,14 +29,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments import rawsql
-from appointments.availability.models import Slot
-from appointments.availability.repository import ClaimedSlot
-from appointments.booking.models import Reservation
 from appointments.db import UTCDateTime
-from appointments.notifications import wakeup
-from appointments.notifications.models import EventType
-from appointments.notifications.outbox import insert_from_sql
-from appointments.scheduling import rules
+from appointments.scheduling import rules, wakeup
+from appointments.scheduling.events import EventType
+from appointments.scheduling.models import Reservation, Slot
+from appointments.scheduling.outbox import insert_from_sql
+from appointments.scheduling.slots import ClaimedSlot
 
 # The stale hold on the slot is expired only when the claim goes ahead (the client
 # within its hold limit, the slot past the notice): a refused reserve changes nothing,

@@ -1,7 +1,7 @@
 """Booking over HTTP: reserve, confirm, cancel, and the lists of reservations."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from appointments.auth.policy import CurrentUser
 from appointments.auth.tokens import Role
 from appointments.booking import repository, service
-from appointments.booking.models import Reservation, ReservationStatus
 from appointments.booking.repository import Owner
 from appointments.booking.schemas import (
     CancelIn,
@@ -19,13 +18,13 @@ from appointments.booking.schemas import (
     ReservationOut,
     ReserveIn,
 )
-from appointments.calendar import export
 from appointments.clients import service as clients
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
 from appointments.idempotency.service import IdempotencyKeyHeader, run_counted, run_once
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
 from appointments.providers import service as providers
+from appointments.scheduling.models import Reservation, ReservationStatus
 from appointments.settings import Settings
 from appointments.timeparams import AwareQueryTime
 
@@ -451,30 +450,3 @@ async def list_provider_reservations(
     provider = await providers.get_provider(session, provider_id)
     owner = Owner(provider_id=provider.id)
     return await _page(owner, session, clock, paging, status, start_from, start_before)
-
-
-CALENDAR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "An RFC 5545 calendar of confirmed (and cancelled) bookings.",
-        "content": {"text/calendar": {"schema": {"type": "string"}}},
-    },
-    **problem_responses(404),
-}
-
-
-@client_router.get("/reservations.ics", response_class=Response, responses=CALENDAR_RESPONSES)
-async def client_calendar(client_id: str, session: SessionDep, clock: ClockDep) -> Response:
-    """This client's confirmed bookings as an .ics calendar (cancelled ones marked)."""
-    client = await clients.get_client(session, client_id)
-    owner = Owner(client_id=client.id)
-    return await export.calendar_response(session, owner, "My appointments", clock.now())
-
-
-@provider_router.get("/reservations.ics", response_class=Response, responses=CALENDAR_RESPONSES)
-async def provider_calendar(provider_id: str, session: SessionDep, clock: ClockDep) -> Response:
-    """This provider's confirmed bookings as an .ics calendar (cancelled ones marked)."""
-    provider = await providers.get_provider(session, provider_id)
-    name = f"{provider.name}: appointments"
-    return await export.calendar_response(
-        session, Owner(provider_id=provider.id), name, clock.now()
-    )

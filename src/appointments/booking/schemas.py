@@ -4,8 +4,8 @@ from typing import Protocol
 
 from pydantic import Field, StrictBool
 
-from appointments.booking.models import ReservationStatus
 from appointments.scheduling import rules
+from appointments.scheduling.models import ReservationStatus
 from appointments.schemas import RequestBody, ResponseBody
 
 # Ids are opaque strings; an unknown one (or one that cannot exist) is a 404, not a 422.

@@ -16,7 +16,6 @@ from appointments.appointment_types import repository as appointment_types
 from appointments.appointment_types import start_times
 from appointments.appointment_types.errors import DailyLimitReached
 from appointments.appointment_types.rules import BookingRules, Span, local_day_bounds
-from appointments.availability import repository as slots
 from appointments.booking import one_statement, repository
 from appointments.booking.errors import (
     ReservationCancelled,
@@ -25,24 +24,24 @@ from appointments.booking.errors import (
     SlotUnavailable,
     TooLateToChange,
 )
-from appointments.booking.models import (
-    ONE_LIVE_PER_SLOT,
-    ONE_RESERVATION_PER_SLOT,
-    Reservation,
-    ReservationStatus,
-)
 from appointments.booking.repository import Owner
 from appointments.clients import service as clients
 from appointments.db import violates
 from appointments.errors import NotFound
 from appointments.idempotency import repository as idempotency_keys
 from appointments.ids import parse_id
-from appointments.notifications import outbox
-from appointments.notifications.models import EventType
 from appointments.observability.metrics import SWEEPS, SWEPT, count_outcome
 from appointments.providers import repository as providers_repository
 from appointments.ratelimit import service as rate_windows
+from appointments.scheduling import holds, outbox, slots
 from appointments.scheduling import rules as core
+from appointments.scheduling.events import EventType
+from appointments.scheduling.models import (
+    ONE_LIVE_PER_SLOT,
+    ONE_RESERVATION_PER_SLOT,
+    Reservation,
+    ReservationStatus,
+)
 from appointments.settings import Settings
 
 # Either index refusing a second live reservation of a slot means a rival won the slot.
@@ -175,18 +174,18 @@ async def _reserve_step_by_step(
 ) -> None:
     """Portable path (SQLite): the same steps as separate statements."""
     now = reservation.created_at
-    await repository.expire_stale_hold_of_slot(session, reservation.slot_id, now)
+    await holds.expire_stale_hold_of_slot(session, reservation.slot_id, now)
     claimed = await slots.claim_slot_if_free(
         session, reservation.slot_id, now, reservation.expires_at, starting_after=bookable_after
     )
     if claimed is None:
         await _explain_refused_claim(session, reservation.slot_id, now, notice)
-    held = await repository.count_live_holds(session, reservation.client_id, now)
+    held = await holds.count_live_holds(session, reservation.client_id, now)
     core.check_hold_limit(held, settings.max_holds_per_client)
     _take_times(reservation, claimed)
     session.add(reservation)
     await session.flush()
-    await repository.link(session, reservation.id, claimed.provider_id, [reservation.slot_id])
+    await holds.link(session, reservation.id, claimed.provider_id, [reservation.slot_id])
     await outbox.record(session, EventType.HELD, [reservation.id], now)
 
 
@@ -227,7 +226,7 @@ async def reserve_appointment(
     day = await _hold_day(session, rules, span, zone)
     claimed = await _lock_span(session, anchor.provider_id, span, now)
     await _check_daily_cap(session, anchor.provider_id, rules, day, now)
-    held = await repository.count_live_holds(session, client_id, now)
+    held = await holds.count_live_holds(session, client_id, now)
     core.check_hold_limit(held, settings.max_holds_per_client)
     expires_at = now + timedelta(seconds=settings.hold_seconds)
     reservation = Reservation(
@@ -248,7 +247,7 @@ async def reserve_appointment(
         await slots.occupy(session, claimed, expires_at)
         session.add(reservation)
         await session.flush()
-        await repository.link(session, reservation.id, anchor.provider_id, claimed)
+        await holds.link(session, reservation.id, anchor.provider_id, claimed)
     await outbox.record(session, EventType.HELD, [reservation.id], now)
     return reservation
 
@@ -263,7 +262,7 @@ async def _lock_span(
 ) -> Sequence[uuid.UUID]:
     """Lock every slot of the span, or refuse (409) when one is missing, held, confirmed
     or removed. Run-out holds in the way are written down as expired first."""
-    await repository.expire_stale_holds_in_span(
+    await holds.expire_stale_holds_in_span(
         session, provider_id, span.occupied_start, span.occupied_end, now
     )
     free = await slots.lock_free_span(
@@ -326,7 +325,7 @@ async def confirm_hold(
     """Turn the client's live hold into a confirmed booking; confirming again is harmless."""
     client = await clients.get_client(session, client_id)
     reservation_uuid = parse_id(reservation_id, "reservation")
-    confirmed = await repository.confirm_if_live(session, reservation_uuid, client.id, now)
+    confirmed = await holds.confirm_if_live(session, reservation_uuid, client.id, now)
     if confirmed is not None:
         await slots.mark_confirmed(session, confirmed.id)
         await outbox.record(session, EventType.CONFIRMED, [confirmed.id], now)
@@ -393,7 +392,7 @@ async def cancel_reservation(
             _check_change_notice(current, rules, now)
     cancelled = await repository.cancel_if_live(session, owner, reservation_uuid, now)
     if cancelled is not None:
-        freed = await repository.unlink(session, [cancelled.id])
+        freed = await holds.unlink(session, [cancelled.id])
         await slots.release(session, freed, remove=remove_slot)
         await outbox.record(session, EventType.CANCELLED, [cancelled.id], now)
         return cancelled
@@ -478,13 +477,13 @@ async def reschedule(
         zone = await _zone_of(session, reservation.provider_id)
         day = await _hold_day(session, rules, span, zone)
     # Locked and read again: a cancel or another move may have come first.
-    reservation = await repository.lock(session, reservation_uuid)
+    reservation = await holds.lock(session, reservation_uuid)
     _check_movable(reservation, rules, now, by_client=by_client)
     claimed = await _lock_span(session, reservation.provider_id, span, now, moving=reservation.id)
     await _check_daily_cap(
         session, reservation.provider_id, rules, day, now, excluding=reservation.id
     )
-    old_slots = await repository.unlink(session, [reservation.id])
+    old_slots = await holds.unlink(session, [reservation.id])
     keep = set(claimed)
     await slots.release(session, [slot for slot in old_slots if slot not in keep])
     previous = (reservation.start_time, reservation.end_time)
@@ -520,7 +519,7 @@ async def _settle(
     keeping its status and hold expiry."""
     held = reservation.status == ReservationStatus.HELD
     await slots.occupy(session, claimed, reservation.expires_at if held else None)
-    await repository.link(session, reservation.id, reservation.provider_id, claimed)
+    await holds.link(session, reservation.id, reservation.provider_id, claimed)
     reservation.slot_id = anchor_id
     reservation.start_time = span.start
     reservation.end_time = span.end
@@ -536,8 +535,8 @@ RATE_WINDOWS_KEPT = timedelta(hours=1)
 
 async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
     """Persist every hold that has run out: reservations expired, their slots available."""
-    await repository.lock_sweep(session)
-    expired = await repository.expire_stale_holds(session, now)
+    await holds.lock_sweep(session)
+    expired = await holds.expire_stale_holds(session, now)
     await slots.release_stale_holds(session, now)
     await idempotency_keys.delete_expired(session, now)
     await rate_windows.forget_before(session, now - RATE_WINDOWS_KEPT)
@@ -572,7 +571,7 @@ async def move_elsewhere(
     cancelled: list[Reservation] = []
     for reservation in sorted(conflicts, key=lambda r: (r.start_time, r.id)):
         rules = await rules_of(session, settings, reservation)
-        freed = await repository.unlink(session, [reservation.id])
+        freed = await holds.unlink(session, [reservation.id])
         await slots.release(session, freed)
         search = start_times.Search(
             start_from=reservation.start_time, latest=reservation.start_time + MOVE_WITHIN
@@ -581,7 +580,7 @@ async def move_elsewhere(
             session, reservation.provider_id, rules, search, now, limit=1
         )
         if not found:
-            cancelled.extend(await repository.cancel_many(session, [reservation.id], now))
+            cancelled.extend(await holds.cancel_many(session, [reservation.id], now))
             continue
         origin = reservation.start_time
         previous = (reservation.start_time, reservation.end_time)
@@ -601,8 +600,8 @@ async def cancel_conflicts(
 ) -> Sequence[Reservation]:
     """Cancel these reservations, in the caller's transaction; their slots become
     available again, except those the caller has already withdrawn."""
-    cancelled = await repository.cancel_many(session, [r.id for r in conflicts], now)
-    freed = await repository.unlink(session, [r.id for r in cancelled])
+    cancelled = await holds.cancel_many(session, [r.id for r in conflicts], now)
+    freed = await holds.unlink(session, [r.id for r in cancelled])
     await slots.release(session, freed)
     await outbox.record(session, EventType.CANCELLED, [r.id for r in cancelled], now)
     return cancelled

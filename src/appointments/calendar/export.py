@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments import ics
 from appointments.booking import repository
 from appointments.booking.repository import Owner
-from appointments.calendar import ics
 
 # Every booking that has not ended is in a feed; of those that have, the latest 1,000
 # of the past 90 days (a calendar app keeps what it saw before).

@@ -6,14 +6,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from appointments.availability import repository as slots
-from appointments.booking import repository as reservations
 from appointments.clients import repository
 from appointments.clients.models import Client
 from appointments.clients.schemas import ClientIn
 from appointments.errors import NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
+from appointments.scheduling import holds, slots
 
 
 async def create_client(session: AsyncSession, data: ClientIn, now: datetime) -> Client:
@@ -61,7 +60,7 @@ async def delete_client(session: AsyncSession, client_id: str, now: datetime) ->
     so a concurrent reserve cannot deadlock with us.
     """
     client = await get_client(session, client_id, lock=True)
-    freed = await reservations.cancel_live_of_client(session, client.id, now)
+    freed = await holds.cancel_live_of_client(session, client.id, now)
     await slots.release(session, freed)
     await session.delete(client)
     await session.flush()

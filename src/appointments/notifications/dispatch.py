@@ -17,15 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.clients.models import Client
 from appointments.notifications import mail
 from appointments.notifications.metrics import EVENTS
-from appointments.notifications.models import (
-    Channel,
-    Delivery,
-    DeliveryStatus,
-    Event,
-    EventType,
-    WebhookEndpoint,
-)
+from appointments.notifications.models import Channel, Delivery, DeliveryStatus, WebhookEndpoint
 from appointments.providers.models import Provider
+from appointments.scheduling.events import Event, EventType
 from appointments.settings import Settings
 
 

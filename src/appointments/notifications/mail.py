@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import aiosmtplib
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from appointments.calendar.ics import invite
-from appointments.notifications.models import Event, EventType
+from appointments.ics import invite
+from appointments.scheduling.events import Event, EventType
 from appointments.settings import Settings
 
 _templates = Environment(

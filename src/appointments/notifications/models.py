@@ -1,4 +1,4 @@
-"""The outbox (events), webhook endpoints, and the deliveries of events to them and by mail."""
+"""Webhook endpoints, and the deliveries of events (`scheduling.events`) to them and by mail."""
 
 import enum
 import uuid
@@ -19,65 +19,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appointments.db import Base, UTCDateTime
-
-
-class EventType(enum.StrEnum):
-    HELD = "reservation.held"
-    CONFIRMED = "reservation.confirmed"
-    CANCELLED = "reservation.cancelled"
-    EXPIRED = "reservation.expired"
-    RESCHEDULED = "reservation.rescheduled"
-    PING = "ping"
-
-
-# What an endpoint may subscribe to; `ping` is sent on request whatever it subscribed.
-SUBSCRIBABLE = tuple(kind for kind in EventType if kind is not EventType.PING)
-
-
-class Event(Base):
-    """One change of a reservation, written in the change's own transaction (the outbox).
-
-    It carries a snapshot of the reservation as it was right after the change, so
-    a delivery made later still tells what happened then. The dispatcher turns
-    each event into deliveries (webhooks, mail) once and marks it dispatched.
-    """
-
-    __tablename__ = "events"
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    type: Mapped[str] = mapped_column(String(40))
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    provider_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    # A ping goes to this endpoint only.
-    endpoint_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The reservation's snapshot (null for a ping). No foreign key: events outlive rows.
-    reservation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    slot_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    appointment_type_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    status: Mapped[str | None] = mapped_column(String(16))
-    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    reservation_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revision: Mapped[int | None] = mapped_column(Integer)
-    # A reschedule's old times.
-    previous_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    previous_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    __table_args__ = (
-        # The dispatcher's queue: only undispatched events are in the index.
-        Index(
-            "ix_events_undispatched",
-            "occurred_at",
-            postgresql_where=text("dispatched_at IS NULL"),
-            sqlite_where=text("dispatched_at IS NULL"),
-        ),
-        Index("ix_events_reservation_id", "reservation_id"),
-    )
 
 
 class WebhookEndpoint(Base):

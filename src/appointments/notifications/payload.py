@@ -4,9 +4,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from appointments.booking.models import ReservationStatus
 from appointments.booking.schemas import ReservationOut
-from appointments.notifications.models import Event
+from appointments.scheduling.events import Event
+from appointments.scheduling.models import ReservationStatus
 
 
 def _time(moment: datetime) -> str:

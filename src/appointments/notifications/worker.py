@@ -24,24 +24,20 @@ from sqlalchemy import Table, and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from appointments.appointment_types.models import AppointmentType
-from appointments.booking.models import Reservation, ReservationStatus
 from appointments.clients.models import Client
 from appointments.clock import Clock
 from appointments.db import UTCDateTime, transaction
-from appointments.notifications import mail, wakeup
+from appointments.notifications import mail
 from appointments.notifications.dispatch import dispatch
 from appointments.notifications.http1 import Pool
 from appointments.notifications.metrics import DELIVERIES, LAG, QUEUE
-from appointments.notifications.models import (
-    Channel,
-    Delivery,
-    DeliveryStatus,
-    Event,
-    WebhookEndpoint,
-)
+from appointments.notifications.models import Channel, Delivery, DeliveryStatus, WebhookEndpoint
 from appointments.notifications.payload import body_of
 from appointments.notifications.webhook import send_webhook
 from appointments.providers.models import Provider
+from appointments.scheduling import wakeup
+from appointments.scheduling.events import Event
+from appointments.scheduling.models import Reservation, ReservationStatus
 from appointments.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -6,18 +6,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from appointments.availability import repository as slots
-from appointments.availability.errors import AvailabilityConflict
-from appointments.availability.schemas import conflict_of
-from appointments.booking import repository as reservations
 from appointments.errors import NotFound
 from appointments.ids import parse_id
-from appointments.notifications import outbox
-from appointments.notifications.models import EventType
 from appointments.pagination import PageRequest
 from appointments.providers import repository
 from appointments.providers.models import Provider
 from appointments.providers.schemas import ProviderIn
+from appointments.scheduling import holds, outbox, slots
+from appointments.scheduling.conflicts import AvailabilityConflict, conflict_of
+from appointments.scheduling.events import EventType
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -66,9 +63,9 @@ async def delete_provider(
     # Lock order everywhere: reservation rows, then slot rows. Deleting a slot deletes
     # its reservations (ON DELETE CASCADE), so every one that a cancel, a move or the
     # sweeper could be changing is locked before any slot goes.
-    await reservations.lock_every_held_or_confirmed(session, provider.id)
+    await holds.lock_every_held_or_confirmed(session, provider.id)
     await slots.delete_free_slots(session, provider.id, now)
-    booked = await reservations.live_in_range(session, provider.id, now, FAR_FUTURE, now)
+    booked = await holds.live_in_range(session, provider.id, now, FAR_FUTURE, now)
     if booked and not cancel_conflicts:
         raise AvailabilityConflict(
             f"provider has {len(booked)} future held or confirmed booking(s); cancel them "
@@ -77,7 +74,7 @@ async def delete_provider(
         )
     # Its slots and their reservations go with it (ON DELETE CASCADE); the bookings it
     # had are told first, in the same transaction.
-    cancelled = await reservations.cancel_many(session, [r.id for r in booked], now)
+    cancelled = await holds.cancel_many(session, [r.id for r in booked], now)
     await outbox.record(session, EventType.CANCELLED, [r.id for r in cancelled], now)
     await session.delete(provider)
     await session.flush()

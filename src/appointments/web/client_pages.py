@@ -18,7 +18,6 @@ from appointments.availability.schemas import SlotFilter
 from appointments.booking import repository as reservations
 from appointments.booking import router as booking_api
 from appointments.booking import service as booking
-from appointments.booking.models import Reservation, ReservationStatus
 from appointments.booking.repository import Owner
 from appointments.booking.schemas import ConfirmIn, ReserveIn
 from appointments.calendar.export import calendar_response
@@ -28,6 +27,7 @@ from appointments.ids import parse_id
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
 from appointments.scheduling import rules as core
+from appointments.scheduling.models import Reservation, ReservationStatus
 from appointments.web.pages import (
     ClientPosterDep,
     PageRefused,

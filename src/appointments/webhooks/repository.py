@@ -7,8 +7,9 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from appointments.notifications.models import Delivery, DeliveryStatus, Event, WebhookEndpoint
+from appointments.notifications.models import Delivery, DeliveryStatus, WebhookEndpoint
 from appointments.pagination import PageRequest
+from appointments.scheduling.events import Event
 
 
 async def get(

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StrictBool
 
-from appointments.notifications.models import SUBSCRIBABLE
+from appointments.scheduling.events import SUBSCRIBABLE
 from appointments.schemas import RequestBody, ResponseBody, storable_text
 
 SubscribableEvent = Literal[

@@ -14,17 +14,13 @@ from appointments.auth.errors import Forbidden
 from appointments.auth.tokens import Principal, Role
 from appointments.errors import NotFound
 from appointments.ids import parse_id
-from appointments.notifications import outbox
 from appointments.notifications.addresses import AddressNotAllowed, resolve_public
-from appointments.notifications.models import (
-    SUBSCRIBABLE,
-    Delivery,
-    DeliveryStatus,
-    WebhookEndpoint,
-)
+from appointments.notifications.models import Delivery, DeliveryStatus, WebhookEndpoint
 from appointments.notifications.signing import new_secret
 from appointments.pagination import PageRequest
 from appointments.providers import repository as providers
+from appointments.scheduling import outbox
+from appointments.scheduling.events import SUBSCRIBABLE
 from appointments.settings import Settings
 from appointments.webhooks import repository
 from appointments.webhooks.errors import WebhookUrlNotAllowed

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from appointments.booking.models import ReservationStatus
+from appointments.scheduling.models import ReservationStatus
 
 PRODID = "-//appointments//booking calendar//EN"
 MAX_LINE_OCTETS = 75

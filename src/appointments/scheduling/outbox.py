@@ -13,10 +13,10 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Select, TextClause, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from appointments.booking.models import Reservation
 from appointments.db import UTCDateTime
-from appointments.notifications import wakeup
-from appointments.notifications.models import Event, EventType
+from appointments.scheduling import wakeup
+from appointments.scheduling.events import Event, EventType
+from appointments.scheduling.models import Reservation
 
 # Events table columns filled from a reservation, in the order of `_snapshot`.
 _SNAPSHOT_COLUMNS = (

@@ -1,0 +1,160 @@
+"""Statements on slots that every domain composes: claim, occupy, confirm, release.
+
+Each is scoped by provider or by slot id, and built from `scheduling.rules`.
+Publishing and listing a provider's slots are availability's (`availability.repository`).
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, TextClause, and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.scheduling import rules
+from appointments.scheduling.models import ReservationSlot, Slot, SlotStatus
+
+
+def is_free(now: datetime) -> TextClause:
+    """The slot is free at `now` (`scheduling.rules.slot_free`), as an ORM condition."""
+    return rules.where(rules.slot_free("slots"), now)
+
+
+@dataclass(frozen=True)
+class ClaimedSlot:
+    provider_id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+
+
+async def get(session: AsyncSession, slot_id: uuid.UUID) -> Slot | None:
+    """The slot, unless it does not exist or was removed by its provider."""
+    slot = await session.get(Slot, slot_id)
+    return None if slot is None or slot.status == SlotStatus.REMOVED else slot
+
+
+async def claim_slot_if_free(
+    session: AsyncSession,
+    slot_id: uuid.UUID,
+    now: datetime,
+    hold_expires_at: datetime,
+    *,
+    starting_after: datetime,
+) -> ClaimedSlot | None:
+    """Mark the slot reserved if, and only if, it is free at `now` and starts after
+    `starting_after`; return what the reservation needs to know of it.
+
+    One conditional UPDATE: of any number of concurrent callers, exactly one sees
+    the row match (the others wait on the row lock, re-check, and get None).
+    """
+    result = await session.execute(
+        update(Slot)
+        .where(
+            Slot.id == slot_id,
+            rules.where(rules.starts_bookable("slots"), bookable_after=starting_after),
+            is_free(now),
+        )
+        .values(status=SlotStatus.RESERVED, hold_expires_at=hold_expires_at)
+        .returning(Slot.provider_id, Slot.start_time, Slot.end_time)
+    )
+    row = result.one_or_none()
+    return None if row is None else ClaimedSlot(*row)
+
+
+async def mark_confirmed(session: AsyncSession, reservation_id: uuid.UUID) -> None:
+    """Every slot the reservation occupies (buffers included) becomes confirmed."""
+    occupied = select(ReservationSlot.slot_id).where(
+        ReservationSlot.reservation_id == reservation_id
+    )
+    await session.execute(
+        update(Slot)
+        .where(Slot.id.in_(occupied))
+        .values(status=SlotStatus.CONFIRMED, hold_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def lock_free_span(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    *,
+    occupied_by: uuid.UUID | None = None,
+) -> Sequence[uuid.UUID]:
+    """Lock the provider's slots in [start, end) that are free at `now` (or occupied by
+    reservation `occupied_by`, which is moving); return their ids in start order.
+
+    Rows are locked in start order, so two claims of overlapping spans queue up
+    instead of deadlocking; a row that a rival changed while we waited is
+    re-checked and left out. Fewer ids than the span has slots means it cannot be had.
+    """
+    usable: ColumnElement[bool] | TextClause = is_free(now)
+    if occupied_by is not None:
+        own = select(ReservationSlot.slot_id).where(ReservationSlot.reservation_id == occupied_by)
+        usable = or_(usable, and_(Slot.status != SlotStatus.REMOVED, Slot.id.in_(own)))
+    query = (
+        select(Slot.id)
+        .where(
+            Slot.provider_id == provider_id,
+            Slot.start_time >= start,
+            Slot.start_time < end,
+            usable,
+        )
+        .order_by(Slot.start_time)
+        .with_for_update(key_share=True)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def occupy(
+    session: AsyncSession, slot_ids: Sequence[uuid.UUID], hold_expires_at: datetime | None
+) -> None:
+    """Mark these (locked) slots held until `hold_expires_at`, or confirmed when None:
+    one statement for every slot of an appointment and its buffers."""
+    if not slot_ids:
+        return
+    status = SlotStatus.CONFIRMED if hold_expires_at is None else SlotStatus.RESERVED
+    await session.execute(
+        update(Slot)
+        .where(Slot.id.in_(slot_ids))
+        .values(status=status, hold_expires_at=hold_expires_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def release(
+    session: AsyncSession, slot_ids: Sequence[uuid.UUID], *, remove: bool = False
+) -> None:
+    """Make these slots available again, or withdraw them (their reservations were
+    ended by the caller). Removed slots stay removed."""
+    if slot_ids:
+        status = SlotStatus.REMOVED if remove else SlotStatus.AVAILABLE
+        await session.execute(
+            update(Slot)
+            .where(Slot.id.in_(slot_ids), Slot.status != SlotStatus.REMOVED)
+            .values(status=status, hold_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def release_stale_holds(session: AsyncSession, now: datetime) -> int:
+    """Persist every run-out hold as available; one set-based UPDATE."""
+    result = await session.execute(
+        update(Slot)
+        .where(rules.where(rules.slot_hold_ran_out("slots"), now))
+        .values(status=SlotStatus.AVAILABLE, hold_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def delete_free_slots(session: AsyncSession, provider_id: uuid.UUID, now: datetime) -> None:
+    """Delete the provider's slots that no live booking needs (free ones and past ones)."""
+    await session.execute(
+        delete(Slot)
+        .where(Slot.provider_id == provider_id, or_(is_free(now), Slot.start_time <= now))
+        .execution_options(synchronize_session=False)
+    )
