@@ -1,14 +1,15 @@
-"""The provider's calendar day (the daily cap's unit) is computed three ways: zoneinfo
-in Python, `AT TIME ZONE` in PostgreSQL's start-time search, and functions registered
-on every SQLite connection. All three agree, across daylight-saving changes, in zones
-east and west of UTC and with half-hour offsets."""
+"""The provider's calendar day (the daily cap's unit) has one home,
+`scheduling.rules.local_day`: `AT TIME ZONE` on PostgreSQL, functions registered on
+every SQLite connection (SQLite knows no zones). Both give zoneinfo's midnights,
+across daylight-saving changes, in zones east and west of UTC and with half-hour
+offsets."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from appointments.appointment_types.rules import local_day_bounds
-from appointments.appointment_types.start_times import _DAY
+from appointments.scheduling import rules
 from tests.api import Api
 
 # Each zone with a day of its 2027 daylight-saving changes (or none).
@@ -27,13 +28,22 @@ def _moments(day: str) -> list[datetime]:
     return [first + timedelta(minutes=45 * i) for i in range(3 * 32)]
 
 
+def local_day_bounds(moment: datetime, zone: str) -> tuple[datetime, datetime]:
+    """The oracle: [midnight, next midnight) of the moment's day in the zone."""
+    tz = ZoneInfo(zone)
+    day: date = moment.astimezone(tz).date()
+    start = datetime.combine(day, time(0), tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
 def _sqlite_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 @pytest.mark.parametrize("zone", sorted(ZONES))
-def test_the_three_calendar_days_agree(api: Api, zone: str) -> None:
-    start_sql, end_sql = _DAY[api.dialect]
+def test_the_calendar_day_is_zoneinfos(api: Api, zone: str) -> None:
+    start_sql, end_sql = rules.local_day(api.dialect, "anchor_start")
     checked = 0
     for day in ZONES[zone]:
         for moment in _moments(day):

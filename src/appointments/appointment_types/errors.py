@@ -1,14 +1,3 @@
-from appointments.errors import Conflict, DomainError
+from appointments.scheduling.errors import DailyLimitReached, TooFarAhead
 
-
-class TooFarAhead(DomainError):
-    """The start lies beyond the type's `max_advance_days`."""
-
-    status = 422
-    code = "too_far_ahead"
-
-
-class DailyLimitReached(Conflict):
-    """The provider's day already has `max_per_day` live appointments of the type."""
-
-    code = "daily_limit_reached"
+__all__ = ["DailyLimitReached", "TooFarAhead"]

@@ -7,11 +7,9 @@ booking path asks one object the same questions.
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-from appointments.appointment_types.errors import TooFarAhead
 from appointments.scheduling import rules as core
 from appointments.settings import Settings
 
@@ -128,24 +126,9 @@ class BookingRules:
 
     def horizon(self, now: datetime) -> datetime | None:
         """The latest start allowed, or None for no limit."""
-        return None if self.max_advance is None else now + self.max_advance
+        return core.horizon(now, self.max_advance)
 
     def check_start(self, start: datetime, now: datetime) -> None:
         """Notice first, then horizon (the contract's order)."""
         core.check_notice(start, now, self.notice)
-        horizon = self.horizon(now)
-        if horizon is not None and start > horizon:
-            assert self.max_advance is not None
-            raise TooFarAhead(
-                f"this appointment must start within {self.max_advance.days} days from now"
-            )
-
-
-def local_day_bounds(moment: datetime, zone: str) -> tuple[datetime, datetime]:
-    """[midnight, next midnight) of `moment`'s calendar day in the zone, as aware UTC times
-    (23 or 25 hours long across a daylight-saving change)."""
-    tz = ZoneInfo(zone)
-    day: date = moment.astimezone(tz).date()
-    start = datetime.combine(day, time(0), tz)
-    end = datetime.combine(day + timedelta(days=1), time(0), tz)
-    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
+        core.check_horizon(start, now, self.max_advance)

@@ -32,17 +32,6 @@ _WHOLE_SPAN = {
     "sqlite": "unixepoch(last_start) - unixepoch(first_start) = :span_gap_seconds",
 }
 
-# [local midnight, next local midnight) of the anchor's day in the provider's zone.
-_DAY = {
-    "postgresql": (
-        "(date_trunc('day', anchor_start AT TIME ZONE :zone) AT TIME ZONE :zone)",
-        "((date_trunc('day', anchor_start AT TIME ZONE :zone) + interval '1 day')"
-        " AT TIME ZONE :zone)",
-    ),
-    # Functions registered on every SQLite connection (db.py): SQLite knows no zones.
-    "sqlite": ("tz_day_start(anchor_start, :zone)", "tz_day_end(anchor_start, :zone)"),
-}
-
 
 @dataclass(frozen=True)
 class StartTime:
@@ -223,21 +212,15 @@ def _text(shape: _Shape) -> str:
     anchor_where = [_WHOLE_SPAN[shape.dialect]]
     for given, condition in (
         (shape.start_from, "anchor_start >= :start_from"),
-        (shape.after, "anchor_start > :after"),
+        (shape.after, core.starts_bookable(start="anchor_start", after=":after")),
         (shape.start_before, "anchor_start < :start_before"),
-        (shape.latest, "anchor_start <= :latest"),
+        (shape.latest, core.starts_within_horizon("anchor_start")),
         (shape.cursor, "anchor_start > :cursor_at"),
     ):
         if given:
             anchor_where.append(condition)
     if shape.capped:
-        day_start, day_end = _DAY[shape.dialect]
-        anchor_where.append(
-            "(SELECT count(*) FROM reservations AS r"
-            " WHERE r.provider_id = :provider_id AND r.appointment_type_id = :type_id"
-            f" AND {core.reservation_live('r')}"
-            f" AND r.start_time >= {day_start} AND r.start_time < {day_end}) < :cap"
-        )
+        anchor_where.append(core.day_has_room(shape.dialect, "anchor_start"))
     return f"""
             SELECT anchor_id, anchor_start FROM (
                 SELECT start_time AS first_start,

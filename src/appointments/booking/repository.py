@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Select,
     TextClause,
+    Uuid,
     and_,
-    func,
+    bindparam,
     or_,
     select,
     text,
@@ -20,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.clients.models import Client
+from appointments.db import UTCDateTime
 from appointments.pagination import PageRequest
 from appointments.providers.models import Provider
 from appointments.scheduling import holds, rules
@@ -187,34 +190,59 @@ async def live_with_counterpart(
     return [(row[0], row[1]) for row in (await session.execute(query.limit(limit))).all()]
 
 
-async def lock_day(session: AsyncSession, type_id: uuid.UUID, day_start: datetime) -> None:
-    """Serialise bookings of one appointment type on one day (the daily cap) across
-    processes on PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE."""
+@dataclass(frozen=True)
+class CappedDay:
+    """The day (in the provider's zone) of a capped type's appointment starting at `start`."""
+
+    provider_id: uuid.UUID
+    type_id: uuid.UUID
+    start: datetime
+    zone: str
+    cap: int
+
+    def binds(self, now: datetime) -> list[BindParameter[Any]]:
+        return [
+            bindparam("provider_id", self.provider_id, type_=Uuid()),
+            bindparam("type_id", self.type_id, type_=Uuid()),
+            bindparam("start", self.start, type_=UTCDateTime()),
+            bindparam("zone", self.zone),
+            bindparam("cap", self.cap),
+            bindparam("now", now, type_=UTCDateTime()),
+        ]
+
+
+def _start(dialect: str) -> str:
+    # PostgreSQL must know the parameter is a timestamptz before AT TIME ZONE; on
+    # SQLite a CAST would turn the stored text into a number.
+    return "CAST(:start AS timestamptz)" if dialect == "postgresql" else ":start"
+
+
+async def lock_day(session: AsyncSession, day: CappedDay) -> None:
+    """Serialise bookings of one appointment type on one day of the provider's calendar
+    (the daily cap) across processes on PostgreSQL; SQLite's writers are serialised by
+    BEGIN IMMEDIATE. The day is `scheduling.rules.local_day`, computed by PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
+        day_start, _ = rules.local_day("postgresql", _start("postgresql"))
+        key = f"'daily-cap:' || :type_id_text || ':' || extract(epoch FROM {day_start})::text"
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"daily-cap:{type_id}:{day_start.isoformat()}"},
+            text(f"SELECT pg_advisory_xact_lock(hashtextextended({key}, 0))").bindparams(
+                bindparam("start", day.start, type_=UTCDateTime()),
+                bindparam("zone", day.zone),
+                bindparam("type_id_text", str(day.type_id)),
+            )
         )
 
 
-async def count_live_of_type(
-    session: AsyncSession,
-    provider_id: uuid.UUID,
-    type_id: uuid.UUID,
-    start_from: datetime,
-    start_before: datetime,
-    now: datetime,
-    *,
-    excluding: uuid.UUID | None = None,
-) -> int:
-    """Live appointments of the type starting in [start_from, start_before)."""
-    query = select(func.count()).where(
-        Reservation.provider_id == provider_id,
-        Reservation.appointment_type_id == type_id,
-        Reservation.start_time >= start_from,
-        Reservation.start_time < start_before,
-        holds.is_live(now),
+async def day_has_room(
+    session: AsyncSession, day: CappedDay, now: datetime, *, excluding: uuid.UUID | None = None
+) -> bool:
+    """`scheduling.rules.day_has_room`: fewer than the cap of live appointments of the
+    type on the provider's day (not counting reservation `excluding`)."""
+    dialect = session.get_bind().dialect.name
+    fragment = rules.day_has_room(
+        dialect, _start(dialect), excluding=":excluding" if excluding is not None else None
     )
+    query = text(f"SELECT {fragment}").bindparams(*day.binds(now))
     if excluding is not None:
-        query = query.where(Reservation.id != excluding)
-    return int((await session.scalar(query)) or 0)
+        query = query.bindparams(bindparam("excluding", excluding, type_=Uuid()))
+    return bool(await session.scalar(query))

@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments.appointment_types import repository as appointment_types
 from appointments.appointment_types import start_times
-from appointments.appointment_types.errors import DailyLimitReached
-from appointments.appointment_types.rules import BookingRules, Span, local_day_bounds
+from appointments.appointment_types.rules import BookingRules, Span
 from appointments.booking import one_statement, repository
 from appointments.booking.errors import (
     ReservationCancelled,
@@ -223,9 +222,9 @@ async def reserve_appointment(
     rules = BookingRules.of(kind, settings)
     rules.check_start(anchor.start_time, now)
     span = rules.span(anchor.start_time)
-    day = await _hold_day(session, rules, span, zone)
+    day = await _hold_day(session, anchor.provider_id, rules, span, zone)
     claimed = await _lock_span(session, anchor.provider_id, span, now)
-    await _check_daily_cap(session, anchor.provider_id, rules, day, now)
+    await _check_daily_cap(session, day, now)
     held = await holds.count_live_holds(session, client_id, now)
     core.check_hold_limit(held, settings.max_holds_per_client)
     expires_at = now + timedelta(seconds=settings.hold_seconds)
@@ -276,36 +275,27 @@ async def _lock_span(
 
 
 async def _hold_day(
-    session: AsyncSession, rules: BookingRules, span: Span, zone: str
-) -> tuple[datetime, datetime] | None:
+    session: AsyncSession, provider_id: uuid.UUID, rules: BookingRules, span: Span, zone: str
+) -> repository.CappedDay | None:
     """For a capped type: the start's calendar day in the provider's zone, locked against
     other bookings of the type on that day. None when the type has no cap."""
     if rules.max_per_day is None or rules.type_id is None:
         return None
-    day = local_day_bounds(span.start, zone)
-    await repository.lock_day(session, rules.type_id, day[0])
+    day = repository.CappedDay(provider_id, rules.type_id, span.start, zone, rules.max_per_day)
+    await repository.lock_day(session, day)
     return day
 
 
 async def _check_daily_cap(
     session: AsyncSession,
-    provider_id: uuid.UUID,
-    rules: BookingRules,
-    day: tuple[datetime, datetime] | None,
+    day: repository.CappedDay | None,
     now: datetime,
     *,
     excluding: uuid.UUID | None = None,
 ) -> None:
-    if day is None or rules.max_per_day is None or rules.type_id is None:
-        return
-    day_start, day_end = day
-    booked = await repository.count_live_of_type(
-        session, provider_id, rules.type_id, day_start, day_end, now, excluding=excluding
-    )
-    if booked >= rules.max_per_day:
-        raise DailyLimitReached(
-            f"this day already has {rules.max_per_day} appointment(s) of this type"
-        )
+    if day is not None:
+        has_room = await repository.day_has_room(session, day, now, excluding=excluding)
+        core.check_day_has_room(has_room, day.cap)
 
 
 async def _explain_refused_claim(
@@ -475,14 +465,12 @@ async def reschedule(
     day = None
     if rules.max_per_day is not None:
         zone = await _zone_of(session, reservation.provider_id)
-        day = await _hold_day(session, rules, span, zone)
+        day = await _hold_day(session, reservation.provider_id, rules, span, zone)
     # Locked and read again: a cancel or another move may have come first.
     reservation = await holds.lock(session, reservation_uuid)
     _check_movable(reservation, rules, now, by_client=by_client)
     claimed = await _lock_span(session, reservation.provider_id, span, now, moving=reservation.id)
-    await _check_daily_cap(
-        session, reservation.provider_id, rules, day, now, excluding=reservation.id
-    )
+    await _check_daily_cap(session, day, now, excluding=reservation.id)
     old_slots = await holds.unlink(session, [reservation.id])
     keep = set(claimed)
     await slots.release(session, [slot for slot in old_slots if slot not in keep])

@@ -27,3 +27,26 @@ def too_many_holds(limit: int) -> TooManyHolds:
     return TooManyHolds(
         f"a client may hold at most {limit} slot(s) at once; confirm or let a hold run out first"
     )
+
+
+class TooFarAhead(DomainError):
+    """The start lies beyond the type's `max_advance_days` (the horizon)."""
+
+    status = 422
+    code = "too_far_ahead"
+
+
+def too_far_ahead(max_advance: timedelta) -> TooFarAhead:
+    """The one refusal of the horizon."""
+    return TooFarAhead(f"this appointment must start within {max_advance.days} days from now")
+
+
+class DailyLimitReached(Conflict):
+    """The provider's day already has `max_per_day` live appointments of the type."""
+
+    code = "daily_limit_reached"
+
+
+def daily_limit_reached(cap: int) -> DailyLimitReached:
+    """The one refusal of the daily cap."""
+    return DailyLimitReached(f"this day already has {cap} appointment(s) of this type")

@@ -20,6 +20,12 @@ unqualified column); `now` names the parameter or expression of the moment.
 - A start is **bookable** only after the booking notice: later than `now + notice`
   (the service's `min_notice_seconds`, or a type's longer one); a refusal is
   `errors.too_late_to_book`.
+- A start lies within the **horizon** when it is at most `now + max_advance` (a
+  type's `max_advance_days`; none for a plain slot); a refusal is `errors.too_far_ahead`.
+- A type's **daily cap**: an appointment of the type may start on a day of the
+  provider's calendar (midnight to midnight in its zone, 23 or 25 hours across a
+  daylight-saving change) only while that day has fewer than `max_per_day` live
+  appointments of the type (`day_has_room`); a refusal is `errors.daily_limit_reached`.
 """
 
 from datetime import datetime, timedelta
@@ -27,7 +33,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import TextClause, bindparam, text
 
 from appointments.db import UTCDateTime
-from appointments.scheduling.errors import too_late_to_book, too_many_holds
+from appointments.scheduling.errors import (
+    daily_limit_reached,
+    too_far_ahead,
+    too_late_to_book,
+    too_many_holds,
+)
 from appointments.settings import Settings
 
 
@@ -79,8 +90,59 @@ def bookable_after(now: datetime, notice: timedelta) -> datetime:
     return now + notice
 
 
-def starts_bookable(slot: str = "", after: str = ":bookable_after") -> str:
-    return f"{_of(slot)}start_time > {after}"
+def starts_bookable(slot: str = "", after: str = ":bookable_after", *, start: str = "") -> str:
+    """`start` names the start's expression when it is not the `start_time` column."""
+    return f"{start or _of(slot) + 'start_time'} > {after}"
+
+
+def horizon(now: datetime, max_advance: timedelta | None) -> datetime | None:
+    """The latest start allowed, or None for no limit."""
+    return None if max_advance is None else now + max_advance
+
+
+def starts_within_horizon(start: str = "start_time", latest: str = ":latest") -> str:
+    return f"{start} <= {latest}"
+
+
+# [local midnight, next local midnight) of a moment's day in a zone. SQLite knows no
+# zones: there, functions registered on every connection (db.py) compute the same.
+_LOCAL_DAY = {
+    "postgresql": (
+        "(date_trunc('day', {moment} AT TIME ZONE {zone}) AT TIME ZONE {zone})",
+        "((date_trunc('day', {moment} AT TIME ZONE {zone}) + interval '1 day')"
+        " AT TIME ZONE {zone})",
+    ),
+    "sqlite": ("tz_day_start({moment}, {zone})", "tz_day_end({moment}, {zone})"),
+}
+
+
+def local_day(dialect: str, moment: str, zone: str = ":zone") -> tuple[str, str]:
+    """The provider's calendar day of the SQL time `moment`, as two SQL times."""
+    start, end = _LOCAL_DAY[dialect]
+    return start.format(moment=moment, zone=zone), end.format(moment=moment, zone=zone)
+
+
+def day_has_room(
+    dialect: str,
+    start: str,
+    *,
+    provider: str = ":provider_id",
+    type_id: str = ":type_id",
+    cap: str = ":cap",
+    zone: str = ":zone",
+    now: str = ":now",
+    excluding: str | None = None,
+) -> str:
+    """The provider's day of `start` has fewer than `cap` live appointments of the
+    type (`excluding` one reservation: a move does not count against itself)."""
+    day_start, day_end = local_day(dialect, start, zone)
+    others = f" AND r.id <> {excluding}" if excluding else ""
+    return (
+        "(SELECT count(*) FROM reservations AS r"
+        f" WHERE r.provider_id = {provider} AND r.appointment_type_id = {type_id}"
+        f" AND {reservation_live('r', now)}{others}"
+        f" AND r.start_time >= {day_start} AND r.start_time < {day_end}) < {cap}"
+    )
 
 
 def holds_within(live_holds: str, limit: str = ":max_holds") -> str:
@@ -139,3 +201,17 @@ def check_notice(start: datetime, now: datetime, notice: timedelta) -> None:
     """`starts_bookable`, for a start in hand: TooLateToBook unless it is."""
     if not is_bookable(start, now, notice):
         raise too_late_to_book(notice)
+
+
+def check_horizon(start: datetime, now: datetime, max_advance: timedelta | None) -> None:
+    """`starts_within_horizon`, for a start in hand: TooFarAhead unless it is."""
+    latest = horizon(now, max_advance)
+    if latest is not None and not start <= latest:
+        assert max_advance is not None
+        raise too_far_ahead(max_advance)
+
+
+def check_day_has_room(has_room: bool, cap: int) -> None:
+    """`day_has_room`'s answer, as the refusal: DailyLimitReached unless there is room."""
+    if not has_room:
+        raise daily_limit_reached(cap)
