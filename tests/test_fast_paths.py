@@ -53,9 +53,9 @@ def answered_fast(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         "slot_page_answer",
         "start_times_answer",
         "reserve_answer",
-        "reserve_alone_answer",
+        "reserve_autocommit_answer",
         "confirm_answer",
-        "confirm_alone_answer",
+        "confirm_autocommit_answer",
     ):
         real = getattr(routes, name)
 
@@ -237,10 +237,10 @@ def test_reserve_and_confirm_answer_as_through_fastapi(
         same(api, through_fastapi, "POST", confirm, json={"reservation_id": held[0]["id"]}) == 200
     )
     assert api.live_reservations(slots[0]["id"]) == 1
-    # PostgreSQL: each one statement sent alone, no session; SQLite: in a transaction.
-    alone = "_alone" if api.dialect == "postgresql" else ""
-    assert f"reserve{alone}_answer" in answered_fast
-    assert f"confirm{alone}_answer" in answered_fast
+    # PostgreSQL: each one statement that commits by itself, no session; SQLite: in a transaction.
+    autocommit = "_autocommit" if api.dialect == "postgresql" else ""
+    assert f"reserve{autocommit}_answer" in answered_fast
+    assert f"confirm{autocommit}_answer" in answered_fast
 
 
 def test_a_body_over_the_cap_is_refused_as_through_fastapi(

@@ -17,7 +17,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's transaction for what it does through the session: committed before
     the response is sent, or rolled back. A read is `db.reading` (on PostgreSQL, without
     a transaction). The one-statement reserve and confirm (PostgreSQL, no key) do not
-    use it: each is a statement sent alone on the statement pool, its own transaction."""
+    use it: each is a statement committing by itself on the statement pool, its own transaction."""
     sessionmaker = request.app.state.sessionmaker
     if request.method in _READ_METHODS:
         async with reading(sessionmaker) as session:

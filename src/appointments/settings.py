@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     # Bounded so a flood of connections cannot exhaust PostgreSQL's max_connections.
     # Each process keeps two pools of this size per database: SQLAlchemy's for
-    # transactions and the statement pool for statements sent alone (rawsql), so up
+    # transactions and the statement pool for statements committing by themselves (rawsql), so up
     # to 2 x (size + overflow) connections to the primary, and as many to the replica
     # when APPOINTMENTS_DATABASE_READ_URL is set. Connections open on demand and stay;
     # overflow ones are closed as soon as they are returned, so under steady load past

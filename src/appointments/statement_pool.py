@@ -1,4 +1,4 @@
-"""A small pool of asyncpg connections for statements sent alone (`rawsql.fetch_row`).
+"""A small pool of asyncpg connections for statements committing by themselves (`rawsql.fetch_row`).
 
 Why not asyncpg's own pool: its acquire and release cost 40-60 microseconds of CPU
 per statement (timers re-armed, a reset step, a timeout context), as much as running

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from appointments.booking import service
+from appointments.booking import spans
 from appointments.db import violates
 from appointments.scheduling.models import ONE_LIVE_PER_SLOT, ONE_RESERVATION_PER_SLOT
 from tests.api import Api, Json
@@ -29,7 +29,7 @@ def _skip_the_span_check(monkeypatch: pytest.MonkeyPatch, slot_ids: Sequence[str
     async def unchecked(*_args: Any, **_kwargs: Any) -> list[uuid.UUID]:
         return [uuid.UUID(slot_id) for slot_id in slot_ids]
 
-    monkeypatch.setattr(service, "_lock_span", unchecked)
+    monkeypatch.setattr(spans, "lock_span", unchecked)
 
 
 @pytest.fixture

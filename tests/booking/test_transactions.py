@@ -70,7 +70,7 @@ def test_reserve_failing_after_the_claim_persists_nothing(
     assert api.reserve(bob["id"], slot["id"]).status_code == 201
 
 
-def test_a_reserve_sent_alone_failing_midway_persists_nothing(
+def test_a_reserve_autocommits_failing_midway_persists_nothing(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL without a key: the reserve is one statement, its own transaction. A
@@ -122,7 +122,7 @@ def test_confirm_failing_before_the_slot_update_persists_nothing(
     assert api.sql("SELECT status FROM slots") == [("reserved",)]
 
 
-def test_a_confirm_sent_alone_failing_midway_persists_nothing(
+def test_a_confirm_autocommits_failing_midway_persists_nothing(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if api.dialect != "postgresql":

@@ -3,7 +3,7 @@
 Two copies of the service, each on its own PostgreSQL database, take the same
 generated stories (hypothesis stateful testing): reserve, confirm, cancel, move,
 sweep, and the clock moving on. Copy A runs as in production: the fast paths, the
-reserve and the confirm as one statement sent alone. Copy B runs every request
+reserve and the confirm as one statement that commits by itself. Copy B runs every request
 through FastAPI and, in its database only, reserves and confirms step by step (the
 SQLite path's statements: claim, count, insert, link) in a transaction. After
 every step both must have given the same answer and hold the same rows (ids aside,
@@ -33,8 +33,8 @@ from hypothesis.stateful import (
 from appointments import migrate
 from appointments.auth.tokens import Role
 from appointments.booking import one_statement as one_statement_module
+from appointments.booking import reserve
 from appointments.booking import router as booking_router
-from appointments.booking import service as booking_service
 from appointments.clock import FrozenClock
 from appointments.main import create_app
 from tests.api import Api, bearer, service_settings
@@ -74,30 +74,30 @@ def _is_b(url: object) -> bool:
 
 @pytest.fixture
 def step_by_step_in_b(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """In database B only: no statement sent alone, and the reserve's claim, count,
+    """In database B only: no statement that commits by itself, and the reserve's claim, count,
     insert and link as separate statements. Counts which paths ran."""
     ran: Counter[str] = Counter()
-    sent_alone = booking_router.sent_alone
-    one_statement = booking_service._reserve_in_one_statement
-    reserve_alone = one_statement_module.reserve_alone
+    autocommits = booking_router.autocommits
+    one_statement = reserve._reserve_in_one_statement
+    reserve_autocommit = one_statement_module.reserve_autocommit
 
-    def alone_unless_b(engine: Any, key: str | None) -> bool:
-        return False if _is_b(engine.url) else sent_alone(engine, key)
+    def autocommits_unless_b(engine: Any, key: str | None) -> bool:
+        return False if _is_b(engine.url) else autocommits(engine, key)
 
     async def step_by_step_in_b_only(session: Any, *args: Any) -> None:
         if _is_b(session.get_bind().url):
             ran["B: reserve step by step"] += 1
-            await booking_service._reserve_step_by_step(session, *args)
+            await reserve._reserve_step_by_step(session, *args)
         else:
             await one_statement(session, *args)
 
-    async def counted_alone(engine: Any, values: Any) -> Any:
-        ran["A: reserve as one statement sent alone"] += 1
-        return await reserve_alone(engine, values)
+    async def counted_autocommit(engine: Any, values: Any) -> Any:
+        ran["A: reserve as one autocommitted statement"] += 1
+        return await reserve_autocommit(engine, values)
 
-    monkeypatch.setattr(booking_router, "sent_alone", alone_unless_b)
-    monkeypatch.setattr(booking_service, "_reserve_in_one_statement", step_by_step_in_b_only)
-    monkeypatch.setattr(one_statement_module, "reserve_alone", counted_alone)
+    monkeypatch.setattr(booking_router, "autocommits", autocommits_unless_b)
+    monkeypatch.setattr(reserve, "_reserve_in_one_statement", step_by_step_in_b_only)
+    monkeypatch.setattr(one_statement_module, "reserve_autocommit", counted_autocommit)
     return ran
 
 
@@ -292,5 +292,5 @@ def test_one_statement_and_step_by_step_paths_agree(
         ),
     )
     # Both paths really ran, many times over.
-    assert step_by_step_in_b["A: reserve as one statement sent alone"] > 20, step_by_step_in_b
+    assert step_by_step_in_b["A: reserve as one autocommitted statement"] > 20, step_by_step_in_b
     assert step_by_step_in_b["B: reserve step by step"] > 20, step_by_step_in_b

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability import repository, weekly
 from appointments.availability.errors import InvalidWindow
-from appointments.booking import service as booking
+from appointments.booking import cancel, reschedule
 from appointments.providers import service as providers
 from appointments.providers.models import Provider
 from appointments.scheduling import holds
@@ -39,7 +39,7 @@ class AvailabilityChange:
     created: list[SlotRecord]
     removed: int
     cancelled: Sequence[Reservation]
-    moved: Sequence[booking.Move] = ()
+    moved: Sequence[reschedule.Move] = ()
 
 
 def on_slot_grid(moment: datetime, length: timedelta) -> bool:
@@ -148,9 +148,9 @@ async def replace_range(
         removed += await repository.remove_slots(*span, keep_starts=wanted, only_free=False)
     created = await repository.insert_missing_slots(session, provider.id, sorted(wanted), length)
     if on_conflict is OnConflict.MOVE:
-        moved, gave_up = await booking.move_elsewhere(session, settings, conflicts, now)
+        moved, gave_up = await reschedule.move_elsewhere(session, settings, conflicts, now)
         return AvailabilityChange(created=created, removed=removed, cancelled=gave_up, moved=moved)
-    cancelled = await booking.cancel_conflicts(session, conflicts, now)
+    cancelled = await cancel.cancel_conflicts(session, conflicts, now)
     return AvailabilityChange(created=created, removed=removed, cancelled=cancelled)
 
 

@@ -16,8 +16,8 @@ statement's own snapshot predates that lock, so the hold count comes from
 `live_holds()`, a VOLATILE function (migration 0005) whose query takes a fresh
 snapshot after the lock: it sees every hold a rival committed meanwhile, and the
 count is exact. So the statement needs no transaction around it: without an
-Idempotency-Key it is sent alone, one round trip on the statement pool
-(`reserve_alone`, `confirm`; with a key, `reserve` runs it in the request's session).
+Idempotency-Key it commits by itself, one round trip on the statement pool
+(`reserve_autocommit`, `confirm`; with a key, `reserve` runs it in the request's session).
 """
 
 import uuid
@@ -142,7 +142,7 @@ async def reserve(session: AsyncSession, values: dict[str, object]) -> Outcome:
     return _outcome(row)
 
 
-async def reserve_alone(engine: AsyncEngine, values: dict[str, object]) -> Outcome:
+async def reserve_autocommit(engine: AsyncEngine, values: dict[str, object]) -> Outcome:
     """Run the statement (`reserve_values`) on its own: its own implicit transaction,
     committed when it returns."""
     row = await rawsql.fetch_row(engine, RESERVE_SQL, values)
@@ -217,7 +217,7 @@ async def confirm(
     engine: AsyncEngine, *, reservation_id: uuid.UUID, client_id: uuid.UUID, now: datetime
 ) -> Confirmation:
     """PostgreSQL: confirm a live hold, confirm its slots and record the event, in one
-    statement sent alone (one round trip, its own transaction)."""
+    statement committing by itself (one round trip, its own transaction)."""
     values = {"reservation_id": reservation_id, "client_id": client_id, "now": now}
     row = await rawsql.fetch_row(engine, CONFIRM_SQL, values)
     reservation = None

@@ -9,8 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments.auth.policy import CurrentUser
 from appointments.auth.tokens import Role
-from appointments.booking import repository, service
+from appointments.booking import repository
+from appointments.booking.cancel import cancel_reservation
+from appointments.booking.confirm import confirm_hold, confirm_hold_autocommit
 from appointments.booking.repository import Owner
+from appointments.booking.reschedule import reschedule as reschedule_reservation
+from appointments.booking.reserve import reserve_slot, reserve_slot_autocommit
 from appointments.booking.schemas import (
     CancelIn,
     ConfirmIn,
@@ -37,8 +41,8 @@ REPLAY_NOTE = (
 )
 
 
-def sent_alone(engine: AsyncEngine, idempotency_key: str | None) -> bool:
-    """Whether a write can be one statement sent alone (PostgreSQL, no key to store)."""
+def autocommits(engine: AsyncEngine, idempotency_key: str | None) -> bool:
+    """Whether a write can be one statement that commits by itself (PostgreSQL, no key to store)."""
     return idempotency_key is None and engine.dialect.name == "postgresql"
 
 
@@ -70,19 +74,19 @@ async def reserve(
     return await reserve_answer(session, clock.now(), settings, client_id, data, idempotency_key)
 
 
-async def reserve_alone_answer(
+async def reserve_autocommit_answer(
     engine: AsyncEngine, now: datetime, settings: Settings, client_id: str, data: ReserveIn
 ) -> Response:
-    """A plain reserve with no key on PostgreSQL: one statement sent alone, one round
+    """A plain reserve with no key on PostgreSQL: one statement that commits by itself, one round
     trip; it locks the client itself. No session needed."""
 
-    async def alone() -> tuple[int, ReservationOut]:
-        reservation = await service.reserve_alone(
+    async def autocommitted() -> tuple[int, ReservationOut]:
+        reservation = await reserve_slot_autocommit(
             engine, settings, client_id, str(data.slot_id), now
         )
         return 201, ReservationOut.at(reservation, now)
 
-    return await run_counted("held", alone)
+    return await run_counted("held", autocommitted)
 
 
 async def reserve_answer(
@@ -96,13 +100,13 @@ async def reserve_answer(
     """The reserve's answer from parsed parameters, in the caller's transaction (the
     route's, and fast_paths')."""
     engine = _engine(session)
-    if sent_alone(engine, idempotency_key) and data.appointment_type_id is None:
-        return await reserve_alone_answer(engine, now, settings, client_id, data)
+    if autocommits(engine, idempotency_key) and data.appointment_type_id is None:
+        return await reserve_autocommit_answer(engine, now, settings, client_id, data)
     # Locked first: a client's reserves run one at a time (hold limit, idempotency key).
     client = await clients.lock_client(session, client_id)
 
     async def act() -> tuple[int, ReservationOut]:
-        reservation = await service.reserve_slot(
+        reservation = await reserve_slot(
             session, settings, client, data.slot_id, now, data.appointment_type_id
         )
         return 201, ReservationOut.at(reservation, now)
@@ -137,16 +141,18 @@ async def confirm(
     return await confirm_answer(session, clock.now(), client_id, data, idempotency_key)
 
 
-async def confirm_alone_answer(
+async def confirm_autocommit_answer(
     engine: AsyncEngine, now: datetime, client_id: str, data: ConfirmIn
 ) -> Response:
-    """A confirm with no key on PostgreSQL: one statement sent alone, one round trip."""
+    """A confirm with no key on PostgreSQL: one statement that commits by itself, one round trip."""
 
-    async def alone() -> tuple[int, ReservationOut]:
-        reservation = await service.confirm_alone(engine, client_id, str(data.reservation_id), now)
+    async def autocommitted() -> tuple[int, ReservationOut]:
+        reservation = await confirm_hold_autocommit(
+            engine, client_id, str(data.reservation_id), now
+        )
         return 200, ReservationOut.at(reservation, now)
 
-    return await run_counted("confirmed", alone)
+    return await run_counted("confirmed", autocommitted)
 
 
 async def confirm_answer(
@@ -159,12 +165,12 @@ async def confirm_answer(
     """The confirm's answer from parsed parameters, in the caller's transaction (the
     route's, and fast_paths')."""
     engine = _engine(session)
-    if sent_alone(engine, idempotency_key):
-        return await confirm_alone_answer(engine, now, client_id, data)
+    if autocommits(engine, idempotency_key):
+        return await confirm_autocommit_answer(engine, now, client_id, data)
     client = await clients.get_client(session, client_id)
 
     async def act() -> tuple[int, ReservationOut]:
-        reservation = await service.confirm_hold(session, client_id, data.reservation_id, now)
+        reservation = await confirm_hold(session, client_id, data.reservation_id, now)
         return 200, ReservationOut.at(reservation, now)
 
     return await run_once(
@@ -203,7 +209,7 @@ async def cancel_as_client(
 
     async def act() -> tuple[int, ReservationOut]:
         owner = Owner(client_id=client.id)
-        reservation = await service.cancel_reservation(
+        reservation = await cancel_reservation(
             session,
             settings,
             owner,
@@ -249,7 +255,7 @@ async def cancel_as_provider(
 
     async def act() -> tuple[int, ReservationOut]:
         owner = Owner(provider_id=provider.id)
-        reservation = await service.cancel_reservation(
+        reservation = await cancel_reservation(
             session, settings, owner, reservation_id, now, remove_slot=options.remove_slot
         )
         return 200, ReservationOut.at(reservation, now)
@@ -291,7 +297,7 @@ async def _reschedule(
     assert scope_id is not None
 
     async def act() -> tuple[int, ReservationOut]:
-        reservation = await service.reschedule(
+        reservation = await reschedule_reservation(
             session, settings, owner, reservation_id, data.slot_id, now, by_client=by_client
         )
         return 200, ReservationOut.at(reservation, now)

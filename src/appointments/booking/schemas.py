@@ -49,7 +49,7 @@ class CancelIn(RequestBody):
 
 class ReservationFields(Protocol):
     """What an answer shows of a reservation: an ORM `Reservation`, or the plain row a
-    statement sent alone returns (`one_statement.ReservationRow`)."""
+    statement committing by itself returns (`one_statement.ReservationRow`)."""
 
     @property
     def id(self) -> uuid.UUID: ...

@@ -16,11 +16,11 @@ from appointments.appointment_types.router import start_times_answer
 from appointments.availability.router import slot_page_answer
 from appointments.availability.schemas import SlotFilter
 from appointments.booking.router import (
-    confirm_alone_answer,
+    autocommits,
     confirm_answer,
-    reserve_alone_answer,
+    confirm_autocommit_answer,
     reserve_answer,
-    sent_alone,
+    reserve_autocommit_answer,
 )
 from appointments.booking.schemas import ConfirmIn, ReserveIn
 from appointments.db import transaction
@@ -82,9 +82,9 @@ async def reserve(call: Call) -> Response:
     await call.principal()
     state = call.api.state
     client_id = call.path_params["client_id"]
-    if sent_alone(state.engine, None) and data.appointment_type_id is None:
+    if autocommits(state.engine, None) and data.appointment_type_id is None:
         # No session: the statement is its own transaction.
-        return await reserve_alone_answer(
+        return await reserve_autocommit_answer(
             state.engine, state.clock.now(), state.settings, client_id, data
         )
     async with transaction(state.sessionmaker, writes=True) as session:
@@ -99,8 +99,8 @@ async def confirm(call: Call) -> Response:
     data = await call.json_body(ConfirmIn)
     await call.principal()
     state = call.api.state
-    if sent_alone(state.engine, None):
-        return await confirm_alone_answer(
+    if autocommits(state.engine, None):
+        return await confirm_autocommit_answer(
             state.engine, state.clock.now(), call.path_params["client_id"], data
         )
     async with transaction(state.sessionmaker, writes=True) as session:

@@ -37,7 +37,7 @@ SWEEPS = Counter("appointments_sweeps_total", "Expiry sweeps run (sweeper, CLI o
 SWEPT = Counter("appointments_swept_holds_total", "Holds marked expired by sweeps.")
 POOL_IN_USE = Gauge(
     "appointments_db_pool_in_use",
-    "Database connections in use in this process's pools (transactions and statements sent alone).",
+    "Database connections in use in this process's pools (sessions and autocommitted statements).",
     multiprocess_mode="livesum",
 )
 POOL_SIZE = Gauge(

@@ -22,7 +22,7 @@ def mark(session: AsyncSession) -> None:
 
 
 def committed() -> None:
-    """Events were just committed (by a statement sent alone, outside any session)."""
+    """Events were just committed (by a statement committing by itself, outside any session)."""
     for wake in _listeners:
         wake.set()
 

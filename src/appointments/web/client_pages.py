@@ -17,8 +17,9 @@ from appointments.availability import repository as slots
 from appointments.availability.schemas import SlotFilter
 from appointments.booking import repository as reservations
 from appointments.booking import router as booking_api
-from appointments.booking import service as booking
+from appointments.booking import terms
 from appointments.booking.repository import Owner
+from appointments.booking.reschedule import reschedule as reschedule_reservation
 from appointments.booking.schemas import ConfirmIn, ReserveIn
 from appointments.calendar.export import calendar_response
 from appointments.deps import ClockDep, SessionDep, SettingsDep
@@ -340,7 +341,7 @@ async def reschedule_page(
     principal = signed_in(visitor, Role.CLIENT, "POST", path)
     reservation, name, timezone = await _own_reservation(session, principal, reservation_id)
     now = clock.now()
-    rules = await booking.rules_of(session, settings, reservation)
+    rules = await terms.rules_of(session, settings, reservation)
     shown_week = Week.parse(week, reservation.start_time, visitor.tz)
     # Its own slots count as free for itself: a move by 15 minutes is offered too.
     starts = await week_of_starts(
@@ -379,7 +380,7 @@ async def reschedule(
     owner = Owner(client_id=subject_id(principal))
     outcome = await attempt(
         session,
-        lambda: booking.reschedule(
+        lambda: reschedule_reservation(
             session, settings, owner, reservation_id, slot_id, clock.now(), by_client=True
         ),
     )

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.auth.errors import Unauthorized
 from appointments.auth.policy import enforce
 from appointments.auth.tokens import Principal, Role, TokenVerifier, bearer_token
-from appointments.booking import service as booking
+from appointments.booking import cancel
 from appointments.booking.repository import Owner
 from appointments.clock import Clock
 from appointments.errors import DomainError
@@ -255,7 +255,7 @@ async def cancel_and_tell(
     outcome, in words, for the next page."""
     outcome = await attempt(
         session,
-        lambda: booking.cancel_reservation(
+        lambda: cancel.cancel_reservation(
             session, settings, owner, reservation_id, now, by_client=visitor.is_(Role.CLIENT)
         ),
     )

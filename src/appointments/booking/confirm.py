@@ -1,0 +1,70 @@
+"""Confirm: turn a client's live hold into a booking."""
+
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from appointments.booking import one_statement, repository
+from appointments.booking.errors import (
+    ReservationExpired,
+    ReservationNotHeld,
+)
+from appointments.clients import service as clients
+from appointments.errors import NotFound
+from appointments.ids import parse_id
+from appointments.scheduling import holds, outbox, slots
+from appointments.scheduling.events import EventType
+from appointments.scheduling.models import (
+    Reservation,
+    ReservationStatus,
+)
+
+
+async def confirm_hold(
+    session: AsyncSession, client_id: str, reservation_id: str, now: datetime
+) -> Reservation:
+    """Turn the client's live hold into a confirmed booking; confirming again is harmless."""
+    client = await clients.get_client(session, client_id)
+    reservation_uuid = parse_id(reservation_id, "reservation")
+    confirmed = await holds.confirm_if_live(session, reservation_uuid, client.id, now)
+    if confirmed is not None:
+        await slots.mark_confirmed(session, confirmed.id)
+        await outbox.record(session, EventType.CONFIRMED, [confirmed.id], now)
+        return confirmed
+
+    reservation = await repository.get_of_client(session, reservation_uuid, client.id)
+    return _unconfirmed(reservation, reservation_id)
+
+
+_Found = TypeVar("_Found", Reservation, one_statement.ReservationRow)
+
+
+def _unconfirmed(reservation: _Found | None, reservation_id: str) -> _Found:
+    """Why a confirm changed nothing, for the reservation as it stands."""
+    if reservation is None:
+        # Another client's reservation is reported exactly like a missing one.
+        raise NotFound(f"reservation {reservation_id!r} does not exist")
+    if reservation.status == ReservationStatus.CONFIRMED:
+        return reservation
+    if reservation.status in (ReservationStatus.HELD, ReservationStatus.EXPIRED):
+        raise ReservationExpired("the hold ran out; reserve the slot again")
+    raise ReservationNotHeld(f"the reservation is {reservation.status}, not held")
+
+
+async def confirm_hold_autocommit(
+    engine: AsyncEngine, client_id: str, reservation_id: str, now: datetime
+) -> one_statement.ReservationRow:
+    """PostgreSQL, with no Idempotency-Key: `confirm_hold` as one statement committing by itself."""
+    client_uuid = parse_id(client_id, "client")
+    outcome = await one_statement.confirm(
+        engine,
+        reservation_id=parse_id(reservation_id, "reservation"),
+        client_id=client_uuid,
+        now=now,
+    )
+    if not outcome.client_known:
+        raise NotFound(f"client {client_id!r} does not exist")
+    if outcome.changed and outcome.reservation is not None:
+        return outcome.reservation
+    return _unconfirmed(outcome.reservation, reservation_id)

@@ -1,0 +1,209 @@
+"""Reserve: hold one slot, or every slot of an appointment of a type (all or none)."""
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from appointments.appointment_types import repository as appointment_types
+from appointments.appointment_types.rules import BookingRules
+from appointments.booking import one_statement, spans
+from appointments.booking.errors import (
+    SlotUnavailable,
+)
+from appointments.errors import NotFound
+from appointments.ids import parse_id
+from appointments.scheduling import holds, outbox, slots
+from appointments.scheduling import rules as core
+from appointments.scheduling.events import EventType
+from appointments.scheduling.models import (
+    Reservation,
+    ReservationStatus,
+)
+from appointments.settings import Settings
+
+
+async def reserve_slot(
+    session: AsyncSession,
+    settings: Settings,
+    client_id: uuid.UUID,
+    slot_id: str,
+    now: datetime,
+    appointment_type_id: str | None = None,
+) -> Reservation:
+    """Hold a free slot for the client for `hold_seconds`; with an appointment type,
+    every slot of the appointment and its buffers (`reserve_appointment`).
+
+    The claim is one conditional UPDATE (free and far enough ahead), then one
+    INSERT; the partial unique index on live reservations backs it up, so even a
+    bug here could not produce a second live reservation of a slot. The caller
+    must have locked the client's row (`clients.lock_client`), so parallel
+    reserves of one client cannot together exceed the hold limit.
+    """
+    slot_uuid = parse_id(slot_id, "slot")
+    if appointment_type_id is not None:
+        return await reserve_appointment(
+            session, settings, client_id, slot_uuid, appointment_type_id, now
+        )
+    notice = core.service_notice(settings)
+    bookable_after = core.bookable_after(now, notice)
+    reservation = _new_hold(settings, client_id, slot_uuid, now)
+    with spans.slot_taken_meanwhile("the slot was taken at the same moment"):
+        if session.get_bind().dialect.name == "postgresql":
+            await _reserve_in_one_statement(session, settings, reservation, bookable_after, notice)
+        else:
+            await _reserve_step_by_step(session, settings, reservation, bookable_after, notice)
+    return reservation
+
+
+def _new_hold(
+    settings: Settings, client_id: uuid.UUID, slot_id: uuid.UUID, now: datetime
+) -> Reservation:
+    """The hold a plain reserve makes (times and provider filled in by the claim)."""
+    return Reservation(
+        id=uuid.uuid4(),
+        slot_id=slot_id,
+        client_id=client_id,
+        status=ReservationStatus.HELD,
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.hold_seconds),
+    )
+
+
+async def reserve_slot_autocommit(
+    engine: AsyncEngine, settings: Settings, client_id: str, slot_id: str, now: datetime
+) -> Reservation:
+    """PostgreSQL, a plain reserve with no Idempotency-Key: the client's lock, the
+    checks, the claim and the insert as one statement committing by itself, so the whole
+    reserve is one round trip and one implicit transaction."""
+    client_uuid = parse_id(client_id, "client")
+    notice = core.service_notice(settings)
+    bookable_after = core.bookable_after(now, notice)
+    reservation = _new_hold(settings, client_uuid, parse_id(slot_id, "slot"), now)
+    with spans.slot_taken_meanwhile("the slot was taken at the same moment"):
+        values = one_statement.reserve_values(
+            reservation, bookable_after, settings.max_holds_per_client
+        )
+        outcome = await one_statement.reserve_autocommit(engine, values)
+        _settle_hold(outcome, settings, reservation, bookable_after, notice, client_id)
+    return reservation
+
+
+async def _reserve_in_one_statement(
+    session: AsyncSession,
+    settings: Settings,
+    reservation: Reservation,
+    bookable_after: datetime,
+    notice: timedelta,
+) -> None:
+    """PostgreSQL: lock the client, expire, claim, count and insert in one round trip."""
+    values = one_statement.reserve_values(
+        reservation, bookable_after, settings.max_holds_per_client
+    )
+    outcome = await one_statement.reserve(session, values)
+    _settle_hold(outcome, settings, reservation, bookable_after, notice, "")
+
+
+def _settle_hold(
+    outcome: one_statement.Outcome,
+    settings: Settings,
+    reservation: Reservation,
+    bookable_after: datetime,
+    notice: timedelta,
+    client: str,
+) -> None:
+    """Fill in the held reservation from what the statement did, or raise why not."""
+    if not outcome.client_known:
+        raise NotFound(f"client {client!r} does not exist")
+    if outcome.claimed is not None:
+        spans.take_times(reservation, outcome.claimed)
+        return
+    if outcome.slot_start is None:
+        raise NotFound(f"slot {str(reservation.slot_id)!r} does not exist")
+    core.check_notice(outcome.slot_start, reservation.created_at, notice)
+    # The statement saw the slot free, so only the hold limit can have refused it
+    # (or a rival's claim that committed after the snapshot: then it is taken).
+    if outcome.slot_free:
+        core.check_hold_limit(outcome.holds, settings.max_holds_per_client)
+    raise SlotUnavailable("the slot is already held or confirmed")
+
+
+async def _reserve_step_by_step(
+    session: AsyncSession,
+    settings: Settings,
+    reservation: Reservation,
+    bookable_after: datetime,
+    notice: timedelta,
+) -> None:
+    """Portable path (SQLite): the same steps as separate statements."""
+    now = reservation.created_at
+    await holds.expire_stale_hold_of_slot(session, reservation.slot_id, now)
+    claimed = await slots.claim_slot_if_free(
+        session, reservation.slot_id, now, reservation.expires_at, starting_after=bookable_after
+    )
+    if claimed is None:
+        await spans.explain_refused_claim(session, reservation.slot_id, now, notice)
+    held = await holds.count_live_holds(session, reservation.client_id, now)
+    core.check_hold_limit(held, settings.max_holds_per_client)
+    spans.take_times(reservation, claimed)
+    session.add(reservation)
+    await session.flush()
+    await holds.link(session, reservation.id, claimed.provider_id, [reservation.slot_id])
+    await outbox.record(session, EventType.HELD, [reservation.id], now)
+
+
+async def reserve_appointment(
+    session: AsyncSession,
+    settings: Settings,
+    client_id: uuid.UUID,
+    slot_id: uuid.UUID,
+    appointment_type_id: str,
+    now: datetime,
+) -> Reservation:
+    """Hold every slot of an appointment of the type starting at the slot, buffers included.
+
+    The slots are locked in start order and claimed by one UPDATE, in one
+    transaction with the reservation and its slot links: all of them or none.
+    The unique index on the links still refuses a slot a rival holds, whatever
+    happened before. Checks in the contract's order: unknown slot or type (404),
+    notice and horizon (422), slots (409 `slot_unavailable`), daily cap, hold limit.
+    """
+    anchor = await slots.get(session, slot_id)
+    if anchor is None:
+        raise NotFound(f"slot {str(slot_id)!r} does not exist")
+    found = await appointment_types.get_with_timezone(
+        session, anchor.provider_id, parse_id(appointment_type_id, "appointment type")
+    )
+    if found is None:
+        raise NotFound(f"appointment type {appointment_type_id!r} does not exist")
+    kind, zone = found
+    rules = BookingRules.of(kind, settings)
+    rules.check_start(anchor.start_time, now)
+    span = rules.span(anchor.start_time)
+    day = await spans.hold_day(session, anchor.provider_id, rules, span, zone)
+    claimed = await spans.lock_span(session, anchor.provider_id, span, now)
+    await spans.check_daily_cap(session, day, now)
+    held = await holds.count_live_holds(session, client_id, now)
+    core.check_hold_limit(held, settings.max_holds_per_client)
+    expires_at = now + timedelta(seconds=settings.hold_seconds)
+    reservation = Reservation(
+        id=uuid.uuid4(),
+        slot_id=anchor.id,
+        provider_id=anchor.provider_id,
+        client_id=client_id,
+        appointment_type_id=kind.id,
+        status=ReservationStatus.HELD,
+        start_time=span.start,
+        end_time=span.end,
+        occupied_start=span.occupied_start,
+        occupied_end=span.occupied_end,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    with spans.slot_taken_meanwhile("a slot of the appointment was taken at the same moment"):
+        await slots.occupy(session, claimed, expires_at)
+        session.add(reservation)
+        await session.flush()
+        await holds.link(session, reservation.id, anchor.provider_id, claimed)
+    await outbox.record(session, EventType.HELD, [reservation.id], now)
+    return reservation
