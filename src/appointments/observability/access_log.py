@@ -5,15 +5,15 @@ formatter's dict and encoder, the handler's lock and flush): on the hot paths mo
 than any step of ours but the ETag, and on a confirm an eighth of the service's own
 Python. When the JSON handler `configure_logging` installs is the only handler that
 would see the line (no test capturing logs, no handler added by a host), the same
-text is written straight to its stream (5.0 against 11.5 us in a tight loop writing
-to a file). Otherwise the record goes through `logging` as any other.
+line (`logging.json_line`, the formatter's own) is written straight to its stream,
+without a LogRecord. Otherwise the record goes through `logging` as any other.
 """
 
 import logging
 import time
-from datetime import UTC, datetime
-from json.encoder import encode_basestring_ascii
 from typing import Any
+
+from appointments.observability.logging import json_line
 
 logger = logging.getLogger("appointments.access")
 
@@ -41,18 +41,16 @@ def _only_json_handler() -> "logging.StreamHandler[Any] | None":
 
 def write(request_id: str, method: str, route: str, status: int, duration_ms: float) -> None:
     """Log one request: method, route template, status, duration (never its data)."""
+    fields = {
+        "request_id": request_id,
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": duration_ms,
+    }
     handler = _only_json_handler()
     if handler is not None:
-        # JsonFormatter's text for this record: its keys in its order, strings as its
-        # encoder writes them (ASCII-escaped), numbers by repr.
-        line = (
-            f'{{"time": "{datetime.fromtimestamp(time.time(), UTC).isoformat()}", '
-            f'"level": "info", "logger": "appointments.access", "message": "request", '
-            f'"request_id": {encode_basestring_ascii(request_id)}, '
-            f'"method": {encode_basestring_ascii(method)}, '
-            f'"route": {encode_basestring_ascii(route)}, '
-            f'"status": {status!r}, "duration_ms": {duration_ms!r}}}'
-        )
+        line = json_line(time.time(), "info", logger.name, "request", fields)
         try:
             with handler.lock:  # type: ignore[union-attr]
                 handler.stream.write(line + handler.terminator)
@@ -60,15 +58,4 @@ def write(request_id: str, method: str, route: str, status: int, duration_ms: fl
             return
         except Exception:  # a broken stream: logging reports it below
             pass
-    logger.info(
-        "request",
-        extra={
-            "fields": {
-                "request_id": request_id,
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": duration_ms,
-            }
-        },
-    )
+    logger.info("request", extra={"fields": fields})

@@ -8,6 +8,7 @@ import contextvars
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,22 +19,42 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 _ENCODER = json.JSONEncoder(default=str)
 
 
+def json_line(
+    created: float,
+    level: str,
+    name: str,
+    message: str,
+    fields: Mapping[str, Any],
+    exception: str | None = None,
+) -> str:
+    """The one JSON line of a log entry: the formatter's, and the access log's when it
+    writes straight to the handler's stream."""
+    entry: dict[str, Any] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(),
+        "level": level,
+        "logger": name,
+        "message": message,
+    }
+    current = request_id.get()
+    if current:
+        entry["request_id"] = current
+    entry.update(fields)
+    if exception is not None:
+        entry["exception"] = exception
+    return _ENCODER.encode(entry)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        current = request_id.get()
-        if current:
-            entry["request_id"] = current
-        for key, value in getattr(record, "fields", {}).items():
-            entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return _ENCODER.encode(entry)
+        exception = self.formatException(record.exc_info) if record.exc_info else None
+        return json_line(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            getattr(record, "fields", {}),
+            exception,
+        )
 
 
 def configure_logging(level: str = "INFO") -> None:
