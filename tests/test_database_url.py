@@ -3,9 +3,9 @@
 import asyncpg
 import pytest
 
+from appointments.connections import ConnectionLost
 from appointments.db import async_database_url
 from appointments.errors import is_transient_database_error
-from appointments.rawsql import ConnectionLost
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,6 @@ def test_cnpg_cluster_takes_every_api_connection() -> None:
     deployment = load(ROOT / "deploy" / "k8s" / "deployment.yaml")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     workers = int(args[args.index("--workers") + 1])
-    # Two pools per worker: SQLAlchemy's and the statement pool (rawsql).
+    # One pool per worker (`connections`), shared by transactions and statements.
     pool = int(config["APPOINTMENTS_DB_POOL_SIZE"]) + int(config["APPOINTMENTS_DB_MAX_OVERFLOW"])
-    assert int(parameters["max_connections"]) >= hpa["maxReplicas"] * workers * 2 * pool + 20
+    assert int(parameters["max_connections"]) >= hpa["maxReplicas"] * workers * pool + 20

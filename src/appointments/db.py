@@ -4,6 +4,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from appointments.connections import Connections, behind_pgbouncer, engine_options
 from appointments.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -143,51 +145,10 @@ def create_engine(
         engine = create_async_engine(url)
         _configure_sqlite(engine, enforce_foreign_keys)
         return engine
-    return create_async_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
-        # Off by default: asyncpg's ping is BEGIN, a query and ROLLBACK, three round
-        # trips before every request. Without it, the first request to meet a stale
-        # connection after a database restart answers 503, and that disconnect
-        # invalidates the whole pool, so the next requests reconnect.
-        pool_pre_ping=settings.db_pool_pre_ping,
-        connect_args={
-            **driver_arguments(settings, name),
-            **(_PGBOUNCER if settings.db_pgbouncer else {}),
-        },
-        execution_options={"pgbouncer": settings.db_pgbouncer},
-    )
-
-
-def driver_arguments(settings: Settings, name: str) -> dict[str, Any]:
-    """What asyncpg's connect takes besides the URL's parts."""
-    return {
-        "timeout": settings.db_connect_timeout_seconds,
-        "command_timeout": settings.db_statement_timeout_seconds,
-        # Shown in pg_stat_activity: which connections are the service's, and
-        # which of them serve reads (on a replica).
-        # DateStyle: the JSON PostgreSQL builds (rawsql.utc_text) prints times as
-        # `::text` does, which follows it; a server or role set to 'SQL, DMY' would
-        # otherwise answer 16/12/2026 09:00:00. PgBouncer keeps it per client too.
-        "server_settings": {"application_name": name, "DateStyle": "ISO, YMD"},
-        **({"statement_cache_size": 0} if settings.db_pgbouncer else {}),
-    }
-
-
-# Behind PgBouncer in transaction pooling, a prepared statement lives on one server
-# connection, which is ours only until the transaction ends: asyncpg must not cache
-# statements across transactions (`driver_arguments`), and SQLAlchemy's must have
-# names no other client can have prepared on that server connection.
-_PGBOUNCER: dict[str, object] = {
-    "prepared_statement_cache_size": 0,
-    "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4().hex}__",
-}
-
-
-def behind_pgbouncer(engine: AsyncEngine) -> bool:
-    return bool(engine.sync_engine.get_execution_options().get("pgbouncer"))
+    connections = Connections(settings, name)
+    engine = create_async_engine(url, **engine_options(connections))
+    connections.bind(engine)
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine, enforce_foreign_keys: bool) -> None:
@@ -252,14 +213,34 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+_Options = tuple[tuple[str, object], ...]
+_views: "weakref.WeakKeyDictionary[AsyncEngine, dict[_Options, AsyncEngine]]"
+_views = weakref.WeakKeyDictionary()
+
+
+def _with_options(engine: AsyncEngine, **options: object) -> AsyncEngine:
+    """The engine with these execution options on every connection it hands out (made
+    once per engine and options; it shares the engine's pool)."""
+    views = _views.setdefault(engine, {})
+    key: _Options = tuple(sorted(options.items()))
+    view = views.get(key)
+    if view is None:
+        view = views[key] = engine.execution_options(**options)
+    return view
+
+
 @asynccontextmanager
 async def transaction(
     sessionmaker: async_sessionmaker[AsyncSession], *, writes: bool
 ) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit when the block succeeds, roll back on any exception."""
-    async with sessionmaker() as session:
-        # The option only changes how SQLite begins; PostgreSQL ignores it.
-        await session.connection(execution_options={"writes": writes})
+    """One unit of work: commit when the block succeeds, roll back on any exception.
+
+    The session takes its connection at its first statement, not before: a request
+    that ends up writing with one statement on its own (`rawsql.fetch_row`) never
+    holds a session's connection beside it from the same pool."""
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    # The option only changes how SQLite begins; PostgreSQL ignores it.
+    async with sessionmaker(bind=_with_options(engine, writes=writes)) as session:
         try:
             yield session
         except BaseException:
@@ -282,8 +263,7 @@ async def reading(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
         async with transaction(sessionmaker, writes=False) as session:
             yield session
         return
-    async with sessionmaker() as session:
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    async with sessionmaker(bind=_with_options(engine, isolation_level="AUTOCOMMIT")) as session:
         yield session
 
 

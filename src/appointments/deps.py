@@ -16,8 +16,9 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's transaction for what it does through the session: committed before
     the response is sent, or rolled back. A read is `db.reading` (on PostgreSQL, without
-    a transaction). The one-statement reserve and confirm (PostgreSQL, no key) do not
-    use it: each is a statement committing by itself on the statement pool, its own transaction."""
+    a transaction). The session takes a connection only at its first statement, so the
+    one-statement reserve and confirm (PostgreSQL, no key), which commit by themselves
+    through `rawsql.fetch_row`, leave it unused and hold one connection, not two."""
     sessionmaker = request.app.state.sessionmaker
     if request.method in _READ_METHODS:
         async with reading(sessionmaker) as session:

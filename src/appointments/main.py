@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import Message, Receive, Scope, Send
 
-from appointments import __version__, rawsql, web
+from appointments import __version__, connections, web
 from appointments.admin.router import router as admin_router
 from appointments.appointment_types.router import router as appointment_types_router
 from appointments.auth.policy import authorize, check_every_route_has_a_rule
@@ -65,8 +65,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await deliverer.close()
-        await rawsql.close_own_pool(app.state.engine)
-        await rawsql.close_own_pool(app.state.read_engine)
+        await connections.close(app.state.engine)
+        await connections.close(app.state.read_engine)
         await app.state.engine.dispose()
         if app.state.read_engine is not app.state.engine:
             await app.state.read_engine.dispose()
@@ -97,9 +97,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             settings, url=settings.database_read_url, name="appointments-read"
         )
     app.state.read_sessionmaker = create_sessionmaker(app.state.read_engine)
-    rawsql.use_own_pool(app.state.engine, settings, "appointments")
-    if app.state.read_engine is not app.state.engine:
-        rawsql.use_own_pool(app.state.read_engine, settings, "appointments-read")
     app.state.verifier = TokenVerifier(settings)
 
     install_error_handlers(app)

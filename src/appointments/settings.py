@@ -56,18 +56,18 @@ class Settings(BaseSettings):
     # `appointments serve` applies migrations first so a fresh checkout just runs.
     migrate_on_start: bool = True
     # Bounded so a flood of connections cannot exhaust PostgreSQL's max_connections.
-    # Each process keeps two pools of this size per database: SQLAlchemy's for
-    # transactions and the statement pool for statements committing by themselves (rawsql), so up
-    # to 2 x (size + overflow) connections to the primary, and as many to the replica
-    # when APPOINTMENTS_DATABASE_READ_URL is set. Connections open on demand and stay;
-    # overflow ones are closed as soon as they are returned, so under steady load past
-    # the pool size every request past it pays a connect on both sides (bench.cpu saw
-    # 50-180 per 3,000 requests with 10 + 10): no overflow by default.
+    # Each process keeps one pool per database (`connections`), shared by transactions
+    # and statements on their own: up to size + overflow connections to the primary,
+    # and as many to the replica when APPOINTMENTS_DATABASE_READ_URL is set.
+    # Connections open on demand and stay; overflow ones are closed as soon as they are
+    # returned, so under steady load past the pool size every request past it pays a
+    # connect (bench.cpu saw 50-180 per 3,000 requests with 10 + 10): no overflow by default.
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     # Fail fast while the database is away: answer 503 in seconds instead of hanging.
     db_connect_timeout_seconds: float = Field(default=3, gt=0)
-    # Test each pooled connection before use (3 round trips on asyncpg); see db.py.
+    # Ask each idle pooled connection `SELECT 1` before use (one round trip); see
+    # connection_pool.py. Off: a connection found dead is replaced on the next request.
     db_pool_pre_ping: bool = False
     db_pool_timeout_seconds: float = Field(default=5, gt=0)
     db_statement_timeout_seconds: float = Field(default=30, gt=0)

@@ -16,7 +16,7 @@ statement's own snapshot predates that lock, so the hold count comes from
 `live_holds()`, a VOLATILE function (migration 0005) whose query takes a fresh
 snapshot after the lock: it sees every hold a rival committed meanwhile, and the
 count is exact. So the statement needs no transaction around it: without an
-Idempotency-Key it commits by itself, one round trip on the statement pool
+Idempotency-Key it commits by itself, one round trip on a pooled connection
 (`reserve_autocommit`, `confirm`; with a key, `reserve` runs it in the request's session).
 """
 

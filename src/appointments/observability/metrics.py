@@ -20,7 +20,7 @@ from prometheus_client import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from appointments.rawsql import own_pool_use
+from appointments import connections
 
 REQUEST_SECONDS = Histogram(
     "appointments_request_duration_seconds",
@@ -65,16 +65,18 @@ def record_refusal(code: str) -> None:
 
 
 def sample_pool(engine: AsyncEngine) -> None:
-    """Both of the process's pools: SQLAlchemy's and the statement pool (rawsql)."""
-    in_use, size = own_pool_use(engine)
+    """The process's connections to the database: sessions and statements alike."""
+    shared = connections.of(engine)
+    if shared is not None:
+        POOL_IN_USE.set(shared.pool.in_use)
+        POOL_SIZE.set(shared.pool.open_connections)
+        return
     pool = engine.sync_engine.pool
     checked_out = getattr(pool, "checkedout", None)
     pool_size = getattr(pool, "size", None)
     if callable(checked_out) and callable(pool_size):
-        in_use += checked_out()
-        size += pool_size()
-    POOL_IN_USE.set(in_use)
-    POOL_SIZE.set(size)
+        POOL_IN_USE.set(checked_out())
+        POOL_SIZE.set(pool_size())
 
 
 def render(engine: AsyncEngine) -> tuple[bytes, str]:

@@ -1,11 +1,13 @@
-"""A small pool of asyncpg connections for statements committing by themselves (`rawsql.fetch_row`).
+"""The pool of a process's asyncpg connections to one database: SQLAlchemy's sessions
+and the autocommitted statements (`rawsql.fetch_row`) both take theirs from it
+(`connections`, which also decides what a lost connection means).
 
-Why not asyncpg's own pool: its acquire and release cost 40-60 microseconds of CPU
-per statement (timers re-armed, a reset step, a timeout context), as much as running
-the statement itself (measured on one process: a `SELECT 1` took 53-67 us bare,
-93-130 us through asyncpg's pool, 54-64 us through a plain list). Here, taking an
-idle connection is a list pop and giving it back an append; a timeout is set up only
-when the caller actually has to wait for one.
+Why not asyncpg's own pool (or SQLAlchemy's, which costs as much again): its acquire
+and release cost 40-60 microseconds of CPU per statement (timers re-armed, a reset
+step, a timeout context), as much as running the statement itself (measured on one
+process: a `SELECT 1` took 53-67 us bare, 93-130 us through asyncpg's pool, 54-64 us
+through a plain list). Here, taking an idle connection is a list pop and giving it
+back an append; a timeout is set up only when the caller actually has to wait.
 
 A connection comes back to the pool only after a statement that ended normally or
 with an error from the server; after anything else (a lost connection, a
@@ -24,9 +26,16 @@ import asyncpg
 IDLE_SECONDS = 300.0
 
 
-class StatementPool:
+class ConnectionPool:
     def __init__(
-        self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int, timeout: float
+        self,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
+        size: int,
+        timeout: float,
+        *,
+        keep: int | None = None,
+        ping: bool = False,
+        on_discard: Callable[[asyncpg.Connection], None] | None = None,
     ) -> None:
         self._connect = connect
         self._size = size
@@ -37,6 +46,11 @@ class StatementPool:
         self._generation = 0
         self._born: dict[asyncpg.Connection, int] = {}
         self._closed = False
+        # Connections past `keep` (the overflow) are closed when given back unwanted.
+        self._keep = size if keep is None else keep
+        # Ask an idle connection `SELECT 1` before handing it out (`db_pool_pre_ping`).
+        self._ping = ping
+        self._on_discard = on_discard
 
     @property
     def open_connections(self) -> int:
@@ -52,7 +66,8 @@ class StatementPool:
             while self._idle:
                 connection, since = self._idle.pop()
                 if time.monotonic() - since < IDLE_SECONDS and not connection.is_closed():
-                    return connection
+                    if not self._ping or await self._answers(connection):
+                        return connection
                 self._discard(connection)
             if self._open < self._size:
                 return await self._new()
@@ -62,6 +77,14 @@ class StatementPool:
             if handed is not None:
                 return handed
             # A connection was closed, which freed a place: look again.
+
+    @staticmethod
+    async def _answers(connection: asyncpg.Connection) -> bool:
+        try:
+            await connection.execute("SELECT 1")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+        return True
 
     async def _wait(
         self, loop: asyncio.AbstractEventLoop, deadline: float
@@ -100,8 +123,12 @@ class StatementPool:
         ):
             self._discard(connection)
             return
-        if not self._wake(connection):
-            self._idle.append((connection, time.monotonic()))
+        if self._wake(connection):
+            return
+        if self._open > self._keep:
+            self._discard(connection)
+            return
+        self._idle.append((connection, time.monotonic()))
 
     def expire(self) -> None:
         """After a lost connection: every connection made so far is replaced (idle ones
@@ -118,6 +145,8 @@ class StatementPool:
         for connection in idle:
             self._open -= 1
             self._born.pop(connection, None)
+            if self._on_discard is not None:
+                self._on_discard(connection)
             try:
                 await connection.close(timeout=2)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
@@ -127,6 +156,8 @@ class StatementPool:
         self._open -= 1
         self._born.pop(connection, None)
         connection.terminate()
+        if self._on_discard is not None:
+            self._on_discard(connection)
         self._wake(None)
 
     def _wake(self, connection: asyncpg.Connection | None) -> bool:

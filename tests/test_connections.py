@@ -1,22 +1,30 @@
-"""The statement pool behind `rawsql.fetch_row`, against a real PostgreSQL."""
+"""The one pool of a process's PostgreSQL connections (`connections`), behind SQLAlchemy's
+sessions and `rawsql.fetch_row` alike, against a real PostgreSQL."""
 
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 import sqlalchemy.exc
+from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 
-from appointments import rawsql
-from appointments.db import create_engine
+from appointments import connections, rawsql
+from appointments.auth.tokens import Role
+from appointments.clock import FrozenClock
+from appointments.connection_pool import ConnectionPool
+from appointments.db import create_engine, create_sessionmaker, transaction
 from appointments.errors import is_transient_database_error
+from appointments.main import create_app
 from appointments.observability.metrics import sample_pool
 from appointments.settings import Settings
-from appointments.statement_pool import StatementPool
-from tests.api import service_settings
+from tests.api import Api, bearer, service_settings
+from tests.conftest import START
 
 
 def dsn(url: str) -> str:
@@ -48,7 +56,7 @@ def test_many_callers_share_a_few_connections(postgresql_url: str) -> None:
     name = f"pool-{uuid.uuid4().hex[:8]}"
 
     async def scenario() -> tuple[list[int], int, int]:
-        pool = StatementPool(connector(postgresql_url, name), size=3, timeout=5)
+        pool = ConnectionPool(connector(postgresql_url, name), size=3, timeout=5)
 
         async def one(i: int) -> int:
             connection = await pool.acquire()
@@ -71,14 +79,14 @@ def test_many_callers_share_a_few_connections(postgresql_url: str) -> None:
 
 def test_a_caller_waits_for_a_connection_then_gives_up(postgresql_url: str) -> None:
     async def scenario() -> None:
-        impatient = StatementPool(connector(postgresql_url, "pool-wait"), size=1, timeout=0.2)
+        impatient = ConnectionPool(connector(postgresql_url, "pool-wait"), size=1, timeout=0.2)
         first = await impatient.acquire()
         with pytest.raises(TimeoutError):
             await impatient.acquire()
         impatient.release(first)
         await impatient.close()
         # A waiter is handed the connection given back.
-        patient = StatementPool(connector(postgresql_url, "pool-wait"), size=1, timeout=30)
+        patient = ConnectionPool(connector(postgresql_url, "pool-wait"), size=1, timeout=30)
         first = await patient.acquire()
         waiting = asyncio.ensure_future(patient.acquire())
         await asyncio.sleep(0.05)
@@ -92,7 +100,7 @@ def test_a_caller_waits_for_a_connection_then_gives_up(postgresql_url: str) -> N
 
 def test_a_connection_not_reusable_is_closed_and_its_place_freed(postgresql_url: str) -> None:
     async def scenario() -> None:
-        pool = StatementPool(connector(postgresql_url, "pool-discard"), size=1, timeout=2)
+        pool = ConnectionPool(connector(postgresql_url, "pool-discard"), size=1, timeout=2)
         first = await pool.acquire()
         waiting = asyncio.ensure_future(pool.acquire())
         await asyncio.sleep(0.05)
@@ -108,16 +116,21 @@ def test_a_connection_not_reusable_is_closed_and_its_place_freed(postgresql_url:
     asyncio.run(scenario())
 
 
+def shared(engine: Any) -> connections.Connections:
+    found = connections.of(engine)
+    assert found is not None
+    return found
+
+
 def run_with_engine(url: str, body: Callable[[Any], Awaitable[None]]) -> None:
     settings: Settings = service_settings(url).model_copy(update={"db_pool_size": 2})
 
     async def scenario() -> None:
-        engine = create_engine(settings)
-        rawsql.use_own_pool(engine, settings, "pool-engine")
+        engine = create_engine(settings, name="pool-engine")
         try:
             await body(engine)
         finally:
-            await rawsql.close_own_pool(engine)
+            await connections.close(engine)
             await engine.dispose()
 
     asyncio.run(scenario())
@@ -143,7 +156,7 @@ def test_lost_connections_are_replaced(postgresql_url: str) -> None:
         slow = asyncio.ensure_future(rawsql.fetch_row(engine, "SELECT pg_sleep(3)", {}))
         await asyncio.sleep(0.2)
         await terminate(postgresql_url)
-        with pytest.raises(rawsql.ConnectionLost):
+        with pytest.raises(connections.ConnectionLost):
             await slow
         assert (await rawsql.fetch_row(engine, "SELECT :n::int AS n", {"n": 3}))["n"] == 3
 
@@ -156,7 +169,7 @@ def test_a_statement_cancelled_midway_does_not_leave_its_connection_in_the_pool(
     async def body(engine: Any) -> None:
         slow = asyncio.ensure_future(rawsql.fetch_row(engine, "SELECT pg_sleep(5)", {}))
         await asyncio.sleep(0.2)
-        pool = rawsql._own[engine].pool
+        pool = shared(engine).pool
         assert pool.in_use == 1
         slow.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -176,7 +189,7 @@ def test_a_server_error_keeps_the_connection(postgresql_url: str) -> None:
     async def body(engine: Any) -> None:
         with pytest.raises(asyncpg.DivisionByZeroError):
             await rawsql.fetch_row(engine, "SELECT 1 / :n AS x", {"n": 0})
-        pool = rawsql._own[engine].pool
+        pool = shared(engine).pool
         assert pool.open_connections == 1
         assert (await rawsql.fetch_row(engine, "SELECT 1 / :n AS x", {"n": 1}))["x"] == 1
         assert pool.open_connections == 1
@@ -190,7 +203,7 @@ def gauge(name: str) -> float:
     return value
 
 
-def test_the_pool_metrics_count_the_statement_pool(postgresql_url: str) -> None:
+def test_the_pool_metrics_count_statements_on_their_own(postgresql_url: str) -> None:
     async def body(engine: Any) -> None:
         slow = asyncio.ensure_future(rawsql.fetch_row(engine, "SELECT pg_sleep(0.5)", {}))
         await asyncio.sleep(0.2)
@@ -212,9 +225,8 @@ def test_waiting_too_long_for_a_connection_fails_that_statement_only(postgresql_
     )
 
     async def scenario() -> None:
-        engine = create_engine(settings)
-        rawsql.use_own_pool(engine, settings, "pool-timeout")
-        pool = rawsql._own[engine].pool
+        engine = create_engine(settings, name="pool-timeout")
+        pool = shared(engine).pool
         try:
             assert (await rawsql.fetch_row(engine, "SELECT 1 AS n", {}))["n"] == 1
             held = await pool.acquire()
@@ -228,7 +240,7 @@ def test_waiting_too_long_for_a_connection_fails_that_statement_only(postgresql_
             assert not held.is_closed()
             pool.release(reused)
         finally:
-            await rawsql.close_own_pool(engine)
+            await connections.close(engine)
             await engine.dispose()
 
     asyncio.run(scenario())
@@ -240,9 +252,8 @@ def test_a_statement_past_its_timeout_closes_its_connection_only(postgresql_url:
     )
 
     async def scenario() -> None:
-        engine = create_engine(settings)
-        rawsql.use_own_pool(engine, settings, "pool-statement-timeout")
-        pool = rawsql._own[engine].pool
+        engine = create_engine(settings, name="pool-statement-timeout")
+        pool = shared(engine).pool
         try:
             idle = await pool.acquire()
             busy = await pool.acquire()
@@ -255,7 +266,7 @@ def test_a_statement_past_its_timeout_closes_its_connection_only(postgresql_url:
             assert (await pool.acquire()) is idle
             pool.release(idle)
         finally:
-            await rawsql.close_own_pool(engine)
+            await connections.close(engine)
             await engine.dispose()
 
     asyncio.run(scenario())
@@ -266,3 +277,126 @@ def test_a_statement_refused_for_its_timeout_is_503_not_500() -> None:
     assert is_transient_database_error(asyncpg.LockNotAvailableError("lock timeout"))
     assert is_transient_database_error(sqlalchemy.exc.TimeoutError("QueuePool limit reached"))
     assert not is_transient_database_error(asyncpg.DivisionByZeroError("no"))
+
+
+def test_sessions_and_statements_share_one_pool(postgresql_url: str) -> None:
+    """One connection serves a transaction and a statement on its own; while a session
+    holds it, a statement waits for it (and gives up after the pool's timeout)."""
+    settings = service_settings(postgresql_url).model_copy(
+        update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout_seconds": 0.3}
+    )
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        engine = create_engine(settings, name=name)
+        sessionmaker = create_sessionmaker(engine)
+        try:
+            async with transaction(sessionmaker, writes=True) as session:
+                assert (await session.execute(text("SELECT 1"))).scalar() == 1
+                with pytest.raises(TimeoutError):
+                    await rawsql.fetch_row(engine, "SELECT 2 AS n", {})
+            assert (await rawsql.fetch_row(engine, "SELECT 3 AS n", {}))["n"] == 3
+            assert await backends(postgresql_url, name) == 1
+            assert shared(engine).pool.open_connections == 1
+        finally:
+            await connections.close(engine)
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_lost_under_a_session_replaces_the_statements_ones(
+    postgresql_url: str,
+) -> None:
+    settings = service_settings(postgresql_url).model_copy(update={"db_pool_size": 2})
+    name = f"lost-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        engine = create_engine(settings, name=name)
+        sessionmaker = create_sessionmaker(engine)
+        pool = shared(engine).pool
+
+        async def die_under_a_session() -> None:
+            async with transaction(sessionmaker, writes=True) as session:
+                pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar()
+                killer = await asyncpg.connect(dsn(postgresql_url))
+                await killer.execute("SELECT pg_terminate_backend($1)", pid)
+                await killer.close()
+                await asyncio.sleep(0.1)
+                await session.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.gather(
+                *(rawsql.fetch_row(engine, "SELECT pg_sleep(0.1)", {}) for _ in range(2))
+            )
+            assert pool.open_connections == 2
+            # The session's own backend dies under it; the other connection, idle in
+            # the pool, is alive and would serve the next statement if nothing expired it.
+            with pytest.raises(sqlalchemy.exc.DBAPIError) as lost:
+                await die_under_a_session()
+            assert lost.value.connection_invalidated
+            assert is_transient_database_error(lost.value)
+            # Every connection made before the loss is replaced, the idle one included.
+            assert pool.open_connections == 0
+            assert (await rawsql.fetch_row(engine, "SELECT 4 AS n", {}))["n"] == 4
+            async with transaction(sessionmaker, writes=True) as session:
+                assert (await session.execute(text("SELECT 5"))).scalar() == 5
+        finally:
+            await connections.close(engine)
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_overflow_connections_close_when_given_back(postgresql_url: str) -> None:
+    settings = service_settings(postgresql_url).model_copy(
+        update={"db_pool_size": 1, "db_max_overflow": 1}
+    )
+
+    async def scenario() -> None:
+        engine = create_engine(settings, name="pool-overflow")
+        pool = shared(engine).pool
+        try:
+            slow = [rawsql.fetch_row(engine, "SELECT pg_sleep(0.2)", {}) for _ in range(2)]
+            both = asyncio.gather(*slow)
+            await asyncio.sleep(0.1)
+            assert pool.in_use == 2
+            await both
+            assert (pool.open_connections, pool.in_use) == (1, 0)
+        finally:
+            await connections.close(engine)
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_request_holds_one_connection_at_a_time(postgresql_url: str) -> None:
+    """Through FastAPI (fast paths off), with one connection per process: a reserve and
+    a confirm written as one statement on their own, and the listings built by
+    PostgreSQL, all answer; a session that took its connection before deciding would
+    leave the statement waiting for a second one (503 after the pool's timeout)."""
+    settings = service_settings(postgresql_url).model_copy(
+        update={
+            "db_pool_size": 1,
+            "db_max_overflow": 0,
+            "db_pool_timeout_seconds": 0.5,
+            "fast_paths": False,
+        }
+    )
+    app = create_app(settings, FrozenClock(START))
+    with TestClient(app, headers=bearer(Role.ADMIN, "test-admin")) as client:
+        api = Api(client)
+        try:
+            provider = api.provider()
+            customer = api.customer()
+            slot = api.slot(provider["id"], START + timedelta(days=3))
+            held = api.reserve(customer["id"], slot["id"])
+            assert held.status_code == 201, held.text
+            confirmed = api.confirm(customer["id"], held.json()["id"])
+            assert confirmed.status_code == 200, confirmed.text
+            listing = client.get(f"/providers/{provider['id']}/availability?status=all")
+            assert listing.status_code == 200, listing.text
+            assert [s["status"] for s in listing.json()["items"]] == ["confirmed"]
+            assert shared(app.state.engine).pool.open_connections == 1
+        finally:
+            api.reset()
