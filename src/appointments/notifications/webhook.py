@@ -4,12 +4,12 @@ import time
 
 from appointments.notifications import signing
 from appointments.notifications.addresses import resolve_public
-from appointments.notifications.http1 import Pool, target_of
+from appointments.notifications.senders import WebhookSender, target_of
 from appointments.settings import Settings
 
 
 async def send_webhook(
-    http: Pool,
+    http: WebhookSender,
     settings: Settings,
     url: str,
     secret: str,

@@ -29,10 +29,10 @@ from appointments.clock import Clock
 from appointments.db import UTCDateTime, transaction
 from appointments.notifications import mail
 from appointments.notifications.dispatch import dispatch
-from appointments.notifications.http1 import Pool
 from appointments.notifications.metrics import DELIVERIES, LAG, QUEUE
 from appointments.notifications.models import Channel, Delivery, DeliveryStatus, WebhookEndpoint
 from appointments.notifications.payload import body_of
+from appointments.notifications.senders import WebhookSender
 from appointments.notifications.webhook import send_webhook
 from appointments.providers.models import Provider
 from appointments.scheduling import wakeup
@@ -194,7 +194,7 @@ async def _letter(
     return letter, False
 
 
-async def _send(job: Job, settings: Settings, http: Pool, now: datetime) -> Outcome:
+async def _send(job: Job, settings: Settings, http: WebhookSender, now: datetime) -> Outcome:
     if job.stale:
         return Outcome(delivered=False, skipped=True)
     timeout = settings.webhook_timeout_seconds
@@ -331,7 +331,7 @@ class Deliverer:
         self.per_endpoint = per_endpoint
         # As many kept-alive connections per receiver as attempts at once: a round's
         # attempts reuse the last round's connections instead of reconnecting.
-        self.http = Pool(max_idle=concurrency)
+        self.http = WebhookSender(max_idle=concurrency)
 
     async def close(self) -> None:
         await self.http.close()
