@@ -36,6 +36,11 @@ _OF_RESERVATION_BY_PROVIDER = {
     "provider_id": "$response.body#/provider_id",
     "reservation_id": "$response.body#/id",
 }
+_OF_SERIES = {"client_id": "$response.body#/client_id", "series_id": "$response.body#/id"}
+_OF_SERIES_BY_PROVIDER = {
+    "provider_id": "$response.body#/provider_id",
+    "series_id": "$response.body#/id",
+}
 _TYPE = {"provider_id": "$response.body#/provider_id", "type_id": "$response.body#/id"}
 Link = tuple[str, str, dict[str, str], dict[str, Any] | None]
 
@@ -106,6 +111,12 @@ LINKS: dict[tuple[str, str, str], list[Link]] = {
     ],
     ("POST", P + "/availability", "201"): [
         _reserve("$response.body#/slots/0/id"),
+        (
+            "POST",
+            C + "/series",
+            {},
+            {"slot_id": "$response.body#/slots/0/id", "repeat": {"count": 2}},
+        ),
         ("GET", P + "/availability", _SAME_PROVIDER, None),
     ],
     ("POST", P + "/availability/weekly", "201"): [_reserve("$response.body#/slots/0/id")],
@@ -126,9 +137,17 @@ LINKS: dict[tuple[str, str, str], list[Link]] = {
             ("POST", C + "/reserve"),
             ("GET", C + "/reservations"),
             ("GET", C + "/reservations.ics"),
+            ("POST", C + "/series"),
         )
     ],
     ("POST", C + "/reserve", "201"): _on_reservation(),
+    ("POST", C + "/series", "201"): [
+        ("GET", C + "/series/{series_id}", _OF_SERIES, None),
+        ("POST", C + "/series/{series_id}/confirm", _OF_SERIES, None),
+        ("POST", C + "/series/{series_id}/cancel", _OF_SERIES, None),
+        ("GET", P + "/series/{series_id}", _OF_SERIES_BY_PROVIDER, None),
+        ("POST", P + "/series/{series_id}/cancel", _OF_SERIES_BY_PROVIDER, None),
+    ],
     ("POST", C + "/confirm", "200"): _on_reservation()[1:],
     ("POST", C + "/reservations/{reservation_id}/reschedule", "200"): _on_reservation(),
 }

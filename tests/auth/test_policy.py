@@ -62,6 +62,12 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/providers/{provider_id}/appointment-types/{type_id}"): PROVIDER_ITSELF,
     ("GET", "/providers/{provider_id}/appointment-types/{type_id}/availability"): EVERYONE,
     ("POST", "/clients/{client_id}/reservations/{reservation_id}/reschedule"): CLIENT_ITSELF,
+    ("POST", "/clients/{client_id}/series"): CLIENT_ITSELF,
+    ("GET", "/clients/{client_id}/series/{series_id}"): CLIENT_ITSELF,
+    ("POST", "/clients/{client_id}/series/{series_id}/confirm"): CLIENT_ITSELF,
+    ("POST", "/clients/{client_id}/series/{series_id}/cancel"): CLIENT_ITSELF,
+    ("GET", "/providers/{provider_id}/series/{series_id}"): PROVIDER_ITSELF,
+    ("POST", "/providers/{provider_id}/series/{series_id}/cancel"): PROVIDER_ITSELF,
     ("POST", "/providers/{provider_id}/reservations/{reservation_id}/reschedule"): (
         PROVIDER_ITSELF
     ),
@@ -110,6 +116,18 @@ def build_world(api: Api) -> dict[str, Json]:
         201,
         json={"name": "Short", "duration_minutes": 15},
     )
+    # A series of the client's with the provider (two weeks), and a week pair to book.
+    weekly = [
+        api.slot(world["provider_own"]["id"], DAY + timedelta(hours=3, weeks=k)) for k in (0, 1)
+    ]
+    world["series"] = api.ok(
+        "POST",
+        f"/clients/{world['client_own']['id']}/series",
+        201,
+        json={"slot_id": weekly[0]["id"], "repeat": {"count": 2}},
+    )
+    world["series_slot"] = api.slot(world["provider_other"]["id"], DAY + timedelta(hours=4))
+    api.slot(world["provider_other"]["id"], DAY + timedelta(hours=4, weeks=1))
     world["webhook"] = api.ok(
         "POST",
         "/webhooks",
@@ -144,6 +162,7 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         type_id=world["type"]["id"],
         webhook_id=world["webhook"]["id"],
         delivery_id=delivery["id"],
+        series_id=world["series"]["id"],
     )
     far = DAY + timedelta(days=5)
     if (method, path) == ("DELETE", "/providers/{provider_id}"):
@@ -171,6 +190,10 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         },
         ("POST", "/providers/{provider_id}/reservations/{reservation_id}/reschedule"): {
             "slot_id": world["free_slot"]["id"]
+        },
+        ("POST", "/clients/{client_id}/series"): {
+            "slot_id": world["series_slot"]["id"],
+            "repeat": {"count": 2},
         },
         ("POST", "/webhooks"): {"url": HOOK_URL},
         ("PUT", "/webhooks/{webhook_id}"): {"url": HOOK_URL},

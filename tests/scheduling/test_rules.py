@@ -148,4 +148,6 @@ def test_the_live_holds_function_carries_the_rule(api: Api) -> None:
     if api.dialect != "postgresql":
         pytest.skip("SQLite counts with the ORM query, which is the rule itself")
     (body,) = api.sql("SELECT pg_get_functiondef('live_holds(uuid, timestamptz)'::regprocedure)")[0]
-    assert f"WHERE client_id = client AND {rules.hold_live('', 'at')}" in " ".join(body.split())
+    text = " ".join(body.split())
+    assert f"SELECT {rules.live_hold_count()} FROM reservations" in text
+    assert f"WHERE client_id = client AND {rules.hold_live('', 'at')}" in text

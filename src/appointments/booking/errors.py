@@ -24,3 +24,15 @@ class TooLateToChange(Conflict):
     """A client's cancel or reschedule inside the type's `change_notice_minutes`."""
 
     code = "too_late_to_change"
+
+
+class SeriesConflict(Conflict):
+    """A series could not be booked as asked; the body lists why (`conflicts`)."""
+
+    code = "series_conflict"
+
+
+class SessionFull(Conflict):
+    """Fewer seats are left than asked; the body says how many (`seats_left`)."""
+
+    code = "session_full"

@@ -198,6 +198,7 @@ class ReservationRow:
     expires_at: datetime
     confirmed_at: datetime | None
     cancelled_at: datetime | None
+    series_id: uuid.UUID | None
 
 
 _ROW_FIELDS = ReservationRow.__dataclass_fields__.keys()

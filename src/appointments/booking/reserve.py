@@ -19,6 +19,7 @@ from appointments.scheduling.events import EventType
 from appointments.scheduling.models import (
     Reservation,
     ReservationStatus,
+    SlotRecord,
 )
 from appointments.settings import Settings
 
@@ -178,20 +179,44 @@ async def reserve_appointment(
         raise NotFound(f"appointment type {appointment_type_id!r} does not exist")
     kind, zone = found
     rules = BookingRules.of(kind, settings)
+    expires_at = now + timedelta(seconds=settings.hold_seconds)
+    return await hold_span(
+        session, settings, client_id, anchor, rules, zone, now, expires_at, check_limit=True
+    )
+
+
+async def hold_span(
+    session: AsyncSession,
+    settings: Settings,
+    client_id: uuid.UUID,
+    anchor: SlotRecord,
+    rules: BookingRules,
+    zone: str,
+    now: datetime,
+    expires_at: datetime,
+    *,
+    check_limit: bool,
+    series_id: uuid.UUID | None = None,
+) -> Reservation:
+    """Hold the appointment `rules` describe, starting at `anchor`, until `expires_at`:
+    the checks of a single reserve in the contract's order (notice and horizon, slots,
+    daily cap, and the hold limit when `check_limit`), then every slot of the span
+    claimed with the reservation, its links and its event. A refusal raises before
+    anything is written."""
     rules.check_start(anchor.start_time, now)
     span = rules.span(anchor.start_time)
     day = await spans.hold_day(session, anchor.provider_id, rules, span, zone)
     claimed = await spans.lock_span(session, anchor.provider_id, span, now)
     await spans.check_daily_cap(session, day, now)
-    held = await holds.count_live_holds(session, client_id, now)
-    core.check_hold_limit(held, settings.max_holds_per_client)
-    expires_at = now + timedelta(seconds=settings.hold_seconds)
+    if check_limit:
+        held = await holds.count_live_holds(session, client_id, now)
+        core.check_hold_limit(held, settings.max_holds_per_client)
     reservation = Reservation(
         id=uuid.uuid4(),
         slot_id=anchor.id,
         provider_id=anchor.provider_id,
         client_id=client_id,
-        appointment_type_id=kind.id,
+        appointment_type_id=rules.type_id,
         status=ReservationStatus.HELD,
         start_time=span.start,
         end_time=span.end,
@@ -199,6 +224,7 @@ async def reserve_appointment(
         occupied_end=span.occupied_end,
         created_at=now,
         expires_at=expires_at,
+        series_id=series_id,
     )
     with spans.slot_taken_meanwhile("a slot of the appointment was taken at the same moment"):
         await slots.occupy(session, claimed, expires_at)

@@ -2,11 +2,11 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, StrictInt
 
 from appointments.scheduling import rules
-from appointments.scheduling.models import ReservationStatus
-from appointments.schemas import RequestBody, ResponseBody
+from appointments.scheduling.models import ReservationStatus, SeriesPolicy
+from appointments.schemas import RequestBody, ResponseBody, UtcTime
 
 # Ids are opaque strings; an unknown one (or one that cannot exist) is a 404, not a 422.
 OpaqueId = str
@@ -75,6 +75,8 @@ class ReservationFields(Protocol):
     def confirmed_at(self) -> datetime | None: ...
     @property
     def cancelled_at(self) -> datetime | None: ...
+    @property
+    def series_id(self) -> uuid.UUID | None: ...
 
 
 class ReservationOut(ResponseBody):
@@ -94,6 +96,9 @@ class ReservationOut(ResponseBody):
     expires_at: datetime
     confirmed_at: datetime | None
     cancelled_at: datetime | None
+    series_id: uuid.UUID | None = Field(
+        default=None, description="The recurring series this is an occurrence of, or null."
+    )
 
     @classmethod
     def at(cls, reservation: ReservationFields, now: datetime) -> "ReservationOut":
@@ -114,8 +119,70 @@ class ReservationOut(ResponseBody):
             expires_at=reservation.expires_at,
             confirmed_at=reservation.confirmed_at,
             cancelled_at=reservation.cancelled_at,
+            series_id=reservation.series_id,
         )
 
 
 class ExpiredCount(ResponseBody):
     expired: int = Field(description="Holds that ran out and were marked expired by this call.")
+
+
+class RepeatIn(RequestBody):
+    interval_weeks: StrictInt = Field(
+        default=1, ge=1, le=4, description="Weeks between occurrences."
+    )
+    count: StrictInt = Field(ge=2, le=52, description="How many occurrences, the first included.")
+
+
+class SeriesIn(RequestBody):
+    slot_id: OpaqueId = Field(
+        max_length=64,
+        examples=["3f1c1f7e-1d3b-4a4e-9a56-0c2a0f5f7a10"],
+        description="The first occurrence's slot (with `appointment_type_id`, its first slot).",
+    )
+    appointment_type_id: OpaqueId | None = Field(default=None, max_length=64)
+    seats: StrictInt = Field(default=1, ge=1, le=500, description="Seats per occurrence.")
+    repeat: RepeatIn
+    policy: SeriesPolicy = Field(
+        default=SeriesPolicy.ALL,
+        description="`all`: every occurrence is held, or none (409 `series_conflict`); "
+        "`available`: those that pass are held, the others listed in `skipped`.",
+    )
+
+
+class RefusalOut(ResponseBody):
+    """An occurrence left out of a series (or left in place by a cancel), and why."""
+
+    start_time: datetime
+    code: str = Field(description="The problem code a single reserve (or cancel) would answer.")
+
+
+class RepeatOut(ResponseBody):
+    interval_weeks: int
+    count: int
+
+
+class SeriesOut(ResponseBody):
+    id: uuid.UUID
+    client_id: uuid.UUID
+    provider_id: uuid.UUID
+    appointment_type_id: uuid.UUID | None
+    repeat: RepeatOut
+    policy: SeriesPolicy
+    expires_at: datetime = Field(description="When the held occurrences' hold runs out.")
+    reservations: list[ReservationOut] = Field(description="The occurrences, by start time.")
+    skipped: list[RefusalOut] = Field(
+        default_factory=list, description="Occurrences not held (`policy=available`)."
+    )
+    kept: list[RefusalOut] = Field(
+        default_factory=list,
+        description="Occurrences a client's cancel left in place (inside the change notice).",
+    )
+
+
+class SeriesCancelIn(RequestBody):
+    from_start_time: UtcTime | None = Field(
+        default=None,
+        description="Cancel the live occurrences starting at or after this; default: every "
+        "one not yet started.",
+    )

@@ -30,6 +30,7 @@ def reservation_of(event: Event) -> ReservationOut:
             "expires_at": event.expires_at,
             "confirmed_at": event.confirmed_at,
             "cancelled_at": event.cancelled_at,
+            "series_id": event.series_id,
         }
     )
 

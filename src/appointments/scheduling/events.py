@@ -55,6 +55,7 @@ class Event(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revision: Mapped[int | None] = mapped_column(Integer)
+    series_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # A reschedule's old times.
     previous_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     previous_end: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -15,13 +15,14 @@ from sqlalchemy import (
     TextClause,
     bindparam,
     delete,
-    func,
     insert,
+    literal_column,
     select,
     text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Integer
 
 from appointments.db import UTCDateTime
 from appointments.scheduling import outbox, rules, wakeup
@@ -43,9 +44,15 @@ def ran_out(now: datetime) -> TextClause:
 
 
 async def count_live_holds(session: AsyncSession, client_id: uuid.UUID, now: datetime) -> int:
-    """Holds of the client that have not run out (confirmed bookings do not count)."""
-    query = select(func.count()).where(
-        Reservation.client_id == client_id, rules.where(rules.hold_live("reservations"), now)
+    """Holds of the client that have not run out (confirmed bookings do not count; a
+    series counts once: `rules.live_hold_count`)."""
+    query: Select[tuple[int]] = (
+        select(literal_column(rules.live_hold_count("reservations"), Integer))
+        .select_from(Reservation)
+        .where(
+            Reservation.client_id == client_id,
+            rules.where(rules.hold_live("reservations"), now),
+        )
     )
     return int((await session.scalar(query)) or 0)
 

@@ -134,6 +134,10 @@ class Reservation(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Raised by every move, so a calendar invite's SEQUENCE orders the versions.
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The recurring series this is an occurrence of (`Series`), or null.
+    series_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("series.id", ondelete="CASCADE")
+    )
 
     __table_args__ = (
         CheckConstraint(
@@ -161,6 +165,14 @@ class Reservation(Base):
         Index("ix_reservations_provider_id_start_time_id", "provider_id", "start_time", "id"),
         # For ON DELETE CASCADE from slots (the partial unique index covers live rows only).
         Index("ix_reservations_slot_id", "slot_id"),
+        # A series' occurrences (confirm, cancel, read), and ON DELETE CASCADE from series.
+        Index(
+            "ix_reservations_series_id_start_time",
+            "series_id",
+            "start_time",
+            postgresql_where=text("series_id IS NOT NULL"),
+            sqlite_where=text("series_id IS NOT NULL"),
+        ),
     )
 
 
@@ -185,3 +197,37 @@ class ReservationSlot(Base):
     provider_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
     __table_args__ = (ONE_RESERVATION_PER_SLOT,)
+
+
+class SeriesPolicy(enum.StrEnum):
+    ALL = "all"  # every occurrence is held, or none
+    AVAILABLE = "available"  # those that pass are held; the others are listed as skipped
+
+
+class Series(Base):
+    """A client's recurring booking: `count` occurrences, every `interval_weeks` weeks,
+    each an ordinary reservation (`Reservation.series_id`) at the same wall-clock time
+    in the provider's zone. Its holds share one expiry and count as one hold."""
+
+    __tablename__ = "series"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("clients.id", ondelete="CASCADE"))
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("providers.id", ondelete="CASCADE")
+    )
+    appointment_type_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    interval_weeks: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    policy: Mapped[str] = mapped_column(String(16))
+    first_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("interval_weeks BETWEEN 1 AND 4", name="interval_in_range"),
+        CheckConstraint("count BETWEEN 2 AND 52", name="count_in_range"),
+        CheckConstraint("policy IN ('all', 'available')", name="known_policy"),
+        Index("ix_series_client_id", "client_id"),
+        Index("ix_series_provider_id", "provider_id"),
+    )

@@ -36,6 +36,7 @@ _SNAPSHOT_COLUMNS = (
     "confirmed_at",
     "cancelled_at",
     "revision",
+    "series_id",
     "previous_start",
     "previous_end",
 )
@@ -65,6 +66,7 @@ def _snapshot(
         Reservation.confirmed_at,
         Reservation.cancelled_at,
         Reservation.revision,
+        Reservation.series_id,
         literal(previous_start, UTCDateTime()),
         literal(previous_end, UTCDateTime()),
     )
@@ -136,6 +138,7 @@ def insert_from_sql(source: str, event_type: EventType, now_param: str = ":now")
         f"INSERT INTO events ({columns}) "
         f"SELECT gen_random_uuid(), '{event_type}', {now_param}, r.provider_id, r.id, "
         "r.slot_id, r.client_id, r.appointment_type_id, r.status, r.start_time, r.end_time, "
-        "r.created_at, r.expires_at, r.confirmed_at, r.cancelled_at, r.revision, NULL, NULL "
+        "r.created_at, r.expires_at, r.confirmed_at, r.cancelled_at, r.revision, r.series_id, "
+        "NULL, NULL "
         f"FROM {source} AS r"
     )

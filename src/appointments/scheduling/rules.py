@@ -16,7 +16,8 @@ unqualified column); `now` names the parameter or expression of the moment.
   reads `expired`), whether or not a sweep has written that down yet.
 - A reservation is **live** (it occupies its slots): confirmed, or a live hold.
 - A client may take one more hold only while it has fewer **live holds** than the
-  limit (`max_holds_per_client`; confirmed bookings do not count): `holds_within`.
+  limit (`max_holds_per_client`; confirmed bookings do not count): `holds_within`,
+  over `live_hold_count`, which counts a recurring series' held occurrences as one.
 - A start is **bookable** only after the booking notice: later than `now + notice`
   (the service's `min_notice_seconds`, or a type's longer one); a refusal is
   `errors.too_late_to_book`.
@@ -143,6 +144,13 @@ def day_has_room(
         f" AND {reservation_live('r', now)}{others}"
         f" AND r.start_time >= {day_start} AND r.start_time < {day_end}) < {cap}"
     )
+
+
+def live_hold_count(reservation: str = "") -> str:
+    """An aggregate over a client's live holds: how many count against the hold limit
+    (the held occurrences of one series count once)."""
+    r = _of(reservation)
+    return f"count(DISTINCT coalesce({r}series_id, {r}id))"
 
 
 def holds_within(live_holds: str, limit: str = ":max_holds") -> str:

@@ -64,8 +64,13 @@ async def claim_slot_if_free(
 
 async def mark_confirmed(session: AsyncSession, reservation_id: uuid.UUID) -> None:
     """Every slot the reservation occupies (buffers included) becomes confirmed."""
+    await mark_confirmed_many(session, [reservation_id])
+
+
+async def mark_confirmed_many(session: AsyncSession, reservation_ids: Sequence[uuid.UUID]) -> None:
+    """Every slot these reservations occupy becomes confirmed: one statement."""
     occupied = select(ReservationSlot.slot_id).where(
-        ReservationSlot.reservation_id == reservation_id
+        ReservationSlot.reservation_id.in_(list(reservation_ids))
     )
     await session.execute(
         update(Slot)
