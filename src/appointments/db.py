@@ -166,6 +166,7 @@ def _configure_sqlite(engine: AsyncEngine, enforce_foreign_keys: bool) -> None:
         cursor.close()
         for name, function in (("tz_day_start", _tz_day_start), ("tz_day_end", _tz_day_end)):
             dbapi_connection.create_function(name, 2, function, deterministic=True)
+        dbapi_connection.create_function("tz_weeks_later", 3, _tz_weeks_later, deterministic=True)
         # PostgreSQL's built-in, in SQLAlchemy's SQLite form of a UUID (32 hex digits).
         dbapi_connection.create_function("gen_random_uuid", 0, _random_uuid)
 
@@ -195,6 +196,26 @@ def _local_midnight(stored: str | None, zone: str | None, days: int) -> str | No
     day = moment.astimezone(tz).date() + timedelta(days=days)
     midnight = datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
     return midnight.strftime(_SQLITE_TIME)
+
+
+def _tz_weeks_later(stored: str | None, zone: str | None, weeks: int | None) -> str | None:
+    """`scheduling.rules.weeks_later` for SQLite: the same wall-clock time in the zone,
+    whole weeks later, in stored form; NULL where it does not exist."""
+    if stored is None or zone is None or weeks is None:
+        return None
+    try:
+        tz = ZoneInfo(zone)
+        moment = datetime.strptime(stored, _SQLITE_TIME).replace(tzinfo=UTC)
+    except (ValueError, KeyError, ZoneInfoNotFoundError):
+        return None
+    local = moment.astimezone(tz)
+    wall = local.replace(tzinfo=None) + timedelta(weeks=weeks)
+    # In a fall-back day's repeated hour: the later instant (standard time), as
+    # PostgreSQL reads an ambiguous local time.
+    aware = wall.replace(tzinfo=tz, fold=1)
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
+        return None
+    return aware.astimezone(UTC).strftime(_SQLITE_TIME)
 
 
 def _random_uuid() -> str:

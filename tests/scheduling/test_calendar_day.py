@@ -62,3 +62,34 @@ def test_the_calendar_day_is_zoneinfos(api: Api, zone: str) -> None:
             assert (start, end) == expected, (zone, moment)
             checked += 1
     assert checked >= 96
+
+
+@pytest.mark.parametrize("zone", sorted(ZONES))
+def test_the_same_wall_clock_time_weeks_later_agrees_with_its_twin(api: Api, zone: str) -> None:
+    """`rules.weeks_later` (SQL) and `rules.same_time_weeks_later` (Python), over moments
+    around each daylight-saving change, one to three weeks on, gaps included."""
+    sql = rules.weeks_later(api.dialect, "anchor_start", ":weeks")
+    missing = checked = 0
+    for day in ZONES[zone]:
+        for moment in _moments(day):
+            for weeks in (1, 2, 3):
+                start = moment - timedelta(weeks=weeks)  # so some land on the change
+                expected = rules.same_time_weeks_later(start, zone, weeks)
+                if api.dialect == "postgresql":
+                    query = (
+                        f"SELECT {sql} FROM "
+                        "(SELECT CAST(:moment AS timestamptz) AS anchor_start) AS given"
+                    )
+                    ((found,),) = api.sql(query, moment=start, zone=zone, weeks=weeks)
+                else:
+                    query = f"SELECT {sql} FROM (SELECT :moment AS anchor_start)"
+                    ((text,),) = api.sql(query, moment=_sqlite_text(start), zone=zone, weeks=weeks)
+                    found = (
+                        None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+                    )
+                assert found == expected, (zone, start, weeks)
+                missing += expected is None
+                checked += 1
+    assert checked >= 288
+    if zone != "Asia/Kolkata":
+        assert missing > 0  # the gaps were met

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from appointments.appointment_types import service, start_page
+from appointments.appointment_types import service, start_page, start_times
 from appointments.appointment_types.models import AppointmentType
 from appointments.appointment_types.schemas import (
     AppointmentTypeIn,
@@ -118,6 +118,18 @@ async def list_start_times(
     start_before: Annotated[
         AwareQueryTime | None, Query(alias="to", description="Start times before.")
     ] = None,
+    repeat_count: Annotated[
+        int | None,
+        Query(
+            ge=2,
+            le=52,
+            description="Only starts where a weekly series of this many occurrences (the "
+            "same wall-clock time in the provider's zone) is bookable in whole.",
+        ),
+    ] = None,
+    repeat_interval_weeks: Annotated[
+        int, Query(ge=1, le=4, description="Weeks between occurrences (with `repeat_count`).")
+    ] = 1,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """List the bookable start times of an appointment type, in start order.
@@ -138,6 +150,7 @@ async def list_start_times(
         start_from,
         start_before,
         if_none_match,
+        None if repeat_count is None else start_times.Repeat(repeat_count, repeat_interval_weeks),
     )
 
 
@@ -152,6 +165,7 @@ async def start_times_answer(
     start_from: datetime | None,
     start_before: datetime | None,
     if_none_match: str | None,
+    repeat: start_times.Repeat | None = None,
 ) -> Response:
     """The start-time listing's answer from parsed parameters (the route's, and
     fast_paths')."""
@@ -166,6 +180,7 @@ async def start_times_answer(
             start_before=start_before,
             now=now,
             request=paging,
+            repeat=repeat,
         )
         return json_page(if_none_match, body)
     async with reading(read_sessionmaker) as session:
@@ -178,6 +193,7 @@ async def start_times_answer(
             start_before=start_before,
             now=now,
             request=paging,
+            repeat=repeat,
         )
     items, cursor = split_page(rows, paging, _start_key)
     # One serialisation of plain values: no model per start, no re-validation of the

@@ -117,6 +117,7 @@ async def bookable_start_times(
     start_before: datetime | None,
     now: datetime,
     request: PageRequest,
+    repeat: start_times.Repeat | None = None,
 ) -> tuple[BookingRules, list[start_times.StartTime]]:
     """One page of the type's bookable start times (plus one row of look-ahead)."""
     provider_uuid = parse_id(provider_id, "provider")
@@ -126,7 +127,7 @@ async def bookable_start_times(
         await _type_not_found(session, provider_id, type_id)
     kind, zone = found
     rules = BookingRules.of(kind, settings)
-    search = start_times.search_for(rules, zone, start_from, start_before, now)
+    search = start_times.search_for(rules, zone, start_from, start_before, now, repeat)
     rows = await start_times.find(
         session, provider_uuid, rules, search, now, limit=request.limit + 1, cursor=request.after
     )

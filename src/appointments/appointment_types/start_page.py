@@ -104,13 +104,14 @@ async def page_json(
     start_before: datetime | None,
     now: datetime,
     request: PageRequest,
+    repeat: start_times.Repeat | None = None,
 ) -> bytes:
     """The page as the API's JSON; NotFound for an unknown provider or type."""
     key = (provider_id, type_id)
     known = _known_terms.get(key)
     if known is not None:
         page = await _page(
-            engine, settings, provider_id, known, start_from, start_before, now, request
+            engine, settings, provider_id, known, start_from, start_before, now, request, repeat
         )
         if page.fingerprint == known.fingerprint:
             return page.body
@@ -127,7 +128,9 @@ async def page_json(
     known = _known_terms[key] = _Known(zone, Terms(*columns), fingerprint)
     # Should the terms change again before the next statement, this page is still as of
     # the terms just read: what the two statements of a cold listing always answered.
-    page = await _page(engine, settings, provider_id, known, start_from, start_before, now, request)
+    page = await _page(
+        engine, settings, provider_id, known, start_from, start_before, now, request, repeat
+    )
     return page.body
 
 
@@ -157,10 +160,11 @@ async def _page(
     start_before: datetime | None,
     now: datetime,
     request: PageRequest,
+    repeat: start_times.Repeat | None,
 ) -> _Page:
     """The page made from `known`, with the fingerprint of the terms as they stand."""
     rules = BookingRules.of(known.terms, settings)
-    search = start_times.search_for(rules, known.zone, start_from, start_before, now)
+    search = start_times.search_for(rules, known.zone, start_from, start_before, now, repeat)
     sql, values = statement(provider_id, rules, search, now, request)
     items, found, last_at, last_id, fingerprint = await rawsql.fetch_row(engine, sql, values)
     more = found > request.limit

@@ -40,15 +40,26 @@ class StartTime:
 
 
 @dataclass(frozen=True)
+class Repeat:
+    """Weekly occurrences after the first: `count` in all, every `interval_weeks`."""
+
+    count: int
+    interval_weeks: int = 1
+
+
+@dataclass(frozen=True)
 class Search:
     """Which anchors qualify: `start_from` <= start < `start_before`, start > `after`
-    (notice), start <= `latest` (horizon); the day cap is applied when `zone` is given."""
+    (notice), start <= `latest` (horizon); the day cap is applied when `zone` is given;
+    with `repeat`, only anchors whose every later occurrence (the same wall-clock time
+    in `zone`, whole weeks on) is bookable too."""
 
     start_from: datetime | None = None
     start_before: datetime | None = None
     after: datetime | None = None
     latest: datetime | None = None
     zone: str | None = None
+    repeat: Repeat | None = None
 
 
 def search_for(
@@ -57,15 +68,18 @@ def search_for(
     start_from: datetime | None,
     start_before: datetime | None,
     now: datetime,
+    repeat: Repeat | None = None,
 ) -> Search:
     """The search a listing of the type's start times makes at `now`: its range, the
-    type's notice and horizon, its daily cap in the provider's zone."""
+    type's notice and horizon, its daily cap in the provider's zone, and the
+    occurrences of a series when `repeat` is given."""
     return Search(
         start_from=start_from,
         start_before=start_before,
         after=rules.bookable_after(now),
         latest=rules.horizon(now),
         zone=zone,
+        repeat=repeat,
     )
 
 
@@ -115,6 +129,7 @@ class _Shape:
     latest: bool
     cursor: bool
     capped: bool
+    repeats: bool = False
 
 
 def compose_text(
@@ -181,6 +196,21 @@ def compose_text(
     if capped:
         params.update(zone=search.zone, type_id=rules.type_id, cap=rules.max_per_day)
         typed.append(("type_id", Uuid))
+    repeats = search.repeat is not None and search.zone is not None
+    if search.repeat is not None and repeats:
+        params.update(
+            zone=search.zone,
+            span_slots=span_slots,
+            repeat_count=search.repeat.count,
+            repeat_interval=search.repeat.interval_weeks,
+        )
+        before, after = rules.buffer_before, rules.duration + rules.buffer_after
+        if dialect == "postgresql":
+            params.update(before_gap=before, after_gap=after)
+            typed.extend((("before_gap", Interval), ("after_gap", Interval)))
+        else:
+            before_seconds, after_seconds = before.total_seconds(), after.total_seconds()
+            params.update(before_seconds=int(before_seconds), after_seconds=int(after_seconds))
     shape = _Shape(
         dialect,
         moving is not None,
@@ -192,6 +222,7 @@ def compose_text(
         search.latest is not None,
         cursor is not None,
         capped,
+        repeats,
     )
     return _text(shape), params, typed
 
@@ -221,6 +252,8 @@ def _text(shape: _Shape) -> str:
             anchor_where.append(condition)
     if shape.capped:
         anchor_where.append(core.day_has_room(shape.dialect, "anchor_start"))
+    if shape.repeats:
+        anchor_where.append(_every_occurrence_bookable(shape))
     return f"""
             SELECT anchor_id, anchor_start FROM (
                 SELECT start_time AS first_start,
@@ -235,3 +268,38 @@ def _text(shape: _Shape) -> str:
             ORDER BY first_start
             LIMIT :limit
             """
+
+
+# The span around an occurrence starting at `o.occ` holds exactly its free slots.
+_SPAN_FREE_AT = {
+    "postgresql": (
+        "s.start_time >= o.occ - CAST(:before_gap AS interval)"
+        " AND s.start_time < o.occ + CAST(:after_gap AS interval)"
+    ),
+    "sqlite": (
+        "unixepoch(s.start_time) >= unixepoch(o.occ) - :before_seconds"
+        " AND unixepoch(s.start_time) < unixepoch(o.occ) + :after_seconds"
+    ),
+}
+
+
+def _every_occurrence_bookable(shape: _Shape) -> str:
+    """Occurrences 2..n of a series starting at `anchor_start` (the same wall-clock time,
+    whole weeks on) each exist and have their whole span free, within the horizon and
+    under the daily cap; the first is the anchor itself, checked as any start."""
+    occurrence = core.weeks_later(shape.dialect, "anchor_start", "ks.k * :repeat_interval")
+    span_free = (
+        "(SELECT count(*) FROM slots AS s WHERE s.provider_id = :provider_id"
+        f" AND {_SPAN_FREE_AT[shape.dialect]} AND {core.slot_free('s')}) = :span_slots"
+    )
+    bookable = [span_free]
+    if shape.latest:
+        bookable.append(core.starts_within_horizon("o.occ"))
+    if shape.capped:
+        bookable.append(core.day_has_room(shape.dialect, "o.occ"))
+    return (
+        "NOT EXISTS (WITH RECURSIVE ks(k) AS"
+        " (SELECT 1 UNION ALL SELECT k + 1 FROM ks WHERE k < :repeat_count - 1)"
+        f" SELECT 1 FROM (SELECT {occurrence} AS occ FROM ks) AS o"
+        f" WHERE o.occ IS NULL OR NOT ({' AND '.join(bookable)}))"
+    )

@@ -14,8 +14,7 @@ count as one hold against the hold limit (`scheduling.rules.live_hold_count`).
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -82,16 +81,15 @@ def occurrence_starts(
     first: datetime, zone: str, interval_weeks: int, count: int
 ) -> list[tuple[datetime, bool]]:
     """Each occurrence's start (UTC), and whether that wall-clock time exists that day
-    (a start inside a spring-forward gap does not; it is refused, not shifted)."""
-    tz = ZoneInfo(zone)
-    local = first.astimezone(tz)
-    wall = local.replace(tzinfo=None)
+    (`scheduling.rules.same_time_weeks_later`; a start inside a spring-forward gap is
+    refused, not shifted; it is listed at the first's UTC offset)."""
     starts = []
     for k in range(count):
-        moment = wall + timedelta(weeks=k * interval_weeks)
-        aware = moment.replace(tzinfo=tz, fold=local.fold)
-        exists = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == moment
-        starts.append((aware.astimezone(UTC), exists))
+        moment = core.same_time_weeks_later(first, zone, k * interval_weeks)
+        if moment is None:
+            starts.append((first + timedelta(weeks=k * interval_weeks), False))
+        else:
+            starts.append((moment, True))
     return starts
 
 

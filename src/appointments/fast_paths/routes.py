@@ -30,6 +30,8 @@ Handler = Callable[[Call], Awaitable[Response]]
 
 _LISTING = frozenset({"limit", "cursor", "from", "to", "status"})
 _START_TIMES = frozenset({"limit", "cursor", "from", "to"})
+# Read only to hand a series' start times to FastAPI (not a hot path).
+_REPEATS = frozenset({"repeat_count", "repeat_interval_weeks"})
 
 
 async def slot_listing(call: Call) -> Response:
@@ -56,6 +58,8 @@ async def slot_listing(call: Call) -> Response:
 
 
 async def start_times(call: Call) -> Response:
+    if call.query(_REPEATS):
+        raise Skip
     params = call.query(_START_TIMES)
     page = paging(params)
     start_from, start_before = times(params, "from", "to")
@@ -145,7 +149,7 @@ HOT: tuple[Hot, ...] = (
         "GET",
         "/providers/{provider_id}/appointment-types/{type_id}/availability",
         start_times,
-        Reads(query=_START_TIMES, headers=_CONDITIONAL),
+        Reads(query=_START_TIMES | _REPEATS, headers=_CONDITIONAL),
     ),
     Hot("POST", "/clients/{client_id}/reserve", reserve, Reads(headers=_KEYED, body=ReserveIn)),
     Hot("POST", "/clients/{client_id}/confirm", confirm, Reads(headers=_KEYED, body=ConfirmIn)),

@@ -23,13 +23,17 @@ unqualified column); `now` names the parameter or expression of the moment.
   `errors.too_late_to_book`.
 - A start lies within the **horizon** when it is at most `now + max_advance` (a
   type's `max_advance_days`; none for a plain slot); a refusal is `errors.too_far_ahead`.
+- A recurring occurrence starts at the **same wall-clock time** in the provider's
+  zone, whole weeks later (`weeks_later`; NULL / None where that time does not exist
+  that day, inside a spring-forward gap).
 - A type's **daily cap**: an appointment of the type may start on a day of the
   provider's calendar (midnight to midnight in its zone, 23 or 25 hours across a
   daylight-saving change) only while that day has fewer than `max_per_day` live
   appointments of the type (`day_has_room`); a refusal is `errors.daily_limit_reached`.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import TextClause, bindparam, text
 
@@ -123,6 +127,24 @@ def local_day(dialect: str, moment: str, zone: str = ":zone") -> tuple[str, str]
     return start.format(moment=moment, zone=zone), end.format(moment=moment, zone=zone)
 
 
+# The same wall-clock time in a zone, whole weeks later; NULL when that time does not
+# exist that day. SQLite knows no zones: a function registered on every connection
+# (db.py) computes the same.
+_WEEKS_LATER = {
+    "postgresql": (
+        "(SELECT CASE WHEN (shifted AT TIME ZONE {zone}) = wall THEN shifted END"
+        " FROM (SELECT wall, wall AT TIME ZONE {zone} AS shifted FROM"
+        " (SELECT ({moment} AT TIME ZONE {zone}) + make_interval(weeks => {weeks}) AS wall)"
+        " AS w) AS s)"
+    ),
+    "sqlite": "tz_weeks_later({moment}, {zone}, {weeks})",
+}
+
+
+def weeks_later(dialect: str, moment: str, weeks: str, zone: str = ":zone") -> str:
+    return _WEEKS_LATER[dialect].format(moment=moment, weeks=weeks, zone=zone)
+
+
 def day_has_room(
     dialect: str,
     start: str,
@@ -209,6 +231,19 @@ def check_notice(start: datetime, now: datetime, notice: timedelta) -> None:
     """`starts_bookable`, for a start in hand: TooLateToBook unless it is."""
     if not is_bookable(start, now, notice):
         raise too_late_to_book(notice)
+
+
+def same_time_weeks_later(moment: datetime, zone: str, weeks: int) -> datetime | None:
+    """`weeks_later`, for a moment in hand (UTC), or None where the time does not exist."""
+    tz = ZoneInfo(zone)
+    local = moment.astimezone(tz)
+    wall = local.replace(tzinfo=None) + timedelta(weeks=weeks)
+    # In a fall-back day's repeated hour: the later instant (standard time), as
+    # PostgreSQL reads an ambiguous local time.
+    aware = wall.replace(tzinfo=tz, fold=1)
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
+        return None
+    return aware.astimezone(UTC)
 
 
 def check_horizon(start: datetime, now: datetime, max_advance: timedelta | None) -> None:

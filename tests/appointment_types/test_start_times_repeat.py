@@ -1,0 +1,132 @@
+"""Start times with `repeat_count`: only starts where every weekly occurrence is
+bookable, on SQLite and PostgreSQL, and each one listed can be booked as a series."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.api import Api, Json, iso
+from tests.conftest import START
+
+WEEK = timedelta(weeks=1)
+MONDAY = START + timedelta(days=7, hours=1)  # 2027-03-08 09:00 UTC
+
+
+def window(api: Api, provider_id: str, start: datetime, hours: float) -> None:
+    api.publish(provider_id, start, start + timedelta(hours=hours))
+
+
+def starts(api: Api, provider_id: str, type_id: str, **query: object) -> list[str]:
+    path = f"/providers/{provider_id}/appointment-types/{type_id}/availability"
+    page = api.ok("GET", path, params={"limit": 100, **query})
+    return [item["start_time"] for item in page["items"]]
+
+
+def at(first: datetime, *minutes: int) -> list[str]:
+    return [iso(first + timedelta(minutes=m)) for m in minutes]
+
+
+@pytest.fixture
+def weekly(api: Api) -> tuple[Json, Json]:
+    """Three Mondays: 09:00-11:00, 09:00-10:00, 09:00-11:00; a 30-minute type."""
+    provider = api.provider()
+    window(api, provider["id"], MONDAY, 2)
+    window(api, provider["id"], MONDAY + WEEK, 1)
+    window(api, provider["id"], MONDAY + 2 * WEEK, 2)
+    kind = api.appointment_type(provider["id"], duration_minutes=30)
+    return provider, kind
+
+
+def test_only_starts_whose_every_occurrence_is_free(api: Api, weekly: tuple[Json, Json]) -> None:
+    provider, kind = weekly
+    first_week = {"to": iso(MONDAY + timedelta(days=1))}
+    plain = starts(api, provider["id"], kind["id"], **first_week)
+    assert plain == at(MONDAY, 0, 15, 30, 45, 60, 75, 90)
+    repeated = starts(api, provider["id"], kind["id"], repeat_count=3, **first_week)
+    assert repeated == at(MONDAY, 0, 15, 30)
+    # A booking in the third week takes out the starts whose span it overlaps.
+    rival = api.customer("Eve", "eve@example.com")
+    taken = api.slot_at(provider["id"], MONDAY + 2 * WEEK + timedelta(minutes=15))
+    assert api.reserve(rival["id"], taken).status_code == 201
+    repeated = starts(api, provider["id"], kind["id"], repeat_count=3, **first_week)
+    assert repeated == at(MONDAY, 30)
+    # Every other week skips the short second one.
+    skipping = starts(
+        api, provider["id"], kind["id"], repeat_count=2, repeat_interval_weeks=2, **first_week
+    )
+    assert skipping == at(MONDAY, 30, 45, 60, 75, 90)
+
+
+def test_each_listed_start_books_as_a_series(api: Api, weekly: tuple[Json, Json]) -> None:
+    provider, kind = weekly
+    customer = api.customer()
+    listed = starts(
+        api, provider["id"], kind["id"], repeat_count=3, to=iso(MONDAY + timedelta(days=1))
+    )
+    first = api.slot_at(provider["id"], datetime.fromisoformat(listed[-1]))
+    series = api.ok(
+        "POST",
+        f"/clients/{customer['id']}/series",
+        201,
+        json={
+            "slot_id": first,
+            "appointment_type_id": kind["id"],
+            "repeat": {"count": 3},
+        },
+    )
+    assert len(series["reservations"]) == 3
+
+
+def test_the_horizon_applies_to_every_occurrence(api: Api) -> None:
+    provider = api.provider()
+    for week in range(3):
+        window(api, provider["id"], MONDAY + week * WEEK, 1)
+    # The horizon ends on the second Monday, 2027-03-16 08:00.
+    kind = api.appointment_type(provider["id"], duration_minutes=15, max_advance_days=15)
+    plain = starts(api, provider["id"], kind["id"])
+    assert plain == at(MONDAY, 0, 15, 30, 45) + at(MONDAY + WEEK, 0, 15, 30, 45)
+    # A second Monday's series would end past it; so would a third week from the first.
+    assert starts(api, provider["id"], kind["id"], repeat_count=2) == at(MONDAY, 0, 15, 30, 45)
+    assert starts(api, provider["id"], kind["id"], repeat_count=3) == []
+
+
+def test_occurrences_keep_the_wall_clock_time_in_the_providers_zone(api: Api) -> None:
+    provider = api.provider(timezone="Europe/Berlin")
+    first = datetime(2027, 3, 22, 9, 0, tzinfo=UTC)  # 10:00 in Berlin (UTC+1)
+    window(api, provider["id"], first, 1)
+    window(api, provider["id"], first + WEEK - timedelta(hours=1), 0.5)  # 10:00 (UTC+2)
+    kind = api.appointment_type(provider["id"], duration_minutes=15)
+    listed = starts(api, provider["id"], kind["id"], repeat_count=2, to=iso(first + WEEK / 2))
+    assert listed == at(first, 0, 15)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"repeat_count": 1}, {"repeat_count": 53}, {"repeat_count": 2, "repeat_interval_weeks": 5}],
+)
+def test_bad_repeats_are_refused(
+    api: Api, weekly: tuple[Json, Json], query: dict[str, int]
+) -> None:
+    provider, kind = weekly
+    path = f"/providers/{provider['id']}/appointment-types/{kind['id']}/availability"
+    response = api.client.get(path, params=query)
+    assert response.status_code == 422, response.text
+
+
+def test_the_daily_cap_applies_to_every_occurrence(api: Api) -> None:
+    provider = api.provider()
+    for week in range(3):
+        window(api, provider["id"], MONDAY + week * WEEK, 1)
+    kind = api.appointment_type(provider["id"], duration_minutes=30, max_per_day=1)
+    rival = api.customer("Eve", "eve@example.com")
+    second_monday = api.slot_at(provider["id"], MONDAY + WEEK + timedelta(minutes=30))
+    assert api.reserve_type(rival["id"], second_monday, kind["id"]).status_code == 201
+    first_week = {"to": iso(MONDAY + timedelta(days=1))}
+    assert starts(api, provider["id"], kind["id"], **first_week) == at(MONDAY, 0, 15, 30)
+    # The second Monday has its one appointment of the type: no weekly series fits.
+    assert starts(api, provider["id"], kind["id"], repeat_count=2, **first_week) == []
+    # Every other week passes it by.
+    fortnightly = starts(
+        api, provider["id"], kind["id"], repeat_count=2, repeat_interval_weeks=2, **first_week
+    )
+    assert fortnightly == at(MONDAY, 0, 15, 30)
