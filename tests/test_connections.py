@@ -400,3 +400,22 @@ def test_a_request_holds_one_connection_at_a_time(postgresql_url: str) -> None:
             assert shared(app.state.engine).pool.open_connections == 1
         finally:
             api.reset()
+
+
+def test_connections_run_without_jit(postgresql_url: str) -> None:
+    """A statement the planner prices past `jit_above_cost` (a series' start times) is
+    not JIT-compiled on every page: the service's connections start with jit off."""
+    settings = service_settings(postgresql_url)
+
+    async def scenario() -> None:
+        engine = create_engine(settings, name="no-jit")
+        sessionmaker = create_sessionmaker(engine)
+        try:
+            assert (await rawsql.fetch_row(engine, "SHOW jit", {}))["jit"] == "off"
+            async with transaction(sessionmaker, writes=False) as session:
+                assert (await session.execute(text("SHOW jit"))).scalar() == "off"
+        finally:
+            await connections.close(engine)
+            await engine.dispose()
+
+    asyncio.run(scenario())

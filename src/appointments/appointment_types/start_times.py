@@ -297,9 +297,20 @@ def _every_occurrence_bookable(shape: _Shape) -> str:
         bookable.append(core.starts_within_horizon("o.occ"))
     if shape.capped:
         bookable.append(core.day_has_room(shape.dialect, "o.occ"))
-    return (
-        "NOT EXISTS (WITH RECURSIVE ks(k) AS"
-        " (SELECT 1 UNION ALL SELECT k + 1 FROM ks WHERE k < :repeat_count - 1)"
-        f" SELECT 1 FROM (SELECT {occurrence} AS occ FROM ks) AS o"
-        f" WHERE o.occ IS NULL OR NOT ({' AND '.join(bookable)}))"
-    )
+    occurrences = _OCCURRENCES[shape.dialect].format(occurrence=occurrence)
+    refused = f"o.occ IS NULL OR NOT ({' AND '.join(bookable)})"
+    return f"NOT EXISTS (SELECT 1 FROM {occurrences} WHERE {refused})"
+
+
+# Occurrences 2..n as rows `o.occ` (SQLite has no generate_series without an
+# extension, nor LATERAL).
+_OCCURRENCES = {
+    "postgresql": (
+        "generate_series(1, :repeat_count - 1) AS ks(k)"
+        " CROSS JOIN LATERAL (SELECT {occurrence} AS occ) AS o"
+    ),
+    "sqlite": (
+        "(WITH RECURSIVE ks(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM ks"
+        " WHERE k < :repeat_count - 1) SELECT {occurrence} AS occ FROM ks) AS o"
+    ),
+}

@@ -1,0 +1,131 @@
+"""Start times for a weekly series (`repeat_count=12`) against plain start times, as the
+table grows: what PostgreSQL does for the first page of 100.
+
+    python -m bench.series [--sizes 1000,10000,100000,1000000] [--runs 5]
+
+One provider whose slots run back to back (every 15 minutes, day and night) from a
+base time, so every occurrence of every candidate is free: the worst case for the
+series' checks, which stop at the first occurrence that fails. A 45-minute type with
+15 minutes after. At each size, EXPLAIN (ANALYZE, BUFFERS) of the service's own
+statement (`start_times.compose_text`) for the first page from the base, plain and
+with 12 weekly occurrences: the median execution time over `--runs` and the shared
+buffers one page touches, with `jit = off` as the service's connections run, and the
+series once more with PostgreSQL's default `jit = on`.
+"""
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from appointments import rawsql
+from appointments.appointment_types import start_times
+from appointments.appointment_types.rules import BookingRules
+from appointments.settings import Settings
+from bench import seed
+from bench.harness import LOGS, asyncpg_dsn, postgres
+from tests.postgres_server import PostgresServer
+
+
+def _rules(kind: str) -> BookingRules:
+    return BookingRules(
+        type_id=uuid.UUID(kind),
+        duration=timedelta(minutes=45),
+        buffer_before=timedelta(0),
+        buffer_after=timedelta(minutes=15),
+        notice=timedelta(0),
+        max_advance=None,
+        max_per_day=None,
+        change_notice=timedelta(0),
+        slot_length=timedelta(minutes=Settings().slot_minutes),
+    )
+
+
+async def _explain(
+    db: asyncpg.Connection, provider: str, kind: str, base: datetime, repeat: int | None
+) -> tuple[float, int, int]:
+    """Execution ms, shared buffers and rows of one page's statement."""
+    rules = _rules(kind)
+    now = datetime.now(UTC)
+    search = start_times.Search(
+        start_from=base,
+        after=now,
+        zone="UTC",
+        repeat=None if repeat is None else start_times.Repeat(repeat),
+    )
+    text, params, _ = start_times.compose_text(
+        "postgresql", uuid.UUID(provider), rules, search, now, limit=101
+    )
+    sql, names = rawsql.positional(text)
+    plan = "\n".join(
+        row[0]
+        for row in await db.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, *(params[n] for n in names)
+        )
+    )
+    execution = float(re.findall(r"Execution Time: ([\d.]+) ms", plan)[0])
+    buffers = sum(int(b) for b in re.findall(r"shared hit=(\d+)", plan.split("\n")[1]))
+    rows = int(re.findall(r"actual time=[\d.]+\.\.[\d.]+ rows=(\d+)", plan)[0])
+    return execution, buffers, rows
+
+
+async def run(pg: PostgresServer, sizes: list[int], runs: int) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    (provider,) = await seed.providers(db, 1, "series")
+    kind = await seed.appointment_type(db, provider, 45, 15)
+    base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
+    have = 0
+    for size in sizes:
+        await seed.slots(db, provider, size - have, offset=have)
+        have = size
+        await db.execute("VACUUM ANALYZE slots")
+        row: dict[str, Any] = {}
+        for name, repeat, jit in (
+            ("plain", None, "off"),
+            ("repeat_12", 12, "off"),
+            ("repeat_12_jit_on", 12, "on"),
+        ):
+            # The service's connections run with jit off (connections.driver_arguments);
+            # the last row shows what PostgreSQL's default would cost.
+            await db.execute(f"SET jit = {jit}")
+            await _explain(db, provider, kind, base, repeat)  # warm
+            samples = [await _explain(db, provider, kind, base, repeat) for _ in range(runs)]
+            row[name] = {
+                "execution_ms": round(statistics.median(s[0] for s in samples), 3),
+                "buffers": samples[-1][1],
+                "rows": samples[-1][2],
+            }
+        row["ratio"] = round(row["repeat_12"]["execution_ms"] / row["plain"]["execution_ms"], 1)
+        figures[str(size)] = row
+        print(
+            f"{size:>9,} slots: plain {row['plain']['execution_ms']} ms "
+            f"({row['plain']['buffers']} buffers), 12 weeks "
+            f"{row['repeat_12']['execution_ms']} ms ({row['repeat_12']['buffers']} buffers), "
+            f"x{row['ratio']}; with jit on {row['repeat_12_jit_on']['execution_ms']} ms",
+            flush=True,
+        )
+    await db.close()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with postgres() as pg:  # migrates: outside the event loop
+        figures = asyncio.run(run(pg, sizes, args.runs))
+    LOGS.mkdir(exist_ok=True)
+    (LOGS / "series.json").write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
