@@ -152,10 +152,11 @@ def test_a_failure_halfway_through_the_claim_leaves_nothing_claimed(
     calls: list[int] = []
 
     async def link_then_fail(*args: Any, **kwargs: Any) -> None:
-        calls.append(len(args[3]))
+        ((_, _, slot_ids),) = args[1]
+        calls.append(len(slot_ids))
         raise RuntimeError("injected after the slots were claimed")
 
-    monkeypatch.setattr(holds, "link", link_then_fail)
+    monkeypatch.setattr(holds, "link_many", link_then_fail)
     response = api.reserve_type(bob["id"], api.slot_at(provider["id"], NINE), kind["id"])
     assert response.status_code == 500
     assert calls == [4]  # the four slots had been claimed by then

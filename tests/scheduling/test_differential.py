@@ -291,6 +291,7 @@ def test_one_statement_and_step_by_step_paths_agree(
             phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         ),
     )
-    # Both paths really ran, many times over.
-    assert step_by_step_in_b["A: reserve as one autocommitted statement"] > 20, step_by_step_in_b
-    assert step_by_step_in_b["B: reserve step by step"] > 20, step_by_step_in_b
+    # Both paths really ran, many times over (how many depends on the stories drawn:
+    # 18 to 40 over 15 examples in runs seen; a bound of 20 failed one run in five).
+    assert step_by_step_in_b["A: reserve as one autocommitted statement"] >= 10, step_by_step_in_b
+    assert step_by_step_in_b["B: reserve step by step"] >= 10, step_by_step_in_b

@@ -1,17 +1,19 @@
 """Reserve: hold one slot, or every slot of an appointment of a type (all or none)."""
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from appointments.appointment_types import repository as appointment_types
-from appointments.appointment_types.rules import BookingRules
+from appointments.appointment_types.rules import BookingRules, Span
 from appointments.booking import one_statement, spans
 from appointments.booking.errors import (
     SlotUnavailable,
 )
-from appointments.errors import NotFound
+from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
 from appointments.scheduling import holds, outbox, slots
 from appointments.scheduling import rules as core
@@ -185,6 +187,132 @@ async def reserve_appointment(
     )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """An appointment's span checked and locked, not yet held."""
+
+    anchor: SlotRecord
+    span: Span
+    slot_ids: Sequence[uuid.UUID]
+
+
+async def claim_span(
+    session: AsyncSession,
+    settings: Settings,
+    client_id: uuid.UUID,
+    anchor: SlotRecord,
+    rules: BookingRules,
+    zone: str,
+    now: datetime,
+    *,
+    check_limit: bool,
+) -> Claim:
+    """The checks of a single reserve in the contract's order (notice and horizon, the
+    span's slots locked and free, the daily cap, and the hold limit when
+    `check_limit`); raises the refusal. Writes nothing but the expiry of run-out holds
+    in the span's way."""
+    rules.check_start(anchor.start_time, now)
+    span = rules.span(anchor.start_time)
+    day = await spans.hold_day(session, anchor.provider_id, rules, span, zone)
+    claimed = await spans.lock_span(session, anchor.provider_id, span, now)
+    await spans.check_daily_cap(session, day, now)
+    if check_limit:
+        held = await holds.count_live_holds(session, client_id, now)
+        core.check_hold_limit(held, settings.max_holds_per_client)
+    return Claim(anchor, span, claimed)
+
+
+async def claim_spans(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    rules: BookingRules,
+    zone: str,
+    anchors: Sequence[SlotRecord],
+    now: datetime,
+) -> list[Claim | DomainError]:
+    """`claim_span` for the occurrences of a series (anchors in start order, weeks
+    apart), set-based: each one's refusal or claim. Locks in the one order: the capped
+    days (ascending), then every span's slot rows in one statement (ascending)."""
+    results: list[Claim | DomainError | None] = []
+    candidates: list[tuple[int, SlotRecord, Span]] = []
+    for anchor in anchors:
+        try:
+            rules.check_start(anchor.start_time, now)
+        except DomainError as refusal:
+            results.append(refusal)
+            continue
+        candidates.append((len(results), anchor, rules.span(anchor.start_time)))
+        results.append(None)
+    days = [
+        await spans.hold_day(session, provider_id, rules, span, zone) for _, _, span in candidates
+    ]
+    ranges = [(span.occupied_start, span.occupied_end) for _, _, span in candidates]
+    if ranges:
+        await holds.expire_stale_holds_in_spans(session, provider_id, ranges, now)
+        locked = await slots.lock_free_spans(session, provider_id, ranges, now)
+    else:
+        locked = []
+    for (index, anchor, span), day, free in zip(candidates, days, locked, strict=True):
+        try:
+            if len(free) != span.slots:
+                raise SlotUnavailable(
+                    "a slot of the appointment or its buffers is missing, held or confirmed"
+                )
+            await spans.check_daily_cap(session, day, now)
+        except DomainError as refusal:
+            results[index] = refusal
+            continue
+        results[index] = Claim(anchor, span, free)
+    return [result for result in results if result is not None]
+
+
+async def hold_claims(
+    session: AsyncSession,
+    client_id: uuid.UUID,
+    rules: BookingRules,
+    claims: Sequence[Claim],
+    now: datetime,
+    expires_at: datetime,
+    *,
+    series_id: uuid.UUID | None = None,
+) -> list[Reservation]:
+    """Hold every claimed span until `expires_at`: its slots, the reservation, its links
+    and its event, set-based (one statement each for any number of claims)."""
+    reservations = [
+        Reservation(
+            id=uuid.uuid4(),
+            slot_id=claim.anchor.id,
+            provider_id=claim.anchor.provider_id,
+            client_id=client_id,
+            appointment_type_id=rules.type_id,
+            status=ReservationStatus.HELD,
+            start_time=claim.span.start,
+            end_time=claim.span.end,
+            occupied_start=claim.span.occupied_start,
+            occupied_end=claim.span.occupied_end,
+            created_at=now,
+            expires_at=expires_at,
+            series_id=series_id,
+        )
+        for claim in claims
+    ]
+    if not reservations:
+        return reservations
+    with spans.slot_taken_meanwhile("a slot of the appointment was taken at the same moment"):
+        await slots.occupy(session, [s for claim in claims for s in claim.slot_ids], expires_at)
+        session.add_all(reservations)
+        await session.flush()
+        await holds.link_many(
+            session,
+            [
+                (reservation.id, reservation.provider_id, claim.slot_ids)
+                for reservation, claim in zip(reservations, claims, strict=True)
+            ],
+        )
+    await outbox.record(session, EventType.HELD, [r.id for r in reservations], now)
+    return reservations
+
+
 async def hold_span(
     session: AsyncSession,
     settings: Settings,
@@ -196,40 +324,11 @@ async def hold_span(
     expires_at: datetime,
     *,
     check_limit: bool,
-    series_id: uuid.UUID | None = None,
 ) -> Reservation:
-    """Hold the appointment `rules` describe, starting at `anchor`, until `expires_at`:
-    the checks of a single reserve in the contract's order (notice and horizon, slots,
-    daily cap, and the hold limit when `check_limit`), then every slot of the span
-    claimed with the reservation, its links and its event. A refusal raises before
-    anything is written."""
-    rules.check_start(anchor.start_time, now)
-    span = rules.span(anchor.start_time)
-    day = await spans.hold_day(session, anchor.provider_id, rules, span, zone)
-    claimed = await spans.lock_span(session, anchor.provider_id, span, now)
-    await spans.check_daily_cap(session, day, now)
-    if check_limit:
-        held = await holds.count_live_holds(session, client_id, now)
-        core.check_hold_limit(held, settings.max_holds_per_client)
-    reservation = Reservation(
-        id=uuid.uuid4(),
-        slot_id=anchor.id,
-        provider_id=anchor.provider_id,
-        client_id=client_id,
-        appointment_type_id=rules.type_id,
-        status=ReservationStatus.HELD,
-        start_time=span.start,
-        end_time=span.end,
-        occupied_start=span.occupied_start,
-        occupied_end=span.occupied_end,
-        created_at=now,
-        expires_at=expires_at,
-        series_id=series_id,
+    """Hold the appointment `rules` describe, starting at `anchor`, until `expires_at`
+    (`claim_span`, then `hold_claims`). A refusal raises before anything is written."""
+    claim = await claim_span(
+        session, settings, client_id, anchor, rules, zone, now, check_limit=check_limit
     )
-    with spans.slot_taken_meanwhile("a slot of the appointment was taken at the same moment"):
-        await slots.occupy(session, claimed, expires_at)
-        session.add(reservation)
-        await session.flush()
-        await holds.link(session, reservation.id, anchor.provider_id, claimed)
-    await outbox.record(session, EventType.HELD, [reservation.id], now)
+    (reservation,) = await hold_claims(session, client_id, rules, [claim], now, expires_at)
     return reservation

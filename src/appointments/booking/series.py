@@ -155,35 +155,33 @@ async def reserve_series(
     )
     session.add(series)
     await session.flush()
-    held: list[Reservation] = []
+    # Every occurrence checked and its span locked first, set-based and in start order
+    # (`reserve.claim_spans`); then the passing ones held together (weeks apart, no two
+    # share a capped day).
+    present = [(start, found_slots.get(start) if exists else None) for start, exists in starts]
+    anchors = [slot for _, slot in present if slot is not None]
+    outcomes = iter(
+        await reserve.claim_spans(session, anchor.provider_id, rules, zone, anchors, now)
+    )
+    claims: list[reserve.Claim] = []
     refused: list[Refusal] = []
-    for start, exists in starts:
-        slot = found_slots.get(start) if exists else None
-        try:
-            if slot is None:
-                raise SlotUnavailable("no slot starts at this occurrence's time")
-            held.append(
-                await reserve.hold_span(
-                    session,
-                    settings,
-                    client_id,
-                    slot,
-                    rules,
-                    zone,
-                    now,
-                    expires_at,
-                    check_limit=False,
-                    series_id=series.id,
-                )
-            )
-        except _OCCURRENCE_REFUSALS as refusal:
-            refused.append(Refusal(start, refusal.code))
-    if refused and (request.policy is SeriesPolicy.ALL or not held):
+    for start, slot in present:
+        outcome = next(outcomes) if slot is not None else SlotUnavailable("no slot starts then")
+        if isinstance(outcome, reserve.Claim):
+            claims.append(outcome)
+        elif isinstance(outcome, _OCCURRENCE_REFUSALS):
+            refused.append(Refusal(start, outcome.code))
+        else:
+            raise outcome
+    if refused and (request.policy is SeriesPolicy.ALL or not claims):
         # Raising rolls back the transaction: nothing of the series stays.
         raise SeriesConflict(
             f"{len(refused)} of {request.count} occurrence(s) cannot be booked",
             conflicts=[RefusalOut(start_time=r.start_time, code=r.code) for r in refused],
         )
+    held = await reserve.hold_claims(
+        session, client_id, rules, claims, now, expires_at, series_id=series.id
+    )
     return SeriesResult(series, held, skipped=refused)
 
 

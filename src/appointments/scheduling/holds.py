@@ -13,10 +13,12 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     TextClause,
+    and_,
     bindparam,
     delete,
     insert,
     literal_column,
+    or_,
     select,
     text,
     update,
@@ -72,6 +74,24 @@ async def expire_stale_holds_in_span(
     await _expire_run_out(session, Reservation.id.in_(_holders(provider_id, start, end)), now)
 
 
+async def expire_stale_holds_in_spans(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    ranges: Sequence[tuple[datetime, datetime]],
+    now: datetime,
+) -> None:
+    """`expire_stale_holds_in_span` for several ranges, one statement."""
+    occupying = (
+        select(ReservationSlot.reservation_id)
+        .join(Slot, Slot.id == ReservationSlot.slot_id)
+        .where(
+            Slot.provider_id == provider_id,
+            or_(*(and_(Slot.start_time >= start, Slot.start_time < end) for start, end in ranges)),
+        )
+    )
+    await _expire_run_out(session, Reservation.id.in_(occupying), now)
+
+
 def _holders(
     provider_id: uuid.UUID,
     start_from: datetime,
@@ -115,10 +135,19 @@ async def link(
 ) -> None:
     """Record the slots the reservation occupies; the unique index on `slot_id` refuses
     a slot another reservation occupies, whatever the caller checked before."""
+    await link_many(session, [(reservation_id, provider_id, slot_ids)])
+
+
+async def link_many(
+    session: AsyncSession,
+    links: Sequence[tuple[uuid.UUID, uuid.UUID, Sequence[uuid.UUID]]],
+) -> None:
+    """`link` for several reservations (reservation, provider, slots), one statement."""
     await session.execute(
         insert(ReservationSlot),
         [
             {"reservation_id": reservation_id, "slot_id": slot_id, "provider_id": provider_id}
+            for reservation_id, provider_id, slot_ids in links
             for slot_id in slot_ids
         ],
     )
