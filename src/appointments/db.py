@@ -198,24 +198,29 @@ def _local_midnight(stored: str | None, zone: str | None, days: int) -> str | No
     return midnight.strftime(_SQLITE_TIME)
 
 
-def _tz_weeks_later(stored: str | None, zone: str | None, weeks: int | None) -> str | None:
-    """`scheduling.rules.weeks_later` for SQLite: the same wall-clock time in the zone,
-    whole weeks later, in stored form; NULL where it does not exist."""
-    if stored is None or zone is None or weeks is None:
-        return None
-    try:
-        tz = ZoneInfo(zone)
-        moment = datetime.strptime(stored, _SQLITE_TIME).replace(tzinfo=UTC)
-    except (ValueError, KeyError, ZoneInfoNotFoundError):
-        return None
-    local = moment.astimezone(tz)
-    wall = local.replace(tzinfo=None) + timedelta(weeks=weeks)
-    # In a fall-back day's repeated hour: the later instant (standard time), as
-    # PostgreSQL reads an ambiguous local time.
+def wall_clock_weeks_later(moment: datetime, zone: str, weeks: int) -> datetime | None:
+    """The same wall-clock time in the zone, whole weeks after `moment` (UTC), or None
+    where that time does not exist that day (a spring-forward gap). In a fall-back
+    day's repeated hour: the later instant (standard time), as PostgreSQL reads an
+    ambiguous local time. `scheduling.rules.weeks_later`'s Python side, and SQLite's."""
+    tz = ZoneInfo(zone)
+    wall = moment.astimezone(tz).replace(tzinfo=None) + timedelta(weeks=weeks)
     aware = wall.replace(tzinfo=tz, fold=1)
     if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
         return None
-    return aware.astimezone(UTC).strftime(_SQLITE_TIME)
+    return aware.astimezone(UTC)
+
+
+def _tz_weeks_later(stored: str | None, zone: str | None, weeks: int | None) -> str | None:
+    """`wall_clock_weeks_later` on SQLite's stored form (SQLite knows no zones)."""
+    if stored is None or zone is None or weeks is None:
+        return None
+    try:
+        moment = datetime.strptime(stored, _SQLITE_TIME).replace(tzinfo=UTC)
+        later = wall_clock_weeks_later(moment, zone, weeks)
+    except (ValueError, KeyError, ZoneInfoNotFoundError):
+        return None
+    return None if later is None else later.strftime(_SQLITE_TIME)
 
 
 def _random_uuid() -> str:

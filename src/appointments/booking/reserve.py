@@ -254,10 +254,7 @@ async def claim_spans(
         locked = []
     for (index, anchor, span), day, free in zip(candidates, days, locked, strict=True):
         try:
-            if len(free) != span.slots:
-                raise SlotUnavailable(
-                    "a slot of the appointment or its buffers is missing, held or confirmed"
-                )
+            spans.check_whole(span, free)
             await spans.check_daily_cap(session, day, now)
         except DomainError as refusal:
             results[index] = refusal

@@ -61,11 +61,16 @@ async def lock_span(
     free = await slots.lock_free_span(
         session, provider_id, span.occupied_start, span.occupied_end, now, occupied_by=moving
     )
+    check_whole(span, free)
+    return free
+
+
+def check_whole(span: Span, free: Sequence[uuid.UUID]) -> None:
+    """SlotUnavailable unless every slot of the span was found free (and locked)."""
     if len(free) != span.slots:
         raise SlotUnavailable(
             "a slot of the appointment or its buffers is missing, held or confirmed"
         )
-    return free
 
 
 async def hold_day(

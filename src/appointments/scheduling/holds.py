@@ -71,7 +71,7 @@ async def expire_stale_holds_in_span(
     session: AsyncSession, provider_id: uuid.UUID, start: datetime, end: datetime, now: datetime
 ) -> None:
     """Write down every run-out hold occupying a slot of the provider in [start, end)."""
-    await _expire_run_out(session, Reservation.id.in_(_holders(provider_id, start, end)), now)
+    await expire_stale_holds_in_spans(session, provider_id, [(start, end)], now)
 
 
 async def expire_stale_holds_in_spans(

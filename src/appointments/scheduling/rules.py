@@ -32,12 +32,11 @@ unqualified column); `now` names the parameter or expression of the moment.
   appointments of the type (`day_has_room`); a refusal is `errors.daily_limit_reached`.
 """
 
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 from sqlalchemy import TextClause, bindparam, text
 
-from appointments.db import UTCDateTime
+from appointments.db import UTCDateTime, wall_clock_weeks_later
 from appointments.scheduling.errors import (
     daily_limit_reached,
     too_far_ahead,
@@ -235,15 +234,7 @@ def check_notice(start: datetime, now: datetime, notice: timedelta) -> None:
 
 def same_time_weeks_later(moment: datetime, zone: str, weeks: int) -> datetime | None:
     """`weeks_later`, for a moment in hand (UTC), or None where the time does not exist."""
-    tz = ZoneInfo(zone)
-    local = moment.astimezone(tz)
-    wall = local.replace(tzinfo=None) + timedelta(weeks=weeks)
-    # In a fall-back day's repeated hour: the later instant (standard time), as
-    # PostgreSQL reads an ambiguous local time.
-    aware = wall.replace(tzinfo=tz, fold=1)
-    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
-        return None
-    return aware.astimezone(UTC)
+    return wall_clock_weeks_later(moment, zone, weeks)
 
 
 def check_horizon(start: datetime, now: datetime, max_advance: timedelta | None) -> None:
