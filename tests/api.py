@@ -23,7 +23,8 @@ TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 EMPTY_EVERY_TABLE = (
     "DELETE FROM deliveries; DELETE FROM events; DELETE FROM webhook_endpoints; "
     "DELETE FROM idempotency_keys; DELETE FROM reservation_slots; "
-    "DELETE FROM reservations; DELETE FROM slots; DELETE FROM appointment_types; "
+    "DELETE FROM reservations; DELETE FROM group_sessions; DELETE FROM slots; "
+    "DELETE FROM appointment_types; "
     "DELETE FROM clients; DELETE FROM providers; DELETE FROM rate_windows"
 )
 

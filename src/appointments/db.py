@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
-from sqlalchemy import DateTime, Index, MetaData, event
+from sqlalchemy import DateTime, Index, MetaData, PrimaryKeyConstraint, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError
@@ -52,7 +52,7 @@ def conflict_insert(session: AsyncSession, table: Any) -> postgresql.Insert | sq
     return sqlite.insert(table)
 
 
-def violates(exc: BaseException, index: Index) -> bool:
+def violates(exc: BaseException, index: Index | PrimaryKeyConstraint) -> bool:
     """True when `exc` is the database refusing a row because of the unique `index`.
 
     PostgreSQL names the index (asyncpg's `constraint_name`, raised straight or under

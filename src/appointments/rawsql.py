@@ -61,13 +61,16 @@ def utc_text(expression: str) -> str:
     return f"replace(({expression} AT TIME ZONE 'UTC')::text, ' ', 'T') || 'Z'"
 
 
-def json_object(fields: list[tuple[str, str]]) -> str:
-    """A JSON object of string values, from (name, SQL expression) pairs."""
+def json_object(fields: list[tuple[str, str]], numbers: frozenset[str] = frozenset()) -> str:
+    """A JSON object from (name, SQL expression) pairs: string values, except the
+    integers named in `numbers` (never null)."""
     parts = []
+    quote = ""  # closes the previous value
     for i, (name, expression) in enumerate(fields):
-        before = "{" if i == 0 else '",'  # close the previous value, then the next name
-        parts.append(f'\'{before}"{name}":"\' || {expression}')
-    return " || ".join(parts) + " || '\"}'"
+        before = "{" if i == 0 else f"{quote},"
+        quote = "" if name in numbers else '"'
+        parts.append(f"'{before}\"{name}\":{quote}' || {expression}")
+    return " || ".join(parts) + f" || '{quote}}}'"
 
 
 def json_array(item: str, order: str) -> str:

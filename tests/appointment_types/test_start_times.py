@@ -39,6 +39,7 @@ def test_buffers_keep_starts_away_from_the_window_ends(api: Api) -> None:
             "slot_id": api.slot_at(provider["id"], NINE + timedelta(minutes=30)),
             "start_time": "2027-03-04T09:30:00Z",
             "end_time": "2027-03-04T10:15:00Z",
+            "seats_left": 1,
         }
     ]
 

@@ -28,6 +28,8 @@ class AppointmentType(Base):
     max_advance_days: Mapped[int | None] = mapped_column(Integer)
     max_per_day: Mapped[int | None] = mapped_column(Integer)
     change_notice_minutes: Mapped[int] = mapped_column(Integer)
+    # Clients who share one appointment: more than 1 books group sessions.
+    capacity: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -39,6 +41,7 @@ class AppointmentType(Base):
             name="buffers_not_negative",
         ),
         CheckConstraint("max_per_day IS NULL OR max_per_day >= 1", name="daily_cap_positive"),
+        CheckConstraint("capacity BETWEEN 1 AND 500", name="capacity_in_range"),
         # The keyset listing of one provider's types by (created_at, id).
         Index("ix_appointment_types_provider_id_created_at_id", "provider_id", "created_at", "id"),
     )

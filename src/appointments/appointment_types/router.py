@@ -136,7 +136,9 @@ async def list_start_times(
 
     A start is bookable when every slot of the appointment and its buffers exists
     and is free, it lies past the notice and within the horizon, and its day (in
-    the provider's zone) has not reached the type's daily cap. The answer carries an
+    the provider's zone) has not reached the type's daily cap. Of a group type
+    (`capacity` > 1), also a start where a live session of the type has a seat left;
+    `seats_left` says how many (the capacity, where no session has begun). The answer carries an
     `ETag`; send it back in `If-None-Match` to get 304 while the page is unchanged.
     """
     return await start_times_answer(
@@ -204,6 +206,7 @@ async def start_times_answer(
                 "slot_id": start.slot_id,
                 "start_time": start.start_time,
                 "end_time": start.start_time + rules.duration,
+                "seats_left": start.seats_left,
             }
             for start in items
         ],

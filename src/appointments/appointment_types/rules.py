@@ -33,6 +33,8 @@ class TypeTerms(Protocol):
     def max_per_day(self) -> int | None: ...
     @property
     def change_notice_minutes(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class BookingRules:
     max_per_day: int | None
     change_notice: timedelta | None
     slot_length: timedelta
+    # Clients sharing one appointment: more than 1 books group sessions.
+    capacity: int = 1
 
     @classmethod
     def plain(cls, settings: Settings) -> "BookingRules":
@@ -89,6 +93,7 @@ class BookingRules:
             max_per_day=kind.max_per_day,
             change_notice=timedelta(minutes=kind.change_notice_minutes),
             slot_length=timedelta(minutes=settings.slot_minutes),
+            capacity=kind.capacity,
         )
 
     def with_length_of(
@@ -105,6 +110,7 @@ class BookingRules:
             max_per_day=self.max_per_day,
             change_notice=self.change_notice,
             slot_length=self.slot_length,
+            capacity=self.capacity,
         )
 
     @property
@@ -120,6 +126,11 @@ class BookingRules:
             occupied_end=start + self.duration + self.buffer_after,
             slots=self.span_slots,
         )
+
+    @property
+    def books_sessions(self) -> bool:
+        """A group type: its appointments are sessions that clients take seats in."""
+        return self.capacity > 1 and self.type_id is not None
 
     def bookable_after(self, now: datetime) -> datetime:
         return core.bookable_after(now, self.notice)

@@ -43,6 +43,12 @@ class AppointmentTypeIn(RequestBody):
         description="A client may cancel or reschedule only while the appointment starts more "
         "than this far ahead (providers and admins are not bound by it).",
     )
+    capacity: Annotated[StrictInt, Field(ge=1, le=500)] = Field(
+        default=1,
+        description="Clients who share one appointment. More than 1 makes it a group type: "
+        "reserves take seats in sessions. Lowering it below the seats taken in a live "
+        "future session: 409 `capacity_below_booked`.",
+    )
 
 
 class AppointmentTypeOut(ResponseBody):
@@ -56,6 +62,7 @@ class AppointmentTypeOut(ResponseBody):
     max_advance_days: int | None
     max_per_day: int | None
     change_notice_minutes: int
+    capacity: int
     created_at: datetime
     updated_at: datetime
 
@@ -66,3 +73,8 @@ class StartTimeOut(ResponseBody):
     slot_id: uuid.UUID = Field(description="The slot that begins at `start_time`; reserve it.")
     start_time: datetime
     end_time: datetime = Field(description="start_time + duration (buffers not included).")
+    seats_left: int = Field(
+        description="Seats a reserve can still take at this start: the type's capacity (1 "
+        "for a type that is not a group type) where no session has begun, else what the "
+        "live session there has left."
+    )

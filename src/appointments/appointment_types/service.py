@@ -8,6 +8,7 @@ from typing import NoReturn
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.appointment_types import repository, start_times
+from appointments.appointment_types.errors import CapacityBelowBooked
 from appointments.appointment_types.models import AppointmentType
 from appointments.appointment_types.rules import BookingRules
 from appointments.appointment_types.schemas import AppointmentTypeIn
@@ -15,6 +16,7 @@ from appointments.errors import NotFound, ValidationFailed
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
+from appointments.scheduling import holds, seats
 from appointments.settings import Settings
 
 
@@ -92,11 +94,28 @@ async def replace_type(
     and to rescheduling)."""
     kind = await get_type(session, provider_id, type_id)
     _check_terms(data, settings)
+    if data.capacity != kind.capacity:
+        await _change_capacity(session, kind, data.capacity, now)
     for field, value in data.model_dump().items():
         setattr(kind, field, value)
     kind.updated_at = now
     await session.flush()
     return kind
+
+
+async def _change_capacity(
+    session: AsyncSession, kind: AppointmentType, capacity: int, now: datetime
+) -> None:
+    """The type's live future sessions take the new capacity, or (when one has more seats
+    taken than that) nothing changes: 409 `capacity_below_booked`. One conditional
+    UPDATE of the sessions' rows: a seat taken meanwhile waits for it or is refused."""
+    await holds.expire_run_out_seats_at(session, kind.provider_id, kind.id, None, now)
+    crowded = await seats.resize(session, kind.provider_id, kind.id, capacity, now)
+    if crowded:
+        raise CapacityBelowBooked(
+            f"a live future session of this type has more than {capacity} seat(s) taken",
+            sessions=[str(session_id) for session_id in crowded],
+        )
 
 
 async def delete_type(session: AsyncSession, provider_id: str, type_id: str, now: datetime) -> None:

@@ -28,7 +28,7 @@ from appointments.settings import Settings
 # Everything a page is made from, as one text: equal texts, equal terms.
 _FINGERPRINT = """ROW(p.timezone, t.id, t.duration_minutes, t.buffer_before_minutes,
        t.buffer_after_minutes, t.min_notice_minutes, t.max_advance_days, t.max_per_day,
-       t.change_notice_minutes)::text"""
+       t.change_notice_minutes, t.capacity)::text"""
 _TYPE_OF_PROVIDER = """providers AS p
   {join} appointment_types AS t
     ON t.provider_id = p.id AND t.id = :type_id AND t.deleted_at IS NULL
@@ -36,7 +36,7 @@ _TYPE_OF_PROVIDER = """providers AS p
 _TERMS = f"""
 SELECT p.timezone, t.id, t.duration_minutes, t.buffer_before_minutes,
        t.buffer_after_minutes, t.min_notice_minutes, t.max_advance_days, t.max_per_day,
-       t.change_notice_minutes, {_FINGERPRINT} AS fingerprint
+       t.change_notice_minutes, t.capacity, {_FINGERPRINT} AS fingerprint
   FROM {_TYPE_OF_PROVIDER.format(join="LEFT JOIN")}
 """
 _CACHE_SIZE = 10_000
@@ -47,14 +47,18 @@ _ITEMS = rawsql.json_array(
             ("slot_id", "anchor_id"),
             ("start_time", rawsql.utc_text("anchor_start")),
             ("end_time", rawsql.utc_text("(anchor_start + CAST(:duration AS interval))")),
-        ]
+            ("seats_left", "seats_left"),
+        ],
+        numbers=frozenset({"seats_left"}),
     ),
     "n",
 )
 _PAGE = f"""
 WITH found AS (%s),
 numbered AS (
-    SELECT anchor_id, anchor_start, row_number() OVER (ORDER BY anchor_start) AS n FROM found
+    SELECT anchor_id, anchor_start, seats_left,
+           row_number() OVER (ORDER BY anchor_start) AS n
+      FROM found
 )
 SELECT (SELECT {_ITEMS} FROM numbered WHERE n <= :page_size) AS items,
        (SELECT count(*) FROM numbered) AS found,
@@ -76,6 +80,7 @@ class Terms:
     max_advance_days: int | None
     max_per_day: int | None
     change_notice_minutes: int
+    capacity: int
 
 
 def statement(

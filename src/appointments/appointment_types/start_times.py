@@ -37,6 +37,7 @@ _WHOLE_SPAN = {
 class StartTime:
     slot_id: uuid.UUID
     start_time: datetime
+    seats_left: int = 1
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ async def find(
         .columns(anchor_id=Uuid(), anchor_start=UTCDateTime())
     )
     rows = (await session.execute(statement, params)).all()
-    return [StartTime(slot_id=row[0], start_time=row[1]) for row in rows]
+    return [StartTime(slot_id=row[0], start_time=row[1], seats_left=row[2]) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ class _Shape:
     cursor: bool
     capped: bool
     repeats: bool = False
+    sessions: bool = False
 
 
 def compose_text(
@@ -155,6 +157,7 @@ def compose_text(
         "before_n": rules.buffer_before // rules.slot_length,
         "last_n": span_slots - 1,
         "limit": limit,
+        "capacity": rules.capacity,
     }
     typed: list[tuple[str, Callable[[], TypeEngine[Any]]]] = [
         ("provider_id", Uuid),
@@ -195,6 +198,9 @@ def compose_text(
     capped = capped and rules.type_id is not None
     if capped:
         params.update(zone=search.zone, type_id=rules.type_id, cap=rules.max_per_day)
+    sessions = rules.books_sessions and moving is None and search.repeat is None
+    if capped or sessions:
+        params["type_id"] = rules.type_id
         typed.append(("type_id", Uuid))
     repeats = search.repeat is not None and search.zone is not None
     if search.repeat is not None and repeats:
@@ -223,6 +229,7 @@ def compose_text(
         cursor is not None,
         capped,
         repeats,
+        sessions,
     )
     return _text(shape), params, typed
 
@@ -240,7 +247,7 @@ def _text(shape: _Shape) -> str:
         scan_where.append("start_time >= :scan_from")
     if shape.upper:
         scan_where.append("start_time < :scan_to")
-    anchor_where = [_WHOLE_SPAN[shape.dialect]]
+    start_bounds = []
     for given, condition in (
         (shape.start_from, "anchor_start >= :start_from"),
         (shape.after, core.starts_bookable(start="anchor_start", after=":after")),
@@ -249,13 +256,14 @@ def _text(shape: _Shape) -> str:
         (shape.cursor, "anchor_start > :cursor_at"),
     ):
         if given:
-            anchor_where.append(condition)
+            start_bounds.append(condition)
+    anchor_where = [_WHOLE_SPAN[shape.dialect], *start_bounds]
     if shape.capped:
         anchor_where.append(core.day_has_room(shape.dialect, "anchor_start"))
     if shape.repeats:
         anchor_where.append(_every_occurrence_bookable(shape))
-    return f"""
-            SELECT anchor_id, anchor_start FROM (
+    free = f"""
+            SELECT anchor_id, anchor_start, CAST(:capacity AS integer) AS seats_left FROM (
                 SELECT start_time AS first_start,
                        lead(id, :before_n) OVER w AS anchor_id,
                        lead(start_time, :before_n) OVER w AS anchor_start,
@@ -266,6 +274,29 @@ def _text(shape: _Shape) -> str:
             ) AS run
             WHERE {" AND ".join(anchor_where)}
             ORDER BY first_start
+            LIMIT :limit
+            """
+    if not shape.sessions:
+        return free
+    # A group type: also the open sessions of the type with a seat left, by the same
+    # bounds (no day cap: joining adds no session). A session whose every seat has run
+    # out has free slots, so the first branch lists it; this one needs a live seat.
+    bounds = " AND ".join(["seats_left > 0", "seats_left < capacity", *start_bounds])
+    return f"""
+            SELECT anchor_id, anchor_start, seats_left FROM (
+                SELECT * FROM ({free}) AS free_starts
+                UNION ALL
+                SELECT anchor_id, anchor_start, seats_left FROM (
+                    SELECT gs.slot_id AS anchor_id, gs.start_time AS anchor_start,
+                           gs.capacity AS capacity,
+                           {core.session_seats_left("gs")} AS seats_left
+                      FROM group_sessions AS gs
+                     WHERE gs.provider_id = :provider_id AND gs.appointment_type_id = :type_id
+                       AND gs.seats_taken > 0
+                ) AS open_sessions
+                WHERE {bounds}
+            ) AS found
+            ORDER BY anchor_start
             LIMIT :limit
             """
 

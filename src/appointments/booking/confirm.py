@@ -13,7 +13,7 @@ from appointments.booking.errors import (
 from appointments.clients import service as clients
 from appointments.errors import NotFound
 from appointments.ids import parse_id
-from appointments.scheduling import holds, outbox, slots
+from appointments.scheduling import holds, outbox, seats, slots
 from appointments.scheduling.events import EventType
 from appointments.scheduling.models import (
     Reservation,
@@ -29,7 +29,11 @@ async def confirm_hold(
     reservation_uuid = parse_id(reservation_id, "reservation")
     confirmed = await holds.confirm_if_live(session, reservation_uuid, client.id, now)
     if confirmed is not None:
-        await slots.mark_confirmed(session, confirmed.id)
+        if confirmed.session_id is None:
+            await slots.mark_confirmed(session, confirmed.id)
+        else:  # a seat: its session's slots, under the session's lock
+            await seats.lock(session, confirmed.session_id)
+            await seats.settle(session, [confirmed.session_id])
         await outbox.record(session, EventType.CONFIRMED, [confirmed.id], now)
         return confirmed
 

@@ -1,7 +1,7 @@
 from appointments.errors import Conflict
-from appointments.scheduling.errors import TooLateToBook, TooManyHolds
+from appointments.scheduling.errors import AlreadyBooked, SessionFull, TooLateToBook, TooManyHolds
 
-__all__ = ["TooLateToBook", "TooManyHolds"]
+__all__ = ["AlreadyBooked", "SessionFull", "TooLateToBook", "TooManyHolds"]
 
 
 class SlotUnavailable(Conflict):
@@ -30,9 +30,3 @@ class SeriesConflict(Conflict):
     """A series could not be booked as asked; the body lists why (`conflicts`)."""
 
     code = "series_conflict"
-
-
-class SessionFull(Conflict):
-    """Fewer seats are left than asked; the body says how many (`seats_left`)."""
-
-    code = "session_full"

@@ -45,6 +45,8 @@ WITH locked AS (
     SELECT id FROM clients WHERE id = :client_id FOR NO KEY UPDATE
 ), holds AS (
     SELECT live_holds(:client_id, :now) AS n FROM locked
+), session_slot AS (
+    SELECT 1 FROM reservation_slots WHERE slot_id = :slot_id AND session_id IS NOT NULL
 ), stale AS (
     UPDATE reservations SET status = 'expired'
      WHERE id = (SELECT reservation_id FROM reservation_slots WHERE slot_id = :slot_id)
@@ -64,6 +66,7 @@ WITH locked AS (
        AND {rules.slot_free()}
        AND (SELECT count(*) FROM unlinked) >= 0
        AND {rules.holds_within("(SELECT n FROM holds)")}
+       AND NOT EXISTS (SELECT 1 FROM session_slot)
     RETURNING provider_id, start_time, end_time
 ), inserted AS (
     INSERT INTO reservations
@@ -85,7 +88,8 @@ SELECT inserted.provider_id, inserted.start_time, inserted.end_time,
        slot.start_time AS slot_start,
        coalesce({rules.slot_free("slot")}, false) AS slot_free,
        coalesce((SELECT n FROM holds), 0) AS holds,
-       EXISTS (SELECT 1 FROM locked) AS client_known
+       EXISTS (SELECT 1 FROM locked) AS client_known,
+       EXISTS (SELECT 1 FROM session_slot) AS in_session
   FROM (SELECT 1) AS one
   LEFT JOIN inserted ON true
   LEFT JOIN slots AS slot ON slot.id = :slot_id AND slot.status <> 'removed'
@@ -109,6 +113,9 @@ class Outcome:
     slot_free: bool
     holds: int
     client_known: bool
+    # The slot is a group session's: its seats' run-out holds are written down by the
+    # step-by-step path, which the caller falls back to (`reserve.reserve_slot`).
+    in_session: bool = False
 
 
 def reserve_values(
@@ -131,7 +138,12 @@ def _outcome(row: Any) -> Outcome:
     if row["provider_id"] is not None:
         claimed = ClaimedSlot(row["provider_id"], row["start_time"], row["end_time"])
     return Outcome(
-        claimed, row["slot_start"], bool(row["slot_free"]), int(row["holds"]), row["client_known"]
+        claimed,
+        row["slot_start"],
+        bool(row["slot_free"]),
+        int(row["holds"]),
+        row["client_known"],
+        bool(row["in_session"]),
     )
 
 
@@ -158,10 +170,13 @@ WITH client AS (
      WHERE id = :reservation_id AND client_id = :client_id
        AND {rules.hold_live()}
     RETURNING *
+), seat_session AS (
+    SELECT id FROM group_sessions WHERE id IN (SELECT session_id FROM confirmed) FOR UPDATE
 ), marked AS (
     UPDATE slots SET status = 'confirmed', hold_expires_at = NULL
      WHERE id IN (SELECT slot_id FROM reservation_slots
-                   WHERE reservation_id IN (SELECT id FROM confirmed))
+                   WHERE reservation_id IN (SELECT id FROM confirmed)
+                      OR session_id IN (SELECT id FROM seat_session))
     RETURNING 1
 ), recorded AS (
     {insert_from_sql("confirmed", EventType.CONFIRMED)}
@@ -199,6 +214,8 @@ class ReservationRow:
     confirmed_at: datetime | None
     cancelled_at: datetime | None
     series_id: uuid.UUID | None
+    seats: int
+    session_id: uuid.UUID | None
 
 
 _ROW_FIELDS = ReservationRow.__dataclass_fields__.keys()

@@ -2,17 +2,19 @@
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from appointments import db
 from appointments.appointment_types import repository as appointment_types
 from appointments.appointment_types.rules import BookingRules, Span
-from appointments.booking import one_statement, spans
+from appointments.booking import one_statement, sessions, spans
 from appointments.booking.errors import (
     SlotUnavailable,
 )
+from appointments.booking.spans import Claim, claim_span
+from appointments.clients import service as clients
 from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
 from appointments.scheduling import holds, outbox, slots
@@ -33,9 +35,11 @@ async def reserve_slot(
     slot_id: str,
     now: datetime,
     appointment_type_id: str | None = None,
+    seats: int = 1,
 ) -> Reservation:
     """Hold a free slot for the client for `hold_seconds`; with an appointment type,
-    every slot of the appointment and its buffers (`reserve_appointment`).
+    every slot of the appointment and its buffers, or seats in a group session
+    (`reserve_appointment`). A plain slot has one seat.
 
     The claim is one conditional UPDATE (free and far enough ahead), then one
     INSERT; the partial unique index on live reservations backs it up, so even a
@@ -46,7 +50,7 @@ async def reserve_slot(
     slot_uuid = parse_id(slot_id, "slot")
     if appointment_type_id is not None:
         return await reserve_appointment(
-            session, settings, client_id, slot_uuid, appointment_type_id, now
+            session, settings, client_id, slot_uuid, appointment_type_id, now, seats
         )
     notice = core.service_notice(settings)
     bookable_after = core.bookable_after(now, notice)
@@ -56,6 +60,7 @@ async def reserve_slot(
             await _reserve_in_one_statement(session, settings, reservation, bookable_after, notice)
         else:
             await _reserve_step_by_step(session, settings, reservation, bookable_after, notice)
+    core.check_session_has_room(1, seats)  # the caller's rollback undoes the hold
     return reservation
 
 
@@ -70,6 +75,7 @@ def _new_hold(
         status=ReservationStatus.HELD,
         created_at=now,
         expires_at=now + timedelta(seconds=settings.hold_seconds),
+        seats=1,
     )
 
 
@@ -88,8 +94,19 @@ async def reserve_slot_autocommit(
             reservation, bookable_after, settings.max_holds_per_client
         )
         outcome = await one_statement.reserve_autocommit(engine, values)
+        if _needs_steps(outcome):
+            async with db.transaction(db.create_sessionmaker(engine), writes=True) as session:
+                await clients.lock_client(session, client_id)
+                await _reserve_step_by_step(session, settings, reservation, bookable_after, notice)
+            return reservation
         _settle_hold(outcome, settings, reservation, bookable_after, notice, client_id)
     return reservation
+
+
+def _needs_steps(outcome: one_statement.Outcome) -> bool:
+    """The statement left the slot alone only because a group session's run-out seats
+    occupy it: the step-by-step path writes them down and claims it."""
+    return outcome.claimed is None and outcome.in_session and outcome.slot_free
 
 
 async def _reserve_in_one_statement(
@@ -104,6 +121,9 @@ async def _reserve_in_one_statement(
         reservation, bookable_after, settings.max_holds_per_client
     )
     outcome = await one_statement.reserve(session, values)
+    if _needs_steps(outcome):
+        await _reserve_step_by_step(session, settings, reservation, bookable_after, notice)
+        return
     _settle_hold(outcome, settings, reservation, bookable_after, notice, "")
 
 
@@ -162,8 +182,10 @@ async def reserve_appointment(
     slot_id: uuid.UUID,
     appointment_type_id: str,
     now: datetime,
+    seats: int = 1,
 ) -> Reservation:
-    """Hold every slot of an appointment of the type starting at the slot, buffers included.
+    """Hold every slot of an appointment of the type starting at the slot, buffers
+    included; of a group type, `seats` seats in its session there (`sessions`).
 
     The slots are locked in start order and claimed by one UPDATE, in one
     transaction with the reservation and its slot links: all of them or none.
@@ -182,44 +204,25 @@ async def reserve_appointment(
     kind, zone = found
     rules = BookingRules.of(kind, settings)
     expires_at = now + timedelta(seconds=settings.hold_seconds)
-    return await hold_span(
+    if rules.books_sessions:
+        return await sessions.hold_seats(
+            session,
+            settings,
+            client_id,
+            anchor,
+            rules,
+            zone,
+            now,
+            expires_at,
+            seats,
+            check_limit=True,
+        )
+    reservation = await hold_span(
         session, settings, client_id, anchor, rules, zone, now, expires_at, check_limit=True
     )
-
-
-@dataclass(frozen=True)
-class Claim:
-    """An appointment's span checked and locked, not yet held."""
-
-    anchor: SlotRecord
-    span: Span
-    slot_ids: Sequence[uuid.UUID]
-
-
-async def claim_span(
-    session: AsyncSession,
-    settings: Settings,
-    client_id: uuid.UUID,
-    anchor: SlotRecord,
-    rules: BookingRules,
-    zone: str,
-    now: datetime,
-    *,
-    check_limit: bool,
-) -> Claim:
-    """The checks of a single reserve in the contract's order (notice and horizon, the
-    span's slots locked and free, the daily cap, and the hold limit when
-    `check_limit`); raises the refusal. Writes nothing but the expiry of run-out holds
-    in the span's way."""
-    rules.check_start(anchor.start_time, now)
-    span = rules.span(anchor.start_time)
-    day = await spans.hold_day(session, anchor.provider_id, rules, span, zone)
-    claimed = await spans.lock_span(session, anchor.provider_id, span, now)
-    await spans.check_daily_cap(session, day, now)
-    if check_limit:
-        held = await holds.count_live_holds(session, client_id, now)
-        core.check_hold_limit(held, settings.max_holds_per_client)
-    return Claim(anchor, span, claimed)
+    # After the type's own checks, as for a session; the caller's rollback undoes the hold.
+    core.check_session_has_room(1, seats)
+    return reservation
 
 
 async def claim_spans(
@@ -290,6 +293,7 @@ async def hold_claims(
             created_at=now,
             expires_at=expires_at,
             series_id=series_id,
+            seats=1,
         )
         for claim in claims
     ]

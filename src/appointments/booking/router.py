@@ -46,6 +46,11 @@ def autocommits(engine: AsyncEngine, idempotency_key: str | None) -> bool:
     return idempotency_key is None and engine.dialect.name == "postgresql"
 
 
+def _plain(data: ReserveIn) -> bool:
+    """One seat of a plain slot: what the one statement committing by itself books."""
+    return data.appointment_type_id is None and data.seats == 1
+
+
 def _engine(session: AsyncSession) -> AsyncEngine:
     engine = session.bind
     assert isinstance(engine, AsyncEngine)
@@ -100,14 +105,14 @@ async def reserve_answer(
     """The reserve's answer from parsed parameters, in the caller's transaction (the
     route's, and fast_paths')."""
     engine = _engine(session)
-    if autocommits(engine, idempotency_key) and data.appointment_type_id is None:
+    if autocommits(engine, idempotency_key) and _plain(data):
         return await reserve_autocommit_answer(engine, now, settings, client_id, data)
     # Locked first: a client's reserves run one at a time (hold limit, idempotency key).
     client = await clients.lock_client(session, client_id)
 
     async def act() -> tuple[int, ReservationOut]:
         reservation = await reserve_slot(
-            session, settings, client, data.slot_id, now, data.appointment_type_id
+            session, settings, client, data.slot_id, now, data.appointment_type_id, data.seats
         )
         return 201, ReservationOut.at(reservation, now)
 

@@ -24,6 +24,14 @@ class ReserveIn(RequestBody):
         description="Book an appointment of this type of the slot's provider: every slot of "
         "the appointment and its buffers is held, or none is.",
     )
+    seats: StrictInt = Field(
+        default=1,
+        ge=1,
+        le=500,
+        description="Places in a group session (a type with `capacity` > 1): joins the "
+        "session of the type starting at `slot_id`, or opens one. More than are left: 409 "
+        "`session_full` with `seats_left`.",
+    )
 
 
 class RescheduleIn(RequestBody):
@@ -77,6 +85,10 @@ class ReservationFields(Protocol):
     def cancelled_at(self) -> datetime | None: ...
     @property
     def series_id(self) -> uuid.UUID | None: ...
+    @property
+    def session_id(self) -> uuid.UUID | None: ...
+    @property
+    def seats(self) -> int: ...
 
 
 class ReservationOut(ResponseBody):
@@ -99,6 +111,13 @@ class ReservationOut(ResponseBody):
     series_id: uuid.UUID | None = Field(
         default=None, description="The recurring series this is an occurrence of, or null."
     )
+    seats: int = Field(
+        default=1, ge=1, description="Places it takes: 1, or more in a group session."
+    )
+    session_id: uuid.UUID | None = Field(
+        default=None,
+        description="The group session it is a seat in (types with `capacity` > 1), or null.",
+    )
 
     @classmethod
     def at(cls, reservation: ReservationFields, now: datetime) -> "ReservationOut":
@@ -120,6 +139,8 @@ class ReservationOut(ResponseBody):
             confirmed_at=reservation.confirmed_at,
             cancelled_at=reservation.cancelled_at,
             series_id=reservation.series_id,
+            seats=reservation.seats,
+            session_id=reservation.session_id,
         )
 
 

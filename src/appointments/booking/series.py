@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.appointment_types import repository as appointment_types
 from appointments.appointment_types.rules import BookingRules
-from appointments.booking import reserve, terms
+from appointments.booking import reserve, spans, terms
 from appointments.booking.errors import (
     ReservationExpired,
     SeriesConflict,
@@ -163,11 +163,11 @@ async def reserve_series(
     outcomes = iter(
         await reserve.claim_spans(session, anchor.provider_id, rules, zone, anchors, now)
     )
-    claims: list[reserve.Claim] = []
+    claims: list[spans.Claim] = []
     refused: list[Refusal] = []
     for start, slot in present:
         outcome = next(outcomes) if slot is not None else SlotUnavailable("no slot starts then")
-        if isinstance(outcome, reserve.Claim):
+        if isinstance(outcome, spans.Claim):
             claims.append(outcome)
         elif isinstance(outcome, _OCCURRENCE_REFUSALS):
             refused.append(Refusal(start, outcome.code))

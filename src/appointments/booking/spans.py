@@ -5,6 +5,7 @@ reschedule and the moves of availability edits."""
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -27,7 +28,9 @@ from appointments.scheduling.models import (
     ONE_RESERVATION_PER_SLOT,
     Reservation,
     ReservationStatus,
+    SlotRecord,
 )
+from appointments.settings import Settings
 
 # Either index refusing a second live reservation of a slot means a rival won the slot.
 _ONE_LIVE_PER_SLOT = (ONE_LIVE_PER_SLOT, ONE_RESERVATION_PER_SLOT)
@@ -138,3 +141,38 @@ async def occupy_new_span(
 async def zone_of(session: AsyncSession, provider_id: uuid.UUID) -> str:
     provider = await providers_repository.get(session, provider_id)
     return "UTC" if provider is None else provider.timezone
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An appointment's span checked and locked, not yet held."""
+
+    anchor: SlotRecord
+    span: Span
+    slot_ids: Sequence[uuid.UUID]
+
+
+async def claim_span(
+    session: AsyncSession,
+    settings: Settings,
+    client_id: uuid.UUID,
+    anchor: SlotRecord,
+    rules: BookingRules,
+    zone: str,
+    now: datetime,
+    *,
+    check_limit: bool,
+) -> Claim:
+    """The checks of a single reserve in the contract's order (notice and horizon, the
+    span's slots locked and free, the daily cap, and the hold limit when
+    `check_limit`); raises the refusal. Writes nothing but the expiry of run-out holds
+    in the span's way."""
+    rules.check_start(anchor.start_time, now)
+    span = rules.span(anchor.start_time)
+    day = await hold_day(session, anchor.provider_id, rules, span, zone)
+    claimed = await lock_span(session, anchor.provider_id, span, now)
+    await check_daily_cap(session, day, now)
+    if check_limit:
+        held = await holds.count_live_holds(session, client_id, now)
+        core.check_hold_limit(held, settings.max_holds_per_client)
+    return Claim(anchor, span, claimed)

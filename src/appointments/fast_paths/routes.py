@@ -86,7 +86,7 @@ async def reserve(call: Call) -> Response:
     await call.principal()
     state = call.api.state
     client_id = call.path_params["client_id"]
-    if autocommits(state.engine, None) and data.appointment_type_id is None:
+    if autocommits(state.engine, None) and data.appointment_type_id is None and data.seats == 1:
         # No session: the statement is its own transaction.
         return await reserve_autocommit_answer(
             state.engine, state.clock.now(), state.settings, client_id, data

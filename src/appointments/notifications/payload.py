@@ -31,6 +31,8 @@ def reservation_of(event: Event) -> ReservationOut:
             "confirmed_at": event.confirmed_at,
             "cancelled_at": event.cancelled_at,
             "series_id": event.series_id,
+            "session_id": event.session_id,
+            "seats": event.seats or 1,
         }
     )
 

@@ -50,3 +50,21 @@ class DailyLimitReached(Conflict):
 def daily_limit_reached(cap: int) -> DailyLimitReached:
     """The one refusal of the daily cap."""
     return DailyLimitReached(f"this day already has {cap} appointment(s) of this type")
+
+
+class SessionFull(Conflict):
+    """Fewer seats are left than asked; the body says how many (`seats_left`)."""
+
+    code = "session_full"
+
+
+def session_full(seats_left: int) -> SessionFull:
+    """The one refusal of a group session's capacity."""
+    word = "seat is" if seats_left == 1 else "seats are"
+    return SessionFull(f"only {seats_left} {word} left at this start", seats_left=seats_left)
+
+
+class AlreadyBooked(Conflict):
+    """The client already has a live seat in the session."""
+
+    code = "already_booked"

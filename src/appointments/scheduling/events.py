@@ -56,6 +56,8 @@ class Event(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revision: Mapped[int | None] = mapped_column(Integer)
     series_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    seats: Mapped[int | None] = mapped_column(Integer)
     # A reschedule's old times.
     previous_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     previous_end: Mapped[datetime | None] = mapped_column(UTCDateTime)

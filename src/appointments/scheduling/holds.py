@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Select,
     TextClause,
     and_,
@@ -21,15 +22,23 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.types import Integer
 
 from appointments.db import UTCDateTime
-from appointments.scheduling import outbox, rules, wakeup
+from appointments.scheduling import outbox, rules, seats, wakeup
 from appointments.scheduling.events import EventType
-from appointments.scheduling.models import Reservation, ReservationSlot, ReservationStatus, Slot
+from appointments.scheduling.models import (
+    GroupSession,
+    Reservation,
+    ReservationSlot,
+    ReservationStatus,
+    Slot,
+)
 
 # Any fixed 64-bit number: the key of PostgreSQL's advisory lock for sweeping.
 _SWEEP_LOCK_KEY = 0x6170706F696E74
@@ -63,8 +72,7 @@ async def expire_stale_hold_of_slot(
     session: AsyncSession, slot_id: uuid.UUID, now: datetime
 ) -> None:
     """Write down that the hold occupying the slot ran out, so another may take its place."""
-    holder = select(ReservationSlot.reservation_id).where(ReservationSlot.slot_id == slot_id)
-    await _expire_run_out(session, Reservation.id.in_(holder), now)
+    await _expire_run_out(session, Reservation.id.in_(_occupants(Slot.id == slot_id)), now)
 
 
 async def expire_stale_holds_in_span(
@@ -81,15 +89,45 @@ async def expire_stale_holds_in_spans(
     now: datetime,
 ) -> None:
     """`expire_stale_holds_in_span` for several ranges, one statement."""
-    occupying = (
-        select(ReservationSlot.reservation_id)
-        .join(Slot, Slot.id == ReservationSlot.slot_id)
-        .where(
-            Slot.provider_id == provider_id,
-            or_(*(and_(Slot.start_time >= start, Slot.start_time < end) for start, end in ranges)),
-        )
+    occupying = _occupants(
+        Slot.provider_id == provider_id,
+        or_(*(and_(Slot.start_time >= start, Slot.start_time < end) for start, end in ranges)),
     )
     await _expire_run_out(session, Reservation.id.in_(occupying), now)
+
+
+async def expire_run_out_seats_at(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    type_id: uuid.UUID,
+    start: datetime | None,
+    now: datetime,
+) -> None:
+    """Write down the run-out seats of the open session of the type at `start` (of every
+    open session of the type starting after `now`, when None)."""
+    open_sessions = select(GroupSession.id).where(
+        GroupSession.provider_id == provider_id,
+        GroupSession.appointment_type_id == type_id,
+        GroupSession.seats_taken > 0,
+        GroupSession.start_time > now if start is None else GroupSession.start_time == start,
+    )
+    await _expire_run_out(session, Reservation.session_id.in_(open_sessions), now)
+
+
+def _occupants(*slot_filter: ColumnElement[bool]) -> CompoundSelect[tuple[uuid.UUID | None]]:
+    """Ids of the reservations occupying the slots `slot_filter` picks: those that
+    occupy a slot themselves, and every seat of a group session that occupies one."""
+    links = select(ReservationSlot).join(Slot, Slot.id == ReservationSlot.slot_id)
+    links = links.where(*slot_filter)
+    own = links.with_only_columns(ReservationSlot.reservation_id).where(
+        ReservationSlot.reservation_id.is_not(None)
+    )
+    sessions = links.with_only_columns(ReservationSlot.session_id).where(
+        ReservationSlot.session_id.is_not(None)
+    )
+    seat = aliased(Reservation)
+    seats = select(seat.id).where(seat.session_id.in_(sessions))
+    return union_all(own, seats)
 
 
 def _holders(
@@ -97,24 +135,22 @@ def _holders(
     start_from: datetime,
     start_before: datetime,
     keep_starts: Collection[datetime] = (),
-) -> Select[tuple[uuid.UUID]]:
+) -> CompoundSelect[tuple[uuid.UUID | None]]:
     """Reservations occupying a slot of the provider that starts in [start_from,
     start_before) and not at `keep_starts` (with them: the slots an edit withdraws)."""
-    occupying = (
-        select(ReservationSlot.reservation_id)
-        .join(Slot, Slot.id == ReservationSlot.slot_id)
-        .where(
-            Slot.provider_id == provider_id,
-            Slot.start_time >= start_from,
-            Slot.start_time < start_before,
-        )
-    )
+    where = [
+        Slot.provider_id == provider_id,
+        Slot.start_time >= start_from,
+        Slot.start_time < start_before,
+    ]
     if keep_starts:
-        occupying = occupying.where(Slot.start_time.not_in(list(keep_starts)))
-    return occupying
+        where.append(Slot.start_time.not_in(list(keep_starts)))
+    return _occupants(*where)
 
 
-async def _expire_run_out(session: AsyncSession, which: ColumnElement[bool], now: datetime) -> None:
+async def _expire_run_out(session: AsyncSession, which: ColumnElement[bool], now: datetime) -> int:
+    """Write down the run-out holds among `which` as expired (events, links, seats);
+    return how many."""
     result = await session.scalars(
         update(Reservation)
         .where(which, ran_out(now))
@@ -124,7 +160,9 @@ async def _expire_run_out(session: AsyncSession, which: ColumnElement[bool], now
     )
     expired = result.all()
     await outbox.record(session, EventType.EXPIRED, expired, now)
+    # Their slots keep reading free by their run-out expiry until a claim or the sweep.
     await unlink(session, expired)
+    return len(expired)
 
 
 async def link(
@@ -156,7 +194,9 @@ async def link_many(
 async def unlink(
     session: AsyncSession, reservation_ids: Sequence[uuid.UUID]
 ) -> Sequence[uuid.UUID]:
-    """Forget the slots these (ended or moving) reservations occupied; return those slots."""
+    """Forget the slots these (ended or moving) reservations occupied; return the slots
+    nothing occupies any more (a seat gives its seats back: its session's slots are
+    returned only when that was the session's last seat, `seats.leave`)."""
     if not reservation_ids:
         return []
     result = await session.scalars(
@@ -165,7 +205,9 @@ async def unlink(
         .returning(ReservationSlot.slot_id)
         .execution_options(synchronize_session=False)
     )
-    return result.all()
+    freed = list(result.all())
+    freed.extend(await seats.leave(session, reservation_ids))
+    return freed
 
 
 async def confirm_if_live(
@@ -220,7 +262,7 @@ _SWEEP_SQL = text(
     f"""
 WITH expired AS (
     UPDATE reservations SET status = 'expired'
-     WHERE {rules.hold_ran_out()}
+     WHERE {rules.hold_ran_out()} AND session_id IS NULL
     RETURNING *
 ), recorded AS (
     {outbox.insert_from_sql("expired", EventType.EXPIRED)}
@@ -240,11 +282,13 @@ async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
     On SQLite (writers serialised) the events and the link deletion select the same
     rows before the UPDATE; on PostgreSQL one statement does all three.
     """
+    # Seats: their rows, then their sessions' (`seats.leave`), as every path locks them.
+    expired_seats = await _expire_run_out(session, Reservation.session_id.is_not(None), now)
     if session.get_bind().dialect.name == "postgresql":
         expired = int((await session.scalar(_SWEEP_SQL, {"now": now})) or 0)
         if expired:
             wakeup.mark(session)
-        return expired
+        return expired + expired_seats
     await outbox.record_where(session, EventType.EXPIRED, ran_out(now), now, status="expired")
     await session.execute(
         delete(ReservationSlot)
@@ -257,7 +301,7 @@ async def expire_stale_holds(session: AsyncSession, now: datetime) -> int:
         .values(status=ReservationStatus.EXPIRED)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return int(getattr(result, "rowcount", 0) or 0) + expired_seats
 
 
 async def live_in_range(

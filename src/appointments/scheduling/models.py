@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     UniqueConstraint,
     Uuid,
@@ -91,18 +92,19 @@ class ReservationStatus(enum.StrEnum):
 
 
 # The database's own guarantees against double booking, whatever the application
-# does: at most one live reservation per slot, and one reservation per occupied slot
-# (appointments of any length). Named objects, so code that reads a refusal
-# (`db.violates`) names the very index the table has.
+# does: at most one live reservation per slot (seats of a group session share their
+# session's first slot, so they are left out), and one occupant (a reservation or a
+# group session) per occupied slot, for appointments of any length. Named objects, so
+# code that reads a refusal (`db.violates`) names the very index the table has.
 ONE_LIVE_PER_SLOT = Index(
     "uq_reservations_one_live_per_slot",
     "slot_id",
     unique=True,
-    postgresql_where=text("status IN ('held', 'confirmed')"),
-    sqlite_where=text("status IN ('held', 'confirmed')"),
+    postgresql_where=text("status IN ('held', 'confirmed') AND session_id IS NULL"),
+    sqlite_where=text("status IN ('held', 'confirmed') AND session_id IS NULL"),
 )
-ONE_RESERVATION_PER_SLOT = Index(
-    "uq_reservation_slots_one_reservation_per_slot", "slot_id", unique=True
+ONE_RESERVATION_PER_SLOT = PrimaryKeyConstraint(
+    "slot_id", name="uq_reservation_slots_one_reservation_per_slot"
 )
 
 
@@ -138,11 +140,19 @@ class Reservation(Base):
     series_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("series.id", ondelete="CASCADE")
     )
+    # How many places it takes: 1, or more in a group session.
+    seats: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The group session these seats are in (`GroupSession`), or null: then the
+    # reservation occupies its slots itself.
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("group_sessions.id", ondelete="CASCADE")
+    )
 
     __table_args__ = (
         CheckConstraint(
             "status IN ('held', 'confirmed', 'expired', 'cancelled')", name="known_status"
         ),
+        CheckConstraint("seats >= 1", name="seats_positive"),
         ONE_LIVE_PER_SLOT,
         # The sweeper's search for stale holds.
         Index(
@@ -173,30 +183,97 @@ class Reservation(Base):
             postgresql_where=text("series_id IS NOT NULL"),
             sqlite_where=text("series_id IS NOT NULL"),
         ),
+        # A group session's seats (join, leave, list).
+        Index(
+            "ix_reservations_session_id",
+            "session_id",
+            postgresql_where=text("session_id IS NOT NULL"),
+            sqlite_where=text("session_id IS NOT NULL"),
+        ),
+    )
+
+
+class GroupSession(Base):
+    """One appointment of a group type (`capacity` > 1) that several clients share.
+
+    The session, not its seats, occupies the slots (`ReservationSlot.session_id`)
+    from its first live seat until its last one ends. `seats_taken` counts the seats
+    of its reservations written down as held or confirmed (run-out holds included
+    until they are written down as expired), so it is never below the live seats:
+    a seat is taken by one conditional UPDATE of this row, and the CHECK makes the
+    database itself refuse more seats than `capacity` (`scheduling.seats`).
+    """
+
+    __tablename__ = "group_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("providers.id", ondelete="CASCADE")
+    )
+    appointment_type_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The slot the session starts at, as its seats' `slot_id`.
+    slot_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    occupied_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    occupied_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    capacity: Mapped[int] = mapped_column(Integer)
+    seats_taken: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("capacity BETWEEN 1 AND 500", name="capacity_in_range"),
+        CheckConstraint(
+            "seats_taken >= 0 AND seats_taken <= capacity", name="seats_within_capacity"
+        ),
+        # One open session of a type per start: a second opener finds the first.
+        Index(
+            "uq_group_sessions_open_per_start",
+            "provider_id",
+            "appointment_type_id",
+            "start_time",
+            unique=True,
+            postgresql_where=text("seats_taken > 0"),
+            sqlite_where=text("seats_taken > 0"),
+        ),
+        # Keyset listing of one provider's sessions by start time.
+        Index("ix_group_sessions_provider_id_start_time_id", "provider_id", "start_time", "id"),
     )
 
 
 class ReservationSlot(Base):
-    """One slot occupied by a reservation (the appointment's slots and its buffers).
+    """One slot occupied by a reservation or by a group session (the appointment's
+    slots and its buffers): exactly one of `reservation_id`, `session_id` is set.
 
-    A row exists while its reservation is live, or held and not yet written down
-    as expired; ending a reservation deletes its rows. The unique index on
-    `slot_id` is the database's own guarantee against double booking for
-    appointments of any length: two reservations can never hold one slot.
+    A row exists while its occupant is live, or held and not yet written down as
+    expired; ending it deletes its rows. `slot_id` is the key: the database's own
+    guarantee against double booking for appointments of any length, two occupants
+    can never hold one slot.
     """
 
     __tablename__ = "reservation_slots"
 
-    reservation_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("reservations.id", ondelete="CASCADE"), primary_key=True
+    slot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("slots.id", ondelete="CASCADE"))
+    reservation_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("reservations.id", ondelete="CASCADE")
     )
-    slot_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("slots.id", ondelete="CASCADE"), primary_key=True
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("group_sessions.id", ondelete="CASCADE")
     )
     # Denormalised like everywhere else, so the table can be sharded by provider.
     provider_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
-    __table_args__ = (ONE_RESERVATION_PER_SLOT,)
+    __table_args__ = (
+        ONE_RESERVATION_PER_SLOT,
+        CheckConstraint("(reservation_id IS NULL) <> (session_id IS NULL)", name="one_occupant"),
+        Index("ix_reservation_slots_reservation_id", "reservation_id"),
+        Index(
+            "ix_reservation_slots_session_id",
+            "session_id",
+            postgresql_where=text("session_id IS NOT NULL"),
+            sqlite_where=text("session_id IS NOT NULL"),
+        ),
+    )
 
 
 class SeriesPolicy(enum.StrEnum):

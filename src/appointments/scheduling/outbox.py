@@ -37,6 +37,8 @@ _SNAPSHOT_COLUMNS = (
     "cancelled_at",
     "revision",
     "series_id",
+    "session_id",
+    "seats",
     "previous_start",
     "previous_end",
 )
@@ -67,6 +69,8 @@ def _snapshot(
         Reservation.cancelled_at,
         Reservation.revision,
         Reservation.series_id,
+        Reservation.session_id,
+        Reservation.seats,
         literal(previous_start, UTCDateTime()),
         literal(previous_end, UTCDateTime()),
     )
@@ -139,6 +143,6 @@ def insert_from_sql(source: str, event_type: EventType, now_param: str = ":now")
         f"SELECT gen_random_uuid(), '{event_type}', {now_param}, r.provider_id, r.id, "
         "r.slot_id, r.client_id, r.appointment_type_id, r.status, r.start_time, r.end_time, "
         "r.created_at, r.expires_at, r.confirmed_at, r.cancelled_at, r.revision, r.series_id, "
-        "NULL, NULL "
+        "r.session_id, r.seats, NULL, NULL "
         f"FROM {source} AS r"
     )

@@ -30,6 +30,12 @@ unqualified column); `now` names the parameter or expression of the moment.
   provider's calendar (midnight to midnight in its zone, 23 or 25 hours across a
   daylight-saving change) only while that day has fewer than `max_per_day` live
   appointments of the type (`day_has_room`); a refusal is `errors.daily_limit_reached`.
+  The seats of one group session are one appointment.
+- A group **session has room** for n more seats while the seats it has taken plus n
+  stay within its capacity (`session_has_room`: the condition of the one UPDATE that
+  takes seats). Its **seats left**, as listings show them, are its capacity less its
+  live seats (`session_seats_left`). Its slots are occupied from its first live seat
+  until its last one ends (`scheduling.seats`).
 """
 
 from datetime import datetime, timedelta
@@ -39,6 +45,7 @@ from sqlalchemy import TextClause, bindparam, text
 from appointments.db import UTCDateTime, wall_clock_weeks_later
 from appointments.scheduling.errors import (
     daily_limit_reached,
+    session_full,
     too_far_ahead,
     too_late_to_book,
     too_many_holds,
@@ -160,7 +167,7 @@ def day_has_room(
     day_start, day_end = local_day(dialect, start, zone)
     others = f" AND r.id <> {excluding}" if excluding else ""
     return (
-        "(SELECT count(*) FROM reservations AS r"
+        "(SELECT count(DISTINCT coalesce(r.session_id, r.id)) FROM reservations AS r"
         f" WHERE r.provider_id = {provider} AND r.appointment_type_id = {type_id}"
         f" AND {reservation_live('r', now)}{others}"
         f" AND r.start_time >= {day_start} AND r.start_time < {day_end}) < {cap}"
@@ -172,6 +179,19 @@ def live_hold_count(reservation: str = "") -> str:
     (the held occurrences of one series count once)."""
     r = _of(reservation)
     return f"count(DISTINCT coalesce({r}series_id, {r}id))"
+
+
+def session_has_room(session: str = "", seats: str = ":seats") -> str:
+    s = _of(session)
+    return f"({s}seats_taken + {seats} <= {s}capacity)"
+
+
+def session_seats_left(session: str, now: str = ":now") -> str:
+    """Seats of the session (a `group_sessions` alias) not taken by a live seat."""
+    return (
+        f"({session}.capacity - (SELECT coalesce(sum(seat.seats), 0) FROM reservations AS seat"
+        f" WHERE seat.session_id = {session}.id AND {reservation_live('seat', now)}))"
+    )
 
 
 def holds_within(live_holds: str, limit: str = ":max_holds") -> str:
@@ -243,6 +263,12 @@ def check_horizon(start: datetime, now: datetime, max_advance: timedelta | None)
     if latest is not None and not start <= latest:
         assert max_advance is not None
         raise too_far_ahead(max_advance)
+
+
+def check_session_has_room(seats_left: int, asked: int) -> None:
+    """`session_has_room`'s refusal: SessionFull, saying how many seats are left."""
+    if asked > seats_left:
+        raise session_full(seats_left)
 
 
 def check_day_has_room(has_room: bool, cap: int) -> None:
