@@ -19,6 +19,7 @@ from appointments.booking.router import client_router as booking_client_router
 from appointments.booking.router import provider_router as booking_provider_router
 from appointments.booking.series_router import client_router as series_client_router
 from appointments.booking.series_router import provider_router as series_provider_router
+from appointments.booking.sessions_router import router as sessions_router
 from appointments.booking.sweeper import run_sweeper
 from appointments.calendar.router import client_router as calendar_client_router
 from appointments.calendar.router import provider_router as calendar_provider_router
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         booking_provider_router,
         series_client_router,
         series_provider_router,
+        sessions_router,
         calendar_client_router,
         calendar_provider_router,
         admin_router,

@@ -41,6 +41,10 @@ _OF_SERIES_BY_PROVIDER = {
     "provider_id": "$response.body#/provider_id",
     "series_id": "$response.body#/id",
 }
+_OF_SESSION = {
+    "provider_id": "$response.body#/provider_id",
+    "session_id": "$response.body#/session_id",
+}
 _TYPE = {"provider_id": "$response.body#/provider_id", "type_id": "$response.body#/id"}
 Link = tuple[str, str, dict[str, str], dict[str, Any] | None]
 
@@ -140,7 +144,12 @@ LINKS: dict[tuple[str, str, str], list[Link]] = {
             ("POST", C + "/series"),
         )
     ],
-    ("POST", C + "/reserve", "201"): _on_reservation(),
+    ("POST", C + "/reserve", "201"): [
+        *_on_reservation(),
+        ("GET", P + "/sessions/{session_id}", _OF_SESSION, None),
+        ("POST", P + "/sessions/{session_id}/cancel", _OF_SESSION, None),
+        ("GET", P + "/sessions", {"provider_id": "$response.body#/provider_id"}, None),
+    ],
     ("POST", C + "/series", "201"): [
         ("GET", C + "/series/{series_id}", _OF_SERIES, None),
         ("POST", C + "/series/{series_id}/confirm", _OF_SERIES, None),

@@ -3,14 +3,20 @@
 until its last one ends (cancel, expiry, swept or not), seats left in start times, and
 a capacity that cannot drop below the seats taken."""
 
-from datetime import timedelta
+import functools
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
+from appointments.auth.tokens import Role
 from appointments.clock import FrozenClock
-from tests.api import Api, Json, iso
+from tests.api import Api, Json, bearer, iso
 from tests.conftest import START
+from tests.gate import race
+from tests.live_server import create_clients, live_server, next_quarter_hour
 
 AT = START + timedelta(days=3, hours=2)  # Thursday 2027-03-04 10:00 UTC
 
@@ -234,3 +240,114 @@ def test_the_database_refuses_more_seats_than_the_capacity(api: Api) -> None:
     except Exception as exc:  # the CHECK constraint, whichever driver raises it
         refused = "seats_within_capacity" in str(exc) or "CHECK" in str(exc)
     assert refused
+
+
+def test_a_provider_lists_its_sessions_with_their_seats(api: Api) -> None:
+    provider, kind, first = group(api, capacity=4)
+    a, b = clients(api, 2)
+    one = seat(api, a, first["id"], kind["id"], seats=2).json()
+    two = seat(api, b, first["id"], kind["id"]).json()
+    later = api.slot_at(provider["id"], AT + timedelta(minutes=30))
+    other = seat(api, a, later, kind["id"]).json()
+    page = api.ok("GET", f"/providers/{provider['id']}/sessions", params={"limit": 1})
+    (listed,) = page["items"]
+    assert listed["id"] == one["session_id"]
+    assert listed["capacity"] == 4
+    assert listed["seats_taken"] == 3
+    assert listed["start_time"] == iso(AT)
+    assert listed["slot_id"] == first["id"]
+    assert [r["id"] for r in listed["reservations"]] == [one["id"], two["id"]]
+    rest = api.ok(
+        "GET", f"/providers/{provider['id']}/sessions", params={"cursor": page["next_cursor"]}
+    )
+    assert [s["id"] for s in rest["items"]] == [other["session_id"]]
+    assert rest["next_cursor"] is None
+    # `to` bounds by start time; one session reads the same alone.
+    bounded = api.ok(
+        "GET",
+        f"/providers/{provider['id']}/sessions",
+        params={"to": iso(AT + timedelta(minutes=1))},
+    )
+    assert [s["id"] for s in bounded["items"]] == [one["session_id"]]
+    alone = api.ok("GET", f"/providers/{provider['id']}/sessions/{one['session_id']}")
+    assert alone == listed
+    stranger = api.provider("Dr Who")
+    api.ok("GET", f"/providers/{stranger['id']}/sessions/{one['session_id']}", 404)
+    api.ok("GET", f"/providers/{provider['id']}/sessions/not-an-id", 404)
+
+
+def test_cancelling_a_session_cancels_every_seat_and_frees_its_slots(api: Api) -> None:
+    provider, kind, first = group(api)
+    a, b = clients(api, 2)
+    one = seat(api, a, first["id"], kind["id"]).json()
+    two = seat(api, b, first["id"], kind["id"]).json()
+    api.confirm(b, two["id"])
+    path = f"/providers/{provider['id']}/sessions/{one['session_id']}/cancel"
+    cancelled = api.ok("POST", path)
+    assert cancelled["seats_taken"] == 0
+    assert {r["status"] for r in cancelled["reservations"]} == {"cancelled"}
+    assert {r["id"] for r in cancelled["reservations"]} == {one["id"], two["id"]}
+    assert statuses(api, provider["id"]) == ["available"] * 4
+    assert api.ok("GET", f"/providers/{provider['id']}/sessions")["items"] == []
+    # Each client is told, as for any cancel.
+    rows = api.sql("SELECT count(*) FROM events WHERE type = 'reservation.cancelled'")
+    assert rows[0][0] == 2
+    # Again: nothing changes.
+    again = api.ok("POST", path)
+    assert again["reservations"] == []
+    assert api.sql("SELECT count(*) FROM events WHERE type = 'reservation.cancelled'")[0][0] == 2
+
+
+def test_seat_events_carry_the_session(api: Api) -> None:
+    provider, kind, first = group(api)
+    (a,) = clients(api, 1)
+    one = seat(api, a, first["id"], kind["id"], seats=2).json()
+    rows = api.sql(
+        "SELECT session_id, seats FROM events WHERE reservation_id = :id", id=api.db_id(one["id"])
+    )
+    assert [(str(uuid.UUID(str(r[0]))), r[1]) for r in rows] == [(one["session_id"], 2)]
+
+
+ADMIN = bearer(Role.ADMIN, "sessions-admin")
+
+
+@pytest.mark.live
+def test_racing_clients_on_two_workers_take_exactly_the_capacity(
+    database_url: str, api: Api
+) -> None:
+    """Twelve clients reserve a seat of the same five-seat session at once, through two
+    server processes: exactly five win, the others get `session_full`, and the
+    database holds one session with five live seats."""
+    with (
+        live_server(database_url, workers=2, db_pool_size="60") as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+    ):
+        provider = http.post("/providers", json={"name": "Dr Group"}).json()
+        kind = http.post(
+            f"/providers/{provider['id']}/appointment-types",
+            json={"name": "Class", "duration_minutes": 30, "capacity": 5},
+        ).json()
+        start = next_quarter_hour(datetime.now(UTC) + timedelta(days=3))
+        http.post(
+            f"/providers/{provider['id']}/availability",
+            json={"start_time": iso(start), "end_time": iso(start + timedelta(minutes=30))},
+        ).raise_for_status()
+        first = http.get(f"/providers/{provider['id']}/availability").json()["items"][0]
+        racers = create_clients(http, 12)
+
+        def take_seat(client_id: str) -> tuple[int, str]:
+            with httpx.Client(base_url=base, timeout=30, headers=ADMIN) as own:
+                response = own.post(
+                    f"/clients/{client_id}/reserve",
+                    json={"slot_id": first["id"], "appointment_type_id": kind["id"]},
+                )
+                return response.status_code, response.json().get("code", "")
+
+        answers = race(database_url, [functools.partial(take_seat, c["id"]) for c in racers])
+
+    assert sorted(status for status, _ in answers) == [201] * 5 + [409] * 7, answers
+    assert {code for status, code in answers if status == 409} == {"session_full"}
+    assert api.sql("SELECT count(*), max(seats_taken) FROM group_sessions") == [(1, 5)]
+    live = api.sql("SELECT count(*) FROM reservations WHERE status = 'held'")
+    assert live == [(5,)]
+    assert api.sql("SELECT count(*) FROM slots WHERE status = 'reserved'") == [(2,)]

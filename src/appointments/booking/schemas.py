@@ -207,3 +207,21 @@ class SeriesCancelIn(RequestBody):
         description="Cancel the live occurrences starting at or after this; default: every "
         "one not yet started.",
     )
+
+
+class SessionOut(ResponseBody):
+    """A group session: one appointment of a type with `capacity` > 1 that several
+    clients share."""
+
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    appointment_type_id: uuid.UUID
+    slot_id: uuid.UUID = Field(description="The slot it starts at: reserve it to join.")
+    start_time: datetime
+    end_time: datetime
+    capacity: int
+    seats_taken: int = Field(description="Seats of its live (held or confirmed) reservations.")
+    reservations: list[ReservationOut] = Field(
+        description="Its live seats, in booking order; in a cancel's answer, the seats that "
+        "cancel ended."
+    )

@@ -9,14 +9,20 @@ seats than the capacity, whatever the concurrency.
 """
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from appointments.appointment_types.rules import BookingRules
-from appointments.booking import spans
+from appointments.booking import spans, terms
 from appointments.booking.errors import AlreadyBooked, SlotUnavailable
+from appointments.errors import NotFound
+from appointments.ids import parse_id
+from appointments.pagination import PageRequest
 from appointments.scheduling import holds, outbox, seats, slots
 from appointments.scheduling import rules as core
 from appointments.scheduling.events import EventType
@@ -175,3 +181,104 @@ async def _open(
         await seats.link(session, place.id, anchor.provider_id, claim.slot_ids)
     await slots.occupy(session, claim.slot_ids, expires_at)
     return place
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A session with the seats an answer shows."""
+
+    session: GroupSession
+    reservations: Sequence[Reservation]
+
+    def seats_taken(self, now: datetime) -> int:
+        return sum(r.seats for r in self.reservations if terms.is_live(r, now))
+
+
+def _live_seat(now: datetime) -> ColumnElement[bool]:
+    seat = aliased(Reservation, name="seat")
+    live = core.where(core.reservation_live("seat"), now)
+    return exists().where(seat.session_id == GroupSession.id, live)
+
+
+async def page_of_provider(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    *,
+    start_from: datetime | None,
+    start_before: datetime | None,
+    now: datetime,
+    request: PageRequest,
+) -> list[SessionView]:
+    """The provider's live sessions (a live seat at least) by (start_time, id), with
+    their live seats; one extra row for look-ahead."""
+    query = select(GroupSession).where(
+        GroupSession.provider_id == provider_id,
+        GroupSession.seats_taken > 0,
+        _live_seat(now),
+    )
+    if start_from is not None:
+        query = query.where(GroupSession.start_time >= start_from)
+    if start_before is not None:
+        query = query.where(GroupSession.start_time < start_before)
+    if request.after is not None:
+        at, last_id = request.after.at, request.after.id
+        query = query.where(
+            GroupSession.start_time >= at,
+            or_(GroupSession.start_time > at, GroupSession.id > last_id),
+        )
+    query = query.order_by(GroupSession.start_time, GroupSession.id).limit(request.limit + 1)
+    found = (await session.scalars(query)).all()
+    seats_of = await _live_seats(session, [s.id for s in found], now)
+    return [SessionView(s, seats_of.get(s.id, [])) for s in found]
+
+
+async def _live_seats(
+    session: AsyncSession, session_ids: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, list[Reservation]]:
+    """The live seats of these sessions, by session, in booking order (one statement)."""
+    if not session_ids:
+        return {}
+    query = (
+        select(Reservation)
+        .where(Reservation.session_id.in_(session_ids), holds.is_live(now))
+        .order_by(Reservation.created_at, Reservation.id)
+    )
+    seats_of: dict[uuid.UUID, list[Reservation]] = {}
+    for reservation in (await session.scalars(query)).all():
+        assert reservation.session_id is not None
+        seats_of.setdefault(reservation.session_id, []).append(reservation)
+    return seats_of
+
+
+async def get_of_provider(
+    session: AsyncSession, provider_id: uuid.UUID, session_id: str, now: datetime
+) -> SessionView:
+    """One session of the provider with its live seats; NotFound for another's or none."""
+    found = await _of_provider(session, provider_id, session_id)
+    seats_of = await _live_seats(session, [found.id], now)
+    return SessionView(found, seats_of.get(found.id, []))
+
+
+async def _of_provider(
+    session: AsyncSession, provider_id: uuid.UUID, session_id: str
+) -> GroupSession:
+    found = await session.get(GroupSession, parse_id(session_id, "session"))
+    if found is None or found.provider_id != provider_id:
+        raise NotFound(f"session {session_id!r} does not exist")
+    return found
+
+
+async def cancel(
+    session: AsyncSession, provider_id: uuid.UUID, session_id: str, now: datetime
+) -> SessionView:
+    """Cancel every live seat of the session (each client told, as for any cancel); its
+    slots are free again. Cancelling an ended session changes nothing. Rows in the one
+    order: the seats, then the session (`seats.leave`), then the slots."""
+    found = await _of_provider(session, provider_id, session_id)
+    live = select(Reservation.id).where(Reservation.session_id == found.id, holds.is_live(now))
+    cancelled = await holds.cancel_many(session, (await session.scalars(live)).all(), now)
+    freed = await holds.unlink(session, [r.id for r in cancelled])
+    await slots.release(session, freed)
+    await outbox.record(session, EventType.CANCELLED, [r.id for r in cancelled], now)
+    await session.refresh(found)
+    return SessionView(found, sorted(cancelled, key=lambda r: (r.created_at, r.id)))
