@@ -256,7 +256,7 @@ def test_a_provider_lists_its_sessions_with_their_seats(api: Api) -> None:
     assert listed["seats_taken"] == 3
     assert listed["start_time"] == iso(AT)
     assert listed["slot_id"] == first["id"]
-    assert [r["id"] for r in listed["reservations"]] == [one["id"], two["id"]]
+    assert {r["id"] for r in listed["reservations"]} == {one["id"], two["id"]}
     rest = api.ok(
         "GET", f"/providers/{provider['id']}/sessions", params={"cursor": page["next_cursor"]}
     )
@@ -351,3 +351,39 @@ def test_racing_clients_on_two_workers_take_exactly_the_capacity(
     live = api.sql("SELECT count(*) FROM reservations WHERE status = 'held'")
     assert live == [(5,)]
     assert api.sql("SELECT count(*) FROM slots WHERE status = 'reserved'") == [(2,)]
+
+
+def test_rescheduling_a_seat_moves_it_to_another_session(api: Api) -> None:
+    provider, kind, first = group(api, capacity=2)
+    a, b, c = clients(api, 3)
+    one = seat(api, a, first["id"], kind["id"]).json()
+    two = seat(api, b, first["id"], kind["id"]).json()
+    api.confirm(b, two["id"])
+    later = api.slot_at(provider["id"], AT + timedelta(minutes=30))
+    path = f"/clients/{a}/reservations/{one['id']}/reschedule"
+    moved = api.ok("POST", path, json={"slot_id": later})
+    assert moved["start_time"] == iso(AT + timedelta(minutes=30))
+    assert moved["status"] == "held"
+    assert moved["session_id"] not in (None, one["session_id"])
+    # The session it left keeps its other seat (confirmed: its slots stay confirmed).
+    assert seats_taken(api, one["session_id"]) == 1
+    assert statuses(api, provider["id"]) == ["confirmed", "confirmed", "reserved", "reserved"]
+    # The other seat follows: it joins the new session, and the old one ends.
+    back = api.ok(
+        "POST", f"/clients/{b}/reservations/{two['id']}/reschedule", json={"slot_id": later}
+    )
+    assert back["session_id"] == moved["session_id"]
+    assert back["status"] == "confirmed"
+    assert seats_taken(api, one["session_id"]) == 0
+    assert statuses(api, provider["id"]) == ["available", "available", "confirmed", "confirmed"]
+    # The new session is full now: a third client's move there is refused, nothing changes.
+    three = seat(api, c, first["id"], kind["id"]).json()
+    refused = api.client.post(
+        f"/clients/{c}/reservations/{three['id']}/reschedule", json={"slot_id": later}
+    )
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "session_full"
+    assert seats_taken(api, three["session_id"]) == 1
+    assert seats_taken(api, moved["session_id"]) == 2
+    events = api.sql("SELECT count(*) FROM events WHERE type = 'reservation.rescheduled'")
+    assert events[0][0] == 2

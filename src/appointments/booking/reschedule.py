@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.appointment_types import start_times
-from appointments.booking import repository, spans, terms
+from appointments.booking import repository, sessions, spans, terms
 from appointments.booking.repository import Owner
 from appointments.errors import NotFound
 from appointments.ids import parse_id
@@ -50,6 +50,10 @@ async def reschedule(
     if anchor is None or anchor.provider_id != reservation.provider_id:
         raise NotFound(f"slot {slot_id!r} does not exist")
     rules.check_start(anchor.start_time, now)
+    if reservation.session_id is not None:  # a seat: to the session there, or a new one
+        reservation = await holds.lock(session, reservation_uuid)
+        terms.check_movable(reservation, rules, now, by_client=by_client)
+        return await sessions.move_seats(session, settings, reservation, anchor, rules, now)
     span = rules.span(anchor.start_time)
     day = None
     if rules.max_per_day is not None:

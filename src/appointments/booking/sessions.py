@@ -55,29 +55,9 @@ async def hold_seats(
     await holds.expire_run_out_seats_at(
         session, anchor.provider_id, rules.type_id, anchor.start_time, now
     )
-    place = await _join(session, settings, client_id, anchor, rules, now, asked, check_limit)
-    if place is None:
-        try:
-            place = await _open(
-                session,
-                settings,
-                client_id,
-                anchor,
-                rules,
-                zone,
-                now,
-                expires_at,
-                asked,
-                check_limit=check_limit,
-            )
-        except SlotUnavailable:
-            # A rival may have opened the session meanwhile (its slots are no longer
-            # free, and a fresh statement sees it): then this seat joins it.
-            place = await _join(
-                session, settings, client_id, anchor, rules, now, asked, check_limit
-            )
-            if place is None:
-                raise
+    place = await _place(
+        session, settings, client_id, anchor, rules, zone, now, expires_at, asked, check_limit
+    )
     reservation = Reservation(
         id=uuid.uuid4(),
         slot_id=place.slot_id,
@@ -98,6 +78,93 @@ async def hold_seats(
     await session.flush()
     await seats.settle(session, [place.id])
     await outbox.record(session, EventType.HELD, [reservation.id], now)
+    return reservation
+
+
+async def _place(
+    session: AsyncSession,
+    settings: Settings,
+    client_id: uuid.UUID,
+    anchor: SlotRecord,
+    rules: BookingRules,
+    zone: str,
+    now: datetime,
+    expires_at: datetime | None,
+    asked: int,
+    check_limit: bool,
+) -> GroupSession:
+    """Take `asked` seats at the anchor: in the open session there, or in a new one
+    (occupying its slots until `expires_at`, or confirmed when None)."""
+    place = await _join(session, settings, client_id, anchor, rules, now, asked, check_limit)
+    if place is not None:
+        return place
+    try:
+        return await _open(
+            session,
+            settings,
+            client_id,
+            anchor,
+            rules,
+            zone,
+            now,
+            expires_at,
+            asked,
+            check_limit=check_limit,
+        )
+    except SlotUnavailable:
+        # A rival may have opened the session meanwhile (its slots are no longer
+        # free, and a fresh statement sees it): then these seats join it.
+        place = await _join(session, settings, client_id, anchor, rules, now, asked, check_limit)
+        if place is None:
+            raise
+        return place
+
+
+async def move_seats(
+    session: AsyncSession,
+    settings: Settings,
+    reservation: Reservation,
+    anchor: SlotRecord,
+    rules: BookingRules,
+    now: datetime,
+) -> Reservation:
+    """Move a (locked) seat reservation to the start at `anchor`: it gives its seats back
+    to its session (which keeps its other seats, or ends and frees its slots), then
+    joins the session of its type there or opens one, keeping its status and expiry.
+    When the new seats cannot be had, the caller's rollback undoes it all."""
+    assert reservation.session_id is not None
+    assert reservation.appointment_type_id is not None
+    if anchor.start_time == reservation.start_time:
+        return reservation
+    held = reservation.status == ReservationStatus.HELD
+    previous = (reservation.start_time, reservation.end_time)
+    await holds.expire_run_out_seats_at(
+        session, anchor.provider_id, reservation.appointment_type_id, anchor.start_time, now
+    )
+    await slots.release(session, await holds.unlink(session, [reservation.id]))
+    zone = await spans.zone_of(session, reservation.provider_id)
+    place = await _place(
+        session,
+        settings,
+        reservation.client_id,
+        anchor,
+        rules,
+        zone,
+        now,
+        reservation.expires_at if held else None,
+        reservation.seats,
+        check_limit=False,
+    )
+    reservation.session_id = place.id
+    reservation.slot_id = place.slot_id
+    reservation.start_time = place.start_time
+    reservation.end_time = place.end_time
+    reservation.occupied_start = place.occupied_start
+    reservation.occupied_end = place.occupied_end
+    reservation.revision += 1
+    await session.flush()
+    await seats.settle(session, [place.id])
+    await outbox.record(session, EventType.RESCHEDULED, [reservation.id], now, previous=previous)
     return reservation
 
 
@@ -150,7 +217,7 @@ async def _open(
     rules: BookingRules,
     zone: str,
     now: datetime,
-    expires_at: datetime,
+    expires_at: datetime | None,
     asked: int,
     *,
     check_limit: bool,
