@@ -68,6 +68,9 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/clients/{client_id}/series/{series_id}/cancel"): CLIENT_ITSELF,
     ("GET", "/providers/{provider_id}/series/{series_id}"): PROVIDER_ITSELF,
     ("POST", "/providers/{provider_id}/series/{series_id}/cancel"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/sessions"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/sessions/{session_id}"): PROVIDER_ITSELF,
+    ("POST", "/providers/{provider_id}/sessions/{session_id}/cancel"): PROVIDER_ITSELF,
     ("POST", "/providers/{provider_id}/reservations/{reservation_id}/reschedule"): (
         PROVIDER_ITSELF
     ),

@@ -387,3 +387,59 @@ def test_rescheduling_a_seat_moves_it_to_another_session(api: Api) -> None:
     assert seats_taken(api, moved["session_id"]) == 2
     events = api.sql("SELECT count(*) FROM events WHERE type = 'reservation.rescheduled'")
     assert events[0][0] == 2
+
+
+def withdraw(api: Api, provider_id: str, minutes: int, **query: Any) -> httpx.Response:
+    """Withdraw [AT, AT + minutes) of the provider's availability."""
+    params = {"from": iso(AT), "to": iso(AT + timedelta(minutes=minutes)), **query}
+    response: httpx.Response = api.client.delete(
+        f"/providers/{provider_id}/availability", params=params
+    )
+    return response
+
+
+def test_an_availability_edit_moves_a_session_whole(api: Api) -> None:
+    provider, kind, first = group(api, capacity=3)
+    a, b = clients(api, 2)
+    one = seat(api, a, first["id"], kind["id"]).json()
+    two = seat(api, b, first["id"], kind["id"], seats=2).json()
+    api.confirm(b, two["id"])
+    refused = withdraw(api, provider["id"], 15)
+    assert refused.status_code == 409
+    assert {c["reservation_id"] for c in refused.json()["conflicts"]} == {one["id"], two["id"]}
+    moved = withdraw(api, provider["id"], 15, on_conflict="move")
+    assert moved.status_code == 200, moved.text
+    to = iso(AT + timedelta(minutes=15))
+    assert sorted(m["to_start_time"] for m in moved.json()["moved"]) == [to, to]
+    assert moved.json()["cancelled"] == []
+    (listed,) = api.ok("GET", f"/providers/{provider['id']}/sessions")["items"]
+    assert listed["id"] == one["session_id"]
+    assert listed["start_time"] == to
+    assert listed["seats_taken"] == 3
+    # The first slot is gone; the session's two are confirmed (one seat is), the last free.
+    assert statuses(api, provider["id"]) == ["confirmed", "confirmed", "available"]
+
+
+def test_an_availability_edit_cancels_a_session_whole(api: Api) -> None:
+    provider, kind, first = group(api, capacity=3)
+    a, b = clients(api, 2)
+    seat(api, a, first["id"], kind["id"])
+    seat(api, b, first["id"], kind["id"])
+    cancelled = withdraw(api, provider["id"], 60, on_conflict="cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert len(cancelled.json()["cancelled"]) == 2
+    assert api.ok("GET", f"/providers/{provider['id']}/sessions")["items"] == []
+    assert api.sql("SELECT count(*) FROM reservation_slots") == [(0,)]
+    assert api.sql("SELECT max(seats_taken) FROM group_sessions") == [(0,)]
+
+
+def test_a_series_of_a_group_type_is_refused_not_booked_plain(api: Api) -> None:
+    provider, kind, first = group(api)
+    (a,) = clients(api, 1)
+    response = api.client.post(
+        f"/clients/{a}/series",
+        json={"slot_id": first["id"], "appointment_type_id": kind["id"], "repeat": {"count": 2}},
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+    assert api.sql("SELECT count(*) FROM reservations") == [(0,)]

@@ -2,8 +2,9 @@
 request, or many to the nearest free starts when an availability edit withdraws
 theirs."""
 
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,7 @@ from appointments.booking import repository, sessions, spans, terms
 from appointments.booking.repository import Owner
 from appointments.errors import NotFound
 from appointments.ids import parse_id
-from appointments.scheduling import holds, outbox, slots
+from appointments.scheduling import holds, outbox, seats, slots
 from appointments.scheduling.events import EventType
 from appointments.scheduling.models import (
     Reservation,
@@ -98,7 +99,16 @@ async def move_elsewhere(
     """
     moved: list[Move] = []
     cancelled: list[Reservation] = []
-    for reservation in sorted(conflicts, key=lambda r: (r.start_time, r.id)):
+    seats_of: dict[uuid.UUID, list[Reservation]] = {}
+    for reservation in conflicts:
+        if reservation.session_id is not None:
+            seats_of.setdefault(reservation.session_id, []).append(reservation)
+    for place_id, seated in seats_of.items():
+        done, gave_up = await _move_session(session, settings, place_id, seated, now)
+        moved.extend(done)
+        cancelled.extend(gave_up)
+    plain = [r for r in conflicts if r.session_id is None]
+    for reservation in sorted(plain, key=lambda r: (r.start_time, r.id)):
         rules = await terms.rules_of(session, settings, reservation)
         freed = await holds.unlink(session, [reservation.id])
         await slots.release(session, freed)
@@ -122,3 +132,51 @@ async def move_elsewhere(
         moved.append(Move(reservation, origin, span.start))
     await outbox.record(session, EventType.CANCELLED, [r.id for r in cancelled], now)
     return moved, cancelled
+
+
+async def _move_session(
+    session: AsyncSession,
+    settings: Settings,
+    place_id: uuid.UUID,
+    seated: Sequence[Reservation],
+    now: datetime,
+) -> tuple[list[Move], list[Reservation]]:
+    """Move a group session whole, with all its (locked, live) seats: to the earliest start
+    at or after its own, within 14 days, where its span fits on free slots (never into
+    another session); cancel every seat when there is none. Its seats keep their status."""
+    place = await seats.lock(session, place_id)
+    assert place is not None
+    rules = await terms.rules_of(session, settings, seated[0])
+    freed = await seats.unlink_all(session, place.id)
+    await slots.release(session, freed)
+    search = start_times.Search(start_from=place.start_time, latest=place.start_time + MOVE_WITHIN)
+    # Free spans only: a session moves whole, it does not merge into another.
+    found = await start_times.find(
+        session, place.provider_id, replace(rules, capacity=1), search, now, limit=1
+    )
+    if not found:
+        gave_up = await holds.cancel_many(session, [r.id for r in seated], now)
+        await holds.unlink(session, [r.id for r in gave_up])
+        return [], list(gave_up)
+    origin = place.start_time
+    span = rules.span(found[0].start_time)
+    claimed = await spans.lock_span(session, place.provider_id, span, now)
+    await seats.link(session, place.id, place.provider_id, claimed)
+    place.slot_id = found[0].slot_id
+    place.start_time, place.end_time = span.start, span.end
+    place.occupied_start, place.occupied_end = span.occupied_start, span.occupied_end
+    moved: list[Move] = []
+    for reservation in seated:
+        previous = (reservation.start_time, reservation.end_time)
+        reservation.slot_id = place.slot_id
+        reservation.start_time, reservation.end_time = span.start, span.end
+        reservation.occupied_start = span.occupied_start
+        reservation.occupied_end = span.occupied_end
+        reservation.revision += 1
+        await session.flush()
+        await outbox.record(
+            session, EventType.RESCHEDULED, [reservation.id], now, previous=previous
+        )
+        moved.append(Move(reservation, origin, span.start))
+    await seats.settle(session, [place.id])
+    return moved, []

@@ -25,12 +25,11 @@ from appointments.booking import reserve, spans, terms
 from appointments.booking.errors import (
     ReservationExpired,
     SeriesConflict,
-    SessionFull,
     SlotUnavailable,
 )
 from appointments.booking.repository import Owner
 from appointments.booking.schemas import RefusalOut
-from appointments.errors import DomainError, NotFound
+from appointments.errors import DomainError, NotFound, ValidationFailed
 from appointments.ids import parse_id
 from appointments.providers import repository as providers_repository
 from appointments.scheduling import holds, outbox, slots
@@ -131,9 +130,12 @@ async def reserve_series(
             raise NotFound(f"appointment type {request.appointment_type_id!r} does not exist")
         kind, zone = found
         rules = BookingRules.of(kind, settings)
+    if rules.books_sessions:
+        # Occurrences in group sessions are not built yet: refused, never booked as
+        # plain appointments (which would take a session's slots from under it).
+        raise ValidationFailed("a series of a group type (capacity > 1) is not supported yet")
     if request.seats > 1:
-        # Every type has one seat per appointment until group sessions exist.
-        raise SessionFull("only 1 seat is left at this start", seats_left=1)
+        core.check_session_has_room(1, request.seats)
     # The whole series is one hold against the limit, checked before anything is held.
     core.check_hold_limit(
         await holds.count_live_holds(session, client_id, now), settings.max_holds_per_client

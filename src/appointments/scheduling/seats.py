@@ -117,6 +117,18 @@ async def leave(session: AsyncSession, reservation_ids: Sequence[uuid.UUID]) -> 
     return freed.all()
 
 
+async def unlink_all(session: AsyncSession, session_id: uuid.UUID) -> Sequence[uuid.UUID]:
+    """The (locked) session gives up every slot it occupies, its seats kept (it is being
+    moved); return those slots."""
+    freed = await session.scalars(
+        delete(ReservationSlot)
+        .where(ReservationSlot.session_id == session_id)
+        .returning(ReservationSlot.slot_id)
+        .execution_options(synchronize_session=False)
+    )
+    return freed.all()
+
+
 # A session slot's seats: those of the session occupying it, written down as `status`.
 _SEATS_OF_SLOT = (
     "FROM reservations AS r JOIN reservation_slots AS l ON r.session_id = l.session_id"
