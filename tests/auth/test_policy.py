@@ -129,6 +129,20 @@ def build_world(api: Api) -> dict[str, Json]:
         201,
         json={"slot_id": weekly[0]["id"], "repeat": {"count": 2}},
     )
+    # A seat of the other client's in a group session of the provider's.
+    group = api.ok(
+        "POST",
+        f"/providers/{world['provider_own']['id']}/appointment-types",
+        201,
+        json={"name": "Class", "duration_minutes": 15, "capacity": 2},
+    )
+    class_slot = api.slot(world["provider_own"]["id"], DAY + timedelta(hours=5))
+    world["seat"] = api.ok(
+        "POST",
+        f"/clients/{world['client_other']['id']}/reserve",
+        201,
+        json={"slot_id": class_slot["id"], "appointment_type_id": group["id"]},
+    )
     world["series_slot"] = api.slot(world["provider_other"]["id"], DAY + timedelta(hours=4))
     api.slot(world["provider_other"]["id"], DAY + timedelta(hours=4, weeks=1))
     world["webhook"] = api.ok(
@@ -166,6 +180,7 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         webhook_id=world["webhook"]["id"],
         delivery_id=delivery["id"],
         series_id=world["series"]["id"],
+        session_id=world["seat"]["session_id"],
     )
     far = DAY + timedelta(days=5)
     if (method, path) == ("DELETE", "/providers/{provider_id}"):
