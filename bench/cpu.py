@@ -326,7 +326,7 @@ async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict
             "start times", pg, svc, [page_paths(starts) for _ in range(rounds)], 200
         )
         rules = BookingRules.of(
-            start_page.Terms(uuid.UUID(kind["id"]), 45, 0, 15, None, None, None, 0),
+            start_page.Terms(uuid.UUID(kind["id"]), 45, 0, 15, None, None, None, 0, 1),
             Settings(),
         )
         search = start_times.Search(
