@@ -4,7 +4,9 @@
                         [--workers W] [--client-preempts]
 
 For each path (a 100-slot listing page, a 100-start page of an appointment type's
-start times where the service has them, a reserve, a confirm), R rounds of N
+start times where the service has them, a reserve, a confirm, and where the service
+has group sessions a seat reserve: 100 clients per session of a 500-seat type, the
+first opening it), R rounds of N
 requests over 16 connections against W workers (4 by default, as issue 13
 measured); the CPU time (user + system) of the service's process tree and of
 PostgreSQL's (postmaster, backends, and children that exited) is read from /proc
@@ -274,6 +276,11 @@ async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict
     pg_slots = await seed.slots(db, provider, count, offset=total)
     # A client per reserve (rounds of them, then pgbench's), so no one reaches the cap.
     people = await seed.clients(db, (rounds + 1) * count, "cpu")
+    # Seat reserves: a client per seat, SEATS_PER_SESSION seats of each session.
+    seat_people = await seed.clients(db, rounds * count, "seat")
+    seat_starts = await seed.slots(
+        db, provider, -(-rounds * count // SEATS_PER_SESSION), offset=total + count
+    )
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
     await db.execute("VACUUM ANALYZE")
     await db.close()
@@ -392,7 +399,34 @@ async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict
         {"client_id": ":client_id", "reservation_id": ":other"},
     )
     beside(pg, "confirm", text, len(made), figures["confirm"])
+
+    if "/providers/{provider_id}/sessions" in document["paths"]:
+        group = httpx.post(
+            f"{svc.base}/providers/{provider}/appointment-types",
+            json={"name": "Class", "duration_minutes": 15, "capacity": 500},
+            headers=headers,
+        ).json()
+        # The first seat of each session opens it, the others join.
+        seat_reserves = [
+            Request(
+                "POST",
+                f"/clients/{seat_people[i]}/reserve",
+                {
+                    "slot_id": seat_starts[i // SEATS_PER_SESSION],
+                    "appointment_type_id": group["id"],
+                },
+                headers,
+            )
+            for i in range(rounds * count)
+        ]
+        figures["seat_reserve"] = await measure(
+            "seat reserve", pg, svc, _in_rounds(seat_reserves, count), 201
+        )
     return figures
+
+
+# Seats each session of the seat-reserve round gets (the type's capacity is 500).
+SEATS_PER_SESSION = 100
 
 
 def main(count: int, rounds: int = 3, fast_paths: bool = True, workers: int = 4) -> dict[str, Any]:

@@ -344,8 +344,7 @@ def test_racing_clients_on_two_workers_take_exactly_the_capacity(
                 return response.status_code, response.json().get("code", "")
 
         answers = race(database_url, [functools.partial(take_seat, c["id"]) for c in racers])
-
-    assert sorted(status for status, _ in answers) == [201] * 5 + [409] * 7, answers
+        assert sorted(status for status, _ in answers) == [201] * 5 + [409] * 7, answers
     assert {code for status, code in answers if status == 409} == {"session_full"}
     assert api.sql("SELECT count(*), max(seats_taken) FROM group_sessions") == [(1, 5)]
     live = api.sql("SELECT count(*) FROM reservations WHERE status = 'held'")
@@ -433,13 +432,36 @@ def test_an_availability_edit_cancels_a_session_whole(api: Api) -> None:
     assert api.sql("SELECT max(seats_taken) FROM group_sessions") == [(0,)]
 
 
-def test_a_series_of_a_group_type_is_refused_not_booked_plain(api: Api) -> None:
-    provider, kind, first = group(api)
-    (a,) = clients(api, 1)
-    response = api.client.post(
-        f"/clients/{a}/series",
-        json={"slot_id": first["id"], "appointment_type_id": kind["id"], "repeat": {"count": 2}},
-    )
-    assert response.status_code == 422
-    assert response.json()["code"] == "validation_error"
-    assert api.sql("SELECT count(*) FROM reservations") == [(0,)]
+def test_a_series_of_a_group_type_takes_a_seat_every_week(api: Api) -> None:
+    provider, kind, first = group(api, capacity=2)
+    for k in (1, 2):
+        api.publish(provider["id"], AT + timedelta(weeks=k), AT + timedelta(weeks=k, hours=1))
+    week_one = api.slot_at(provider["id"], AT + timedelta(weeks=1))
+    a, b, c = clients(api, 3)
+    # Week 1's session is full already (two seats of another client's).
+    assert seat(api, c, week_one, kind["id"], seats=2).status_code == 201
+    body = {"slot_id": first["id"], "appointment_type_id": kind["id"], "repeat": {"count": 3}}
+    refused = api.client.post(f"/clients/{a}/series", json=body)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "series_conflict"
+    assert [c["code"] for c in refused.json()["conflicts"]] == ["session_full"]
+    mine = "SELECT count(*) FROM reservations WHERE client_id = :c"
+    assert api.sql(mine, c=api.db_id(a)) == [(0,)]
+    booked = api.client.post(f"/clients/{a}/series", json=body | {"policy": "available"})
+    assert booked.status_code == 201, booked.text
+    series = booked.json()
+    starts = [r["start_time"] for r in series["reservations"]]
+    assert starts == [iso(AT), iso(AT + timedelta(weeks=2))]
+    assert all(r["session_id"] for r in series["reservations"])
+    assert [s["code"] for s in series["skipped"]] == ["session_full"]
+    # Another client joins week 0's session.
+    assert seat(api, b, first["id"], kind["id"]).status_code == 201
+    confirmed = api.ok("POST", f"/clients/{a}/series/{series['id']}/confirm")
+    assert {r["status"] for r in confirmed["reservations"]} == {"confirmed"}
+    assert statuses(api, provider["id"])[:2] == ["confirmed", "confirmed"]
+    cancelled = api.ok("POST", f"/clients/{a}/series/{series['id']}/cancel")
+    assert {r["status"] for r in cancelled["reservations"]} == {"cancelled"}
+    # Week 0 keeps the other client's held seat; week 2's session ended.
+    slots = api.slots(provider["id"], status="all")
+    assert [s["status"] for s in slots[:2]] == ["reserved", "reserved"]
+    assert [s["status"] for s in slots[8:10]] == ["available", "available"]

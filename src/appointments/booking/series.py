@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.appointment_types import repository as appointment_types
 from appointments.appointment_types.rules import BookingRules
-from appointments.booking import reserve, spans, terms
+from appointments.booking import reserve, sessions, spans, terms
 from appointments.booking.errors import (
     ReservationExpired,
     SeriesConflict,
@@ -29,12 +30,11 @@ from appointments.booking.errors import (
 )
 from appointments.booking.repository import Owner
 from appointments.booking.schemas import RefusalOut
-from appointments.errors import DomainError, NotFound, ValidationFailed
+from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
 from appointments.providers import repository as providers_repository
 from appointments.scheduling import holds, outbox, slots
 from appointments.scheduling import rules as core
-from appointments.scheduling.errors import DailyLimitReached, TooFarAhead, TooLateToBook
 from appointments.scheduling.events import EventType
 from appointments.scheduling.models import (
     Reservation,
@@ -46,8 +46,7 @@ from appointments.scheduling.models import (
 )
 from appointments.settings import Settings
 
-# What may refuse one occurrence; anything else fails the whole request.
-_OCCURRENCE_REFUSALS = (TooLateToBook, TooFarAhead, SlotUnavailable, DailyLimitReached)
+_Passed = TypeVar("_Passed", spans.Claim, Reservation)
 
 
 @dataclass(frozen=True)
@@ -130,11 +129,7 @@ async def reserve_series(
             raise NotFound(f"appointment type {request.appointment_type_id!r} does not exist")
         kind, zone = found
         rules = BookingRules.of(kind, settings)
-    if rules.books_sessions:
-        # Occurrences in group sessions are not built yet: refused, never booked as
-        # plain appointments (which would take a session's slots from under it).
-        raise ValidationFailed("a series of a group type (capacity > 1) is not supported yet")
-    if request.seats > 1:
+    if request.seats > 1 and not rules.books_sessions:
         core.check_session_has_room(1, request.seats)
     # The whole series is one hold against the limit, checked before anything is held.
     core.check_hold_limit(
@@ -162,29 +157,61 @@ async def reserve_series(
     # share a capped day).
     present = [(start, found_slots.get(start) if exists else None) for start, exists in starts]
     anchors = [slot for _, slot in present if slot is not None]
-    outcomes = iter(
-        await reserve.claim_spans(session, anchor.provider_id, rules, zone, anchors, now)
+    if rules.books_sessions:
+        # Seats: each occurrence joins or opens the session at its start.
+        seated = await sessions.hold_occurrences(
+            session,
+            settings,
+            client_id,
+            anchors,
+            rules,
+            zone,
+            now,
+            expires_at,
+            request.seats,
+            series.id,
+        )
+        held, refused = _sorted_out(present, seated, Reservation)
+        _check_policy(request, refused, bool(held))
+        return SeriesResult(series, held, skipped=refused)
+    outcomes = await reserve.claim_spans(session, anchor.provider_id, rules, zone, anchors, now)
+    claims, refused = _sorted_out(present, outcomes, spans.Claim)
+    _check_policy(request, refused, bool(claims))
+    held = await reserve.hold_claims(
+        session, client_id, rules, claims, now, expires_at, series_id=series.id
     )
-    claims: list[spans.Claim] = []
+    return SeriesResult(series, held, skipped=refused)
+
+
+def _sorted_out(
+    present: Sequence[tuple[datetime, Slot | None]],
+    outcomes: Sequence[_Passed | DomainError],
+    passed: type[_Passed],
+) -> tuple[list[_Passed], list[Refusal]]:
+    """Each occurrence's outcome (those with a slot, in order) as the passed ones and the
+    refusals; an error that is not an occurrence's refusal fails the whole request."""
+    remaining = iter(outcomes)
+    passing: list[_Passed] = []
     refused: list[Refusal] = []
     for start, slot in present:
-        outcome = next(outcomes) if slot is not None else SlotUnavailable("no slot starts then")
-        if isinstance(outcome, spans.Claim):
-            claims.append(outcome)
-        elif isinstance(outcome, _OCCURRENCE_REFUSALS):
+        outcome = next(remaining) if slot is not None else SlotUnavailable("no slot starts then")
+        if isinstance(outcome, passed):
+            passing.append(outcome)
+        elif isinstance(outcome, sessions.OCCURRENCE_REFUSALS):
             refused.append(Refusal(start, outcome.code))
         else:
+            assert isinstance(outcome, DomainError)
             raise outcome
-    if refused and (request.policy is SeriesPolicy.ALL or not claims):
+    return passing, refused
+
+
+def _check_policy(request: SeriesRequest, refused: Sequence[Refusal], any_passed: bool) -> None:
+    if refused and (request.policy is SeriesPolicy.ALL or not any_passed):
         # Raising rolls back the transaction: nothing of the series stays.
         raise SeriesConflict(
             f"{len(refused)} of {request.count} occurrence(s) cannot be booked",
             conflicts=[RefusalOut(start_time=r.start_time, code=r.code) for r in refused],
         )
-    held = await reserve.hold_claims(
-        session, client_id, rules, claims, now, expires_at, series_id=series.id
-    )
-    return SeriesResult(series, held, skipped=refused)
 
 
 async def _owned_series(session: AsyncSession, owner: Owner, series_id: str) -> Series:
@@ -236,6 +263,7 @@ async def confirm_series(
     confirmed = result.all()
     if confirmed:
         await slots.mark_confirmed_many(session, confirmed)
+        await sessions.settle_confirmed(session, confirmed)
         await outbox.record(session, EventType.CONFIRMED, confirmed, now)
     occurrences = await _occurrences(session, series)
     if not confirmed and any(r.status == ReservationStatus.HELD for r in occurrences):

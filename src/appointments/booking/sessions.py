@@ -19,12 +19,13 @@ from sqlalchemy.orm import aliased
 
 from appointments.appointment_types.rules import BookingRules
 from appointments.booking import spans, terms
-from appointments.booking.errors import AlreadyBooked, SlotUnavailable
-from appointments.errors import NotFound
+from appointments.booking.errors import AlreadyBooked, SessionFull, SlotUnavailable
+from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
 from appointments.scheduling import holds, outbox, seats, slots
 from appointments.scheduling import rules as core
+from appointments.scheduling.errors import DailyLimitReached, TooFarAhead, TooLateToBook
 from appointments.scheduling.events import EventType
 from appointments.scheduling.models import (
     GroupSession,
@@ -47,8 +48,10 @@ async def hold_seats(
     asked: int,
     *,
     check_limit: bool,
+    series_id: uuid.UUID | None = None,
 ) -> Reservation:
-    """Hold `asked` seats of the group type `rules` describe at `anchor` for the client."""
+    """Hold `asked` seats of the group type `rules` describe at `anchor` for the client
+    (as an occurrence of series `series_id` when given)."""
     assert rules.type_id is not None
     rules.check_start(anchor.start_time, now)
     # The open session's run-out seats are written down first: their places are free.
@@ -73,12 +76,79 @@ async def hold_seats(
         expires_at=expires_at,
         seats=asked,
         session_id=place.id,
+        series_id=series_id,
     )
     session.add(reservation)
     await session.flush()
     await seats.settle(session, [place.id])
     await outbox.record(session, EventType.HELD, [reservation.id], now)
     return reservation
+
+
+# What may refuse one occurrence of a series; anything else fails the whole request.
+OCCURRENCE_REFUSALS = (
+    TooLateToBook,
+    TooFarAhead,
+    SlotUnavailable,
+    DailyLimitReached,
+    SessionFull,
+    AlreadyBooked,
+)
+
+
+async def hold_occurrences(
+    session: AsyncSession,
+    settings: Settings,
+    client_id: uuid.UUID,
+    anchors: Sequence[SlotRecord],
+    rules: BookingRules,
+    zone: str,
+    now: datetime,
+    expires_at: datetime,
+    asked: int,
+    series_id: uuid.UUID,
+) -> list[Reservation | DomainError]:
+    """`hold_seats` for each occurrence of a series of a group type, in start order (so
+    every lock is taken ascending), each in a savepoint: an occurrence refused leaves
+    nothing behind, the others stand. The series is one hold: no limit check here."""
+    results: list[Reservation | DomainError] = []
+    for anchor in anchors:
+        try:
+            async with session.begin_nested():
+                held = await hold_seats(
+                    session,
+                    settings,
+                    client_id,
+                    anchor,
+                    rules,
+                    zone,
+                    now,
+                    expires_at,
+                    asked,
+                    check_limit=False,
+                    series_id=series_id,
+                )
+        except OCCURRENCE_REFUSALS as refusal:
+            results.append(refusal)
+            continue
+        results.append(held)
+    return results
+
+
+async def settle_confirmed(session: AsyncSession, reservation_ids: Sequence[uuid.UUID]) -> None:
+    """After seats were confirmed (their rows first): lock their sessions, in id order,
+    and write their slots confirmed."""
+    query = (
+        select(GroupSession.id)
+        .where(
+            GroupSession.id.in_(
+                select(Reservation.session_id).where(Reservation.id.in_(list(reservation_ids)))
+            )
+        )
+        .order_by(GroupSession.id)
+        .with_for_update()
+    )
+    await seats.settle(session, (await session.scalars(query)).all())
 
 
 async def _place(
@@ -99,18 +169,23 @@ async def _place(
     if place is not None:
         return place
     try:
-        return await _open(
-            session,
-            settings,
-            client_id,
-            anchor,
-            rules,
-            zone,
-            now,
-            expires_at,
-            asked,
-            check_limit=check_limit,
-        )
+        # In a savepoint: a FOR UPDATE that waited for a rival keeps its lock on the
+        # rows it then found taken; rolled back, those slot locks go with it, so the
+        # join below holds no slot while it waits for the session's row (a rival
+        # inside the session settles those slots: that wait was a deadlock).
+        async with session.begin_nested():
+            return await _open(
+                session,
+                settings,
+                client_id,
+                anchor,
+                rules,
+                zone,
+                now,
+                expires_at,
+                asked,
+                check_limit=check_limit,
+            )
     except SlotUnavailable:
         # A rival may have opened the session meanwhile (its slots are no longer
         # free, and a fresh statement sees it): then these seats join it.
