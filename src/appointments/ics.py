@@ -2,8 +2,12 @@
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from icalendar import Timezone
 
 from appointments.scheduling.models import ReservationStatus
 
@@ -87,6 +91,17 @@ def calendar(name: str, bookings: Iterable[tuple[Booked, str]], generated_at: da
     return "".join(parts)
 
 
+@dataclass(frozen=True)
+class Occurrence:
+    """One instance of a series, for a change sent on its own: the series' UID, and the
+    instance's start as the series' rule made it (its RECURRENCE-ID), on the wall clock
+    of `zone`."""
+
+    series_uid: str
+    original_start: datetime
+    zone: str
+
+
 def invite(
     *,
     method: str,
@@ -98,19 +113,36 @@ def invite(
     organizer: str,
     attendee: str,
     stamp: datetime,
+    occurrence: Occurrence | None = None,
 ) -> str:
     """An iTIP message (RFC 5546) for one appointment: `REQUEST` to add or update it in the
     attendee's calendar, `CANCEL` to remove it. Calendar apps match versions by UID and
-    keep the one with the highest SEQUENCE."""
+    keep the one with the highest SEQUENCE. For one occurrence of a series, the series'
+    UID and the occurrence's RECURRENCE-ID: the change applies to that instance only."""
     cancelled = method == "CANCEL"
+    if occurrence is not None:
+        uid = occurrence.series_uid
+        local = occurrence.original_start.astimezone(ZoneInfo(occurrence.zone))
+        moment = occurrence.original_start
+        zone_lines = _timezone_lines(occurrence.zone, moment, moment)
+        recurrence_id = (
+            f"RECURRENCE-ID:{_utc(moment)}"
+            if occurrence.zone == "UTC"
+            else f"RECURRENCE-ID;TZID={occurrence.zone}:{local:%Y%m%dT%H%M%S}"
+        )
+        identity = [recurrence_id]
+    else:
+        zone_lines, identity = [], []
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
         f"PRODID:{PRODID}",
         "CALSCALE:GREGORIAN",
         f"METHOD:{method}",
+        *zone_lines,
         "BEGIN:VEVENT",
         f"UID:{uid}",
+        *identity,
         f"SEQUENCE:{sequence}",
         f"DTSTAMP:{_utc(stamp)}",
         f"DTSTART:{_utc(start)}",
@@ -119,6 +151,79 @@ def invite(
         f"ORGANIZER:mailto:{organizer}",
         f"ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:{attendee}",
         f"STATUS:{'CANCELLED' if cancelled else 'CONFIRMED'}",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return "".join(_fold(line) + "\r\n" for line in lines)
+
+
+def _timezone_lines(zone: str, first: datetime, last: datetime) -> list[str]:
+    """The zone's VTIMEZONE over [first, last] as content lines (RFC 5545 wants one for
+    every TZID used); none for UTC."""
+    if zone == "UTC":
+        return []
+    block = Timezone.from_tzid(
+        zone, first_date=first.date() - timedelta(days=1), last_date=last.date() + timedelta(days=1)
+    )
+    text: str = block.to_ical().decode()
+    return [line for line in text.splitlines() if line]
+
+
+def series_invite(
+    *,
+    uid: str,
+    sequence: int,
+    first_start: datetime,
+    duration: timedelta,
+    zone: str,
+    interval_weeks: int,
+    count: int,
+    excluded_weeks: Iterable[int],
+    summary: str,
+    organizer: str,
+    attendee: str,
+    stamp: datetime,
+) -> str:
+    """A `REQUEST` for a weekly series as one VEVENT: DTSTART in the provider's zone, an
+    RRULE (`FREQ=WEEKLY;INTERVAL;COUNT`) that calendar apps expand on that wall clock
+    (10:00 stays 10:00 across a daylight-saving change), and an EXDATE for every
+    occurrence that is not booked (`excluded_weeks`: k of the k-th, from 0)."""
+    tz = ZoneInfo(zone)
+    local = first_start.astimezone(tz)
+    last = first_start + timedelta(weeks=interval_weeks * (count - 1))
+
+    def wall(moment: datetime) -> str:
+        if zone == "UTC":
+            return f":{_utc(moment)}"
+        return f";TZID={zone}:{moment.astimezone(tz):%Y%m%dT%H%M%S}"
+
+    def wall_weeks_on(k: int) -> str:
+        """The k-th instance as the rule makes it: DTSTART's wall clock, k steps on."""
+        moment = local.replace(tzinfo=None) + timedelta(weeks=interval_weeks * k)
+        if zone == "UTC":
+            return f":{moment:%Y%m%dT%H%M%S}Z"
+        return f";TZID={zone}:{moment:%Y%m%dT%H%M%S}"
+
+    end_local = local + duration
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODID}",
+        "CALSCALE:GREGORIAN",
+        "METHOD:REQUEST",
+        *_timezone_lines(zone, first_start, last),
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        f"SEQUENCE:{sequence}",
+        f"DTSTAMP:{_utc(stamp)}",
+        f"DTSTART{wall(first_start)}",
+        f"DTEND{wall(end_local)}",
+        f"RRULE:FREQ=WEEKLY;INTERVAL={interval_weeks};COUNT={count}",
+        *(f"EXDATE{wall_weeks_on(k)}" for k in sorted(excluded_weeks)),
+        f"SUMMARY:{_text(summary)}",
+        f"ORGANIZER:mailto:{organizer}",
+        f"ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:{attendee}",
+        "STATUS:CONFIRMED",
         "END:VEVENT",
         "END:VCALENDAR",
     ]

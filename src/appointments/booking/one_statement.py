@@ -162,6 +162,14 @@ async def reserve_autocommit(engine: AsyncEngine, values: dict[str, object]) -> 
     return _outcome(row)
 
 
+# A type's notice (its own, or the service's `:notice_seconds`) and horizon, in SQL
+# over the type row `t`, for `rules.starts_bookable` and `rules.starts_within_horizon`.
+_TYPE_NOTICE = (
+    "(:now + coalesce(make_interval(mins => t.min_notice_minutes),"
+    " make_interval(secs => :notice_seconds)))"
+)
+_TYPE_HORIZON = "(:now + make_interval(days => t.max_advance_days))"
+
 CONFIRM_SQL = f"""
 WITH client AS (
     SELECT id FROM clients WHERE id = :client_id
@@ -176,7 +184,9 @@ WITH client AS (
     UPDATE slots SET status = 'confirmed', hold_expires_at = NULL
      WHERE id IN (SELECT slot_id FROM reservation_slots
                    WHERE reservation_id IN (SELECT id FROM confirmed)
-                      OR session_id IN (SELECT id FROM seat_session))
+                  UNION ALL
+                  SELECT slot_id FROM reservation_slots
+                   WHERE session_id IN (SELECT id FROM seat_session))
     RETURNING 1
 ), recorded AS (
     {insert_from_sql("confirmed", EventType.CONFIRMED)}
@@ -244,3 +254,69 @@ async def confirm(
     if row["changed"]:
         wakeup.committed()
     return Confirmation(row["client_known"], row["changed"], reservation)
+
+
+# A seat in the open session of a group type at the slot: the client's lock, the type's
+# notice and horizon, the hold limit, the seats taken (the conditional UPDATE that the
+# CHECK backs), the hold, its event, and the session's slots held until the latest
+# expiry, as one statement. It books only the plain case: a session that is open, with
+# room, and none of whose seats has run out unwritten; anything else (a session to
+# open, a refusal to explain, run-out seats to write down) inserts nothing, and the
+# caller takes the step-by-step path (`booking.sessions`), which decides and explains.
+SEAT_SQL = f"""
+WITH locked AS (
+    SELECT id FROM clients WHERE id = :client_id FOR NO KEY UPDATE
+), holds AS (
+    SELECT live_holds(:client_id, :now) AS n FROM locked
+), place AS (
+    SELECT g.id FROM slots AS s
+      JOIN appointment_types AS t
+        ON t.id = :type_id AND t.provider_id = s.provider_id
+       AND t.deleted_at IS NULL AND t.capacity > 1
+      JOIN group_sessions AS g
+        ON g.provider_id = s.provider_id AND g.appointment_type_id = t.id
+       AND g.start_time = s.start_time AND g.seats_taken > 0
+     WHERE s.id = :slot_id AND s.status <> 'removed'
+       AND {rules.starts_bookable("s", after=_TYPE_NOTICE)}
+       AND (t.max_advance_days IS NULL
+            OR {rules.starts_within_horizon("s.start_time", latest=_TYPE_HORIZON)})
+       AND {rules.holds_within("(SELECT n FROM holds)")}
+       AND NOT EXISTS (SELECT 1 FROM reservations AS r
+                        WHERE r.session_id = g.id AND {rules.hold_ran_out("r")})
+), taken AS (
+    UPDATE group_sessions SET seats_taken = seats_taken + :seats
+     WHERE id = (SELECT id FROM place) AND seats_taken > 0
+       AND {rules.session_has_room(seats=":seats")}
+    RETURNING *
+), inserted AS (
+    INSERT INTO reservations
+        (id, slot_id, provider_id, client_id, appointment_type_id, status, start_time,
+         end_time, occupied_start, occupied_end, created_at, expires_at, seats, session_id)
+    SELECT :id, slot_id, provider_id, :client_id, appointment_type_id, 'held', start_time,
+           end_time, occupied_start, occupied_end, :now, :expires_at, :seats, id
+      FROM taken
+    RETURNING *
+), recorded AS (
+    {insert_from_sql("inserted", EventType.HELD)}
+    RETURNING 1
+), settled AS (
+    UPDATE slots SET hold_expires_at = greatest(hold_expires_at, :expires_at)
+     WHERE status = 'reserved'
+       AND id IN (SELECT slot_id FROM reservation_slots
+                   WHERE session_id IN (SELECT session_id FROM inserted))
+    RETURNING 1
+)
+SELECT r.* FROM (SELECT 1) AS one LEFT JOIN inserted AS r ON true
+"""
+
+
+async def reserve_seat_autocommit(
+    engine: AsyncEngine, values: dict[str, object]
+) -> ReservationRow | None:
+    """Run `SEAT_SQL` on its own (its own implicit transaction): the seat held, or None
+    when it booked nothing (the caller's step-by-step path decides why)."""
+    row = await rawsql.fetch_row(engine, SEAT_SQL, values)
+    if row["id"] is None:
+        return None
+    wakeup.committed()
+    return ReservationRow(*(row[name] for name in _ROW_FIELDS))

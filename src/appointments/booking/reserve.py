@@ -103,6 +103,60 @@ async def reserve_slot_autocommit(
     return reservation
 
 
+# Types this process has seen booked, and whether each is a group type: a hint (the
+# statement itself checks the type) that spares other typed reserves a wasted statement.
+_group_types: dict[uuid.UUID, bool] = {}
+_GROUP_TYPES_KEPT = 10_000
+
+
+def _remember_type(type_id: uuid.UUID, books_sessions: bool) -> None:
+    if len(_group_types) >= _GROUP_TYPES_KEPT:
+        _group_types.clear()
+    _group_types[type_id] = books_sessions
+
+
+def may_join_in_one_statement(appointment_type_id: str | None) -> bool:
+    """Whether a reserve of this type should first try `one_statement.SEAT_SQL`."""
+    if appointment_type_id is None:
+        return False
+    try:
+        return _group_types.get(uuid.UUID(appointment_type_id), False)
+    except ValueError:
+        return False
+
+
+async def reserve_seat_autocommit(
+    engine: AsyncEngine,
+    settings: Settings,
+    client_id: str,
+    slot_id: str,
+    appointment_type_id: str,
+    seats: int,
+    now: datetime,
+) -> one_statement.ReservationRow | None:
+    """PostgreSQL, a group type's reserve with no Idempotency-Key: a seat in the open
+    session at the slot as one statement committing by itself, or None when that
+    statement booked nothing (the caller takes the step-by-step path, which decides and
+    explains: a session to open, a refusal, run-out seats to write down)."""
+    try:
+        ids = (uuid.UUID(client_id), uuid.UUID(slot_id), uuid.UUID(appointment_type_id))
+    except ValueError:
+        return None
+    values = {
+        "id": uuid.uuid4(),
+        "client_id": ids[0],
+        "slot_id": ids[1],
+        "type_id": ids[2],
+        "seats": seats,
+        "now": now,
+        "expires_at": now + timedelta(seconds=settings.hold_seconds),
+        "notice_seconds": float(settings.min_notice_seconds),
+        "max_holds": settings.max_holds_per_client,
+    }
+    with sessions.one_seat_per_client():
+        return await one_statement.reserve_seat_autocommit(engine, values)
+
+
 def _needs_steps(outcome: one_statement.Outcome) -> bool:
     """The statement left the slot alone only because a group session's run-out seats
     occupy it: the step-by-step path writes them down and claims it."""
@@ -203,6 +257,7 @@ async def reserve_appointment(
         raise NotFound(f"appointment type {appointment_type_id!r} does not exist")
     kind, zone = found
     rules = BookingRules.of(kind, settings)
+    _remember_type(kind.id, rules.books_sessions)
     expires_at = now + timedelta(seconds=settings.hold_seconds)
     if rules.books_sessions:
         return await sessions.hold_seats(
@@ -293,6 +348,7 @@ async def hold_claims(
             created_at=now,
             expires_at=expires_at,
             series_id=series_id,
+            series_start=None if series_id is None else claim.span.start,
             seats=1,
         )
         for claim in claims

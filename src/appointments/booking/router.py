@@ -14,7 +14,12 @@ from appointments.booking.cancel import cancel_reservation
 from appointments.booking.confirm import confirm_hold, confirm_hold_autocommit
 from appointments.booking.repository import Owner
 from appointments.booking.reschedule import reschedule as reschedule_reservation
-from appointments.booking.reserve import reserve_slot, reserve_slot_autocommit
+from appointments.booking.reserve import (
+    may_join_in_one_statement,
+    reserve_seat_autocommit,
+    reserve_slot,
+    reserve_slot_autocommit,
+)
 from appointments.booking.schemas import (
     CancelIn,
     ConfirmIn,
@@ -107,6 +112,19 @@ async def reserve_answer(
     engine = _engine(session)
     if autocommits(engine, idempotency_key) and _plain(data):
         return await reserve_autocommit_answer(engine, now, settings, client_id, data)
+    if autocommits(engine, idempotency_key) and may_join_in_one_statement(data.appointment_type_id):
+        assert data.appointment_type_id is not None
+        held = await reserve_seat_autocommit(
+            engine, settings, client_id, data.slot_id, data.appointment_type_id, data.seats, now
+        )
+        if held is not None:
+            seated = held
+
+            async def joined() -> tuple[int, ReservationOut]:
+                return 201, ReservationOut.at(seated, now)
+
+            return await run_counted("held", joined)
+        # Not the plain join: the step-by-step path below decides, and explains.
     # Locked first: a client's reserves run one at a time (hold limit, idempotency key).
     client = await clients.lock_client(session, client_id)
 

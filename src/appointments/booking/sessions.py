@@ -9,17 +9,21 @@ seats than the capacity, whatever the concurrency.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from appointments.appointment_types.rules import BookingRules
 from appointments.booking import spans, terms
 from appointments.booking.errors import AlreadyBooked, SessionFull, SlotUnavailable
+from appointments.db import violates
 from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
@@ -28,12 +32,25 @@ from appointments.scheduling import rules as core
 from appointments.scheduling.errors import DailyLimitReached, TooFarAhead, TooLateToBook
 from appointments.scheduling.events import EventType
 from appointments.scheduling.models import (
+    ONE_SEAT_PER_CLIENT,
     GroupSession,
     Reservation,
     ReservationStatus,
     SlotRecord,
 )
 from appointments.settings import Settings
+
+
+@contextmanager
+def one_seat_per_client() -> Iterator[None]:
+    """The unique index refusing a client's second live seat in a session (a rival
+    request of the same client committed first): 409 `already_booked`, not 500."""
+    try:
+        yield
+    except (IntegrityError, asyncpg.UniqueViolationError) as exc:
+        if violates(exc, ONE_SEAT_PER_CLIENT):
+            raise AlreadyBooked("the client already has a seat in this session") from exc
+        raise
 
 
 async def hold_seats(
@@ -77,9 +94,11 @@ async def hold_seats(
         seats=asked,
         session_id=place.id,
         series_id=series_id,
+        series_start=None if series_id is None else place.start_time,
     )
-    session.add(reservation)
-    await session.flush()
+    with one_seat_per_client():
+        session.add(reservation)
+        await session.flush()
     await seats.settle(session, [place.id])
     await outbox.record(session, EventType.HELD, [reservation.id], now)
     return reservation

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.clients.models import Client
@@ -20,6 +20,7 @@ from appointments.notifications.metrics import EVENTS
 from appointments.notifications.models import Channel, Delivery, DeliveryStatus, WebhookEndpoint
 from appointments.providers.models import Provider
 from appointments.scheduling.events import Event, EventType
+from appointments.scheduling.models import Reservation
 from appointments.settings import Settings
 
 
@@ -45,6 +46,7 @@ async def dispatch(session: AsyncSession, settings: Settings, now: datetime, lim
         return 0
     endpoints = await _endpoints_for(session, events)
     clients, providers = await _parties(session, events)
+    leads = await _series_leads(session, events)
     rows: list[dict[str, object]] = []
     for event in events:
         EVENTS.labels(type=event.type).inc()
@@ -53,7 +55,7 @@ async def dispatch(session: AsyncSession, settings: Settings, now: datetime, lim
                 rows.append(_row(event, now, Channel.WEBHOOK, endpoint_id=endpoint.id))
         client = clients.get(event.client_id) if event.client_id else None
         provider = providers.get(event.provider_id) if event.provider_id else None
-        for planned in mail.plan(event, client, provider, settings):
+        for planned in mail.plan(event, client, provider, settings, series_lead=event.id in leads):
             rows.append(
                 _row(
                     event,
@@ -72,6 +74,26 @@ async def dispatch(session: AsyncSession, settings: Settings, now: datetime, lim
         .execution_options(synchronize_session=False)
     )
     return len(events)
+
+
+async def _series_leads(session: AsyncSession, events: Sequence[Event]) -> set[uuid.UUID]:
+    """The confirmations that tell a whole series: of each series confirmed at one moment,
+    the event of its earliest occurrence confirmed then (one statement for the batch)."""
+    confirmed = [e for e in events if e.type == EventType.CONFIRMED and e.series_id is not None]
+    if not confirmed:
+        return set()
+    firsts = (
+        await session.execute(
+            select(
+                Reservation.series_id, Reservation.confirmed_at, func.min(Reservation.start_time)
+            )
+            .where(Reservation.series_id.in_({e.series_id for e in confirmed}))
+            .where(Reservation.confirmed_at.is_not(None))
+            .group_by(Reservation.series_id, Reservation.confirmed_at)
+        )
+    ).all()
+    first_of = {(series_id, at): start for series_id, at, start in firsts}
+    return {e.id for e in confirmed if first_of.get((e.series_id, e.occurred_at)) == e.start_time}
 
 
 def _row(

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import aiosmtplib
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from appointments.ics import invite
+from appointments.ics import Occurrence, invite, series_invite
 from appointments.scheduling.events import Event, EventType
 from appointments.settings import Settings
 
@@ -45,10 +45,17 @@ class Party:
 
 
 def plan(
-    event: Event, client: Party | None, provider: Party | None, settings: Settings
+    event: Event,
+    client: Party | None,
+    provider: Party | None,
+    settings: Settings,
+    *,
+    series_lead: bool = False,
 ) -> list[Planned]:
     """The mails an event causes. Holds and their expiry tell nobody by mail: only
-    bookings (confirmed, or cancelled after being confirmed) do."""
+    bookings (confirmed, or cancelled after being confirmed) do. A confirmed series is
+    told once, by its first occurrence's event (`series_lead`): one message, one invite
+    for every week; each occurrence keeps its own reminder."""
     now = event.occurred_at
     mails: list[Planned] = []
     client_email = client.email if client is not None else None
@@ -56,12 +63,16 @@ def plan(
     confirmed = event.status == "confirmed"
     if event.type == EventType.CONFIRMED or (event.type == EventType.RESCHEDULED and confirmed):
         kind = "confirmed" if event.type == EventType.CONFIRMED else "rescheduled"
+        told = True
+        if kind == "confirmed" and event.series_id is not None:
+            kind, told = "series_confirmed", series_lead
         if client_email:
-            mails.append(Planned(client_email, kind, now))
+            if told:
+                mails.append(Planned(client_email, kind, now))
             reminder = _reminder_due(event, settings)
             if reminder is not None:
                 mails.append(Planned(client_email, "reminder", reminder))
-        if provider_email:
+        if provider_email and told:
             mails.append(Planned(provider_email, f"provider_{kind}", now))
     elif event.type == EventType.CANCELLED and event.confirmed_at is not None:
         if client_email:
@@ -80,6 +91,17 @@ def _reminder_due(event: Event, settings: Settings) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class SeriesOf:
+    """What a series' messages need of it: its rule, and the weeks booked (k from 0)."""
+
+    id: uuid.UUID
+    first_start: datetime
+    interval_weeks: int
+    count: int
+    booked_weeks: frozenset[int]
+
+
+@dataclass(frozen=True)
 class Letter:
     """Everything a message needs, read from the database when it is sent."""
 
@@ -90,6 +112,13 @@ class Letter:
     client: Party
     provider: Party
     type_name: str | None
+    # Of an occurrence of a series: the series, and the occurrence's start as booked.
+    series: SeriesOf | None = None
+    series_start: datetime | None = None
+
+
+def series_uid(series_id: uuid.UUID) -> str:
+    return f"series-{series_id}@appointments"
 
 
 _WORDS = {
@@ -100,6 +129,16 @@ _WORDS = {
     "provider_confirmed": ("New booking", "A booking with you is confirmed.", None),
     "provider_rescheduled": ("Booking moved", "A booking with you has moved.", None),
     "provider_cancelled": ("Booking cancelled", "A booking with you was cancelled.", None),
+    "series_confirmed": (
+        "Weekly booking confirmed",
+        "Your weekly booking is confirmed.",
+        "REQUEST",
+    ),
+    "provider_series_confirmed": (
+        "New weekly booking",
+        "A weekly booking with you is confirmed.",
+        None,
+    ),
 }
 
 
@@ -127,6 +166,13 @@ def compose(letter: Letter, settings: Settings, now: datetime) -> EmailMessage:
     previous = None
     if event.previous_start is not None and event.previous_end is not None:
         previous = _when(event.previous_start, event.previous_end, letter.provider.timezone)
+    series = letter.series
+    if letter.template.endswith("series_confirmed") and series is not None:
+        weeks = (
+            "every week" if series.interval_weeks == 1 else f"every {series.interval_weeks} weeks"
+        )
+        booked = len(series.booked_weeks)
+        when = f"{weeks}, {booked} appointment(s), the first on {when}"
     subject = f"{title}: {what} on {when}"
     context = {
         "subject": subject,
@@ -152,8 +198,30 @@ def compose(letter: Letter, settings: Settings, now: datetime) -> EmailMessage:
     message["Message-ID"] = f"<{letter.delivery_id}@appointments>"
     message.set_content(_templates.get_template("mail.txt").render(context))
     message.add_alternative(_templates.get_template("mail.html").render(context), subtype="html")
-    if method is not None:
-        organizer = letter.provider.email or parseaddr(settings.mail_from)[1]
+    organizer = letter.provider.email or parseaddr(settings.mail_from)[1]
+    summary = f"{what} with {letter.provider.name}"
+    if letter.template == "series_confirmed" and series is not None:
+        calendar = series_invite(
+            uid=series_uid(series.id),
+            sequence=0,
+            first_start=series.first_start,
+            duration=event.end_time - event.start_time,
+            zone=letter.provider.timezone,
+            interval_weeks=series.interval_weeks,
+            count=series.count,
+            excluded_weeks=[k for k in range(series.count) if k not in series.booked_weeks],
+            summary=summary,
+            organizer=organizer,
+            attendee=letter.recipient,
+            stamp=event.occurred_at,
+        )
+        _attach(message, calendar, "REQUEST")
+    elif method is not None:
+        occurrence = None
+        if series is not None and letter.series_start is not None:
+            occurrence = Occurrence(
+                series_uid(series.id), letter.series_start, letter.provider.timezone
+            )
         calendar = invite(
             method=method,
             uid=f"{event.reservation_id}@appointments",
@@ -161,19 +229,24 @@ def compose(letter: Letter, settings: Settings, now: datetime) -> EmailMessage:
             sequence=(event.revision or 0) + (1 if method == "CANCEL" else 0),
             start=event.start_time,
             end=event.end_time,
-            summary=f"{what} with {letter.provider.name}",
+            summary=summary,
             organizer=organizer,
             attendee=letter.recipient,
             stamp=event.occurred_at,
+            occurrence=occurrence,
         )
-        message.add_attachment(
-            calendar.encode(),
-            maintype="text",
-            subtype="calendar",
-            filename="invite.ics",
-            params={"method": method, "charset": "utf-8"},
-        )
+        _attach(message, calendar, method)
     return message
+
+
+def _attach(message: EmailMessage, calendar: str, method: str) -> None:
+    message.add_attachment(
+        calendar.encode(),
+        maintype="text",
+        subtype="calendar",
+        filename="invite.ics",
+        params={"method": method, "charset": "utf-8"},
+    )
 
 
 async def send(message: EmailMessage, settings: Settings, delivery_id: uuid.UUID) -> None:

@@ -35,9 +35,10 @@ from appointments.notifications.payload import body_of
 from appointments.notifications.senders import WebhookSender
 from appointments.notifications.webhook import send_webhook
 from appointments.providers.models import Provider
+from appointments.scheduling import rules as core
 from appointments.scheduling import wakeup
 from appointments.scheduling.events import Event
-from appointments.scheduling.models import Reservation, ReservationStatus
+from appointments.scheduling.models import Reservation, ReservationStatus, Series
 from appointments.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -178,7 +179,13 @@ async def _letter(
         if event.appointment_type_id
         else None
     )
+    series = None
+    if event.series_id is not None:
+        zone = provider.timezone if provider else "UTC"
+        series = await _series_of(session, event.series_id, zone)
     letter = mail.Letter(
+        series=series,
+        series_start=current.series_start if current is not None else None,
         delivery_id=delivery.id,
         template=str(delivery.template),
         recipient=str(delivery.recipient),
@@ -192,6 +199,31 @@ async def _letter(
         type_name=kind.name if kind else None,
     )
     return letter, False
+
+
+async def _series_of(
+    session: AsyncSession, series_id: uuid.UUID, zone: str
+) -> mail.SeriesOf | None:
+    """The series' rule and the weeks whose occurrence is booked (confirmed, by the start
+    the series gave it), for its invite."""
+    series = await session.get(Series, series_id)
+    if series is None:
+        return None
+    starts = (
+        await session.scalars(
+            select(Reservation.series_start).where(
+                Reservation.series_id == series_id,
+                Reservation.status == ReservationStatus.CONFIRMED,
+            )
+        )
+    ).all()
+    booked = set(starts)
+    weeks = frozenset(
+        k
+        for k in range(series.count)
+        if core.same_time_weeks_later(series.first_start, zone, k * series.interval_weeks) in booked
+    )
+    return mail.SeriesOf(series.id, series.first_start, series.interval_weeks, series.count, weeks)
 
 
 async def _send(job: Job, settings: Settings, http: WebhookSender, now: datetime) -> Outcome:

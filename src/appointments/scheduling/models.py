@@ -103,6 +103,17 @@ ONE_LIVE_PER_SLOT = Index(
     postgresql_where=text("status IN ('held', 'confirmed') AND session_id IS NULL"),
     sqlite_where=text("status IN ('held', 'confirmed') AND session_id IS NULL"),
 )
+# One live reservation per client in a group session (`already_booked`), whatever the
+# concurrency. Run-out holds still count until written down as expired: every join
+# writes the session's run-out seats down first, or leaves the join to a path that does.
+ONE_SEAT_PER_CLIENT = Index(
+    "uq_reservations_one_seat_per_client",
+    "session_id",
+    "client_id",
+    unique=True,
+    postgresql_where=text("session_id IS NOT NULL AND status IN ('held', 'confirmed')"),
+    sqlite_where=text("session_id IS NOT NULL AND status IN ('held', 'confirmed')"),
+)
 ONE_RESERVATION_PER_SLOT = PrimaryKeyConstraint(
     "slot_id", name="uq_reservation_slots_one_reservation_per_slot"
 )
@@ -140,6 +151,9 @@ class Reservation(Base):
     series_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("series.id", ondelete="CASCADE")
     )
+    # An occurrence's start as its series booked it (its RECURRENCE-ID in invites,
+    # whatever moves follow); null outside a series.
+    series_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # How many places it takes: 1, or more in a group session.
     seats: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The group session these seats are in (`GroupSession`), or null: then the
@@ -154,6 +168,7 @@ class Reservation(Base):
         ),
         CheckConstraint("seats >= 1", name="seats_positive"),
         ONE_LIVE_PER_SLOT,
+        ONE_SEAT_PER_CLIENT,
         # The sweeper's search for stale holds.
         Index(
             "ix_reservations_held_expires_at",
