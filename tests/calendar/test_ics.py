@@ -121,3 +121,34 @@ def test_every_upcoming_booking_is_in_the_feed_whatever_the_past_holds(api: Api)
         # The past kept is the latest: it ends with the 5,001st.
         last_past = START - timedelta(days=60) + timedelta(minutes=15 * 5000)
         assert found[-2].decoded("DTSTART") == last_past
+
+
+def test_a_group_session_is_one_event_in_the_provider_feed(api: Api) -> None:
+    provider = api.provider()
+    kind = api.appointment_type(provider["id"], name="Yoga", duration_minutes=30, capacity=3)
+    api.publish(provider["id"], DAY, DAY + timedelta(hours=1))
+    first = api.slot_at(provider["id"], DAY)
+    seated = []
+    for name in ("Bob", "Eve"):
+        customer = api.customer(name, f"{name.lower()}@example.com")
+        response = api.client.post(
+            f"/clients/{customer['id']}/reserve",
+            json={"slot_id": first, "appointment_type_id": kind["id"], "seats": 1},
+        )
+        assert response.status_code == 201, response.text
+        api.confirm(customer["id"], response.json()["id"])
+        seated.append((customer, response.json()))
+    (event,) = events(api.client.get(f"/providers/{provider['id']}/reservations.ics").content)
+    assert str(event["UID"]) == f"{seated[0][1]['session_id']}@appointments"
+    assert str(event["SUMMARY"]) == "Group session: 2 seat(s), Bob, Eve"
+    assert str(event["STATUS"]) == "CONFIRMED"
+    assert event["DTEND"].dt - event["DTSTART"].dt == timedelta(minutes=30)
+    # The client's own feed has its seat, named as a group session.
+    bob, bobs_seat = seated[0]
+    (own,) = events(api.client.get(f"/clients/{bob['id']}/reservations.ics").content)
+    assert str(own["UID"]) == f"{bobs_seat['id']}@appointments"
+    assert str(own["SUMMARY"]) == "Group session with Dr Ada"
+    # Every seat cancelled: the session's event reads cancelled.
+    api.ok("POST", f"/providers/{provider['id']}/sessions/{bobs_seat['session_id']}/cancel")
+    (gone,) = events(api.client.get(f"/providers/{provider['id']}/reservations.ics").content)
+    assert str(gone["STATUS"]) == "CANCELLED"

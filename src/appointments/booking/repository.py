@@ -125,7 +125,9 @@ def _with_counterpart(owner: Owner) -> Select[tuple[Reservation, str]]:
     return query.where(owner.condition()).order_by(Reservation.start_time, Reservation.id)
 
 
-def _calendar_rows(owner: Owner) -> Select[tuple[uuid.UUID, str, datetime, datetime, str]]:
+def _calendar_rows(
+    owner: Owner,
+) -> Select[tuple[uuid.UUID, str, datetime, datetime, str, uuid.UUID | None, int]]:
     """Confirmed bookings, and cancelled ones that had been confirmed, as plain rows
     (a feed of 10^5 bookings is built without an ORM object per row) with the other
     party's name."""
@@ -139,6 +141,8 @@ def _calendar_rows(owner: Owner) -> Select[tuple[uuid.UUID, str, datetime, datet
             Reservation.start_time,
             Reservation.end_time,
             counterpart.label("counterpart"),
+            Reservation.session_id,
+            Reservation.seats,
         )
         .join(joined, joined.id == key)
         .where(

@@ -1,7 +1,11 @@
 """An owner's bookings as a downloadable .ics answer (API and web pages alike)."""
 
 import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments import ics
 from appointments.booking import repository
 from appointments.booking.repository import Owner
+from appointments.scheduling.models import ReservationStatus
 
 # Every booking that has not ended is in a feed; of those that have, the latest 1,000
 # of the past 90 days (a calendar app keeps what it saw before).
@@ -22,7 +27,10 @@ async def calendar_response(
     rows = await repository.calendar_bookings(
         session, owner, now, now - CALENDAR_HISTORY, PAST_LIMIT
     )
-    summaries = [(row, f"Appointment with {row.counterpart}") for row in rows]
+    if owner.provider_id is not None:
+        summaries = by_session(rows)
+    else:
+        summaries = [(row, _summary(row)) for row in rows]
     # Off the event loop: a feed of 10^5 bookings is a second of text building.
     body = await asyncio.to_thread(ics.calendar, name, summaries, now)
     return Response(
@@ -30,3 +38,44 @@ async def calendar_response(
         media_type="text/calendar",
         headers={"Content-Disposition": 'attachment; filename="appointments.ics"'},
     )
+
+
+def _summary(row: Any) -> str:
+    if row.session_id is None:
+        return f"Appointment with {row.counterpart}"
+    return f"Group session with {row.counterpart}"
+
+
+@dataclass(frozen=True)
+class SessionEntry:
+    """A group session as one event of the provider's feed (UID: the session's id)."""
+
+    id: uuid.UUID
+    status: str
+    start_time: datetime
+    end_time: datetime
+
+
+def by_session(rows: Sequence[Any]) -> list[tuple[ics.Booked, str]]:
+    """The provider's feed: a plain booking is one event; the seats of a group session
+    are one event for the session (confirmed while any seat is), naming its clients."""
+    firsts: list[Any] = []
+    seats_of: dict[uuid.UUID, list[Any]] = {}
+    for row in rows:
+        if row.session_id is None or row.session_id not in seats_of:
+            firsts.append(row)
+        if row.session_id is not None:
+            seats_of.setdefault(row.session_id, []).append(row)
+    return [
+        (row, _summary(row)) if row.session_id is None else _session(seats_of[row.session_id])
+        for row in firsts
+    ]
+
+
+def _session(seated: Sequence[Any]) -> tuple[ics.Booked, str]:
+    live = [r for r in seated if r.status == ReservationStatus.CONFIRMED]
+    first = seated[0]
+    status = ReservationStatus.CONFIRMED if live else ReservationStatus.CANCELLED
+    names = ", ".join(sorted(r.counterpart for r in live or seated))
+    summary = f"Group session: {sum(r.seats for r in live)} seat(s), {names}"
+    return SessionEntry(first.session_id, status, first.start_time, first.end_time), summary
