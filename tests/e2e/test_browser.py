@@ -309,3 +309,73 @@ def test_a_hold_that_runs_out_refreshes_the_page_with_the_reason(
         assert page.url.startswith(f"{base}/book?provider=")
         expect(page.get_by_role("button", name=label(start, BERLIN))).to_be_visible()
     assert api.sql("SELECT status FROM reservations") == [("held",)]  # not yet swept
+
+
+@pytest.mark.live
+def test_clients_share_a_group_session_and_the_provider_cancels_it(
+    database_url: str, api: Api, tmp_path: Path
+) -> None:
+    update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
+    screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
+    day: date = (datetime.now(BERLIN) + timedelta(days=3)).date()
+    nine = datetime.combine(day, time(9), BERLIN)
+    with (
+        live_server(database_url, workers=2) as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+        sync_playwright() as pw,
+    ):
+        provider = http.post(
+            "/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"}
+        ).json()
+        http.post(
+            f"/providers/{provider['id']}/availability",
+            json={
+                "start_time": nine.astimezone(UTC).isoformat(),
+                "end_time": (nine + timedelta(hours=2)).astimezone(UTC).isoformat(),
+            },
+        ).raise_for_status()
+        kind = http.post(
+            f"/providers/{provider['id']}/appointment-types",
+            json={"name": "Yoga", "duration_minutes": 60, "capacity": 6},
+        ).json()
+        token = bearer(Role.PROVIDER, provider["id"])["Authorization"].removeprefix("Bearer ")
+        with (
+            browser(pw, tmp_path / "carol", "Europe/Berlin") as carol_context,
+            browser(pw, tmp_path / "desk", "Europe/Berlin") as desk_context,
+        ):
+            carol = carol_context.new_page()
+            sign_up(carol, base, "Carol Client", "carol@example.com")
+            carol.goto(f"{base}/book?provider={provider['id']}&type={kind['id']}&week={day}")
+            start = carol.get_by_role("button", name=f"{label(nine, BERLIN)}, 6 of 6 seats left")
+            expect(start).to_be_visible()
+            carol.get_by_label("Seats").first.fill("2")
+            screens.shoot(carol, "13-group-week")
+            start.click()
+            expect(carol.get_by_role("heading", name="Held for you")).to_be_visible()
+            expect(carol.get_by_text("group session: 2 seats")).to_be_visible()
+            carol.get_by_role("button", name="Confirm booking").click()
+            expect(carol.get_by_role("heading", name="You are booked")).to_be_visible()
+            # Another client joins through the API; the week shows what is left.
+            dan = http.post("/clients", json={"name": "Dan", "email": "dan@example.com"}).json()
+            first_slot = http.get(f"/providers/{provider['id']}/availability?status=all").json()
+            http.post(
+                f"/clients/{dan['id']}/reserve",
+                json={"slot_id": first_slot["items"][0]["id"], "appointment_type_id": kind["id"]},
+            ).raise_for_status()
+            carol.goto(f"{base}/book?provider={provider['id']}&type={kind['id']}&week={day}")
+            expect(
+                carol.get_by_role("button", name=f"{label(nine, BERLIN)}, 3 of 6 seats left")
+            ).to_be_visible()
+
+            # The provider sees one session with both clients and cancels it whole.
+            desk = desk_context.new_page()
+            desk.goto(f"{base}/")
+            desk.get_by_role("textbox", name="Access token").fill(token)
+            desk.get_by_role("button", name="Sign in").click()
+            desk.goto(f"{base}/provider?week={day}")
+            expect(desk.get_by_text("Group session: Carol Client, Dan")).to_be_visible()
+            screens.shoot(desk, "14-provider-session")
+            desk.get_by_role("button", name=re.compile("^Cancel the group session")).click()
+            expect(desk.get_by_role("status")).to_have_text("Cancelled the session (2 bookings).")
+            expect(desk.get_by_text("Group session: Carol Client, Dan")).to_have_count(0)
+    assert api.sql("SELECT count(*) FROM reservations WHERE status = 'cancelled'") == [(2,)]

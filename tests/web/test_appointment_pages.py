@@ -120,3 +120,55 @@ def test_a_client_books_45_minutes_and_moves_it(
         90,
         105,
     ]
+
+
+def test_clients_take_seats_in_a_group_session_and_the_provider_cancels_it(
+    api: Api, new_browser: Callable[[], Browser]
+) -> None:
+    provider_id, desk = provider_desk(api, new_browser)
+    group_form = TYPE_FORM | {
+        "name": "Yoga",
+        "duration_minutes": "30",
+        "buffer_after_minutes": "0",
+        "capacity": "4",
+    }
+    desk.submit("/provider/types", group_form, from_page="/provider")
+    (kind,) = api.ok("GET", f"/providers/{provider_id}/appointment-types")["items"]
+    assert kind["capacity"] == 4
+    carol, dave = new_browser(), new_browser()
+    carol.sign_up()
+    dave.sign_up("Dave", "dave@example.com")
+    week_url = f"/book?provider={provider_id}&type={kind['id']}&week=2027-03-04&tz=UTC"
+    week = carol.get(week_url).text
+    assert "4 of 4 seats left" in week
+    assert 'name="seats"' in week
+    first = SLOT_BUTTON.findall(week)[0]
+    held = carol.submit(
+        "/book/hold",
+        {"slot_id": first, "appointment_type_id": kind["id"], "seats": "3"},
+        from_page=week_url,
+    )
+    assert held.url.path.startswith("/book/holds/")
+    # Dave sees one seat left there; two more are refused, one is taken.
+    assert "1 of 4 seats left" in dave.get(week_url).text
+    refused = dave.submit(
+        "/book/hold",
+        {"slot_id": first, "appointment_type_id": kind["id"], "seats": "2"},
+        from_page=week_url,
+    )
+    assert "only 1 seat is left" in refused.text
+    dave.submit(
+        "/book/hold", {"slot_id": first, "appointment_type_id": kind["id"]}, from_page=week_url
+    )
+    (session,) = api.ok("GET", f"/providers/{provider_id}/sessions")["items"]
+    assert session["seats_taken"] == 4
+
+    # The provider's week shows one session with both clients, and cancels it whole.
+    page = desk.get("/provider?week=2027-03-04&tz=UTC").text
+    assert "Group session: Carol, Dave" in page
+    assert "4 seats" in page
+    cancelled = desk.submit(
+        f"/provider/sessions/{session['id']}/cancel", {"week": "2027-03-04"}, from_page="/provider"
+    )
+    assert "Cancelled the session (2 bookings)." in cancelled.text
+    assert api.ok("GET", f"/providers/{provider_id}/sessions")["items"] == []

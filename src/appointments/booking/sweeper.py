@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from appointments.background import stop_if_cancelled
 from appointments.clock import Clock
 from appointments.db import transaction
 from appointments.idempotency import repository as idempotency_keys
@@ -51,6 +52,7 @@ async def run_sweeper(
         try:
             expired = await sweep_once(sessionmaker, clock)
         except Exception:
+            stop_if_cancelled()
             logger.exception("sweep failed; retrying in %ss", interval_seconds)
             continue
         if expired:

@@ -24,6 +24,7 @@ from sqlalchemy import Table, and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from appointments.appointment_types.models import AppointmentType
+from appointments.background import stop_if_cancelled
 from appointments.clients.models import Client
 from appointments.clock import Clock
 from appointments.db import UTCDateTime, transaction
@@ -440,6 +441,7 @@ class Deliverer:
                             await self.count_waiting()
                             counted = last_round
                     except Exception:
+                        stop_if_cancelled()
                         more = backlog = False
                         logger.exception("delivery round failed; retrying in %ss", interval_seconds)
                 woken = await self._wait(
@@ -452,6 +454,7 @@ class Deliverer:
                     try:
                         await self._record(finished, attempts)
                     except Exception:
+                        stop_if_cancelled()
                         # Unrecorded attempts are made again when their lease runs out.
                         logger.exception("recording delivery outcomes failed")
                 # A backlog is claimed again when an attempt has ended (a slot or a share

@@ -179,12 +179,13 @@ async def hold(
     week: Annotated[str, Form(max_length=20)] = "",
     appointment_type_id: IdField = "",
     form_id: FormIdField = "",
+    seats: Annotated[int, Form(ge=1, le=500)] = 1,
 ) -> Response:
     """The API's reserve (`booking.router.reserve_answer`): its checks, idempotency
-    (the form's key) and outcome metrics."""
+    (the form's key) and outcome metrics; `seats` in a group session."""
     principal = signed_in(visitor, Role.CLIENT, "POST", "/clients/{client_id}/reserve")
-    terms = ReserveIn(slot_id=slot_id, appointment_type_id=appointment_type_id or None)
-    key = _form_key(form_id, "reserve", slot_id, appointment_type_id)
+    terms = ReserveIn(slot_id=slot_id, appointment_type_id=appointment_type_id or None, seats=seats)
+    key = _form_key(form_id, "reserve", slot_id, appointment_type_id, str(seats))
     outcome = await attempt(
         session,
         lambda: booking_api.reserve_answer(

@@ -1,7 +1,11 @@
-"""The provider's page: the week's bookings (cancel one) and publishing availability."""
+"""The provider's page: the week's bookings (cancel one, or a whole group session) and
+publishing availability."""
 
 import re
-from datetime import date, time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -12,12 +16,14 @@ from appointments.appointment_types import repository as appointment_types
 from appointments.auth.tokens import Role
 from appointments.availability import service as availability
 from appointments.booking import repository as reservations
+from appointments.booking import sessions as group_sessions
 from appointments.booking.repository import Owner
 from appointments.calendar.export import calendar_response
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
+from appointments.scheduling.models import Reservation
 from appointments.web import webhook_pages
 from appointments.web.pages import (
     ProviderPosterDep,
@@ -79,7 +85,7 @@ async def _show(
         status=status,
         provider=provider,
         week=shown,
-        days=shown.group(booked, lambda booking: booking[0].start_time),
+        days=shown.group(by_session(booked), lambda item: item[0].start_time),
         weekdays=WEEKDAYS,
         today=today,
         kinds=kinds,
@@ -146,6 +152,73 @@ async def publish(
         count = len(outcome[1])
         visitor.session.flash = f"Published {count} new slot{'s' if count != 1 else ''}."
     return redirect(request, visitor, "/provider", week=start_date.isoformat())
+
+
+@dataclass(frozen=True)
+class SessionItem:
+    """The seats of one group session, shown as one line of the provider's week."""
+
+    id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+    status: str  # confirmed once any seat is, else held
+    seats: int
+    kind: str = "session"  # how the page tells it from a booking
+
+
+def by_session(
+    booked: Sequence[tuple[Reservation, str]],
+) -> list[tuple[Reservation | SessionItem, str]]:
+    """Plain bookings as they are; the seats of a group session as one item naming its
+    clients (by name)."""
+    items: list[tuple[Reservation | SessionItem, str]] = []
+    seats_of: dict[uuid.UUID, list[tuple[Reservation, str]]] = {}
+    for reservation, name in booked:
+        if reservation.session_id is None:
+            items.append((reservation, name))
+            continue
+        if reservation.session_id not in seats_of:
+            items.append((reservation, ""))
+        seats_of.setdefault(reservation.session_id, []).append((reservation, name))
+    shown: list[tuple[Reservation | SessionItem, str]] = []
+    for first, name in items:
+        if not isinstance(first, Reservation) or first.session_id is None:
+            shown.append((first, name))
+            continue
+        seated = seats_of[first.session_id]
+        confirmed = any(r.status == "confirmed" for r, _ in seated)
+        item = SessionItem(
+            first.session_id,
+            first.start_time,
+            first.end_time,
+            "confirmed" if confirmed else "held",
+            sum(r.seats for r, _ in seated),
+        )
+        shown.append((item, ", ".join(sorted(n for _, n in seated))))
+    return shown
+
+
+@router.post("/provider/sessions/{session_id}/cancel")
+async def cancel_session(
+    request: Request,
+    visitor: ProviderPosterDep,
+    session: SessionDep,
+    clock: ClockDep,
+    session_id: str,
+    week: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """The API's cancel of a whole group session: every seat cancelled, each client told."""
+    path = "/providers/{provider_id}/sessions/{session_id}/cancel"
+    principal = signed_in(visitor, Role.PROVIDER, "POST", path)
+    try:
+        ended = await group_sessions.cancel(session, subject_id(principal), session_id, clock.now())
+    except DomainError as exc:
+        visitor.session.flash = f"That session could not be cancelled: {exc.detail}."
+    else:
+        count = len(ended.reservations)
+        plural = "s" if count != 1 else ""
+        visitor.session.flash = f"Cancelled the session ({count} booking{plural})."
+    return redirect(request, visitor, "/provider", week=week)
 
 
 @router.post("/provider/bookings/{reservation_id}/cancel")

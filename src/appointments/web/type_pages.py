@@ -39,6 +39,7 @@ class TypeForm:
     max_per_day: str
     change_notice_minutes: str
     max_advance_days: str
+    capacity: str = ""
 
     def terms(self) -> AppointmentTypeIn:
         """The API's body: empty optional numbers are null (or 0), digits are numbers."""
@@ -59,6 +60,7 @@ class TypeForm:
                 "max_per_day": number(self.max_per_day),
                 "change_notice_minutes": number(self.change_notice_minutes) or 0,
                 "max_advance_days": number(self.max_advance_days),
+                "capacity": number(self.capacity) or 1,
             }
         )
 
@@ -71,6 +73,7 @@ async def type_form(
     max_per_day: NumberField = "",
     change_notice_minutes: NumberField = "",
     max_advance_days: NumberField = "",
+    capacity: NumberField = "",
 ) -> TypeForm:
     return TypeForm(
         name,
@@ -80,6 +83,7 @@ async def type_form(
         max_per_day,
         change_notice_minutes,
         max_advance_days,
+        capacity,
     )
 
 
