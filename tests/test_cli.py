@@ -77,6 +77,14 @@ def test_check_config_masks_secrets() -> None:
     assert env["APPOINTMENTS_JWT_SECRET"] not in done.stdout
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child before it runs: SIGINT back to its default. A suite started in the
+    background of a non-interactive shell (`.ci/run &`) ignores SIGINT, the child would
+    inherit that, and Python keeps an inherited SIG_IGN: the Ctrl-C under test would
+    never arrive (a sweeper left running, seen once)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.live
 def test_sweeper_command_expires_stale_holds_until_stopped(
     database_url: str, api: Api, clock: FrozenClock
@@ -90,7 +98,11 @@ def test_sweeper_command_expires_stale_holds_until_stopped(
     api.reserve(bob["id"], slot["id"])
     env = service_env(database_url, sweep_interval_seconds="0.2")
     process = subprocess.Popen(
-        [APPOINTMENTS, "sweeper"], env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        [APPOINTMENTS, "sweeper"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )
     try:
         deadline = time.monotonic() + 20
