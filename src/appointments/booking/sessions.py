@@ -9,10 +9,11 @@ seats than the capacity, whatever the concurrency.
 """
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import asyncpg
 from sqlalchemy import ColumnElement, exists, or_, select
@@ -102,6 +103,29 @@ async def hold_seats(
     await seats.settle(session, [place.id])
     await outbox.record(session, EventType.HELD, [reservation.id], now)
     return reservation
+
+
+_Row = TypeVar("_Row")
+
+
+def gathered(
+    rows: Sequence[_Row], session_of: Callable[[_Row], uuid.UUID | None]
+) -> list[list[_Row]]:
+    """Rows of bookings in their order, the seats of each group session gathered where
+    its first one stands: a plain booking is a group of one (the provider's week, its
+    calendar feed)."""
+    groups: list[list[_Row]] = []
+    of_session: dict[uuid.UUID, list[_Row]] = {}
+    for row in rows:
+        session_id = session_of(row)
+        if session_id is None:
+            groups.append([row])
+        elif session_id in of_session:
+            of_session[session_id].append(row)
+        else:
+            of_session[session_id] = [row]
+            groups.append(of_session[session_id])
+    return groups
 
 
 # What may refuse one occurrence of a series; anything else fails the whole request.
@@ -275,9 +299,7 @@ async def _join(
     """Take seats in the open session of the type at the anchor (locked), or None when
     there is none."""
     assert rules.type_id is not None
-    place = await seats.open_at(
-        session, anchor.provider_id, rules.type_id, anchor.start_time, lock=True
-    )
+    place = await seats.open_at(session, anchor.provider_id, rules.type_id, anchor.start_time)
     if place is None:
         return None
     if check_limit:

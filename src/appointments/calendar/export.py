@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments import ics
-from appointments.booking import repository
+from appointments.booking import repository, sessions
 from appointments.booking.repository import Owner
 from appointments.scheduling.models import ReservationStatus
 
@@ -59,16 +59,9 @@ class SessionEntry:
 def by_session(rows: Sequence[Any]) -> list[tuple[ics.Booked, str]]:
     """The provider's feed: a plain booking is one event; the seats of a group session
     are one event for the session (confirmed while any seat is), naming its clients."""
-    firsts: list[Any] = []
-    seats_of: dict[uuid.UUID, list[Any]] = {}
-    for row in rows:
-        if row.session_id is None or row.session_id not in seats_of:
-            firsts.append(row)
-        if row.session_id is not None:
-            seats_of.setdefault(row.session_id, []).append(row)
     return [
-        (row, _summary(row)) if row.session_id is None else _session(seats_of[row.session_id])
-        for row in firsts
+        _session(group) if group[0].session_id is not None else (group[0], _summary(group[0]))
+        for group in sessions.gathered(rows, lambda row: row.session_id)
     ]
 
 

@@ -105,11 +105,9 @@ async def expire_run_out_seats_at(
 ) -> None:
     """Write down the run-out seats of the open session of the type at `start` (of every
     open session of the type starting after `now`, when None)."""
+    starting = GroupSession.start_time > now if start is None else GroupSession.start_time == start
     open_sessions = select(GroupSession.id).where(
-        GroupSession.provider_id == provider_id,
-        GroupSession.appointment_type_id == type_id,
-        GroupSession.seats_taken > 0,
-        GroupSession.start_time > now if start is None else GroupSession.start_time == start,
+        *seats.open_of_type(provider_id, type_id, starting)
     )
     await _expire_run_out(session, Reservation.session_id.in_(open_sessions), now)
 

@@ -18,30 +18,36 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Uuid, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Uuid, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.scheduling import rules
 from appointments.scheduling.models import GroupSession, Reservation, ReservationSlot
 
 
-async def open_at(
-    session: AsyncSession,
-    provider_id: uuid.UUID,
-    type_id: uuid.UUID,
-    start: datetime,
-    *,
-    lock: bool,
-) -> GroupSession | None:
-    """The open session (one seat taken at least) of the type at `start`, locked when asked."""
-    query = select(GroupSession).where(
+def open_of_type(
+    provider_id: uuid.UUID, type_id: uuid.UUID, starting: ColumnElement[bool]
+) -> tuple[ColumnElement[bool], ...]:
+    """The conditions that pick the type's open sessions (one seat taken at least)
+    whose start meets `starting`: one at a start, or every one after a moment."""
+    return (
         GroupSession.provider_id == provider_id,
         GroupSession.appointment_type_id == type_id,
-        GroupSession.start_time == start,
         GroupSession.seats_taken > 0,
+        starting,
     )
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
+
+
+async def open_at(
+    session: AsyncSession, provider_id: uuid.UUID, type_id: uuid.UUID, start: datetime
+) -> GroupSession | None:
+    """The open session of the type at `start`, read again and locked."""
+    query = (
+        select(GroupSession)
+        .where(*open_of_type(provider_id, type_id, GroupSession.start_time == start))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     return (await session.scalars(query)).one_or_none()
 
 
@@ -182,12 +188,7 @@ async def resize(
     """Give the type's open sessions starting after `now` the new capacity; return those
     with more seats taken than it (left unchanged; the caller refuses and rolls back).
     Run-out seats should be written down first (`holds.expire_run_out_seats_at`)."""
-    future = (
-        GroupSession.provider_id == provider_id,
-        GroupSession.appointment_type_id == type_id,
-        GroupSession.seats_taken > 0,
-        GroupSession.start_time > now,
-    )
+    future = open_of_type(provider_id, type_id, GroupSession.start_time > now)
     await session.execute(
         update(GroupSession)
         .where(*future, GroupSession.seats_taken <= capacity)

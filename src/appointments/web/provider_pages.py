@@ -171,21 +171,12 @@ def by_session(
 ) -> list[tuple[Reservation | SessionItem, str]]:
     """Plain bookings as they are; the seats of a group session as one item naming its
     clients (by name)."""
-    items: list[tuple[Reservation | SessionItem, str]] = []
-    seats_of: dict[uuid.UUID, list[tuple[Reservation, str]]] = {}
-    for reservation, name in booked:
-        if reservation.session_id is None:
-            items.append((reservation, name))
-            continue
-        if reservation.session_id not in seats_of:
-            items.append((reservation, ""))
-        seats_of.setdefault(reservation.session_id, []).append((reservation, name))
     shown: list[tuple[Reservation | SessionItem, str]] = []
-    for first, name in items:
-        if not isinstance(first, Reservation) or first.session_id is None:
-            shown.append((first, name))
+    for seated in group_sessions.gathered(booked, lambda booking: booking[0].session_id):
+        first = seated[0][0]
+        if first.session_id is None:
+            shown.append(seated[0])
             continue
-        seated = seats_of[first.session_id]
         confirmed = any(r.status == "confirmed" for r, _ in seated)
         item = SessionItem(
             first.session_id,
