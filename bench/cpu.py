@@ -283,6 +283,14 @@ async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict
         db, provider, -(-rounds * count // SEATS_PER_SESSION), offset=total + count
     )
     openers = await seed.clients(db, len(seat_starts), "opener")
+    # Series: 12 weekly occurrences each, in blocks of WEEK slots x 12 after the seats'
+    # slots; series j of a block starts at its slot j, so none overlaps another.
+    series_count = min(count, SERIES_PER_ROUND) * rounds
+    blocks = -(-series_count // WEEK)
+    series_slots = await seed.slots(
+        db, provider, blocks * WEEK * SERIES_WEEKS, offset=total + count + len(seat_starts)
+    )
+    series_people = await seed.clients(db, series_count, "series")
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
     await db.execute("VACUUM ANALYZE")
     await db.close()
@@ -435,11 +443,54 @@ async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict
         figures["seat_reserve"] = await measure(
             "seat join", pg, svc, _in_rounds(seat_reserves, count), 201
         )
+    if "/clients/{client_id}/series" in document["paths"]:
+        series = [
+            Request(
+                "POST",
+                f"/clients/{series_people[i]}/series",
+                {
+                    "slot_id": series_slots[i // WEEK * WEEK * SERIES_WEEKS + i % WEEK],
+                    "repeat": {"count": SERIES_WEEKS},
+                },
+                headers,
+            )
+            for i in range(series_count)
+        ]
+        figures["series"] = await measure(
+            f"series x{SERIES_WEEKS}",
+            pg,
+            svc,
+            _in_rounds(series, series_count // rounds),
+            201,
+            _check_series,
+        )
+        # The goal: a series costs less than its occurrences booked one by one.
+        one = figures["reserve"]
+        single = one["service_cpu_ms"] + one["postgres_cpu_ms"]
+        whole = figures["series"]["service_cpu_ms"] + figures["series"]["postgres_cpu_ms"]
+        figures["series"]["of_single_reserves"] = round(whole / (SERIES_WEEKS * single), 2)
+        print(
+            f"{'':<12} series x{SERIES_WEEKS}: service + PostgreSQL {whole:.2f} ms, "
+            f"{SERIES_WEEKS} reserves {SERIES_WEEKS * single:.2f} ms: "
+            f"{figures['series']['of_single_reserves']} of it",
+            flush=True,
+        )
     return figures
+
+
+def _check_series(result: loadgen.Result) -> None:
+    """Every series held all its weeks (the figures are for whole series)."""
+    for body in result.bodies:
+        assert len(json.loads(body)["reservations"]) == SERIES_WEEKS, body[:300]
 
 
 # Seats each session of the seat-reserve round gets (the type's capacity is 500).
 SEATS_PER_SESSION = 100
+# Weekly series: occurrences each, slots in a week (the provider's zone is UTC), and
+# series per round at most.
+SERIES_WEEKS = 12
+WEEK = 7 * 24 * 4
+SERIES_PER_ROUND = 300
 
 
 def main(count: int, rounds: int = 3, fast_paths: bool = True, workers: int = 4) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 table grows: what PostgreSQL does for the first page of 100.
 
     python -m bench.series [--sizes 1000,10000,100000,1000000] [--runs 5]
-    python -m bench.series --reserve
 
 One provider whose slots run back to back (every 15 minutes, day and night) from a
 base time, so every occurrence of every candidate is free: the worst case for the
@@ -29,9 +28,8 @@ from appointments import rawsql
 from appointments.appointment_types import start_times
 from appointments.appointment_types.rules import BookingRules
 from appointments.settings import Settings
-from bench import cpu, seed
-from bench.harness import LOGS, Service, admin_token, asyncpg_dsn, postgres, service
-from bench.loadgen import Request
+from bench import seed
+from bench.harness import LOGS, asyncpg_dsn, postgres
 from tests.postgres_server import PostgresServer
 
 
@@ -121,81 +119,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument(
-        "--reserve",
-        action="store_true",
-        help="instead: CPU of booking a 12-week series against 12 single reserves",
-    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with postgres() as pg:  # migrates: outside the event loop
-        if args.reserve:
-            with service(pg.url, workers=4, max_holds_per_client="1000") as svc:
-                figures = asyncio.run(reserve_run(pg, svc, 3))
-        else:
-            figures = asyncio.run(run(pg, sizes, args.runs))
+        figures = asyncio.run(run(pg, sizes, args.runs))
     LOGS.mkdir(exist_ok=True)
-    name = "series_reserve.json" if args.reserve else "series.json"
-    (LOGS / name).write_text(json.dumps(figures, indent=2))
-
-
-# --- booking a series against as many single reserves (`--reserve`) ----------------
-
-SERIES_PER_ROUND = 200
-WEEKS = 12
-
-
-async def reserve_run(pg: PostgresServer, svc: Service, rounds: int) -> dict[str, Any]:
-    """CPU per request, service and PostgreSQL: a 12-week series against one plain
-    reserve (`bench.cpu.measure`, the median of `rounds` rounds), on fresh slots and
-    fresh clients each round."""
-    db = await asyncpg.connect(asyncpg_dsn(pg.url))
-    weekly, single = await seed.providers(db, 2, "series-cpu")
-    per_week = 7 * 96
-    series_slots = await seed.slots(db, weekly, per_week * (WEEKS + 1))
-    single_slots = await seed.slots(db, single, rounds * SERIES_PER_ROUND * WEEKS)
-    people = await seed.clients(db, rounds * SERIES_PER_ROUND * (WEEKS + 1), "series-cpu")
-    await db.execute("VACUUM ANALYZE")
-    await db.close()
-    headers = {"authorization": f"Bearer {admin_token()}"}
-    series_rounds, single_rounds = [], []
-    for r in range(rounds):
-        first = r * SERIES_PER_ROUND
-        series_rounds.append(
-            [
-                Request(
-                    "POST",
-                    f"/clients/{people[first + i]}/series",
-                    {"slot_id": series_slots[first + i], "repeat": {"count": WEEKS}},
-                    headers,
-                )
-                for i in range(SERIES_PER_ROUND)
-            ]
-        )
-        base = rounds * SERIES_PER_ROUND + r * SERIES_PER_ROUND * WEEKS
-        single_rounds.append(
-            [
-                Request(
-                    "POST",
-                    f"/clients/{people[base + i]}/reserve",
-                    {"slot_id": single_slots[r * SERIES_PER_ROUND * WEEKS + i]},
-                    headers,
-                )
-                for i in range(SERIES_PER_ROUND * WEEKS)
-            ]
-        )
-    series = await cpu.measure("series x12", pg, svc, series_rounds, 201)
-    singles = await cpu.measure("reserve", pg, svc, single_rounds, 201)
-    figures = {"series_12": series, "single_reserve": singles}
-    for side in ("service_cpu_ms", "postgres_cpu_ms"):
-        twelve = singles[side] * WEEKS
-        figures[f"{side}_series_over_12_singles"] = round(series[side] / twelve, 2)
-        print(
-            f"{side}: a 12-week series {series[side]:.2f} ms, 12 reserves {twelve:.2f} ms: "
-            f"x{figures[f'{side}_series_over_12_singles']}",
-            flush=True,
-        )
-    return figures
+    (LOGS / "series.json").write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

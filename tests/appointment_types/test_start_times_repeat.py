@@ -57,6 +57,43 @@ def test_only_starts_whose_every_occurrence_is_free(api: Api, weekly: tuple[Json
     assert skipping == at(MONDAY, 30, 45, 60, 75, 90)
 
 
+def every_page(api: Api, provider_id: str, type_id: str, limit: int, **query: object) -> list[str]:
+    """The starts of every page of `limit`, following the cursors; each page full but the
+    last."""
+    path = f"/providers/{provider_id}/appointment-types/{type_id}/availability"
+    found: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": limit, **query} | ({"cursor": cursor} if cursor else {})
+        page = api.ok("GET", path, params=params)
+        found += [item["start_time"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+        assert len(page["items"]) == limit, (limit, page)
+
+
+def test_pages_of_any_size_list_the_same_starts(api: Api, weekly: tuple[Json, Json]) -> None:
+    """Small pages make each page's first candidates fail or pass in every mix (PostgreSQL
+    checks a page's candidates together and goes on one by one after a refusal)."""
+    provider, kind = weekly
+    week = {"to": iso(MONDAY + timedelta(days=1)), "repeat_count": 3}
+    taken = api.slot_at(provider["id"], MONDAY + 2 * WEEK + timedelta(minutes=75))
+    assert api.reserve(api.customer("Eve", "eve@example.com")["id"], taken).status_code == 201
+    whole = starts(api, provider["id"], kind["id"], **week)
+    # 09:00-10:00 the second week; the third's 10:15 taken: 09:00 to 09:30 pass.
+    assert whole == at(MONDAY, 0, 15, 30)
+    for limit in range(1, 5):
+        assert every_page(api, provider["id"], kind["id"], limit, **week) == whole, limit
+    # Later weeks that refuse the first candidates and pass later ones.
+    early = api.slot_at(provider["id"], MONDAY + WEEK)
+    assert api.reserve(api.customer("Ann", "ann@example.com")["id"], early).status_code == 201
+    whole = starts(api, provider["id"], kind["id"], **week)
+    assert whole == at(MONDAY, 15, 30)
+    for limit in range(1, 5):
+        assert every_page(api, provider["id"], kind["id"], limit, **week) == whole, limit
+
+
 def test_each_listed_start_books_as_a_series(api: Api, weekly: tuple[Json, Json]) -> None:
     provider, kind = weekly
     customer = api.customer()

@@ -379,3 +379,53 @@ def test_clients_share_a_group_session_and_the_provider_cancels_it(
             expect(desk.get_by_role("status")).to_have_text("Cancelled the session (2 bookings).")
             expect(desk.get_by_text("Group session: Carol Client, Dan")).to_have_count(0)
     assert api.sql("SELECT count(*) FROM reservations WHERE status = 'cancelled'") == [(2,)]
+
+
+@pytest.mark.live
+def test_a_client_books_a_weekly_series_with_a_week_explained_and_sees_it_grouped(
+    database_url: str, api: Api, tmp_path: Path
+) -> None:
+    update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
+    screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
+    day: date = (datetime.now(BERLIN) + timedelta(days=3)).date()
+    with (
+        live_server(database_url, workers=2) as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+        sync_playwright() as pw,
+    ):
+        provider = http.post(
+            "/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"}
+        ).json()
+        # 10:00-11:00 on four weeks' same weekday, but not the third.
+        for week in (0, 1, 3):
+            ten = datetime.combine(day + timedelta(weeks=week), time(10), BERLIN)
+            http.post(
+                f"/providers/{provider['id']}/availability",
+                json={
+                    "start_time": ten.astimezone(UTC).isoformat(),
+                    "end_time": (ten + timedelta(hours=1)).astimezone(UTC).isoformat(),
+                },
+            ).raise_for_status()
+        ten = datetime.combine(day, time(10), BERLIN)
+        with browser(pw, tmp_path / "carol", "Europe/Berlin") as context:
+            carol = context.new_page()
+            sign_up(carol, base, "Carol Client", "carol@example.com")
+            carol.goto(f"{base}/book?provider={provider['id']}&week={day}")
+            carol.get_by_label("Repeat").first.select_option("4")
+            carol.get_by_role("button", name=label(ten, BERLIN)).click()
+            # Before confirming: three weeks held, the third explained.
+            expect(carol.get_by_role("heading", name="Held for you, every week")).to_be_visible()
+            third = day + timedelta(weeks=2)
+            expect(carol.get_by_role("status")).to_contain_text(
+                f"1 of 4 weeks cannot be booked: {third:%a} {third.day} {third:%b}: "
+                "taken, or not offered"
+            )
+            expect(carol.get_by_text("3 of 4 weeks with Dr Ada Lovelace")).to_be_visible()
+            screens.shoot(carol, "15-series-hold")
+            carol.get_by_role("button", name="Confirm 3 weeks").click()
+            expect(carol.get_by_role("status")).to_have_text("Booked 3 weeks. See you then.")
+            expect(carol.get_by_text(f"{ten:%A}s at 10:00, a series")).to_be_visible()
+            carol.get_by_text("The 3 dates").click()
+            screens.shoot(carol, "16-my-series")
+    rows = api.sql("SELECT status, count(*) FROM reservations GROUP BY status")
+    assert rows == [("confirmed", 3)]

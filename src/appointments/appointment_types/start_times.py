@@ -234,6 +234,18 @@ def compose_text(
     return _text(shape), params, typed
 
 
+# Each free slot with the start of the slot `before_n` on (the anchor) and `last_n` on.
+_RUN = """
+                SELECT start_time AS first_start,
+                       lead(id, :before_n) OVER w AS anchor_id,
+                       lead(start_time, :before_n) OVER w AS anchor_start,
+                       lead(start_time, :last_n) OVER w AS last_start
+                  FROM slots
+                 WHERE {where}
+                WINDOW w AS (ORDER BY start_time)
+            """
+
+
 @functools.cache
 def _text(shape: _Shape) -> str:
     usable = core.slot_free()
@@ -260,17 +272,14 @@ def _text(shape: _Shape) -> str:
     anchor_where = [_WHOLE_SPAN[shape.dialect], *start_bounds]
     if shape.capped:
         anchor_where.append(core.day_has_room(shape.dialect, "anchor_start"))
+    run = _RUN.format(where=" AND ".join(scan_where))
+    if shape.repeats and shape.dialect == "postgresql":
+        return _series_starts(shape, run, anchor_where, usable)
     if shape.repeats:
         anchor_where.append(_every_occurrence_bookable(shape))
     free = f"""
             SELECT anchor_id, anchor_start, CAST(:capacity AS integer) AS seats_left FROM (
-                SELECT start_time AS first_start,
-                       lead(id, :before_n) OVER w AS anchor_id,
-                       lead(start_time, :before_n) OVER w AS anchor_start,
-                       lead(start_time, :last_n) OVER w AS last_start
-                  FROM slots
-                 WHERE {" AND ".join(scan_where)}
-                WINDOW w AS (ORDER BY start_time)
+                {run}
             ) AS run
             WHERE {" AND ".join(anchor_where)}
             ORDER BY first_start
@@ -298,6 +307,79 @@ def _text(shape: _Shape) -> str:
             ) AS found
             ORDER BY anchor_start
             LIMIT :limit
+            """
+
+
+def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str) -> str:
+    """PostgreSQL: starts whose every occurrence is bookable, set-based for the common
+    case. The first `limit` starts that are bookable themselves (`candidates`) have
+    their occurrences checked together: for each later week k, one scan of the free
+    slots between the k-th occurrences of the first and the last candidate, whose
+    whole free spans (the same window as `run`) are joined to the occurrences by start.
+    When every candidate passes, that is the page, and the rest below is never run (a
+    LIMIT of 0). When some fail, the page goes on after the last candidate with the
+    per-occurrence probes (`_every_occurrence_bookable`), which stop at the page's end:
+    the answer is exactly the probes' alone, at a fraction of their cost when most pass.
+    """
+    bookable = ["ok.anchor_start IS NOT NULL"]
+    if shape.latest:
+        bookable.append(core.starts_within_horizon("o.occ"))
+    if shape.capped:
+        bookable.append(core.day_has_room(shape.dialect, "o.occ"))
+    occurrence = core.weeks_later(shape.dialect, "c.anchor_start", "ks.k * :repeat_interval")
+    # The k-th occurrences' free spans, from the same window over the free slots.
+    spans = _RUN.format(
+        where=f"provider_id = :provider_id AND {usable}"
+        " AND start_time >= b.lo - CAST(:before_gap AS interval)"
+        " AND start_time < b.hi + CAST(:after_gap AS interval)"
+    )
+    return f"""
+            WITH candidates AS MATERIALIZED (
+                SELECT anchor_id, anchor_start, first_start FROM ({run}) AS run
+                 WHERE {" AND ".join(anchor_where)}
+                 ORDER BY first_start
+                 LIMIT :limit
+            ),
+            occurrences AS MATERIALIZED (
+                SELECT c.anchor_start, ks.k, {occurrence} AS occ
+                  FROM candidates AS c CROSS JOIN generate_series(1, :repeat_count - 1) AS ks(k)
+            ),
+            bounds AS (
+                SELECT k, min(occ) AS lo, max(occ) AS hi FROM occurrences GROUP BY k
+            ),
+            whole AS (
+                SELECT b.k, sp.anchor_start
+                  FROM bounds AS b CROSS JOIN LATERAL ({spans}) AS sp
+                 WHERE {
+        _WHOLE_SPAN[shape.dialect]
+        .replace("last_start", "sp.last_start")
+        .replace("first_start", "sp.first_start")
+    }
+            ),
+            refused AS (
+                SELECT DISTINCT o.anchor_start FROM occurrences AS o
+                  LEFT JOIN whole AS ok ON ok.k = o.k AND ok.anchor_start = o.occ
+                 WHERE o.occ IS NULL OR NOT ({" AND ".join(bookable)})
+            ),
+            passed AS MATERIALIZED (
+                SELECT anchor_id, anchor_start FROM candidates
+                 WHERE anchor_start NOT IN (SELECT anchor_start FROM refused)
+            )
+            SELECT anchor_id, anchor_start, seats_left FROM (
+                SELECT anchor_id, anchor_start, CAST(:capacity AS integer) AS seats_left
+                  FROM passed
+                UNION ALL
+                SELECT * FROM (
+                    SELECT anchor_id, anchor_start, CAST(:capacity AS integer) AS seats_left
+                      FROM ({run}) AS run
+                     WHERE {" AND ".join([*anchor_where, _every_occurrence_bookable(shape)])}
+                       AND first_start > (SELECT max(first_start) FROM candidates)
+                     ORDER BY first_start
+                     LIMIT CASE WHEN (SELECT count(*) FROM candidates) < :limit THEN 0
+                                ELSE :limit - (SELECT count(*) FROM passed) END
+                ) AS rest
+            ) AS found
+            ORDER BY anchor_start
             """
 
 

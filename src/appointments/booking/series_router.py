@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.booking import series as booking_series
 from appointments.booking.repository import Owner
@@ -23,6 +24,7 @@ from appointments.errors import problem_responses
 from appointments.idempotency.service import IdempotencyKeyHeader, run_once
 from appointments.providers import service as providers
 from appointments.scheduling.models import SeriesPolicy
+from appointments.settings import Settings
 
 client_router = APIRouter(prefix="/clients/{client_id}", tags=["series"])
 provider_router = APIRouter(prefix="/providers/{provider_id}", tags=["series"])
@@ -65,7 +67,19 @@ async def book_series(
     clock: ClockDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    now = clock.now()
+    return await series_answer(session, clock.now(), settings, client_id, data, idempotency_key)
+
+
+async def series_answer(
+    session: AsyncSession,
+    now: datetime,
+    settings: Settings,
+    client_id: str,
+    data: SeriesIn,
+    idempotency_key: str | None,
+) -> Response:
+    """The series' answer from parsed parameters, in the caller's transaction (the
+    route's, and the client's pages')."""
     client = await clients.lock_client(session, client_id)
     request = booking_series.SeriesRequest(
         slot_id=data.slot_id,

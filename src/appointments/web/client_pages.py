@@ -3,10 +3,13 @@ my bookings. Each action goes through the same rules and services as the API."""
 
 import json
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 
 from appointments.appointment_types import repository as appointment_types
@@ -17,24 +20,27 @@ from appointments.availability import repository as slots
 from appointments.availability.schemas import SlotFilter
 from appointments.booking import repository as reservations
 from appointments.booking import router as booking_api
-from appointments.booking import terms
+from appointments.booking import series as booking_series
+from appointments.booking import series_router, terms
 from appointments.booking.repository import Owner
 from appointments.booking.reschedule import reschedule as reschedule_reservation
-from appointments.booking.schemas import ConfirmIn, ReserveIn
+from appointments.booking.schemas import ConfirmIn, RepeatIn, ReserveIn, SeriesIn
 from appointments.calendar.export import calendar_response
+from appointments.clients import service as clients
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
 from appointments.scheduling import rules as core
-from appointments.scheduling.models import Reservation, ReservationStatus
+from appointments.scheduling.models import Reservation, ReservationStatus, SeriesPolicy
 from appointments.web.pages import (
     ClientPosterDep,
     PageRefused,
     VisitorDep,
     attempt,
     cancel_and_tell,
+    day_name,
     provider_list,
     redirect,
     refuse,
@@ -162,7 +168,8 @@ def _as_api(outcome: Response | DomainError) -> tuple[int, dict[str, Any]]:
     """A booking operation's API answer (status and JSON body, or the refusal it
     raised), as the page reads it."""
     if isinstance(outcome, DomainError):
-        return outcome.status, outcome.problem()
+        # As the API sends it: models and times in it as JSON.
+        return outcome.status, jsonable_encoder(outcome.problem())
     body: dict[str, Any] = json.loads(bytes(outcome.body))
     return outcome.status_code, body
 
@@ -180,9 +187,27 @@ async def hold(
     appointment_type_id: IdField = "",
     form_id: FormIdField = "",
     seats: Annotated[int, Form(ge=1, le=500)] = 1,
+    weeks: Annotated[int, Form(ge=1, le=52)] = 1,
 ) -> Response:
     """The API's reserve (`booking.router.reserve_answer`): its checks, idempotency
-    (the form's key) and outcome metrics; `seats` in a group session."""
+    (the form's key) and outcome metrics; `seats` in a group session. `weeks` > 1: the
+    same time every week, as a series of the weeks that can be booked (`policy`
+    `available`), the others explained on the series' hold page before confirming."""
+    if weeks > 1:
+        return await _hold_series(
+            request,
+            visitor,
+            session,
+            clock,
+            settings,
+            slot_id,
+            provider,
+            week,
+            appointment_type_id,
+            form_id,
+            seats,
+            weeks,
+        )
     principal = signed_in(visitor, Role.CLIENT, "POST", "/clients/{client_id}/reserve")
     terms = ReserveIn(slot_id=slot_id, appointment_type_id=appointment_type_id or None, seats=seats)
     key = _form_key(form_id, "reserve", slot_id, appointment_type_id, str(seats))
@@ -198,6 +223,177 @@ async def hold(
         back = {"type": appointment_type_id} if appointment_type_id else {}
         return redirect(request, visitor, "/book", provider=provider, week=week, **back)
     return redirect(request, visitor, f"/book/holds/{body['id']}")
+
+
+async def _hold_series(
+    request: Request,
+    visitor: ClientPosterDep,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    slot_id: str,
+    provider: str,
+    week: str,
+    appointment_type_id: str,
+    form_id: str,
+    seats: int,
+    weeks: int,
+) -> Response:
+    """The API's series (`series_router.series_answer`) for the weeks that can be
+    booked; the skipped ones and why go to the series' page."""
+    principal = signed_in(visitor, Role.CLIENT, "POST", "/clients/{client_id}/series")
+    terms = SeriesIn(
+        slot_id=slot_id,
+        appointment_type_id=appointment_type_id or None,
+        seats=seats,
+        repeat=RepeatIn(count=weeks),
+        policy=SeriesPolicy.AVAILABLE,
+    )
+    key = _form_key(form_id, "series", slot_id, appointment_type_id, str(seats), str(weeks))
+    outcome = await attempt(
+        session,
+        lambda: series_router.series_answer(
+            session, clock.now(), settings, principal.subject, terms, key
+        ),
+    )
+    status, body = _as_api(outcome)
+    if status >= 400:
+        refused = body.get("conflicts") or []
+        visitor.session.flash = f"Those weeks could not be held: {body['detail']}" + (
+            f" ({_refusals_in_words(refused, visitor.tz)})." if refused else "."
+        )
+        back = {"type": appointment_type_id} if appointment_type_id else {}
+        return redirect(request, visitor, "/book", provider=provider, week=week, **back)
+    if body["skipped"]:
+        visitor.session.flash = (
+            f"{len(body['skipped'])} of {weeks} weeks cannot be booked: "
+            f"{_refusals_in_words(body['skipped'], visitor.tz)}. The others are held."
+        )
+    return redirect(request, visitor, f"/book/series/{body['id']}")
+
+
+# A refused occurrence's code, as the series' page explains it.
+_REFUSAL_WORDS = {
+    "slot_unavailable": "taken, or not offered",
+    "too_late_to_book": "too soon to book",
+    "too_far_ahead": "too far ahead",
+    "daily_limit_reached": "the day is fully booked",
+    "session_full": "the session is full",
+    "already_booked": "you are already booked",
+}
+
+
+def _refusals_in_words(refused: list[dict[str, Any]], tz: tzinfo) -> str:
+    return "; ".join(
+        f"{day_name(datetime.fromisoformat(r['start_time']).astimezone(tz).date())}: "
+        f"{_REFUSAL_WORDS.get(r['code'], r['code'].replace('_', ' '))}"
+        for r in refused
+    )
+
+
+@router.get("/book/series/{series_id}")
+async def series_page(
+    request: Request,
+    visitor: VisitorDep,
+    session: SessionDep,
+    clock: ClockDep,
+    series_id: str,
+) -> Response:
+    """A series on hold: every week, held or not (the reasons came with the hold), one
+    countdown, Confirm all and Release."""
+    principal = signed_in(visitor, Role.CLIENT, "GET", "/clients/{client_id}/series/{series_id}")
+    owner = Owner(client_id=subject_id(principal))
+    try:
+        found = await booking_series.get_series(session, owner, series_id)
+        shown = await providers.get_provider(session, str(found.series.provider_id))
+    except DomainError as exc:
+        return refuse(request, visitor, exc.status, exc.detail)
+    now = clock.now()
+    series = found.series
+    held = [r for r in found.reservations if terms.is_live(r, now)]
+    if any(r.status == ReservationStatus.CONFIRMED for r in held):
+        return redirect(request, visitor, "/bookings")
+    if not held:
+        visitor.session.flash = visitor.session.flash or (
+            "The hold ran out; pick the time again if it is still free."
+        )
+        week = series.first_start.astimezone(visitor.tz).date().isoformat()
+        return redirect(request, visitor, "/book", provider=str(series.provider_id), week=week)
+    by_start = {r.start_time: r for r in held}
+    weeks = [
+        (start, by_start.get(start))
+        for start, _ in booking_series.occurrence_starts(
+            series.first_start, shown.timezone, series.interval_weeks, series.count
+        )
+    ]
+    return render(
+        request,
+        visitor,
+        "series_hold.html",
+        series=series,
+        weeks=weeks,
+        held=held,
+        provider_name=shown.name,
+        provider_zone=shown.timezone,
+        seconds_left=int((series.expires_at - now).total_seconds()),
+    )
+
+
+@router.post("/book/series/{series_id}/confirm")
+async def confirm_series(
+    request: Request,
+    visitor: ClientPosterDep,
+    session: SessionDep,
+    clock: ClockDep,
+    series_id: str,
+) -> Response:
+    """The API's series confirm: every held week, or none."""
+    path = "/clients/{client_id}/series/{series_id}/confirm"
+    principal = signed_in(visitor, Role.CLIENT, "POST", path)
+
+    async def confirm_all() -> booking_series.SeriesResult:
+        # As the API route: the client's row first (the one lock order).
+        client = await clients.lock_client(session, principal.subject)
+        return await booking_series.confirm_series(session, client, series_id, clock.now())
+
+    outcome = await attempt(session, confirm_all)
+    if isinstance(outcome, DomainError):
+        visitor.session.flash = f"The series could not be confirmed: {outcome.detail}."
+        return redirect(request, visitor, f"/book/series/{series_id}")
+    booked = sum(r.status == ReservationStatus.CONFIRMED for r in outcome.reservations)
+    visitor.session.flash = f"Booked {booked} weeks. See you then."
+    return redirect(request, visitor, "/bookings")
+
+
+@router.post("/bookings/series/{series_id}/cancel")
+async def cancel_series(
+    request: Request,
+    visitor: ClientPosterDep,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    series_id: str,
+) -> Response:
+    """The API's series cancel by the client: every week not yet started (those inside
+    the change notice stay, and are named)."""
+    path = "/clients/{client_id}/series/{series_id}/cancel"
+    principal = signed_in(visitor, Role.CLIENT, "POST", path)
+
+    async def cancel_all() -> booking_series.SeriesResult:
+        client = await clients.lock_client(session, principal.subject)
+        return await booking_series.cancel_series(
+            session, settings, Owner(client_id=client), series_id, None, clock.now(), by_client=True
+        )
+
+    outcome = await attempt(session, cancel_all)
+    if isinstance(outcome, DomainError):
+        visitor.session.flash = f"The series was not cancelled: {outcome.detail}."
+    elif outcome.kept:
+        kept = ", ".join(day_name(k.start_time.astimezone(visitor.tz).date()) for k in outcome.kept)
+        visitor.session.flash = f"Series cancelled, except {kept}: too close to change."
+    else:
+        visitor.session.flash = "Series cancelled."
+    return redirect(request, visitor, "/bookings")
 
 
 async def _own_reservation(
@@ -285,7 +481,32 @@ async def my_bookings(
     upcoming = await reservations.live_with_counterpart(
         session, owner, now, now, None, WEEK_SLOT_CAP
     )
-    return render(request, visitor, "bookings.html", bookings=upcoming, now=now)
+    return render(request, visitor, "bookings.html", entries=_by_series(upcoming), now=now)
+
+
+@dataclass
+class _Entry:
+    """A line of My bookings: one booking, or a series' upcoming occurrences together
+    (placed at its next one)."""
+
+    provider_name: str
+    bookings: list[Reservation]
+    series_id: uuid.UUID | None = None
+
+
+def _by_series(upcoming: Sequence[tuple[Reservation, str]]) -> list[_Entry]:
+    entries: list[_Entry] = []
+    series: dict[uuid.UUID, _Entry] = {}
+    for reservation, provider_name in upcoming:
+        if reservation.series_id is None:
+            entries.append(_Entry(provider_name, [reservation]))
+        elif reservation.series_id in series:
+            series[reservation.series_id].bookings.append(reservation)
+        else:
+            entry = _Entry(provider_name, [reservation], reservation.series_id)
+            series[reservation.series_id] = entry
+            entries.append(entry)
+    return entries
 
 
 @router.get("/bookings/calendar.ics")

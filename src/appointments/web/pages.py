@@ -291,7 +291,13 @@ def _when(moment: datetime, zone: tzinfo) -> str:
     return f"{local:%a} {local.day} {local:%b %Y}, {local:%H:%M}"
 
 
-def _day(day: date) -> str:
+def _weekday_clock(moment: datetime, zone: tzinfo) -> str:
+    """`Mondays at 10:00`: a weekly series' place in the week."""
+    local = moment.astimezone(zone)
+    return f"{local:%A}s at {local:%H:%M}"
+
+
+def day_name(day: date) -> str:
     return f"{day:%a} {day.day} {day:%b}"
 
 
@@ -299,4 +305,6 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-templates.env.filters.update(clock=_clock, when=_when, day=_day, iso=_iso, zone=ZoneInfo)
+templates.env.filters.update(
+    clock=_clock, when=_when, weekday_clock=_weekday_clock, day=day_name, iso=_iso, zone=ZoneInfo
+)
