@@ -20,6 +20,7 @@ import re
 import statistics
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -49,8 +50,8 @@ def _rules(kind: str) -> BookingRules:
 
 async def _explain(
     db: asyncpg.Connection, provider: str, kind: str, base: datetime, repeat: int | None
-) -> tuple[float, int, int]:
-    """Execution ms, shared buffers and rows of one page's statement."""
+) -> tuple[float, int, int, str]:
+    """Execution ms, shared buffers and rows of one page's statement, and its plan."""
     rules = _rules(kind)
     now = datetime.now(UTC)
     search = start_times.Search(
@@ -70,12 +71,15 @@ async def _explain(
         )
     )
     execution = float(re.findall(r"Execution Time: ([\d.]+) ms", plan)[0])
-    buffers = sum(int(b) for b in re.findall(r"shared hit=(\d+)", plan.split("\n")[1]))
+    # The top node's line (its figures include every node under it), the first in the plan.
+    buffers = int(re.findall(r"Buffers: shared hit=(\d+)", plan)[0])
     rows = int(re.findall(r"actual time=[\d.]+\.\.[\d.]+ rows=(\d+)", plan)[0])
-    return execution, buffers, rows
+    return execution, buffers, rows, plan
 
 
-async def run(pg: PostgresServer, sizes: list[int], runs: int) -> dict[str, Any]:
+async def run(
+    pg: PostgresServer, sizes: list[int], runs: int, plans: Path | None = None
+) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
     (provider,) = await seed.providers(db, 1, "series")
@@ -97,6 +101,9 @@ async def run(pg: PostgresServer, sizes: list[int], runs: int) -> dict[str, Any]
             await db.execute(f"SET jit = {jit}")
             await _explain(db, provider, kind, base, repeat)  # warm
             samples = [await _explain(db, provider, kind, base, repeat) for _ in range(runs)]
+            if plans is not None:
+                plans.mkdir(parents=True, exist_ok=True)
+                (plans / f"{name}-{size}.txt").write_text(samples[-1][3])
             row[name] = {
                 "execution_ms": round(statistics.median(s[0] for s in samples), 3),
                 "buffers": samples[-1][1],
@@ -119,10 +126,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--plans", type=Path, help="write each page's plan into this folder")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with postgres() as pg:  # migrates: outside the event loop
-        figures = asyncio.run(run(pg, sizes, args.runs))
+        figures = asyncio.run(run(pg, sizes, args.runs, args.plans))
     LOGS.mkdir(exist_ok=True)
     (LOGS / "series.json").write_text(json.dumps(figures, indent=2))
 

@@ -154,6 +154,21 @@ def listing_cases(world: dict[str, Any]) -> list[tuple[str, dict[str, Any], int]
         ),
         (f"/providers/{p}/appointment-types/nope/availability", {}, 404),
     ]
+    # A series' start times (`repeat_count`), on the fast path since session 12.
+    for params, status in (
+        ({"repeat_count": "2"}, 200),
+        ({"repeat_count": "52", "repeat_interval_weeks": "4"}, 200),
+        ({"repeat_count": "03", "limit": "2"}, 200),
+        ({"repeat_interval_weeks": "2"}, 200),
+        ({"repeat_count": "1"}, 422),
+        ({"repeat_count": "53"}, 422),
+        ({"repeat_count": "two"}, 422),
+        ({"repeat_count": "+3"}, 200),
+        ({"repeat_count": "2", "repeat_interval_weeks": "5"}, 422),
+        ({"repeat_interval_weeks": "0"}, 422),
+        ([("repeat_count", "2"), ("repeat_count", "60")], 422),
+    ):
+        cases.append((starts, {"params": params}, status))
     return cases
 
 

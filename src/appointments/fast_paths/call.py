@@ -168,6 +168,17 @@ def times(params: dict[str, str], *names: str) -> list[datetime | None]:
     return [None if name not in params else _time(params[name]) for name in names]
 
 
+def bounded(params: dict[str, str], name: str, low: int, high: int) -> int | None:
+    """An integer query parameter within [low, high] as FastAPI's `Query(ge, le)` takes
+    it (None when absent); anything else is FastAPI's to refuse."""
+    value = params.get(name)
+    if value is None:
+        return None
+    if value.isascii() and value.isdigit() and low <= int(value) <= high:
+        return int(value)
+    raise Skip
+
+
 def paging(params: dict[str, str]) -> PageRequest:
     """`limit` and `cursor` as `pagination.page_request` takes them."""
     limit = params.get("limit")

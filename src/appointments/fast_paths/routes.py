@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from appointments.appointment_types.router import start_times_answer
+from appointments.appointment_types.start_times import Repeat
 from appointments.availability.router import slot_page_answer
 from appointments.availability.schemas import SlotFilter
 from appointments.booking.router import (
@@ -24,14 +25,12 @@ from appointments.booking.router import (
 )
 from appointments.booking.schemas import ConfirmIn, ReserveIn
 from appointments.db import transaction
-from appointments.fast_paths.call import Call, Skip, paging, times
+from appointments.fast_paths.call import Call, Skip, bounded, paging, times
 
 Handler = Callable[[Call], Awaitable[Response]]
 
 _LISTING = frozenset({"limit", "cursor", "from", "to", "status"})
-_START_TIMES = frozenset({"limit", "cursor", "from", "to"})
-# Read only to hand a series' start times to FastAPI (not a hot path).
-_REPEATS = frozenset({"repeat_count", "repeat_interval_weeks"})
+_START_TIMES = frozenset({"limit", "cursor", "from", "to", "repeat_count", "repeat_interval_weeks"})
 
 
 async def slot_listing(call: Call) -> Response:
@@ -58,11 +57,12 @@ async def slot_listing(call: Call) -> Response:
 
 
 async def start_times(call: Call) -> Response:
-    if call.query(_REPEATS):
-        raise Skip
     params = call.query(_START_TIMES)
     page = paging(params)
     start_from, start_before = times(params, "from", "to")
+    count = bounded(params, "repeat_count", 2, 52)
+    interval = bounded(params, "repeat_interval_weeks", 1, 4)
+    repeat = None if count is None else Repeat(count, interval or 1)
     await call.principal()
     state = call.api.state
     return await start_times_answer(
@@ -76,6 +76,7 @@ async def start_times(call: Call) -> Response:
         start_from,
         start_before,
         call.header(b"if-none-match"),
+        repeat,
     )
 
 
@@ -149,7 +150,7 @@ HOT: tuple[Hot, ...] = (
         "GET",
         "/providers/{provider_id}/appointment-types/{type_id}/availability",
         start_times,
-        Reads(query=_START_TIMES | _REPEATS, headers=_CONDITIONAL),
+        Reads(query=_START_TIMES, headers=_CONDITIONAL),
     ),
     Hot("POST", "/clients/{client_id}/reserve", reserve, Reads(headers=_KEYED, body=ReserveIn)),
     Hot("POST", "/clients/{client_id}/confirm", confirm, Reads(headers=_KEYED, body=ConfirmIn)),

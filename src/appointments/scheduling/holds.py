@@ -123,9 +123,13 @@ def _occupants(*slot_filter: ColumnElement[bool]) -> CompoundSelect[tuple[uuid.U
     sessions = links.with_only_columns(ReservationSlot.session_id).where(
         ReservationSlot.session_id.is_not(None)
     )
-    seat = aliased(Reservation)
-    seats = select(seat.id).where(seat.session_id.in_(sessions))
+    seats = select(_SEAT.id).where(_SEAT.session_id.in_(sessions))
     return union_all(own, seats)
+
+
+# Made once: an alias builds a proxy of every column (~4 ms a call, measured in the
+# series' profile), and it is the same alias every time.
+_SEAT = aliased(Reservation)
 
 
 def _holders(
