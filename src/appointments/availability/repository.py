@@ -3,7 +3,7 @@
 import json
 import os
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, text, update
@@ -132,31 +132,19 @@ async def page(
 
 
 async def remove_slots(
-    session: AsyncSession,
-    provider_id: uuid.UUID,
-    start_from: datetime,
-    start_before: datetime,
-    now: datetime,
-    *,
-    keep_starts: Collection[datetime] = (),
-    only_free: bool = True,
+    session: AsyncSession, withdrawn: slots.Withdrawn, now: datetime, *, only_free: bool = True
 ) -> int:
-    """Withdraw the provider's slots starting in [start_from, start_before), except
-    those starting at `keep_starts`: the free ones, or every one (`only_free=False`,
-    once the bookings on them are being cancelled or moved).
+    """Withdraw the slots `withdrawn` picks: the free ones, or every one
+    (`only_free=False`, once the bookings on them are being cancelled or moved).
 
     A conditional UPDATE: a reserve racing with us either claimed its slot first
     (the slot is not free, so it stays and shows up as a conflict) or waits for
     our row lock and then finds the slot gone.
     """
     statement = update(Slot).where(
-        Slot.provider_id == provider_id,
-        Slot.start_time >= start_from,
-        Slot.start_time < start_before,
+        *withdrawn.where(),
         slots.is_free(now) if only_free else Slot.status != SlotStatus.REMOVED,
     )
-    if keep_starts:
-        statement = statement.where(Slot.start_time.not_in(list(keep_starts)))
     result = await session.execute(
         statement.values(status=SlotStatus.REMOVED, hold_expires_at=None).execution_options(
             synchronize_session=False

@@ -13,7 +13,7 @@ from appointments.availability.errors import InvalidWindow
 from appointments.booking import cancel, reschedule
 from appointments.providers import service as providers
 from appointments.providers.models import Provider
-from appointments.scheduling import holds
+from appointments.scheduling import holds, slots
 from appointments.scheduling.conflicts import AvailabilityConflict, conflict_of
 from appointments.scheduling.models import Reservation, SlotRecord
 from appointments.schemas import EARLIEST, LATEST
@@ -127,16 +127,37 @@ async def replace_range(
     for start, end in union(windows):
         wanted.update(start + i * length for i in range((end - start) // length))
 
+    withdrawn = slots.Withdrawn(provider.id, start_from, start_before, keep_starts=wanted)
+    removed, conflicts = await withdraw(session, [withdrawn], now, on_conflict)
+    created = await repository.insert_missing_slots(session, provider.id, sorted(wanted), length)
+    cancelled, moved = await settle(session, settings, conflicts, now, on_conflict)
+    return AvailabilityChange(created=created, removed=removed, cancelled=cancelled, moved=moved)
+
+
+async def withdraw(
+    session: AsyncSession,
+    withdrawals: Sequence[slots.Withdrawn],
+    now: datetime,
+    on_conflict: OnConflict,
+) -> tuple[int, list[Reservation]]:
+    """Withdraw the slots picked (the caller holds the provider's row lock): how many
+    went, and the live bookings that were on them (`settle` them next). Refused (409,
+    listing them, nothing changed once the transaction rolls back) when there are
+    some and `on_conflict` is `refuse`."""
     # Lock order everywhere: reservation rows, then slot rows (booking/repository.py).
     # Run-out holds on the slots going are written down as expired, and the live
     # bookings on them locked, before any slot is touched. Then the free slots go: a
     # reserve racing with us claimed its slot first (then its booking is locked by the
     # second look, taken after it committed) or finds the slot gone.
-    span = (session, provider.id, start_from, start_before, now)
-    await holds.expire_run_out_on_withdrawn_slots(*span, keep_starts=wanted)
-    await holds.live_on_withdrawn_slots(*span, keep_starts=wanted)
-    removed = await repository.remove_slots(*span, keep_starts=wanted)
-    conflicts = await holds.live_on_withdrawn_slots(*span, keep_starts=wanted)
+    for withdrawn in withdrawals:
+        await holds.expire_run_out_on_withdrawn_slots(session, withdrawn, now)
+        await holds.live_on_withdrawn_slots(session, withdrawn, now)
+    removed = 0
+    for withdrawn in withdrawals:
+        removed += await repository.remove_slots(session, withdrawn, now)
+    conflicts: list[Reservation] = []
+    for withdrawn in withdrawals:
+        conflicts += await holds.live_on_withdrawn_slots(session, withdrawn, now)
     if conflicts and on_conflict is OnConflict.REFUSE:
         raise AvailabilityConflict(
             f"{len(conflicts)} held or confirmed booking(s) would be dropped; pass "
@@ -145,13 +166,25 @@ async def replace_range(
         )
     if conflicts:
         # Their slots go now, so no booking can be moved onto them.
-        removed += await repository.remove_slots(*span, keep_starts=wanted, only_free=False)
-    created = await repository.insert_missing_slots(session, provider.id, sorted(wanted), length)
+        for withdrawn in withdrawals:
+            removed += await repository.remove_slots(session, withdrawn, now, only_free=False)
+    return removed, conflicts
+
+
+async def settle(
+    session: AsyncSession,
+    settings: Settings,
+    conflicts: Sequence[Reservation],
+    now: datetime,
+    on_conflict: OnConflict,
+) -> tuple[Sequence[Reservation], Sequence[reschedule.Move]]:
+    """The bookings an edit withdrew the slots of: moved to the earliest free start at
+    or after their own within 14 days (cancelled when there is none), or cancelled;
+    each client told. Returns (cancelled, moved)."""
     if on_conflict is OnConflict.MOVE:
         moved, gave_up = await reschedule.move_elsewhere(session, settings, conflicts, now)
-        return AvailabilityChange(created=created, removed=removed, cancelled=gave_up, moved=moved)
-    cancelled = await cancel.cancel_conflicts(session, conflicts, now)
-    return AvailabilityChange(created=created, removed=removed, cancelled=cancelled)
+        return gave_up, moved
+    return await cancel.cancel_conflicts(session, conflicts, now), ()
 
 
 async def publish_weekly(

@@ -6,7 +6,7 @@ Lock order everywhere: reservation rows first, then slot rows. Booking's own rea
 """
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import (
@@ -39,6 +39,7 @@ from appointments.scheduling.models import (
     ReservationStatus,
     Slot,
 )
+from appointments.scheduling.slots import Withdrawn
 
 # Any fixed 64-bit number: the key of PostgreSQL's advisory lock for sweeping.
 _SWEEP_LOCK_KEY = 0x6170706F696E74
@@ -132,22 +133,9 @@ def _occupants(*slot_filter: ColumnElement[bool]) -> CompoundSelect[tuple[uuid.U
 _SEAT = aliased(Reservation)
 
 
-def _holders(
-    provider_id: uuid.UUID,
-    start_from: datetime,
-    start_before: datetime,
-    keep_starts: Collection[datetime] = (),
-) -> CompoundSelect[tuple[uuid.UUID | None]]:
-    """Reservations occupying a slot of the provider that starts in [start_from,
-    start_before) and not at `keep_starts` (with them: the slots an edit withdraws)."""
-    where = [
-        Slot.provider_id == provider_id,
-        Slot.start_time >= start_from,
-        Slot.start_time < start_before,
-    ]
-    if keep_starts:
-        where.append(Slot.start_time.not_in(list(keep_starts)))
-    return _occupants(*where)
+def _holders(withdrawn: Withdrawn) -> CompoundSelect[tuple[uuid.UUID | None]]:
+    """Reservations occupying a slot an edit withdraws."""
+    return _occupants(*withdrawn.where())
 
 
 async def _expire_run_out(session: AsyncSession, which: ColumnElement[bool], now: datetime) -> int:
@@ -367,32 +355,20 @@ async def lock_every_held_or_confirmed(session: AsyncSession, provider_id: uuid.
 
 
 async def expire_run_out_on_withdrawn_slots(
-    session: AsyncSession,
-    provider_id: uuid.UUID,
-    start_from: datetime,
-    start_before: datetime,
-    now: datetime,
-    *,
-    keep_starts: Collection[datetime] = (),
+    session: AsyncSession, withdrawn: Withdrawn, now: datetime
 ) -> None:
     """Write down every run-out hold on a slot an edit withdraws (expired, its event,
     its links gone), so no `held` reservation is left on a removed slot."""
-    holders = _holders(provider_id, start_from, start_before, keep_starts)
-    await _expire_run_out(session, Reservation.id.in_(holders), now)
+    await _expire_run_out(session, Reservation.id.in_(_holders(withdrawn)), now)
 
 
 async def live_on_withdrawn_slots(
-    session: AsyncSession,
-    provider_id: uuid.UUID,
-    start_from: datetime,
-    start_before: datetime,
-    now: datetime,
-    *,
-    keep_starts: Collection[datetime] = (),
+    session: AsyncSession, withdrawn: Withdrawn, now: datetime
 ) -> Sequence[Reservation]:
     """Live reservations occupying a slot an edit withdraws, locked (reservation rows
     before slot rows: the order every path takes), by start time."""
-    holders = _holders(provider_id, start_from, start_before, keep_starts)
+    holders = _holders(withdrawn)
+    provider_id = withdrawn.provider_id
     query = (
         select(Reservation)
         .where(Reservation.provider_id == provider_id, Reservation.id.in_(holders), is_live(now))

@@ -5,9 +5,9 @@ Publishing and listing a provider's slots are availability's (`availability.repo
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, TextClause, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,47 @@ from appointments.scheduling.models import ReservationSlot, Slot, SlotStatus
 def is_free(now: datetime) -> TextClause:
     """The slot is free at `now` (`scheduling.rules.slot_free`), as an ORM condition."""
     return rules.where(rules.slot_free("slots"), now)
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """Which of a provider's slots an edit withdraws: those starting in [start_from,
+    start_before) but not at `keep_starts` (an availability edit), or exactly those at
+    `only_starts` (a schedule's republish, a time off)."""
+
+    provider_id: uuid.UUID
+    start_from: datetime
+    start_before: datetime
+    keep_starts: Collection[datetime] = ()
+    only_starts: Collection[datetime] | None = None
+
+    @classmethod
+    def at(cls, provider_id: uuid.UUID, starts: Sequence[datetime]) -> list["Withdrawn"]:
+        """The slots at `starts` (sorted), in chunks of at most WITHDRAW_CHUNK (each
+        start is one bound parameter of the statements)."""
+        return [
+            cls(provider_id, chunk[0], chunk[-1] + _JUST_AFTER, only_starts=chunk)
+            for chunk in (
+                starts[i : i + WITHDRAW_CHUNK] for i in range(0, len(starts), WITHDRAW_CHUNK)
+            )
+        ]
+
+    def where(self) -> list[ColumnElement[bool]]:
+        criteria = [
+            Slot.provider_id == self.provider_id,
+            Slot.start_time >= self.start_from,
+            Slot.start_time < self.start_before,
+        ]
+        if self.keep_starts:
+            criteria.append(Slot.start_time.not_in(list(self.keep_starts)))
+        if self.only_starts is not None:
+            criteria.append(Slot.start_time.in_(list(self.only_starts)))
+        return criteria
+
+
+# Below both drivers' limits on bound parameters (32,767 for asyncpg, 32,766 SQLite's).
+WITHDRAW_CHUNK = 10_000
+_JUST_AFTER = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
