@@ -24,7 +24,8 @@ EMPTY_EVERY_TABLE = (
     "DELETE FROM deliveries; DELETE FROM events; DELETE FROM webhook_endpoints; "
     "DELETE FROM idempotency_keys; DELETE FROM reservation_slots; "
     "DELETE FROM reservations; DELETE FROM group_sessions; DELETE FROM slots; "
-    "DELETE FROM appointment_types; "
+    "DELETE FROM appointment_types; DELETE FROM time_off; DELETE FROM schedule_overrides; "
+    "DELETE FROM schedules; "
     "DELETE FROM clients; DELETE FROM providers; DELETE FROM rate_windows"
 )
 

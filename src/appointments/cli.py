@@ -1,4 +1,4 @@
-"""The operator's command line: serve, migrate, expire, sweeper, deliver, token,
+"""The operator's command line: serve, migrate, expire, roll, sweeper, deliver, token,
 check-config, seed-demo, create-provider."""
 
 import asyncio
@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from appointments import demo
 from appointments import migrate as migrations
 from appointments.auth.tokens import ConfigurationError, Role, mint_token
+from appointments.availability.schedule_roll import Rolled, roll_all
 from appointments.booking.sweeper import run_sweeper, sweep_once
 from appointments.clock import SystemClock
 from appointments.db import (
@@ -89,6 +90,23 @@ def expire() -> None:
             await engine.dispose()
 
     typer.echo(f"expired {asyncio.run(run())} reservation(s)")
+
+
+@app.command()
+def roll() -> None:
+    """Publish every standing schedule through its horizon, once (safe beside any other
+    roll: the CronJob's, the service's own), and print what it did."""
+    settings = get_settings()
+
+    async def run() -> Rolled:
+        engine = create_engine(settings)
+        try:
+            return await roll_all(create_sessionmaker(engine), settings, SystemClock().now())
+        finally:
+            await engine.dispose()
+
+    rolled = asyncio.run(run())
+    typer.echo(f"rolled {rolled.providers} schedule(s): {rolled.created} slot(s) published")
 
 
 @app.command()

@@ -15,6 +15,8 @@ from appointments.appointment_types.router import router as appointment_types_ro
 from appointments.auth.policy import authorize, check_every_route_has_a_rule
 from appointments.auth.tokens import TokenVerifier
 from appointments.availability.router import router as availability_router
+from appointments.availability.schedule_roll import run_roller
+from appointments.availability.schedule_router import router as schedule_router
 from appointments.booking.router import client_router as booking_client_router
 from appointments.booking.router import provider_router as booking_provider_router
 from appointments.booking.series_router import client_router as series_client_router
@@ -57,6 +59,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 )
             )
         )
+        # The roll runs beside the sweeper: processes that sweep also roll.
+        if settings.roll_interval_seconds > 0:
+            roller = run_roller(
+                app.state.sessionmaker, settings, app.state.clock, settings.roll_interval_seconds
+            )
+            tasks.append(asyncio.create_task(roller))
     deliverer = Deliverer(app.state.sessionmaker, settings, app.state.clock)
     if settings.delivery_interval_seconds > 0:
         tasks.append(asyncio.create_task(deliverer.run(settings.delivery_interval_seconds)))
@@ -107,6 +115,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     for router in (
         providers_router,
         availability_router,
+        schedule_router,
         appointment_types_router,
         clients_router,
         booking_client_router,

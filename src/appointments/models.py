@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
 from appointments.appointment_types.models import AppointmentType
+from appointments.availability.schedule_models import Schedule, ScheduleOverride, TimeOff
 from appointments.clients.models import Client
 from appointments.db import Base
 from appointments.idempotency.models import IdempotencyKey
@@ -22,7 +23,10 @@ __all__ = [
     "RateWindow",
     "Reservation",
     "ReservationSlot",
+    "Schedule",
+    "ScheduleOverride",
     "Slot",
+    "TimeOff",
     "WebhookEndpoint",
     "metadata",
 ]

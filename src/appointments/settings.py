@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     hold_seconds: int = Field(default=1800, ge=1)
     min_notice_seconds: int = Field(default=86400, ge=0)
     sweep_interval_seconds: float = Field(default=60, ge=0)
+    # How often the in-process roller publishes the days that came within each standing
+    # schedule's horizon (0: never; then run `appointments roll` or the CronJob daily).
+    roll_interval_seconds: float = Field(default=600, ge=0)
     # `local`: a missing JWT key is generated into `jwt_secret_file` so a first run just
     # works; `production`: a real key (secret, public key or JWKS URL) is required.
     environment: Literal["local", "production"] = "local"

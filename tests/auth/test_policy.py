@@ -71,6 +71,15 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/providers/{provider_id}/sessions"): PROVIDER_ITSELF,
     ("GET", "/providers/{provider_id}/sessions/{session_id}"): PROVIDER_ITSELF,
     ("POST", "/providers/{provider_id}/sessions/{session_id}/cancel"): PROVIDER_ITSELF,
+    ("PUT", "/providers/{provider_id}/schedule"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/schedule"): PROVIDER_ITSELF,
+    ("DELETE", "/providers/{provider_id}/schedule"): PROVIDER_ITSELF,
+    ("PUT", "/providers/{provider_id}/schedule/overrides/{day}"): PROVIDER_ITSELF,
+    ("DELETE", "/providers/{provider_id}/schedule/overrides/{day}"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/schedule/overrides"): PROVIDER_ITSELF,
+    ("POST", "/providers/{provider_id}/time-off"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/time-off"): PROVIDER_ITSELF,
+    ("DELETE", "/providers/{provider_id}/time-off/{time_off_id}"): PROVIDER_ITSELF,
     ("POST", "/providers/{provider_id}/reservations/{reservation_id}/reschedule"): (
         PROVIDER_ITSELF
     ),
@@ -145,6 +154,19 @@ def build_world(api: Api) -> dict[str, Json]:
     )
     world["series_slot"] = api.slot(world["provider_other"]["id"], DAY + timedelta(hours=4))
     api.slot(world["provider_other"]["id"], DAY + timedelta(hours=4, weeks=1))
+    # The provider's standing week: a schedule, an override, a time off.
+    own = world["provider_own"]["id"]
+    api.ok("PUT", f"/providers/{own}/schedule", json={"rules": [], "horizon_days": 1})
+    api.ok("PUT", f"/providers/{own}/schedule/overrides/{FAR_DAY}", json={"intervals": []})
+    world["time_off"] = api.ok(
+        "POST",
+        f"/providers/{own}/time-off",
+        201,
+        json={
+            "start_time": iso(DAY + timedelta(days=9)),
+            "end_time": iso(DAY + timedelta(days=10)),
+        },
+    )
     world["webhook"] = api.ok(
         "POST",
         "/webhooks",
@@ -164,6 +186,7 @@ def add_delivery(api: Api, world: dict[str, Json]) -> None:
 
 
 HOOK_URL = "http://127.0.0.1:9/hooks"
+FAR_DAY = "2027-06-01"
 
 
 TYPE_BODY = {"name": "Consultation", "duration_minutes": 45, "buffer_after_minutes": 15}
@@ -181,6 +204,8 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         delivery_id=delivery["id"],
         series_id=world["series"]["id"],
         session_id=world["seat"]["session_id"],
+        day=FAR_DAY,
+        time_off_id=world["time_off"]["id"],
     )
     far = DAY + timedelta(days=5)
     if (method, path) == ("DELETE", "/providers/{provider_id}"):
@@ -212,6 +237,12 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         ("POST", "/clients/{client_id}/series"): {
             "slot_id": world["series_slot"]["id"],
             "repeat": {"count": 2},
+        },
+        ("PUT", "/providers/{provider_id}/schedule"): {"rules": [], "horizon_days": 1},
+        ("PUT", "/providers/{provider_id}/schedule/overrides/{day}"): {"intervals": []},
+        ("POST", "/providers/{provider_id}/time-off"): {
+            "start_time": iso(far),
+            "end_time": iso(far + timedelta(hours=1)),
         },
         ("POST", "/webhooks"): {"url": HOOK_URL},
         ("PUT", "/webhooks/{webhook_id}"): {"url": HOOK_URL},

@@ -12,28 +12,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.availability.schemas import SlotFilter
 from appointments.pagination import PageRequest
 from appointments.scheduling import rules, slots
-from appointments.scheduling.models import Slot, SlotRecord, SlotStatus
+from appointments.scheduling.models import Slot, SlotRecord, SlotSource, SlotStatus
 
 _INSERT_SLOTS = {
     # One statement whatever the window size: the rows travel as arrays (PostgreSQL)
     # or one JSON document (SQLite), so there is one round trip and one cached plan.
     "postgresql": """
-        INSERT INTO slots (id, provider_id, start_time, end_time, status)
-        SELECT gen_random_uuid(), :provider_id, new.start_time, new.end_time, 'available'
+        INSERT INTO slots (id, provider_id, start_time, end_time, status, source)
+        SELECT gen_random_uuid(), :provider_id, new.start_time, new.end_time, 'available',
+               :source
         FROM unnest(CAST(:starts AS timestamptz[]),
                     CAST(:ends AS timestamptz[])) AS new (start_time, end_time)
         ON CONFLICT (provider_id, start_time) DO UPDATE
-            SET status = 'available', hold_expires_at = NULL
+            SET status = 'available', hold_expires_at = NULL, source = excluded.source
             WHERE slots.status = 'removed'
         RETURNING id, provider_id, start_time, end_time, status, hold_expires_at
     """,
     "sqlite": """
-        INSERT INTO slots (id, provider_id, start_time, end_time, status)
+        INSERT INTO slots (id, provider_id, start_time, end_time, status, source)
         SELECT json_extract(value, '$[0]'), :provider_id, json_extract(value, '$[1]'),
-               json_extract(value, '$[2]'), 'available'
+               json_extract(value, '$[2]'), 'available', :source
         FROM json_each(:rows) WHERE true
         ON CONFLICT (provider_id, start_time) DO UPDATE
-            SET status = 'available', hold_expires_at = NULL
+            SET status = 'available', hold_expires_at = NULL, source = excluded.source
             WHERE slots.status = 'removed'
         RETURNING id, provider_id, start_time, end_time, status, hold_expires_at
     """,
@@ -53,14 +54,18 @@ def _sqlite_time(moment: datetime) -> str:
 
 
 async def insert_missing_slots(
-    session: AsyncSession, provider_id: uuid.UUID, starts: Sequence[datetime], length: timedelta
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    starts: Sequence[datetime],
+    length: timedelta,
+    source: SlotSource = SlotSource.WINDOW,
 ) -> list[SlotRecord]:
     """Insert a slot at each start unless the provider has one there; return the new ones.
 
     Set-based: one INSERT ... SELECT ... ON CONFLICT, so a repeated or overlapping
     window is idempotent, even when two arrive at once. A slot the provider had
-    removed comes back (and counts as created); any other existing slot is left
-    exactly as it is.
+    removed comes back (and counts as created, now `source`'s); any other existing
+    slot is left exactly as it is.
     """
     if not starts:
         return []
@@ -81,13 +86,14 @@ async def insert_missing_slots(
             "provider_id": provider_id,
             "starts": list(starts),
             "ends": [start + length for start in starts],
+            "source": source.value,
         }
     else:
         rows = [
             [ident.hex, _sqlite_time(start), _sqlite_time(start + length)]
             for ident, start in zip(_random_ids(len(starts)), starts, strict=True)
         ]
-        params = {"provider_id": provider_id.hex, "rows": json.dumps(rows)}
+        params = {"provider_id": provider_id.hex, "rows": json.dumps(rows), "source": source.value}
     result = await session.execute(statement, params)
     # Plain rows, not ORM objects: thousands of them are built ten times faster.
     created: list[SlotRecord] = list(result.all())
@@ -151,3 +157,38 @@ async def remove_slots(
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def adopt_slots(
+    session: AsyncSession, provider_id: uuid.UUID, starts: Sequence[datetime]
+) -> None:
+    """The provider's schedule-published slots at `starts` become the window's: published
+    explicitly as well, they stay when the schedule changes."""
+    for i in range(0, len(starts), slots.WITHDRAW_CHUNK):
+        chunk = list(starts[i : i + slots.WITHDRAW_CHUNK])
+        await session.execute(
+            update(Slot)
+            .where(
+                Slot.provider_id == provider_id,
+                Slot.source == SlotSource.SCHEDULE,
+                Slot.start_time.in_(chunk),
+            )
+            .values(source=SlotSource.WINDOW)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def live_starts_of(
+    session: AsyncSession, provider_id: uuid.UUID, source: SlotSource, start_from: datetime
+) -> set[datetime]:
+    """Start times of the provider's slots (not withdrawn) that `source` published,
+    from `start_from` on."""
+    result = await session.scalars(
+        select(Slot.start_time).where(
+            Slot.provider_id == provider_id,
+            Slot.start_time >= start_from,
+            Slot.source == source,
+            Slot.status != SlotStatus.REMOVED,
+        )
+    )
+    return set(result.all())

@@ -89,7 +89,9 @@ async def publish_window(
     provider = await providers.get_provider(session, provider_id)
     length = timedelta(minutes=settings.slot_minutes)
     starts = slot_starts(start, end, length)
-    return await repository.insert_missing_slots(session, provider.id, starts, length)
+    created = await repository.insert_missing_slots(session, provider.id, starts, length)
+    await repository.adopt_slots(session, provider.id, starts)
+    return created
 
 
 def _check_range(start_from: datetime, start_before: datetime, length: timedelta) -> None:
@@ -130,6 +132,7 @@ async def replace_range(
     withdrawn = slots.Withdrawn(provider.id, start_from, start_before, keep_starts=wanted)
     removed, conflicts = await withdraw(session, [withdrawn], now, on_conflict)
     created = await repository.insert_missing_slots(session, provider.id, sorted(wanted), length)
+    await repository.adopt_slots(session, provider.id, sorted(wanted))
     cancelled, moved = await settle(session, settings, conflicts, now, on_conflict)
     return AvailabilityChange(created=created, removed=removed, cancelled=cancelled, moved=moved)
 
@@ -209,22 +212,23 @@ async def publish_weekly(
     length = timedelta(minutes=settings.slot_minutes)
     for _, start, end in rules:
         # Whether a wall time is a slot boundary depends on the date's UTC offset:
-        # checked on each date it falls on (`_check_on_local_grid`).
+        # checked on each date it falls on (`check_on_local_grid`).
         if end is not None and end <= start:
             raise InvalidWindow("a rule's end must be after its start (use 24:00 for midnight)")
     zone = ZoneInfo(provider.timezone)
     days = list(weekly.expand(rules, start_date, end_date, zone))
     for begins, ends in days:
         for moment in (begins, ends):
-            _check_on_local_grid(moment, length, zone)
+            check_on_local_grid(moment, length, zone)
     starts: list[datetime] = []
     for begins, ends in union(days):
-        starts.extend(_grid_starts(begins, ends, length))
+        starts.extend(grid_starts(begins, ends, length))
     created = await repository.insert_missing_slots(session, provider.id, starts, length)
+    await repository.adopt_slots(session, provider.id, starts)
     return provider, created
 
 
-def _check_on_local_grid(moment: datetime, length: timedelta, zone: ZoneInfo) -> None:
+def check_on_local_grid(moment: datetime, length: timedelta, zone: ZoneInfo) -> None:
     """Refuse a rule's start or end that is no slot boundary on that date (slots align
     to the epoch in UTC): with slots longer than 15 minutes, a zone whose offset is not
     a multiple of them (Asia/Kolkata, 60 minutes) would otherwise lose part of an hour
@@ -242,7 +246,7 @@ def _check_on_local_grid(moment: datetime, length: timedelta, zone: ZoneInfo) ->
     )
 
 
-def _grid_starts(begins: datetime, ends: datetime, length: timedelta) -> list[datetime]:
+def grid_starts(begins: datetime, ends: datetime, length: timedelta) -> list[datetime]:
     """Slot starts inside [begins, ends) on the epoch-aligned grid."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     first = epoch + -((epoch - begins) // length) * length  # round up onto the grid

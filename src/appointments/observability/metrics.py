@@ -34,6 +34,13 @@ RESERVATIONS = Counter(
     ["outcome"],
 )
 SWEEPS = Counter("appointments_sweeps_total", "Expiry sweeps run (sweeper, CLI or admin).")
+SCHEDULE_SLOTS = Counter(
+    "appointments_schedule_slots_total",
+    "Slots the standing schedules published or removed, by what did it: the roll (loop, "
+    "CLI or CronJob) or a change (schedule, override, time off).",
+    ["action", "trigger"],
+)
+ROLLS = Counter("appointments_schedule_rolls_total", "Rolls run over every standing schedule.")
 SWEPT = Counter("appointments_swept_holds_total", "Holds marked expired by sweeps.")
 POOL_IN_USE = Gauge(
     "appointments_db_pool_in_use",

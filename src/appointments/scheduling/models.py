@@ -42,6 +42,11 @@ class SlotRecord(Protocol):
     hold_expires_at: datetime | None
 
 
+class SlotSource(enum.StrEnum):
+    WINDOW = "window"
+    SCHEDULE = "schedule"
+
+
 class Slot(Base):
     """One bookable interval of a provider.
 
@@ -61,6 +66,11 @@ class Slot(Base):
     status: Mapped[str] = mapped_column(String(16), default=SlotStatus.AVAILABLE)
     # Copy of the live hold's expiry, so "is this slot free now?" needs no join.
     hold_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who published it: an explicit window ('window') or the standing schedule
+    # ('schedule'); a schedule's republish withdraws only its own slots.
+    source: Mapped[str] = mapped_column(
+        String(16), default=SlotSource.WINDOW, server_default=SlotSource.WINDOW.value
+    )
 
     __table_args__ = (
         # One slot per provider and start; also the index behind listing by start time.
@@ -74,6 +84,7 @@ class Slot(Base):
             "(status = 'reserved') = (hold_expires_at IS NOT NULL)",
             name="hold_expiry_only_when_reserved",
         ),
+        CheckConstraint("source IN ('window', 'schedule')", name="known_source"),
         # Lets the sweeper find stale holds without scanning every slot.
         Index(
             "ix_slots_stale_hold",
