@@ -79,10 +79,17 @@ def test_kubernetes_set_has_every_piece() -> None:
     assert container["resources"]["requests"]
     assert container["resources"]["limits"]
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
-    cronjob = yaml.safe_load(kinds["CronJob"].read_text())
-    assert cronjob["spec"]["schedule"] == "* * * * *"
-    job_container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert job_container["args"] == ["expire"]
+    cronjobs = {
+        job["metadata"]["name"]: job
+        for job in (load(path) for path in MANIFESTS)
+        if job["kind"] == "CronJob"
+    }
+    expire, roll = cronjobs["appointments-expire"], cronjobs["appointments-roll"]
+    assert expire["spec"]["schedule"] == "* * * * *"
+    assert roll["spec"]["schedule"] == "7 * * * *"  # hourly: each zone's new day
+    for job, args in ((expire, ["expire"]), (roll, ["roll"])):
+        container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        assert container["args"] == args
     config = yaml.safe_load(kinds["ConfigMap"].read_text())["data"]
     assert config["APPOINTMENTS_SWEEP_INTERVAL_SECONDS"] == "0"
 

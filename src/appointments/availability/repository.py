@@ -179,16 +179,20 @@ async def adopt_slots(
 
 
 async def live_starts_of(
-    session: AsyncSession, provider_id: uuid.UUID, source: SlotSource, start_from: datetime
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    source: SlotSource,
+    start_from: datetime,
+    start_before: datetime | None = None,
 ) -> set[datetime]:
     """Start times of the provider's slots (not withdrawn) that `source` published,
-    from `start_from` on."""
-    result = await session.scalars(
-        select(Slot.start_time).where(
-            Slot.provider_id == provider_id,
-            Slot.start_time >= start_from,
-            Slot.source == source,
-            Slot.status != SlotStatus.REMOVED,
-        )
+    from `start_from` on (and before `start_before`)."""
+    query = select(Slot.start_time).where(
+        Slot.provider_id == provider_id,
+        Slot.start_time >= start_from,
+        Slot.source == source,
+        Slot.status != SlotStatus.REMOVED,
     )
-    return set(result.all())
+    if start_before is not None:
+        query = query.where(Slot.start_time < start_before)
+    return set((await session.scalars(query)).all())

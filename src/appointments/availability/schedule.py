@@ -57,6 +57,7 @@ class Change:
     removed: int
     cancelled: Sequence[Reservation] = ()
     moved: Sequence[reschedule.Move] = ()
+    # The last date now published; None when it did not publish (no schedule, nothing due).
     published_through: date | None = None
 
 
@@ -206,17 +207,33 @@ async def republish(
     provider: Provider,
     now: datetime,
     on_conflict: OnConflict,
+    dates: tuple[date, date] | None = None,
 ) -> Change:
-    """Make the slots the schedule published from now on exactly what it wants today:
+    """Make the slots the schedule published from now on exactly what it wants today
+    (on the local `dates` only, when given: what an override or a time off changed):
     withdraw the rest (bookings on them follow `on_conflict`), add the missing. The
     caller holds the provider's row lock. Without a schedule nothing changes."""
     schedule = await session.get(Schedule, provider.id, populate_existing=True)
     if schedule is None:
         return Change(created=0, removed=0)
+    zone = ZoneInfo(provider.timezone)
     today = _today(provider, now)
     through = last_day(schedule, today)
-    want = await wanted(session, settings, provider, schedule, today, through, now)
-    have = await repository.live_starts_of(session, provider.id, SlotSource.SCHEDULE, now)
+    first, last = today, through
+    if dates is not None:
+        first, last = max(today, dates[0]), min(through, dates[1])
+    want: list[datetime] = []
+    if first <= last:
+        want = await wanted(session, settings, provider, schedule, first, last, now)
+    # All of the schedule's slots from now on (those past a shortened horizon go too),
+    # or those on the dates.
+    start_from, start_before = now, None
+    if dates is not None:
+        start_from = max(now, weekly.wall_time_to_utc(first, time(0), zone, first=True))
+        start_before = weekly.wall_time_to_utc(last, None, zone, first=True)
+    have = await repository.live_starts_of(
+        session, provider.id, SlotSource.SCHEDULE, start_from, start_before
+    )
     going = sorted(have.difference(want))
     removed, conflicts = await withdraw(
         session, slots.Withdrawn.at(provider.id, going), now, on_conflict
@@ -227,8 +244,9 @@ async def republish(
         session, provider.id, new, length, SlotSource.SCHEDULE
     )
     cancelled, moved = await settle(session, settings, conflicts, now, on_conflict)
-    schedule.published_through = through
-    return Change(len(created), removed, cancelled, moved, through)
+    if dates is None:
+        schedule.published_through = through
+    return Change(len(created), removed, cancelled, moved, schedule.published_through)
 
 
 async def roll(
@@ -245,7 +263,7 @@ async def roll(
     through = last_day(schedule, today)
     done = schedule.published_through
     if done is not None and done >= through:
-        return Change(created=0, removed=0, published_through=done)
+        return Change(created=0, removed=0)  # no `published_through`: nothing was due
     first = today if done is None else max(today, done + timedelta(days=1))
     want = await wanted(session, settings, provider, schedule, first, through, now)
     length = timedelta(minutes=settings.slot_minutes)
@@ -339,7 +357,8 @@ async def set_override(
         session.add(found)
     found.intervals, found.updated_at = [hours_text(h) for h in hours], now
     await session.flush()
-    return found, _count(await republish(session, settings, provider, now, on_conflict))
+    change = await republish(session, settings, provider, now, on_conflict, (day, day))
+    return found, _count(change)
 
 
 async def remove_override(
@@ -357,7 +376,7 @@ async def remove_override(
         raise NotFound(f"provider {provider_id!r} has no override on {day.isoformat()}")
     await session.delete(found)
     await session.flush()
-    return _count(await republish(session, settings, provider, now, on_conflict))
+    return _count(await republish(session, settings, provider, now, on_conflict, (day, day)))
 
 
 async def overrides_page(
@@ -432,9 +451,11 @@ async def remove_time_off(
     away = await session.get(TimeOff, parse_id(time_off_id, "time off"))
     if away is None or away.provider_id != provider.id:
         raise NotFound(f"time off {time_off_id!r} does not exist")
+    zone = ZoneInfo(provider.timezone)
+    dates = (away.start_time.astimezone(zone).date(), away.end_time.astimezone(zone).date())
     await session.delete(away)
     await session.flush()
-    return _count(await republish(session, settings, provider, now, OnConflict.REFUSE))
+    return _count(await republish(session, settings, provider, now, OnConflict.REFUSE, dates))
 
 
 async def time_off_page(

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Rolled:
-    providers: int  # rolled now (others were published far enough already, or busy)
+    providers: int  # rolled by this run (others were far enough already, or another's)
     created: int
 
 
@@ -71,8 +71,9 @@ async def roll_all(
             if provider is None:
                 continue  # being rolled or edited by another process, or gone
             change = await schedule.roll(session, settings, provider, now)
-        rolled += 1
-        created += change.created
+        if change.published_through is not None:  # else another process rolled it meanwhile
+            rolled += 1
+            created += change.created
     ROLLS.inc()
     SCHEDULE_SLOTS.labels("published", "roll").inc(created)
     return Rolled(providers=rolled, created=created)
