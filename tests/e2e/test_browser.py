@@ -429,3 +429,59 @@ def test_a_client_books_a_weekly_series_with_a_week_explained_and_sees_it_groupe
             screens.shoot(carol, "16-my-series")
     rows = api.sql("SELECT status, count(*) FROM reservations GROUP BY status")
     assert rows == [("confirmed", 3)]
+
+
+@pytest.mark.live
+def test_a_provider_sets_a_standing_week_a_closed_date_and_time_off(
+    database_url: str, api: Api, tmp_path: Path
+) -> None:
+    update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
+    screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
+    today = datetime.now(BERLIN).date()
+    closed = today + timedelta(days=(3 - today.weekday()) % 7 + 7)  # a Thursday ahead
+    with (
+        live_server(database_url, workers=2) as base,
+        httpx.Client(base_url=base, headers=ADMIN) as http,
+        sync_playwright() as pw,
+    ):
+        provider = http.post(
+            "/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"}
+        ).json()
+        token = bearer(Role.PROVIDER, provider["id"])["Authorization"].removeprefix("Bearer ")
+        with browser(pw, tmp_path / "desk", "Europe/Berlin") as context:
+            desk = context.new_page()
+            desk.goto(f"{base}/")
+            desk.get_by_role("textbox", name="Access token").fill(token)
+            desk.get_by_role("button", name="Sign in").click()
+            desk.get_by_role("link", name="Weekly hours, dates and time off").click()
+            expect(desk.get_by_role("heading", name="My standing week")).to_be_visible()
+            # Monday to Friday 9 to 5 is offered; Friday ends at 13:00 here.
+            desk.get_by_label("Fri until").fill("13:00")
+            desk.get_by_label("Days ahead to publish").fill("30")
+            desk.get_by_role("button", name="Save weekly hours").click()
+            expect(desk.get_by_role("status")).to_contain_text("Weekly hours saved:")
+            # One Thursday closed, on the month view.
+            desk.get_by_label("Date", exact=True).fill(closed.isoformat())
+            desk.get_by_label("Closed all day").check()
+            desk.get_by_role("button", name="Set this date").click()
+            expect(desk.get_by_role("status")).to_contain_text(f"Closed on {closed.isoformat()}")
+            label = f"{closed:%a} {closed.day} {closed:%b}: closed (override)"
+            expect(desk.get_by_label(label)).to_be_visible()
+            # Two days off the week after.
+            start = closed + timedelta(days=4)
+            desk.get_by_label("From", exact=True).last.fill(f"{start.isoformat()}T00:00")
+            desk.get_by_label("Until", exact=True).last.fill(
+                f"{(start + timedelta(days=2)).isoformat()}T00:00"
+            )
+            desk.get_by_label("Reason").fill("Conference")
+            desk.get_by_role("button", name="Add time off").click()
+            expect(desk.get_by_role("status")).to_contain_text("Time off added:")
+            expect(desk.get_by_text("Conference")).to_be_visible()
+            screens.shoot(desk, "17-standing-week")
+            # The week shows the hours at once.
+            desk.goto(f"{base}/provider?week={closed.isoformat()}")
+            expect(desk.get_by_text("Open 09:00–17:00")).to_have_count(3)
+            expect(desk.get_by_text("Open 09:00–13:00")).to_have_count(1)
+            screens.shoot(desk, "18-provider-week-open")
+    rows = api.sql("SELECT count(*) FROM time_off")
+    assert rows == [(1,)]

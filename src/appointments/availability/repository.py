@@ -196,3 +196,20 @@ async def live_starts_of(
     if start_before is not None:
         query = query.where(Slot.start_time < start_before)
     return set((await session.scalars(query)).all())
+
+
+async def published_between(
+    session: AsyncSession, provider_id: uuid.UUID, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """(start, end) of the provider's slots in [start, end), free or booked, by start."""
+    rows = await session.execute(
+        select(Slot.start_time, Slot.end_time)
+        .where(
+            Slot.provider_id == provider_id,
+            Slot.start_time >= start,
+            Slot.start_time < end,
+            Slot.status != SlotStatus.REMOVED,
+        )
+        .order_by(Slot.start_time)
+    )
+    return [(row[0], row[1]) for row in rows.all()]

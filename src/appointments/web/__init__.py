@@ -15,6 +15,7 @@ from appointments.web import (
     admin_pages,
     client_pages,
     provider_pages,
+    schedule_pages,
     type_pages,
     webhook_pages,
 )
@@ -34,6 +35,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         admin_pages.router,
         client_pages.router,
         provider_pages.router,
+        schedule_pages.router,
         type_pages.router,
         webhook_pages.router,
     ):

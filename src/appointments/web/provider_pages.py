@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from appointments.appointment_types import repository as appointment_types
 from appointments.auth.tokens import Role
+from appointments.availability import repository as slot_repository
 from appointments.availability import service as availability
 from appointments.booking import repository as reservations
 from appointments.booking import sessions as group_sessions
@@ -78,6 +79,7 @@ async def _show(
         session, provider.id, PageRequest(limit=TYPES_SHOWN, after=None)
     )
     hooks = await webhook_pages.overview(session, provider.id)
+    published = await open_hours(session, provider.id, shown.start, shown.end, visitor.tz)
     return render(
         request,
         visitor,
@@ -90,6 +92,7 @@ async def _show(
         today=today,
         kinds=kinds,
         hooks=hooks,
+        open_hours=published,
     )
 
 
@@ -237,3 +240,20 @@ async def calendar(visitor: VisitorDep, session: SessionDep, clock: ClockDep) ->
     provider = await providers.get_provider(session, principal.subject)
     owner = Owner(provider_id=provider.id)
     return await calendar_response(session, owner, f"{provider.name}: appointments", clock.now())
+
+
+async def open_hours(
+    session: SessionDep, provider_id: uuid.UUID, start: datetime, end: datetime, zone: ZoneInfo
+) -> dict[date, str]:
+    """Each local date's published hours in [start, end) (free or booked), in words."""
+    runs: dict[date, list[list[datetime]]] = {}
+    for begins, ends in await slot_repository.published_between(session, provider_id, start, end):
+        spans = runs.setdefault(begins.astimezone(zone).date(), [])
+        if spans and spans[-1][1] == begins:
+            spans[-1][1] = ends
+        else:
+            spans.append([begins, ends])
+    return {
+        day: ", ".join(f"{a.astimezone(zone):%H:%M}–{b.astimezone(zone):%H:%M}" for a, b in spans)
+        for day, spans in runs.items()
+    }
