@@ -114,6 +114,47 @@ def test_each_listed_start_books_as_a_series(api: Api, weekly: tuple[Json, Json]
     assert len(series["reservations"]) == 3
 
 
+def test_a_group_series_joins_later_weeks_open_sessions(
+    api: Api, weekly: tuple[Json, Json]
+) -> None:
+    """A group type's series is listed where each week has a seat: a free span, or an
+    open session of the type at that time; `seats_left` is the fewest of any week."""
+    provider, _ = weekly
+    kind = api.appointment_type(provider["id"], name="Class", duration_minutes=30, capacity=3)
+    path = f"/providers/{provider['id']}/appointment-types/{kind['id']}/availability"
+    week = {"to": iso(MONDAY + timedelta(days=1)), "repeat_count": 3, "limit": 100}
+
+    def listed() -> list[tuple[str, int]]:
+        items = api.ok("GET", path, params=week)["items"]
+        return [(item["start_time"], item["seats_left"]) for item in items]
+
+    assert listed() == [(s, 3) for s in at(MONDAY, 0, 15, 30)]
+    # Someone opens the second week's 09:00 session (one seat): 09:00 stays listed,
+    # with 2 seats; 09:15 overlaps that session without being it, and goes.
+    second = api.slot_at(provider["id"], MONDAY + WEEK)
+    joined = api.reserve_type(api.customer("Eve", "eve@example.com")["id"], second, kind["id"])
+    assert joined.status_code == 201, joined.text
+    assert listed() == [(at(MONDAY, 0)[0], 2), (at(MONDAY, 30)[0], 3)]
+    # The first week's 09:30 session (two seats) is a start of its own, with 1 left.
+    third = api.slot_at(provider["id"], MONDAY + timedelta(minutes=30))
+    body = {"slot_id": third, "appointment_type_id": kind["id"], "seats": 2}
+    ann = api.customer("Ann", "ann@example.com")["id"]
+    assert api.client.post(f"/clients/{ann}/reserve", json=body).status_code == 201
+    assert listed() == [(at(MONDAY, 0)[0], 2), (at(MONDAY, 30)[0], 1)]
+    # What is listed books: the series joins the second week's session.
+    bob = api.customer("Bob", "bob@example.com")["id"]
+    first = api.slot_at(provider["id"], MONDAY)
+    series = api.ok(
+        "POST",
+        f"/clients/{bob}/series",
+        201,
+        json={"slot_id": first, "appointment_type_id": kind["id"], "repeat": {"count": 3}},
+    )
+    sessions = {r["session_id"] for r in series["reservations"]}
+    assert joined.json()["session_id"] in sessions
+    assert listed() == [(at(MONDAY, 0)[0], 1), (at(MONDAY, 30)[0], 1)]
+
+
 def test_the_horizon_applies_to_every_occurrence(api: Api) -> None:
     provider = api.provider()
     for week in range(3):

@@ -198,7 +198,7 @@ def compose_text(
     capped = capped and rules.type_id is not None
     if capped:
         params.update(zone=search.zone, type_id=rules.type_id, cap=rules.max_per_day)
-    sessions = rules.books_sessions and moving is None and search.repeat is None
+    sessions = rules.books_sessions and moving is None
     if capped or sessions:
         params["type_id"] = rules.type_id
         typed.append(("type_id", Uuid))
@@ -273,6 +273,8 @@ def _text(shape: _Shape) -> str:
     if shape.capped:
         anchor_where.append(core.day_has_room(shape.dialect, "anchor_start"))
     run = _RUN.format(where=" AND ".join(scan_where))
+    if shape.repeats and shape.sessions:
+        return _group_series_starts(shape, run, anchor_where, start_bounds)
     if shape.repeats and shape.dialect == "postgresql":
         return _series_starts(shape, run, anchor_where, usable)
     if shape.repeats:
@@ -290,11 +292,21 @@ def _text(shape: _Shape) -> str:
     # A group type: also the open sessions of the type with a seat left, by the same
     # bounds (no day cap: joining adds no session). A session whose every seat has run
     # out has free slots, so the first branch lists it; this one needs a live seat.
-    bounds = " AND ".join(["seats_left > 0", "seats_left < capacity", *start_bounds])
     return f"""
             SELECT anchor_id, anchor_start, seats_left FROM (
                 SELECT * FROM ({free}) AS free_starts
                 UNION ALL
+                {_open_sessions(start_bounds)}
+            ) AS found
+            ORDER BY anchor_start
+            LIMIT :limit
+            """
+
+
+def _open_sessions(start_bounds: list[str]) -> str:
+    """The type's sessions with a live seat and a seat left, as starts, by the bounds."""
+    bounds = " AND ".join(["seats_left > 0", "seats_left < capacity", *start_bounds])
+    return f"""
                 SELECT anchor_id, anchor_start, seats_left FROM (
                     SELECT gs.slot_id AS anchor_id, gs.start_time AS anchor_start,
                            gs.capacity AS capacity,
@@ -304,7 +316,55 @@ def _text(shape: _Shape) -> str:
                        AND gs.seats_taken > 0
                 ) AS open_sessions
                 WHERE {bounds}
+            """
+
+
+# Seats left in the type's open session (a live seat) starting at `o.occ`, if any.
+_SESSION_AT = {
+    "postgresql": "gs.start_time = o.occ",
+    "sqlite": "unixepoch(gs.start_time) = unixepoch(o.occ)",
+}
+_LEAST = {"postgresql": "LEAST({a}, {b})", "sqlite": "min({a}, {b})"}
+
+
+def _group_series_starts(
+    shape: _Shape, run: str, anchor_where: list[str], start_bounds: list[str]
+) -> str:
+    """A group type's series: starts where every occurrence has a seat, each either a
+    whole free span (within the day cap) or an open session of the type with a seat
+    left, and `seats_left` the fewest any occurrence has. Per-occurrence probes on both
+    databases (no set-based page: group series are the rare search)."""
+    session_at = f"""(SELECT {core.session_seats_left("gs")} AS seats, gs.capacity AS capacity
+                        FROM group_sessions AS gs
+                       WHERE gs.provider_id = :provider_id
+                         AND gs.appointment_type_id = :type_id
+                         AND gs.seats_taken > 0 AND {_SESSION_AT[shape.dialect]})"""
+    open_seats = f"(SELECT j.seats FROM {session_at} AS j WHERE j.seats < j.capacity)"
+    occurrences = _OCCURRENCES[shape.dialect].format(
+        occurrence=core.weeks_later(shape.dialect, "found.anchor_start", "ks.k * :repeat_interval")
+    )
+    free_ok = [
+        "(SELECT count(*) FROM slots AS s WHERE s.provider_id = :provider_id"
+        f" AND {_SPAN_FREE_AT[shape.dialect]} AND {core.slot_free('s')}) = :span_slots"
+    ]
+    if shape.capped:
+        free_ok.append(core.day_has_room(shape.dialect, "o.occ"))
+    seated = f"(({' AND '.join(free_ok)}) OR coalesce({open_seats}, 0) > 0)"
+    bookable = [seated]
+    if shape.latest:
+        bookable.append(core.starts_within_horizon("o.occ"))
+    refused = f"o.occ IS NULL OR NOT ({' AND '.join(bookable)})"
+    fewest = f"(SELECT min(coalesce({open_seats}, :capacity)) FROM {occurrences})"
+    least = _LEAST[shape.dialect].format(a="found.seats_left", b=f"coalesce({fewest}, :capacity)")
+    return f"""
+            SELECT anchor_id, anchor_start, {least} AS seats_left FROM (
+                SELECT anchor_id, anchor_start, CAST(:capacity AS integer) AS seats_left
+                  FROM ({run}) AS run
+                 WHERE {" AND ".join(anchor_where)}
+                UNION ALL
+                {_open_sessions(start_bounds)}
             ) AS found
+            WHERE NOT EXISTS (SELECT 1 FROM {occurrences} WHERE {refused})
             ORDER BY anchor_start
             LIMIT :limit
             """
