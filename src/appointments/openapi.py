@@ -90,6 +90,12 @@ _FAR_WEEK = {
     "rules": [{"weekday": "mon", "start": "09:00", "end": "12:00"}],
 }
 
+_WEEKDAY_MORNINGS = {
+    "rules": [{"weekday": "mon", "start": "09:00", "end": "12:00"}],
+    "horizon_days": 7,
+}
+_CLOSED: dict[str, Any] = {"intervals": []}
+
 # OpenAPI links from the operations that create things to those that use their ids,
 # so a fuzzer's stateful phase walks whole booking flows: provider -> availability ->
 # slot -> reserve -> reservation -> confirm / cancel / reschedule.
@@ -112,6 +118,29 @@ LINKS: dict[tuple[str, str, str], list[Link]] = {
         ("POST", P + "/availability", _PROVIDER, _FAR_WINDOW),
         ("POST", P + "/availability/weekly", _PROVIDER, _FAR_WEEK),
         ("POST", P + "/appointment-types", _PROVIDER, {"name": "Visit", "duration_minutes": 30}),
+        ("PUT", P + "/schedule", _PROVIDER, _WEEKDAY_MORNINGS),
+        ("GET", P + "/schedule", _PROVIDER, None),
+        ("DELETE", P + "/schedule", _PROVIDER, None),
+        ("GET", P + "/schedule/overrides", _PROVIDER, None),
+        ("PUT", P + "/schedule/overrides/{day}", _PROVIDER | {"day": "2099-01-05"}, _CLOSED),
+        ("POST", P + "/time-off", _PROVIDER, _FAR_WINDOW),
+        ("GET", P + "/time-off", _PROVIDER, None),
+    ],
+    ("PUT", P + "/schedule/overrides/{day}", "200"): [
+        (
+            "DELETE",
+            P + "/schedule/overrides/{day}",
+            {**_SAME_PROVIDER, "day": "$response.body#/date"},
+            None,
+        ),
+    ],
+    ("POST", P + "/time-off", "201"): [
+        (
+            "DELETE",
+            P + "/time-off/{time_off_id}",
+            {"provider_id": "$response.body#/provider_id", "time_off_id": "$response.body#/id"},
+            None,
+        ),
     ],
     ("POST", P + "/availability", "201"): [
         _reserve("$response.body#/slots/0/id"),

@@ -269,6 +269,11 @@ def test_bad_input_is_refused_and_changes_nothing(api: Api, ada: str) -> None:
     overlapping = [{"start": "09:00", "end": "12:00"}, {"start": "11:00", "end": "13:00"}]
     api.ok("PUT", f"{path}/2027-03-04", 422, json={"intervals": overlapping})
     api.ok("PUT", f"{path}/2027-13-04", 422, json={"intervals": []})
+    # Dates whose hours fall outside the storable times, in some zone.
+    for day in ("0001-01-01", "9999-12-31"):
+        assert api.ok("PUT", f"{path}/{day}", 422, json={"intervals": []})["code"] == (
+            "invalid_window"
+        )
     backwards = {"start_time": iso(START + timedelta(days=2)), "end_time": iso(START)}
     api.ok("POST", f"/providers/{ada}/time-off", 422, json=backwards)
     api.ok("DELETE", f"/providers/{ada}/time-off/nope", 404)

@@ -27,6 +27,8 @@ from appointments.availability import repository, weekly
 from appointments.availability.errors import InvalidWindow
 from appointments.availability.schedule_models import Schedule, ScheduleOverride, TimeOff
 from appointments.availability.service import (
+    EARLIEST_DAY,
+    LATEST_DAY,
     OnConflict,
     check_on_local_grid,
     grid_starts,
@@ -343,6 +345,10 @@ async def set_override(
     on_conflict: OnConflict,
 ) -> tuple[ScheduleOverride, Change]:
     """The date's own hours (none closes it), republished when it is within the horizon."""
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise InvalidWindow(
+            f"the date must lie between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}"
+        )
     provider = await _locked(session, provider_id)
     zone = ZoneInfo(provider.timezone)
     length = timedelta(minutes=settings.slot_minutes)
