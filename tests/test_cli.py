@@ -44,6 +44,37 @@ def test_expire_command_expires_exactly_the_stale_holds(
 
 
 @pytest.mark.live
+def test_roll_command_publishes_the_day_that_came_within_the_horizon(
+    database_url: str, api: Api, clock: FrozenClock
+) -> None:
+    real_now = datetime.now(UTC)
+    clock.set(real_now)
+    provider = api.provider("Dr Roll", timezone="UTC")["id"]
+    rules = [
+        {"weekday": day, "start": "09:00", "end": "10:00"}
+        for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    ]
+    put = api.ok("PUT", f"/providers/{provider}/schedule", json={"rules": rules, "horizon_days": 3})
+    last = datetime.fromisoformat(put["published_through"]).replace(tzinfo=UTC)
+    # As a day passing leaves it: the last date not published yet.
+    window = {"from": last.isoformat(), "to": (last + timedelta(days=1)).isoformat()}
+    api.ok("DELETE", f"/providers/{provider}/availability", params=window)
+    day_before = (last - timedelta(days=1)).date().isoformat()
+    api.sql(f"UPDATE schedules SET published_through = '{day_before}'")
+
+    def roll() -> str:
+        done = subprocess.run(
+            [APPOINTMENTS, "roll"], env=service_env(database_url), capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert roll() == "rolled 1 schedule(s): 4 slot(s) published"
+    assert roll() == "rolled 0 schedule(s): 0 slot(s) published"
+    assert len(api.slots(provider, **window)) == 4
+
+
+@pytest.mark.live
 def test_migrate_command_brings_a_new_database_to_head(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/fresh.db"
     done = subprocess.run(

@@ -84,14 +84,24 @@ def test_weekly_hours_are_published_to_the_horizon_and_read_back(api: Api, ada: 
     assert again["change"] == {"created": 0, "removed": 0, "cancelled": [], "moved": []}
 
 
+def published_by(api: Api, trigger: str) -> float:
+    """The counter of slots the schedules published, as /metrics shows it."""
+    text = api.client.get("/metrics").text
+    key = f'appointments_schedule_slots_total{{action="published",trigger="{trigger}"}} '
+    return sum(float(line[len(key) :]) for line in text.splitlines() if line.startswith(key))
+
+
 def test_the_roll_publishes_each_new_day_once(api: Api, ada: str, clock: FrozenClock) -> None:
+    changed, rolled_before = published_by(api, "change"), published_by(api, "roll")
     put_schedule(api, ada, rules=WEEKDAYS_9_TO_5, horizon_days=14)
+    assert published_by(api, "change") - changed == 11 * 32
     before = len(local_starts(api, ada))
     assert roll(api).created == 0  # published through today's horizon already
     clock.advance(days=2)  # Wednesday: the horizon reaches Wednesday 17 March
     rolled = roll(api)
     assert (rolled.providers, rolled.created) == (1, 2 * 32)
     assert roll(api).created == 0
+    assert published_by(api, "roll") - rolled_before == 2 * 32
     starts = local_starts(api, ada)
     assert len(starts) == before + 2 * 32
     assert len(set(starts)) == len(starts)
