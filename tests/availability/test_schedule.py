@@ -82,6 +82,11 @@ def test_weekly_hours_are_published_to_the_horizon_and_read_back(api: Api, ada: 
     # The same schedule again: nothing to do.
     again = put_schedule(api, ada, rules=WEEKDAYS_9_TO_5, horizon_days=14)
     assert again["change"] == {"created": 0, "removed": 0, "cancelled": [], "moved": []}
+    # A shorter horizon withdraws what lies past it.
+    shorter = put_schedule(api, ada, rules=WEEKDAYS_9_TO_5, horizon_days=7)
+    assert shorter["published_through"] == "2027-03-08"
+    assert shorter["change"]["removed"] == 5 * 32  # 9 to 15 March: five weekdays
+    assert max(per_day(local_starts(api, ada))) == date(2027, 3, 8)
 
 
 def published_by(api: Api, trigger: str) -> float:
