@@ -260,18 +260,10 @@ async def reserve_appointment(
     _remember_type(kind.id, rules.books_sessions)
     expires_at = now + timedelta(seconds=settings.hold_seconds)
     if rules.books_sessions:
-        return await sessions.hold_seats(
-            session,
-            settings,
-            client_id,
-            anchor,
-            rules,
-            zone,
-            now,
-            expires_at,
-            seats,
-            check_limit=True,
+        seating = sessions.Seating(
+            settings, client_id, rules, zone, now, expires_at, seats, check_limit=True
         )
+        return await sessions.hold_seats(session, seating, anchor)
     reservation = await hold_span(
         session, settings, client_id, anchor, rules, zone, now, expires_at, check_limit=True
     )

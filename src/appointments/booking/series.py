@@ -159,18 +159,18 @@ async def reserve_series(
     anchors = [slot for _, slot in present if slot is not None]
     if rules.books_sessions:
         # Seats: each occurrence joins or opens the session at its start.
-        seated = await sessions.hold_occurrences(
-            session,
+        seating = sessions.Seating(
             settings,
             client_id,
-            anchors,
             rules,
             zone,
             now,
             expires_at,
             request.seats,
-            series.id,
+            check_limit=False,
+            series_id=series.id,
         )
+        seated = await sessions.hold_occurrences(session, seating, anchors)
         held, refused = _sorted_out(present, seated, Reservation)
         _check_policy(request, refused, bool(held))
         return SeriesResult(series, held, skipped=refused)

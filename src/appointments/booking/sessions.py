@@ -54,36 +54,42 @@ def one_seat_per_client() -> Iterator[None]:
         raise
 
 
-async def hold_seats(
-    session: AsyncSession,
-    settings: Settings,
-    client_id: uuid.UUID,
-    anchor: SlotRecord,
-    rules: BookingRules,
-    zone: str,
-    now: datetime,
-    expires_at: datetime,
-    asked: int,
-    *,
-    check_limit: bool,
-    series_id: uuid.UUID | None = None,
-) -> Reservation:
-    """Hold `asked` seats of the group type `rules` describe at `anchor` for the client
-    (as an occurrence of series `series_id` when given)."""
-    assert rules.type_id is not None
+@dataclass(frozen=True)
+class Seating:
+    """Who takes seats of a group type, how many, and on which terms: what each step
+    of placing them (join the open session, or open one) passes down."""
+
+    settings: Settings
+    client_id: uuid.UUID
+    rules: BookingRules
+    zone: str
+    now: datetime
+    expires_at: datetime | None  # None: confirmed seats (a move of confirmed ones)
+    asked: int
+    check_limit: bool
+    series_id: uuid.UUID | None = None
+
+    @property
+    def type_id(self) -> uuid.UUID:
+        assert self.rules.type_id is not None
+        return self.rules.type_id
+
+
+async def hold_seats(session: AsyncSession, seating: Seating, anchor: SlotRecord) -> Reservation:
+    """Hold the seats at `anchor` for the client (as an occurrence of the series when
+    `seating` names one)."""
+    rules, now, series_id = seating.rules, seating.now, seating.series_id
     rules.check_start(anchor.start_time, now)
     # The open session's run-out seats are written down first: their places are free.
     await holds.expire_run_out_seats_at(
-        session, anchor.provider_id, rules.type_id, anchor.start_time, now
+        session, anchor.provider_id, seating.type_id, anchor.start_time, now
     )
-    place = await _place(
-        session, settings, client_id, anchor, rules, zone, now, expires_at, asked, check_limit
-    )
+    place = await _place(session, seating, anchor)
     reservation = Reservation(
         id=uuid.uuid4(),
         slot_id=place.slot_id,
         provider_id=place.provider_id,
-        client_id=client_id,
+        client_id=seating.client_id,
         appointment_type_id=rules.type_id,
         status=ReservationStatus.HELD,
         start_time=place.start_time,
@@ -91,8 +97,8 @@ async def hold_seats(
         occupied_start=place.occupied_start,
         occupied_end=place.occupied_end,
         created_at=now,
-        expires_at=expires_at,
-        seats=asked,
+        expires_at=seating.expires_at,
+        seats=seating.asked,
         session_id=place.id,
         series_id=series_id,
         series_start=None if series_id is None else place.start_time,
@@ -140,37 +146,16 @@ OCCURRENCE_REFUSALS = (
 
 
 async def hold_occurrences(
-    session: AsyncSession,
-    settings: Settings,
-    client_id: uuid.UUID,
-    anchors: Sequence[SlotRecord],
-    rules: BookingRules,
-    zone: str,
-    now: datetime,
-    expires_at: datetime,
-    asked: int,
-    series_id: uuid.UUID,
+    session: AsyncSession, seating: Seating, anchors: Sequence[SlotRecord]
 ) -> list[Reservation | DomainError]:
     """`hold_seats` for each occurrence of a series of a group type, in start order (so
     every lock is taken ascending), each in a savepoint: an occurrence refused leaves
-    nothing behind, the others stand. The series is one hold: no limit check here."""
+    nothing behind, the others stand. The series is one hold: `seating` checks no limit."""
     results: list[Reservation | DomainError] = []
     for anchor in anchors:
         try:
             async with session.begin_nested():
-                held = await hold_seats(
-                    session,
-                    settings,
-                    client_id,
-                    anchor,
-                    rules,
-                    zone,
-                    now,
-                    expires_at,
-                    asked,
-                    check_limit=False,
-                    series_id=series_id,
-                )
+                held = await hold_seats(session, seating, anchor)
         except OCCURRENCE_REFUSALS as refusal:
             results.append(refusal)
             continue
@@ -194,21 +179,10 @@ async def settle_confirmed(session: AsyncSession, reservation_ids: Sequence[uuid
     await seats.settle(session, (await session.scalars(query)).all())
 
 
-async def _place(
-    session: AsyncSession,
-    settings: Settings,
-    client_id: uuid.UUID,
-    anchor: SlotRecord,
-    rules: BookingRules,
-    zone: str,
-    now: datetime,
-    expires_at: datetime | None,
-    asked: int,
-    check_limit: bool,
-) -> GroupSession:
-    """Take `asked` seats at the anchor: in the open session there, or in a new one
+async def _place(session: AsyncSession, seating: Seating, anchor: SlotRecord) -> GroupSession:
+    """Take the seats at the anchor: in the open session there, or in a new one
     (occupying its slots until `expires_at`, or confirmed when None)."""
-    place = await _join(session, settings, client_id, anchor, rules, now, asked, check_limit)
+    place = await _join(session, seating, anchor)
     if place is not None:
         return place
     try:
@@ -217,22 +191,11 @@ async def _place(
         # join below holds no slot while it waits for the session's row (a rival
         # inside the session settles those slots: that wait was a deadlock).
         async with session.begin_nested():
-            return await _open(
-                session,
-                settings,
-                client_id,
-                anchor,
-                rules,
-                zone,
-                now,
-                expires_at,
-                asked,
-                check_limit=check_limit,
-            )
+            return await _open(session, seating, anchor)
     except SlotUnavailable:
         # A rival may have opened the session meanwhile (its slots are no longer
         # free, and a fresh statement sees it): then these seats join it.
-        place = await _join(session, settings, client_id, anchor, rules, now, asked, check_limit)
+        place = await _join(session, seating, anchor)
         if place is None:
             raise
         return place
@@ -261,11 +224,9 @@ async def move_seats(
     )
     await slots.release(session, await holds.unlink(session, [reservation.id]))
     zone = await spans.zone_of(session, reservation.provider_id)
-    place = await _place(
-        session,
+    moving = Seating(
         settings,
         reservation.client_id,
-        anchor,
         rules,
         zone,
         now,
@@ -273,6 +234,7 @@ async def move_seats(
         reservation.seats,
         check_limit=False,
     )
+    place = await _place(session, moving, anchor)
     reservation.session_id = place.id
     reservation.slot_id = place.slot_id
     reservation.start_time = place.start_time
@@ -286,28 +248,18 @@ async def move_seats(
     return reservation
 
 
-async def _join(
-    session: AsyncSession,
-    settings: Settings,
-    client_id: uuid.UUID,
-    anchor: SlotRecord,
-    rules: BookingRules,
-    now: datetime,
-    asked: int,
-    check_limit: bool,
-) -> GroupSession | None:
+async def _join(session: AsyncSession, seating: Seating, anchor: SlotRecord) -> GroupSession | None:
     """Take seats in the open session of the type at the anchor (locked), or None when
     there is none."""
-    assert rules.type_id is not None
-    place = await seats.open_at(session, anchor.provider_id, rules.type_id, anchor.start_time)
+    place = await seats.open_at(session, anchor.provider_id, seating.type_id, anchor.start_time)
     if place is None:
         return None
-    if check_limit:
-        held = await holds.count_live_holds(session, client_id, now)
-        core.check_hold_limit(held, settings.max_holds_per_client)
-    if await seats.take(session, place.id, asked) is None:
-        core.check_session_has_room(place.capacity - place.seats_taken, asked)
-    if await _has_seat(session, place.id, client_id, now):
+    if seating.check_limit:
+        held = await holds.count_live_holds(session, seating.client_id, seating.now)
+        core.check_hold_limit(held, seating.settings.max_holds_per_client)
+    if await seats.take(session, place.id, seating.asked) is None:
+        core.check_session_has_room(place.capacity - place.seats_taken, seating.asked)
+    if await _has_seat(session, place.id, seating.client_id, seating.now):
         raise AlreadyBooked("the client already has a seat in this session")
     return place
 
@@ -325,30 +277,25 @@ async def _has_seat(
     return bool(await session.scalar(query))
 
 
-async def _open(
-    session: AsyncSession,
-    settings: Settings,
-    client_id: uuid.UUID,
-    anchor: SlotRecord,
-    rules: BookingRules,
-    zone: str,
-    now: datetime,
-    expires_at: datetime | None,
-    asked: int,
-    *,
-    check_limit: bool,
-) -> GroupSession:
+async def _open(session: AsyncSession, seating: Seating, anchor: SlotRecord) -> GroupSession:
     """Open a session at the anchor: claim its slots as any appointment (all or none),
     then take its first seats."""
-    assert rules.type_id is not None
+    rules, now, asked = seating.rules, seating.now, seating.asked
     claim = await spans.claim_span(
-        session, settings, client_id, anchor, rules, zone, now, check_limit=check_limit
+        session,
+        seating.settings,
+        seating.client_id,
+        anchor,
+        rules,
+        seating.zone,
+        now,
+        check_limit=seating.check_limit,
     )
     core.check_session_has_room(rules.capacity, asked)
     place = GroupSession(
         id=uuid.uuid4(),
         provider_id=anchor.provider_id,
-        appointment_type_id=rules.type_id,
+        appointment_type_id=seating.type_id,
         slot_id=anchor.id,
         start_time=claim.span.start,
         end_time=claim.span.end,
@@ -362,7 +309,7 @@ async def _open(
         session.add(place)
         await session.flush()
         await seats.link(session, place.id, anchor.provider_id, claim.slot_ids)
-    await slots.occupy(session, claim.slot_ids, expires_at)
+    await slots.occupy(session, claim.slot_ids, seating.expires_at)
     return place
 
 
