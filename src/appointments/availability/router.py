@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from appointments.availability.schemas import (
     WindowsIn,
 )
 from appointments.availability.service import AvailabilityChange, OnConflict
+from appointments.booking.reschedule import Move
 from appointments.clock import Clock
 from appointments.conditional import CONDITIONAL, IfNoneMatch, json_page
 from appointments.deps import ClockDep, ReadEngineDep, SessionDep, SettingsDep
@@ -146,19 +148,24 @@ def _policy(on_conflict: OnConflict, cancel_conflicts: bool) -> OnConflict:
     return OnConflict.CANCEL
 
 
+def moved_out(moves: Sequence[Move]) -> list[MovedOut]:
+    """The bookings an edit moved (`on_conflict=move`), as answers list them."""
+    return [
+        MovedOut(
+            reservation_id=move.reservation.id,
+            from_start_time=move.from_start_time,
+            to_start_time=move.to_start_time,
+        )
+        for move in moves
+    ]
+
+
 def _change_out(change: AvailabilityChange, now: datetime) -> AvailabilityChangeOut:
     return AvailabilityChangeOut(
         created=[SlotOut.at(slot, now) for slot in change.created],
         removed=change.removed,
         cancelled=[conflict_of(r, now) for r in change.cancelled],
-        moved=[
-            MovedOut(
-                reservation_id=move.reservation.id,
-                from_start_time=move.from_start_time,
-                to_start_time=move.to_start_time,
-            )
-            for move in change.moved
-        ],
+        moved=moved_out(change.moved),
     )
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from appointments.availability import schedule
-from appointments.availability.router import OnConflictQuery
+from appointments.availability.router import OnConflictQuery, moved_out
 from appointments.availability.schedule_models import Schedule, ScheduleOverride, TimeOff
 from appointments.availability.schedule_schemas import (
     IntervalOut,
@@ -19,7 +19,6 @@ from appointments.availability.schedule_schemas import (
     TimeOffOut,
     WeeklyRuleOut,
 )
-from appointments.availability.schemas import MovedOut
 from appointments.availability.service import OnConflict
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import problem_responses
@@ -35,14 +34,7 @@ def change_out(change: schedule.Change, now: datetime) -> ScheduleChangeOut:
         created=change.created,
         removed=change.removed,
         cancelled=[conflict_of(r, now) for r in change.cancelled],
-        moved=[
-            MovedOut(
-                reservation_id=move.reservation.id,
-                from_start_time=move.from_start_time,
-                to_start_time=move.to_start_time,
-            )
-            for move in change.moved
-        ],
+        moved=moved_out(change.moved),
     )
 
 
