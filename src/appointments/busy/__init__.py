@@ -1,0 +1,1 @@
+"""Busy time from the provider's other calendars (issue 25)."""
