@@ -25,7 +25,7 @@ EMPTY_EVERY_TABLE = (
     "DELETE FROM idempotency_keys; DELETE FROM reservation_slots; "
     "DELETE FROM reservations; DELETE FROM group_sessions; DELETE FROM slots; "
     "DELETE FROM appointment_types; DELETE FROM time_off; DELETE FROM schedule_overrides; "
-    "DELETE FROM schedules; "
+    "DELETE FROM schedules; DELETE FROM busy_intervals; DELETE FROM calendars; "
     "DELETE FROM clients; DELETE FROM providers; DELETE FROM rate_windows"
 )
 
@@ -36,6 +36,7 @@ def service_settings(database_url: str) -> Settings:
         database_url=database_url,
         sweep_interval_seconds=0,
         delivery_interval_seconds=0,
+        calendar_sync_seconds=0,
         migrate_on_start=False,
         jwt_secret=TEST_SECRET,
         log_json=False,

@@ -23,6 +23,8 @@ from appointments.booking.series_router import client_router as series_client_ro
 from appointments.booking.series_router import provider_router as series_provider_router
 from appointments.booking.sessions_router import router as sessions_router
 from appointments.booking.sweeper import run_sweeper
+from appointments.busy import service as busy
+from appointments.busy.router import router as calendars_router
 from appointments.calendar.router import client_router as calendar_client_router
 from appointments.calendar.router import provider_router as calendar_provider_router
 from appointments.clients.router import router as clients_router
@@ -65,12 +67,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 app.state.sessionmaker, settings, app.state.clock, settings.roll_interval_seconds
             )
             tasks.append(asyncio.create_task(roller))
+    if settings.calendar_sync_seconds > 0:
+        reader = busy.run_reader(
+            app.state.sessionmaker, settings, app.state.clock, settings.calendar_sync_seconds
+        )
+        tasks.append(asyncio.create_task(reader))
     deliverer = Deliverer(app.state.sessionmaker, settings, app.state.clock)
     if settings.delivery_interval_seconds > 0:
         tasks.append(asyncio.create_task(deliverer.run(settings.delivery_interval_seconds)))
     try:
         yield
     finally:
+        tasks.extend(app.state.calendar_reads)
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -109,6 +117,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         )
     app.state.read_sessionmaker = create_sessionmaker(app.state.read_engine)
     app.state.verifier = TokenVerifier(settings)
+    app.state.calendar_reads = set()  # reads started by requests, cancelled at shutdown
 
     install_error_handlers(app)
     app.include_router(health_router)
@@ -123,6 +132,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         series_client_router,
         series_provider_router,
         sessions_router,
+        calendars_router,
         calendar_client_router,
         calendar_provider_router,
         admin_router,

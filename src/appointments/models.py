@@ -2,6 +2,7 @@
 
 from appointments.appointment_types.models import AppointmentType
 from appointments.availability.schedule_models import Schedule, ScheduleOverride, TimeOff
+from appointments.busy.models import BusyInterval, Calendar
 from appointments.clients.models import Client
 from appointments.db import Base
 from appointments.idempotency.models import IdempotencyKey
@@ -15,6 +16,8 @@ metadata = Base.metadata
 
 __all__ = [
     "AppointmentType",
+    "BusyInterval",
+    "Calendar",
     "Client",
     "Delivery",
     "Event",

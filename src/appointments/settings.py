@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     ]
     # Unset: allowed only when `environment` is local (see webhooks_may_reach_private).
     webhook_allow_private: bool | None = None
+    # Fernet key (urlsafe base64 of 32 bytes) for the calendars' passwords at rest;
+    # without one a password is refused (`cryptography.fernet.Fernet.generate_key()`).
+    secrets_key: SecretStr | None = None
+    # How often each connected calendar is read again (and its busy time rewritten
+    # when it changed); 0: only on request (`POST .../calendars/{cid}/sync`).
+    calendar_sync_seconds: float = Field(default=300, ge=0)
     smtp_url: SecretStr | None = None
     mail_from: str = "appointments <appointments@localhost>"
     mail_dir: str = "mail"

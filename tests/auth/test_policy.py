@@ -71,6 +71,13 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/providers/{provider_id}/sessions"): PROVIDER_ITSELF,
     ("GET", "/providers/{provider_id}/sessions/{session_id}"): PROVIDER_ITSELF,
     ("POST", "/providers/{provider_id}/sessions/{session_id}/cancel"): PROVIDER_ITSELF,
+    ("POST", "/providers/{provider_id}/calendars"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/calendars"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/calendars/{calendar_id}"): PROVIDER_ITSELF,
+    ("PUT", "/providers/{provider_id}/calendars/{calendar_id}"): PROVIDER_ITSELF,
+    ("DELETE", "/providers/{provider_id}/calendars/{calendar_id}"): PROVIDER_ITSELF,
+    ("POST", "/providers/{provider_id}/calendars/{calendar_id}/sync"): PROVIDER_ITSELF,
+    ("GET", "/providers/{provider_id}/calendars/{calendar_id}/conflicts"): PROVIDER_ITSELF,
     ("PUT", "/providers/{provider_id}/schedule"): PROVIDER_ITSELF,
     ("GET", "/providers/{provider_id}/schedule"): PROVIDER_ITSELF,
     ("DELETE", "/providers/{provider_id}/schedule"): PROVIDER_ITSELF,
@@ -167,6 +174,9 @@ def build_world(api: Api) -> dict[str, Json]:
             "end_time": iso(DAY + timedelta(days=10)),
         },
     )
+    world["calendar"] = api.ok(
+        "POST", f"/providers/{own}/calendars", 201, json={"kind": "ics", "url": FEED_URL}
+    )
     world["webhook"] = api.ok(
         "POST",
         "/webhooks",
@@ -187,6 +197,7 @@ def add_delivery(api: Api, world: dict[str, Json]) -> None:
 
 HOOK_URL = "http://127.0.0.1:9/hooks"
 FAR_DAY = "2027-06-01"
+FEED_URL = "http://127.0.0.1:9/calendar.ics"  # refused at once: its reads fail fast
 
 
 TYPE_BODY = {"name": "Consultation", "duration_minutes": 45, "buffer_after_minutes": 15}
@@ -206,6 +217,7 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         session_id=world["seat"]["session_id"],
         day=FAR_DAY,
         time_off_id=world["time_off"]["id"],
+        calendar_id=world["calendar"]["id"],
     )
     far = DAY + timedelta(days=5)
     if (method, path) == ("DELETE", "/providers/{provider_id}"):
@@ -243,6 +255,11 @@ def request_for(method: str, path: str, world: dict[str, Json]) -> tuple[str, An
         ("POST", "/providers/{provider_id}/time-off"): {
             "start_time": iso(far),
             "end_time": iso(far + timedelta(hours=1)),
+        },
+        ("POST", "/providers/{provider_id}/calendars"): {"kind": "ics", "url": FEED_URL},
+        ("PUT", "/providers/{provider_id}/calendars/{calendar_id}"): {
+            "kind": "ics",
+            "url": FEED_URL,
         },
         ("POST", "/webhooks"): {"url": HOOK_URL},
         ("PUT", "/webhooks/{webhook_id}"): {"url": HOOK_URL},

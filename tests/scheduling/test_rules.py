@@ -3,12 +3,15 @@ twin agree, row by row, on both databases; the PostgreSQL function that counts l
 holds carries the rule's own text."""
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
 
+from appointments.availability.schemas import effective_status
 from appointments.clock import FrozenClock
 from appointments.scheduling import rules
 from appointments.scheduling.models import Reservation, Slot
@@ -24,23 +27,27 @@ def _slots(api: Api, provider_id: uuid.UUID) -> list[dict[str, Any]]:
     just after NOW."""
     rows: list[dict[str, Any]] = []
     start = NOW + timedelta(days=2)
-    for status, hold in [
+    states = [
         ("available", None),
         ("confirmed", None),
         ("removed", None),
         *[("reserved", NOW + offset) for offset in AROUND],
-    ]:
-        start += timedelta(minutes=15)
-        rows.append(
-            {
-                "id": uuid.uuid4(),
-                "provider_id": provider_id,
-                "start_time": start,
-                "end_time": start + timedelta(minutes=15),
-                "status": status,
-                "hold_expires_at": hold,
-            }
-        )
+    ]
+    # Each state twice: without and with busy time over it.
+    for busy in (False, True):
+        for status, hold in states:
+            start += timedelta(minutes=15)
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "provider_id": provider_id,
+                    "start_time": start,
+                    "end_time": start + timedelta(minutes=15),
+                    "status": status,
+                    "hold_expires_at": hold,
+                    "busy": busy,
+                }
+            )
 
     async def add(session: Any) -> None:
         await session.execute(insert(Slot), rows)
@@ -49,26 +56,52 @@ def _slots(api: Api, provider_id: uuid.UUID) -> list[dict[str, Any]]:
     return rows
 
 
+@dataclass
+class _Row:
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    start_time: Any
+    end_time: Any
+    status: str
+    hold_expires_at: Any
+    busy: bool
+
+
 def test_slot_rules_and_their_twins_agree(api: Api, clock: FrozenClock) -> None:
     provider = uuid.UUID(api.provider()["id"])
     rows = _slots(api, provider)
-    for fragment, twin in (
-        (rules.slot_free("slots"), rules.slot_is_free),
-        (rules.slot_hold_ran_out("slots"), rules.slot_hold_has_run_out),
-    ):
+    twins: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
+        (rules.slot_free("slots"), lambda r: rules.slot_is_free(r["status"], r["hold"], NOW)),
+        (
+            rules.slot_hold_ran_out("slots"),
+            lambda r: rules.slot_hold_has_run_out(r["status"], r["hold"], NOW),
+        ),
+        (
+            rules.slot_open("slots"),
+            lambda r: rules.slot_is_open(r["status"], r["hold"], r["busy"], NOW),
+        ),
+    ]
+    for fragment, twin in twins:
 
         async def matching(session: Any, fragment: str = fragment) -> set[uuid.UUID]:
             query = select(Slot.id).where(rules.where(fragment, NOW))
             return set((await session.scalars(query)).all())
 
-        expected = {r["id"] for r in rows if twin(r["status"], r["hold_expires_at"], NOW)}
+        expected = {r["id"] for r in rows if twin(r | {"hold": r["hold_expires_at"]})}
         assert api.in_session(matching) == expected, fragment
     # The status answers show at NOW: the same, through the listing's own SQL.
     clock.set(NOW)
     shown = {item["start_time"]: item["status"] for item in api.slots(str(provider), status="all")}
     # available; confirmed; holds ended a second ago and right now: available; the
-    # hold that ends in a second: reserved; removed: never shown.
-    assert sorted(shown.values()) == ["available"] * 3 + ["confirmed", "reserved"]
+    # hold that ends in a second: reserved; removed: never shown. Under busy time the
+    # free ones read busy, the booked ones their booking.
+    assert sorted(shown.values()) == (
+        ["available"] * 3 + ["busy"] * 3 + ["confirmed"] * 2 + ["reserved"] * 2
+    )
+    items = api.slots(str(provider), status="all")
+    by_id = {r["id"]: r for r in rows}
+    for item in items:
+        assert effective_status(_Row(**by_id[uuid.UUID(item["id"])]), NOW) == item["status"]
 
 
 def test_the_notice_rule_and_its_twin_agree(api: Api) -> None:

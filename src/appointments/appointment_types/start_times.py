@@ -248,7 +248,7 @@ _RUN = """
 
 @functools.cache
 def _text(shape: _Shape) -> str:
-    usable = core.slot_free()
+    usable = core.slot_open()
     if shape.moving:
         usable = (
             f"({usable} OR (status <> 'removed' AND id IN (SELECT slot_id FROM reservation_slots"
@@ -345,7 +345,7 @@ def _group_series_starts(
     )
     free_ok = [
         "(SELECT count(*) FROM slots AS s WHERE s.provider_id = :provider_id"
-        f" AND {_SPAN_FREE_AT[shape.dialect]} AND {core.slot_free('s')}) = :span_slots"
+        f" AND {_SPAN_FREE_AT[shape.dialect]} AND {core.slot_open('s')}) = :span_slots"
     ]
     if shape.capped:
         free_ok.append(core.day_has_room(shape.dialect, "o.occ"))
@@ -463,7 +463,7 @@ def _every_occurrence_bookable(shape: _Shape) -> str:
     occurrence = core.weeks_later(shape.dialect, "anchor_start", "ks.k * :repeat_interval")
     span_free = (
         "(SELECT count(*) FROM slots AS s WHERE s.provider_id = :provider_id"
-        f" AND {_SPAN_FREE_AT[shape.dialect]} AND {core.slot_free('s')}) = :span_slots"
+        f" AND {_SPAN_FREE_AT[shape.dialect]} AND {core.slot_open('s')}) = :span_slots"
     )
     bookable = [span_free]
     if shape.latest:

@@ -43,15 +43,15 @@ _WEEKLY = TypeAdapter(_Weekly)
 
 
 def _slots(created: Sequence[SlotRecord]) -> list[_Slot]:
-    # Every slot a publish returns was just inserted or revived as `available`,
-    # so its stored status is its effective one.
+    # Every slot a publish returns was just inserted or revived as `available`, so its
+    # stored status is its effective one, unless the provider's busy time covers it.
     return [
         {
             "id": slot.id,
             "provider_id": slot.provider_id,
             "start_time": slot.start_time,
             "end_time": slot.end_time,
-            "status": slot.status,
+            "status": "busy" if slot.busy else slot.status,
         }
         for slot in created
     ]

@@ -55,7 +55,7 @@ _DIALECTS = {
 }
 
 _FILTERS = {
-    SlotFilter.AVAILABLE: f"{rules.starts_bookable()} AND {rules.slot_free()}",
+    SlotFilter.AVAILABLE: f"{rules.starts_bookable()} AND {rules.slot_open()}",
     SlotFilter.RESERVED: rules.slot_held(),
     SlotFilter.CONFIRMED: "status = 'confirmed'",
     SlotFilter.ALL: "status <> 'removed'",

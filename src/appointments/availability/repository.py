@@ -4,6 +4,7 @@ import json
 import os
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, text, update
@@ -26,7 +27,7 @@ _INSERT_SLOTS = {
         ON CONFLICT (provider_id, start_time) DO UPDATE
             SET status = 'available', hold_expires_at = NULL, source = excluded.source
             WHERE slots.status = 'removed'
-        RETURNING id, provider_id, start_time, end_time, status, hold_expires_at
+        RETURNING id, provider_id, start_time, end_time, status, hold_expires_at, busy
     """,
     "sqlite": """
         INSERT INTO slots (id, provider_id, start_time, end_time, status, source)
@@ -36,7 +37,7 @@ _INSERT_SLOTS = {
         ON CONFLICT (provider_id, start_time) DO UPDATE
             SET status = 'available', hold_expires_at = NULL, source = excluded.source
             WHERE slots.status = 'removed'
-        RETURNING id, provider_id, start_time, end_time, status, hold_expires_at
+        RETURNING id, provider_id, start_time, end_time, status, hold_expires_at, busy
     """,
 }
 
@@ -78,6 +79,7 @@ async def insert_missing_slots(
         columns.end_time,
         columns.status,
         columns.hold_expires_at,
+        columns.busy,
     )
     if dialect == "postgresql":
         # Ids made by the database (gen_random_uuid): 3,000 uuid4() calls cost more
@@ -98,7 +100,48 @@ async def insert_missing_slots(
     # Plain rows, not ORM objects: thousands of them are built ten times faster.
     created: list[SlotRecord] = list(result.all())
     created.sort(key=lambda slot: slot.start_time)
+    if created and await slots.has_busy_time(session, provider_id):
+        # New slots under the provider's other calendars' busy time are busy.
+        await slots.mark_busy(
+            session, provider_id, created[0].start_time, created[-1].start_time + length
+        )
+        busy = await _busy_among(session, [slot.id for slot in created])
+        created = [NewSlot.of(slot, slot.id in busy) for slot in created]
     return created
+
+
+@dataclass
+class NewSlot:
+    """A slot just created, with its busy flag as written after the insert."""
+
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+    status: str
+    hold_expires_at: datetime | None
+    busy: bool
+
+    @classmethod
+    def of(cls, slot: SlotRecord, busy: bool) -> "NewSlot":
+        return cls(
+            slot.id,
+            slot.provider_id,
+            slot.start_time,
+            slot.end_time,
+            slot.status,
+            slot.hold_expires_at,
+            busy,
+        )
+
+
+async def _busy_among(session: AsyncSession, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    for i in range(0, len(ids), slots.WITHDRAW_CHUNK):
+        chunk = list(ids[i : i + slots.WITHDRAW_CHUNK])
+        rows = await session.scalars(select(Slot.id).where(Slot.id.in_(chunk), Slot.busy))
+        found.update(rows.all())
+    return found
 
 
 async def page(
@@ -123,7 +166,7 @@ async def page(
         query = query.where(Slot.start_time < start_before)
     if status is SlotFilter.AVAILABLE:
         bookable = rules.where(rules.starts_bookable("slots"), bookable_after=bookable_after)
-        query = query.where(bookable, slots.is_free(now))
+        query = query.where(bookable, slots.is_open(now))
     elif status is SlotFilter.RESERVED:
         query = query.where(rules.where(rules.slot_held("slots"), now))
     elif status is SlotFilter.CONFIRMED:

@@ -22,6 +22,8 @@ class SlotState(enum.StrEnum):
     AVAILABLE = "available"
     RESERVED = "reserved"
     CONFIRMED = "confirmed"
+    # Free, but the provider's other calendar is busy then: not bookable.
+    BUSY = "busy"
 
 
 class SlotOut(ResponseBody):
@@ -120,6 +122,9 @@ class SlotFilter(enum.StrEnum):
 
 def effective_status(slot: SlotRecord, now: datetime) -> SlotState:
     """`scheduling.rules.slot_shown_status`, for a slot in hand."""
+    free = rules.slot_is_free(slot.status, slot.hold_expires_at, now)
+    if free and slot.busy:
+        return SlotState.BUSY
     if rules.slot_hold_has_run_out(slot.status, slot.hold_expires_at, now):
         return SlotState.AVAILABLE
     return SlotState(slot.status)

@@ -63,7 +63,7 @@ WITH locked AS (
 ), claimed AS (
     UPDATE slots SET status = 'reserved', hold_expires_at = :expires_at
      WHERE id = :slot_id AND {rules.starts_bookable()}
-       AND {rules.slot_free()}
+       AND {rules.slot_open()}
        AND (SELECT count(*) FROM unlinked) >= 0
        AND {rules.holds_within("(SELECT n FROM holds)")}
        AND NOT EXISTS (SELECT 1 FROM session_slot)
@@ -86,7 +86,7 @@ WITH locked AS (
 )
 SELECT inserted.provider_id, inserted.start_time, inserted.end_time,
        slot.start_time AS slot_start,
-       coalesce({rules.slot_free("slot")}, false) AS slot_free,
+       coalesce({rules.slot_open("slot")}, false) AS slot_free,
        coalesce((SELECT n FROM holds), 0) AS holds,
        EXISTS (SELECT 1 FROM locked) AS client_known,
        EXISTS (SELECT 1 FROM session_slot) AS in_session

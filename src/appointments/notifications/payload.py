@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from appointments.booking.schemas import ReservationOut
-from appointments.scheduling.events import Event
+from appointments.scheduling.events import Event, EventType
 from appointments.scheduling.models import ReservationStatus
 
 
@@ -38,6 +38,12 @@ def reservation_of(event: Event) -> ReservationOut:
 
 
 def data_of(event: Event) -> dict[str, Any]:
+    if event.type == EventType.CALENDAR_SYNC_FAILED:
+        return {
+            "calendar_id": str(event.calendar_id),
+            "provider_id": str(event.provider_id),
+            "error": event.detail,
+        }
     if event.reservation_id is None:
         return {"endpoint_id": str(event.endpoint_id), "message": "ping"}
     data: dict[str, Any] = {"reservation": reservation_of(event).model_dump(mode="json")}

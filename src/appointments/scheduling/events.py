@@ -18,6 +18,7 @@ class EventType(enum.StrEnum):
     CANCELLED = "reservation.cancelled"
     EXPIRED = "reservation.expired"
     RESCHEDULED = "reservation.rescheduled"
+    CALENDAR_SYNC_FAILED = "calendar.sync_failed"
     PING = "ping"
 
 
@@ -59,6 +60,9 @@ class Event(Base):
     session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     seats: Mapped[int | None] = mapped_column(Integer)
     # A reschedule's old times.
+    # A calendar's event (`calendar.sync_failed`): which one, and why.
+    calendar_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    detail: Mapped[str | None] = mapped_column(String(1000))
     previous_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     previous_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,6 +42,7 @@ class SlotRecord(Protocol):
     end_time: datetime
     status: str
     hold_expires_at: datetime | None
+    busy: bool
 
 
 class SlotSource(enum.StrEnum):
@@ -71,6 +74,9 @@ class Slot(Base):
     source: Mapped[str] = mapped_column(
         String(16), default=SlotSource.WINDOW, server_default=SlotSource.WINDOW.value
     )
+    # Overlapped by busy time of the provider's other calendar (busy_intervals): not
+    # bookable, whatever its status; written by each sync and at each insert.
+    busy: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         # One slot per provider and start; also the index behind listing by start time.

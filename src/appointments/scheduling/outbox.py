@@ -134,6 +134,28 @@ async def record_ping(
     return event_id
 
 
+async def record_calendar_failed(
+    session: AsyncSession,
+    provider_id: uuid.UUID,
+    calendar_id: uuid.UUID,
+    detail: str,
+    now: datetime,
+) -> None:
+    """`calendar.sync_failed`: a provider's other calendar could not be read."""
+    wakeup.mark(session)
+    session.add(
+        Event(
+            id=uuid.uuid4(),
+            type=EventType.CALENDAR_SYNC_FAILED,
+            occurred_at=now,
+            provider_id=provider_id,
+            calendar_id=calendar_id,
+            detail=detail,
+        )
+    )
+    await session.flush()
+
+
 def insert_from_sql(source: str, event_type: EventType, now_param: str = ":now") -> str:
     """`INSERT INTO events ... SELECT` from rows shaped like `reservations` named `source`,
     for PostgreSQL statements that record inside a data-modifying CTE."""

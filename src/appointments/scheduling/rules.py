@@ -64,7 +64,15 @@ def slot_hold_ran_out(slot: str = "", now: str = ":now") -> str:
 
 
 def slot_free(slot: str = "", now: str = ":now") -> str:
+    """No booking holds the slot (available, or under a hold that ran out): what an
+    edit may withdraw. A new booking needs `slot_open`."""
     return f"({_of(slot)}status = 'available' OR {slot_hold_ran_out(slot, now)})"
+
+
+def slot_open(slot: str = "", now: str = ":now") -> str:
+    """A new booking may take the slot: free, and no busy time of the provider's other
+    calendar over it."""
+    return f"({slot_free(slot, now)} AND NOT {_of(slot)}busy)"
 
 
 def slot_held(slot: str = "", now: str = ":now") -> str:
@@ -73,8 +81,13 @@ def slot_held(slot: str = "", now: str = ":now") -> str:
 
 
 def slot_shown_status(slot: str = "", now: str = ":now") -> str:
-    """The status answers show: a slot under a run-out hold reads `available`."""
-    return f"CASE WHEN {slot_hold_ran_out(slot, now)} THEN 'available' ELSE {_of(slot)}status END"
+    """The status answers show: a free slot under busy time reads `busy`; a slot under
+    a run-out hold reads `available`."""
+    s = _of(slot)
+    return (
+        f"CASE WHEN {slot_free(slot, now)} AND {s}busy THEN 'busy'"
+        f" WHEN {slot_hold_ran_out(slot, now)} THEN 'available' ELSE {s}status END"
+    )
 
 
 def hold_live(reservation: str = "", now: str = ":now") -> str:
@@ -223,6 +236,10 @@ def slot_hold_has_run_out(status: str, hold_expires_at: datetime | None, now: da
 
 def slot_is_free(status: str, hold_expires_at: datetime | None, now: datetime) -> bool:
     return status == "available" or slot_hold_has_run_out(status, hold_expires_at, now)
+
+
+def slot_is_open(status: str, hold_expires_at: datetime | None, busy: bool, now: datetime) -> bool:
+    return slot_is_free(status, hold_expires_at, now) and not busy
 
 
 def hold_is_live(status: str, expires_at: datetime, now: datetime) -> bool:

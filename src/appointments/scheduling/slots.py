@@ -8,17 +8,36 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, TextClause, and_, delete, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    TextClause,
+    Uuid,
+    and_,
+    bindparam,
+    delete,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments.db import UTCDateTime
 from appointments.scheduling import rules
 from appointments.scheduling.models import ReservationSlot, Slot, SlotStatus
 
 
 def is_free(now: datetime) -> TextClause:
-    """The slot is free at `now` (`scheduling.rules.slot_free`), as an ORM condition."""
+    """No booking holds the slot at `now` (`scheduling.rules.slot_free`): withdrawable."""
     return rules.where(rules.slot_free("slots"), now)
+
+
+def is_open(now: datetime) -> TextClause:
+    """A new booking may take the slot at `now` (`scheduling.rules.slot_open`)."""
+    return rules.where(rules.slot_open("slots"), now)
 
 
 @dataclass(frozen=True)
@@ -94,7 +113,7 @@ async def claim_slot_if_free(
         .where(
             Slot.id == slot_id,
             rules.where(rules.starts_bookable("slots"), bookable_after=starting_after),
-            is_free(now),
+            is_open(now),
         )
         .values(status=SlotStatus.RESERVED, hold_expires_at=hold_expires_at)
         .returning(Slot.provider_id, Slot.start_time, Slot.end_time)
@@ -137,7 +156,7 @@ async def lock_free_span(
     instead of deadlocking; a row that a rival changed while we waited is
     re-checked and left out. Fewer ids than the span has slots means it cannot be had.
     """
-    usable: ColumnElement[bool] | TextClause = is_free(now)
+    usable: ColumnElement[bool] | TextClause = is_open(now)
     if occupied_by is not None:
         own = select(ReservationSlot.slot_id).where(ReservationSlot.reservation_id == occupied_by)
         usable = or_(usable, and_(Slot.status != SlotStatus.REMOVED, Slot.id.in_(own)))
@@ -166,7 +185,7 @@ async def lock_free_spans(
     within = or_(*(and_(Slot.start_time >= start, Slot.start_time < end) for start, end in ranges))
     query = (
         select(Slot.id, Slot.start_time)
-        .where(Slot.provider_id == provider_id, within, is_free(now))
+        .where(Slot.provider_id == provider_id, within, is_open(now))
         .order_by(Slot.start_time)
         .with_for_update(key_share=True)
     )
@@ -228,3 +247,58 @@ async def delete_free_slots(session: AsyncSession, provider_id: uuid.UUID, now: 
         .where(Slot.provider_id == provider_id, or_(is_free(now), Slot.start_time <= now))
         .execution_options(synchronize_session=False)
     )
+
+
+# Busy time over a slot: an interval of the provider's other calendars overlapping it.
+# Driven from the intervals into the slots (the index on provider and start), since a
+# provider has few intervals and many slots; on PostgreSQL the slots' scan is bounded
+# below by the longest slot there is (a day), so it stays an index range.
+_OVERLAP = {
+    "postgresql": (
+        "{s}.start_time < b.end_time AND {s}.end_time > b.start_time"
+        " AND {s}.start_time > b.start_time - interval '1 day'"
+    ),
+    "sqlite": "{s}.start_time < b.end_time AND {s}.end_time > b.start_time",
+}
+_BUSY_NO_MORE = """
+UPDATE slots SET busy = FALSE
+ WHERE provider_id = :provider_id AND busy
+   AND start_time >= :start_from AND start_time < :start_before
+   AND NOT EXISTS (SELECT 1 FROM busy_intervals AS b
+                    WHERE b.provider_id = :provider_id AND {overlap})
+"""
+_BUSY_NOW = """
+UPDATE slots AS s SET busy = TRUE
+  FROM busy_intervals AS b
+ WHERE b.provider_id = :provider_id
+   AND b.end_time > :start_from AND b.start_time < :start_before
+   AND s.provider_id = :provider_id AND NOT s.busy
+   AND s.start_time >= :start_from AND s.start_time < :start_before
+   AND {overlap}
+"""
+
+
+async def mark_busy(
+    session: AsyncSession, provider_id: uuid.UUID, start_from: datetime, start_before: datetime
+) -> None:
+    """Write `busy` on the provider's slots starting in the range as its calendars' busy
+    time (`busy_intervals`) now says: set where an interval overlaps, cleared where none
+    does. Two set-based statements, touching only the slots whose flag changes."""
+    overlap = _OVERLAP[session.get_bind().dialect.name]
+    values = {"provider_id": provider_id, "start_from": start_from, "start_before": start_before}
+    binds: list[BindParameter[Any]] = [
+        bindparam("provider_id", type_=Uuid()),
+        bindparam("start_from", type_=UTCDateTime()),
+        bindparam("start_before", type_=UTCDateTime()),
+    ]
+    for statement, alias in ((_BUSY_NO_MORE, "slots"), (_BUSY_NOW, "s")):
+        sql = statement.format(overlap=overlap.format(s=alias))
+        await session.execute(text(sql).bindparams(*binds), values)
+
+
+async def has_busy_time(session: AsyncSession, provider_id: uuid.UUID) -> bool:
+    """Whether any calendar of the provider holds busy time (else no slot is busy)."""
+    query = text(
+        "SELECT EXISTS (SELECT 1 FROM busy_intervals WHERE provider_id = :provider_id)"
+    ).bindparams(bindparam("provider_id", type_=Uuid()))
+    return bool(await session.scalar(query, {"provider_id": provider_id}))

@@ -14,6 +14,7 @@ SubscribableEvent = Literal[
     "reservation.cancelled",
     "reservation.expired",
     "reservation.rescheduled",
+    "calendar.sync_failed",
 ]
 assert set(get_args(SubscribableEvent)) == {str(kind) for kind in SUBSCRIBABLE}
 

@@ -1,0 +1,303 @@
+"""The provider's other calendars: connect, read (sync), list what they conflict with.
+
+A sync reads the feed outside any transaction (the network is never inside one, nor on
+a booking's path), then in one transaction under the calendar's row lock replaces its
+busy time and rewrites the `busy` flag of the provider's slots it changes
+(`scheduling.slots.mark_busy`): a claim checks that flag in its own statement, so busy
+time and bookings meet in the database. An unchanged feed (the same busy time, by
+hash) writes no busy row again. A feed that cannot be read keeps the busy time it
+had (fail closed), says `error` and why, tells the provider once by webhook
+(`calendar.sync_failed`, on the change from readable to not), and is read again at the
+next round: it recovers by itself.
+"""
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from appointments.background import stop_if_cancelled
+from appointments.busy import fetch, ical, secrets
+from appointments.busy.errors import CalendarNotAllowed
+from appointments.busy.models import BusyInterval, Calendar, CalendarKind, CalendarStatus
+from appointments.clock import Clock
+from appointments.db import transaction
+from appointments.errors import NotFound
+from appointments.ids import parse_id
+from appointments.pagination import PageRequest
+from appointments.providers import service as providers
+from appointments.providers.models import Provider
+from appointments.scheduling import holds, outbox, slots
+from appointments.scheduling.models import Reservation
+from appointments.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# How far ahead busy time is read: the furthest bookable day of any type (730).
+HORIZON = timedelta(days=731)
+
+
+def _far(now: datetime) -> datetime:
+    return now + HORIZON
+
+
+async def _check(settings: Settings, kind: CalendarKind, url: str, write_bookings: bool) -> None:
+    if kind is CalendarKind.CALDAV:
+        raise CalendarNotAllowed(
+            "CalDAV calendars are not read yet; connect the calendar's iCal address "
+            "(kind ics) meanwhile"
+        )
+    if write_bookings:
+        raise CalendarNotAllowed(
+            "write_bookings needs a CalDAV calendar; an iCal feed is read-only"
+        )
+    if not url.startswith(("https://", "http://")):
+        raise CalendarNotAllowed("the calendar's url must be http or https")
+    try:
+        await fetch.check_address(settings, url)
+    except fetch.FetchError as exc:
+        raise CalendarNotAllowed(str(exc)) from None
+
+
+async def add(
+    session: AsyncSession,
+    settings: Settings,
+    provider_id: str,
+    kind: CalendarKind,
+    url: str,
+    username: str | None,
+    password: str | None,
+    write_bookings: bool,
+    now: datetime,
+) -> Calendar:
+    """Connect a calendar; it is read right after (status `pending` until then)."""
+    provider = await providers.get_provider(session, provider_id)
+    await _check(settings, kind, url, write_bookings)
+    calendar = Calendar(
+        id=uuid.uuid4(),
+        provider_id=provider.id,
+        kind=kind,
+        url=url,
+        username=username,
+        password_secret=None if password is None else secrets.seal(settings, password),
+        write_bookings=write_bookings,
+        status=CalendarStatus.PENDING,
+        busy_count=0,
+        sync_due_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(calendar)
+    await session.flush()
+    return calendar
+
+
+async def get(session: AsyncSession, provider_id: str, calendar_id: str) -> Calendar:
+    provider = await providers.get_provider(session, provider_id)
+    found = await session.get(Calendar, parse_id(calendar_id, "calendar"), populate_existing=True)
+    if found is None or found.provider_id != provider.id:
+        raise NotFound(f"calendar {calendar_id!r} does not exist")
+    return found
+
+
+async def page(session: AsyncSession, provider_id: str, request: PageRequest) -> Sequence[Calendar]:
+    provider = await providers.get_provider(session, provider_id)
+    query = select(Calendar).where(Calendar.provider_id == provider.id)
+    if request.after is not None:
+        at, last = request.after.at, request.after.id
+        query = query.where(
+            (Calendar.created_at > at) | ((Calendar.created_at == at) & (Calendar.id > last))
+        )
+    query = query.order_by(Calendar.created_at, Calendar.id).limit(request.limit + 1)
+    return (await session.scalars(query)).all()
+
+
+async def replace(
+    session: AsyncSession,
+    settings: Settings,
+    provider_id: str,
+    calendar_id: str,
+    kind: CalendarKind,
+    url: str,
+    username: str | None,
+    password: str | None,
+    write_bookings: bool,
+    now: datetime,
+) -> Calendar:
+    """New address or options (a password left out is kept); read again soon."""
+    found = await get(session, provider_id, calendar_id)
+    await _check(settings, kind, url, write_bookings)
+    if url != found.url:
+        found.content_hash = None  # another feed: its busy time is rewritten whole
+    found.kind, found.url, found.username = kind, url, username
+    found.write_bookings = write_bookings
+    if password is not None:
+        found.password_secret = secrets.seal(settings, password)
+    found.sync_due_at, found.updated_at = now, now
+    await session.flush()
+    return found
+
+
+async def remove(session: AsyncSession, provider_id: str, calendar_id: str, now: datetime) -> None:
+    """Disconnect: its busy time goes, and the slots it alone covered are bookable again."""
+    found = await get(session, provider_id, calendar_id)
+    provider = found.provider_id
+    await session.delete(found)
+    await session.flush()
+    await slots.mark_busy(session, provider, now, _far(now))
+
+
+async def due_now(session: AsyncSession, calendar_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(Calendar).where(Calendar.id == calendar_id).values(sync_due_at=now)
+    )
+
+
+async def conflicts(
+    session: AsyncSession, provider_id: str, calendar_id: str, now: datetime, request: PageRequest
+) -> Sequence[Reservation]:
+    """Live bookings of the provider that this calendar's busy time overlaps (kept:
+    a calendar never cancels a booking; the provider decides), by start."""
+    found = await get(session, provider_id, calendar_id)
+    overlapping = select(BusyInterval.id).where(
+        BusyInterval.calendar_id == found.id,
+        BusyInterval.start_time < Reservation.occupied_end,
+        BusyInterval.end_time > Reservation.occupied_start,
+    )
+    query = select(Reservation).where(
+        Reservation.provider_id == found.provider_id,
+        Reservation.occupied_end > now,
+        holds.is_live(now),
+        overlapping.exists(),
+    )
+    if request.after is not None:
+        at, last = request.after.at, request.after.id
+        query = query.where(
+            (Reservation.start_time > at)
+            | ((Reservation.start_time == at) & (Reservation.id > last))
+        )
+    query = query.order_by(Reservation.start_time, Reservation.id).limit(request.limit + 1)
+    return (await session.scalars(query)).all()
+
+
+# --- reading a calendar ------------------------------------------------------------
+
+
+def _digest(found: Sequence[ical.Busy]) -> str:
+    text = "\n".join(f"{b.start.isoformat()}/{b.end.isoformat()}" for b in found)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def sync(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    calendar_id: uuid.UUID,
+    now: datetime,
+) -> None:
+    """Read the calendar now and write what it says (see the module's docstring)."""
+    async with transaction(sessionmaker, writes=False) as session:
+        row = (
+            await session.execute(
+                select(Calendar, Provider.timezone)
+                .join(Provider, Provider.id == Calendar.provider_id)
+                .where(Calendar.id == calendar_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return
+        calendar, zone = row
+    auth = None
+    error: str | None = None
+    found: list[ical.Busy] = []
+    if calendar.username is not None and calendar.password_secret is not None:
+        password = secrets.unseal(settings, calendar.password_secret)
+        if password is None:
+            error = "the stored password cannot be read with APPOINTMENTS_SECRETS_KEY"
+        auth = (calendar.username, password or "")
+    if error is None:
+        try:
+            feed = await fetch.fetch(settings, calendar.url, auth)
+            found = ical.busy_times(feed, ZoneInfo(zone), now, _far(now))
+        except (fetch.FetchError, ical.FeedError) as exc:
+            error = str(exc)[:1000]
+    async with transaction(sessionmaker, writes=True) as session:
+        locked = await session.scalar(
+            select(Calendar).where(Calendar.id == calendar_id).with_for_update()
+        )
+        if locked is None:
+            return  # disconnected meanwhile
+        next_due = now + timedelta(seconds=settings.calendar_sync_seconds or 300)
+        locked.sync_due_at, locked.updated_at = next_due, now
+        if error is not None:
+            if locked.status != CalendarStatus.ERROR:  # told once, not at every round
+                await outbox.record_calendar_failed(
+                    session, locked.provider_id, locked.id, error, now
+                )
+            locked.status, locked.last_error = CalendarStatus.ERROR, error
+            return
+        digest = _digest(found)
+        if digest != locked.content_hash:
+            await session.execute(delete(BusyInterval).where(BusyInterval.calendar_id == locked.id))
+            if found:
+                await session.execute(
+                    insert(BusyInterval),
+                    [
+                        {
+                            "id": uuid.uuid4(),
+                            "calendar_id": locked.id,
+                            "provider_id": locked.provider_id,
+                            "start_time": busy.start,
+                            "end_time": busy.end,
+                        }
+                        for busy in found
+                    ],
+                )
+            await slots.mark_busy(session, locked.provider_id, now, _far(now))
+            locked.content_hash, locked.busy_count = digest, len(found)
+        locked.status, locked.last_error, locked.last_synced_at = CalendarStatus.OK, None, now
+
+
+async def take_due(
+    sessionmaker: async_sessionmaker[AsyncSession], now: datetime, limit: int = 20
+) -> list[uuid.UUID]:
+    """Calendars due for a read, leased to this process (their next read pushed a few
+    minutes on, under SKIP LOCKED): several processes never read one twice at once."""
+    async with transaction(sessionmaker, writes=True) as session:
+        query = (
+            select(Calendar.id)
+            .where(Calendar.sync_due_at <= now)
+            .order_by(Calendar.sync_due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        due = list((await session.scalars(query)).all())
+        if due:
+            await session.execute(
+                update(Calendar)
+                .where(Calendar.id.in_(due))
+                .values(sync_due_at=now + timedelta(minutes=5))
+            )
+        return due
+
+
+async def run_reader(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: Clock,
+    interval_seconds: float,
+) -> None:
+    """Read every calendar that is due, forever (each process takes its own lease)."""
+    while True:
+        try:
+            for calendar_id in await take_due(sessionmaker, clock.now()):
+                await sync(sessionmaker, settings, calendar_id, clock.now())
+        except Exception:
+            stop_if_cancelled()
+            logger.exception("calendar reads failed; retrying in %ss", interval_seconds)
+        await asyncio.sleep(min(interval_seconds, 60))
