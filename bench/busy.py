@@ -1,0 +1,242 @@
+"""Busy time from a provider's other calendar (issue 25).
+
+    python -m bench.busy [--runs 20]
+
+1. The slot listing and start times, first page of 100, for a provider with 20,000
+   slots and 1,000 busy intervals over them against one without any: EXPLAIN ANALYZE
+   of the service's own statements, median execution time and buffers.
+2. Reading a 5,000-event feed (4,000 single events and 1,000 weekly series of 10, over
+   two years) served over HTTP: wall time and peak Python memory of `busy.service.sync`,
+   then the same feed again: what the second read wrote (rows inserted, updated and
+   deleted in `busy_intervals` and `slots`, from pg_stat_user_tables).
+"""
+
+import argparse
+import asyncio
+import json
+import re
+import statistics
+import threading
+import time
+import tracemalloc
+import uuid
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import asyncpg
+
+from appointments import rawsql
+from appointments.appointment_types import start_times
+from appointments.availability import listing
+from appointments.availability.schemas import SlotFilter
+from appointments.busy import service
+from appointments.db import create_engine, create_sessionmaker
+from appointments.pagination import PageRequest
+from appointments.settings import Settings
+from bench import seed
+from bench.harness import LOGS, asyncpg_dsn, postgres
+from bench.series import _rules
+from tests.postgres_server import PostgresServer
+
+SLOTS = 20_000
+INTERVALS = 1_000
+
+
+async def _explain(db: asyncpg.Connection, sql: str, values: dict[str, Any]) -> tuple[float, int]:
+    text, names = rawsql.positional(sql)
+    plan = "\n".join(
+        row[0]
+        for row in await db.fetch("EXPLAIN (ANALYZE, BUFFERS) " + text, *(values[n] for n in names))
+    )
+    execution = float(re.findall(r"Execution Time: ([\d.]+) ms", plan)[0])
+    buffers = int(re.findall(r"Buffers: shared hit=(\d+)", plan)[0])
+    return execution, buffers
+
+
+async def pages(pg: PostgresServer, runs: int) -> dict[str, Any]:
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    await db.execute("SET jit = off")
+    free, busy = await seed.providers(db, 2, "busy")
+    for provider in (free, busy):
+        await seed.slots(db, provider, SLOTS)
+    base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
+    # 1,000 busy hours spread over the slots' 208 days, one every 5 hours.
+    await db.execute(
+        "INSERT INTO calendars (id, provider_id, kind, url, write_bookings, status, busy_count,"
+        " sync_due_at, created_at, updated_at) VALUES ($1, $2, 'ics', 'https://x', false,"
+        " 'ok', $3, now(), now(), now())",
+        uuid.UUID(int=1),
+        uuid.UUID(busy),
+        INTERVALS,
+    )
+    await db.execute(
+        "INSERT INTO busy_intervals (id, calendar_id, provider_id, start_time, end_time)"
+        " SELECT gen_random_uuid(), $1, $2, $3::timestamptz + i * interval '5 hours',"
+        " $3::timestamptz + i * interval '5 hours' + interval '1 hour'"
+        " FROM generate_series(0, $4 - 1) AS i",
+        uuid.UUID(int=1),
+        uuid.UUID(busy),
+        base,
+        INTERVALS,
+    )
+    await db.execute(
+        "UPDATE slots AS s SET busy = true FROM busy_intervals AS b"
+        " WHERE s.provider_id = b.provider_id AND s.start_time < b.end_time"
+        " AND s.end_time > b.start_time"
+    )
+    await db.execute("VACUUM ANALYZE")
+    busy_slots = await db.fetchval("SELECT count(*) FROM slots WHERE busy")
+    now = datetime.now(UTC)
+    kind = await seed.appointment_type(db, free, 45, 15)
+    rules = _rules(kind)
+    figures: dict[str, Any] = {"busy_slots": busy_slots}
+    for name, provider in (("without", free), ("with_1000_intervals", busy)):
+        query = listing.Query(
+            status=SlotFilter.AVAILABLE,
+            start_from=base,
+            start_before=None,
+            bookable_after=now,
+            now=now,
+            request=PageRequest(limit=100, after=None),
+        )
+        listing_sql, listing_values = listing.statement("postgresql", uuid.UUID(provider), query)
+        search = start_times.Search(start_from=base, after=now, zone="UTC")
+        starts_sql, starts_values, _ = start_times.compose_text(
+            "postgresql", uuid.UUID(provider), rules, search, now, limit=101
+        )
+        row: dict[str, Any] = {}
+        for path, sql, values in (
+            ("listing", listing_sql, listing_values),
+            ("start_times", starts_sql, starts_values),
+        ):
+            await _explain(db, sql, values)
+            samples = [await _explain(db, sql, values) for _ in range(runs)]
+            row[path] = {
+                "execution_ms": round(statistics.median(s[0] for s in samples), 3),
+                "buffers": samples[-1][1],
+            }
+        figures[name] = row
+        print(f"{name}: {row}", flush=True)
+    for path in ("listing", "start_times"):
+        ratio = (
+            figures["with_1000_intervals"][path]["execution_ms"]
+            / figures["without"][path]["execution_ms"]
+        )
+        figures[f"{path}_ratio"] = round(ratio, 2)
+    await db.close()
+    return figures
+
+
+def big_feed(start: datetime) -> bytes:
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//bench//busy//EN"]
+    stamp = "%Y%m%dT%H%M%SZ"
+    for i in range(4_000):
+        begins = start + timedelta(hours=4 * i + 1)
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:single-{i}@bench",
+            f"DTSTART:{begins:{stamp}}",
+            f"DTEND:{begins + timedelta(minutes=45):{stamp}}",
+            "END:VEVENT",
+        ]
+    for i in range(1_000):
+        begins = start + timedelta(days=i % 300, minutes=15 * (i % 40))
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:weekly-{i}@bench",
+            f"DTSTART:{begins:{stamp}}",
+            f"DTEND:{begins + timedelta(minutes=30):{stamp}}",
+            "RRULE:FREQ=WEEKLY;COUNT=10",
+            "END:VEVENT",
+        ]
+    lines.append("END:VCALENDAR")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+async def _writes(db: asyncpg.Connection) -> dict[str, int]:
+    rows = await db.fetch(
+        "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del AS written FROM pg_stat_user_tables"
+        " WHERE relname IN ('busy_intervals', 'slots')"
+    )
+    return {row["relname"]: int(row["written"]) for row in rows}
+
+
+async def read_feed(pg: PostgresServer) -> dict[str, Any]:
+    body = big_feed(datetime.now(UTC) + timedelta(days=1))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/calendar")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = Settings(database_url=pg.url, webhook_allow_private=True)
+    engine = create_engine(settings)
+    sessionmaker = create_sessionmaker(engine)
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    (provider,) = await seed.providers(db, 1, "feed")
+    await seed.slots(db, provider, 96 * 365)  # a year of slots, day and night
+    calendar = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO calendars (id, provider_id, kind, url, write_bookings, status, busy_count,"
+        " sync_due_at, created_at, updated_at) VALUES ($1, $2, 'ics', $3, false, 'pending', 0,"
+        " now(), now(), now())",
+        calendar,
+        uuid.UUID(provider),
+        f"http://127.0.0.1:{server.server_address[1]}/feed.ics",
+    )
+    figures: dict[str, Any] = {"feed_bytes": len(body)}
+    for name in ("first_read", "same_feed_again"):
+        await asyncio.sleep(1)  # the statistics collector's next flush
+        before = await _writes(db)
+        tracemalloc.start()
+        started = time.perf_counter()
+        await service.sync(sessionmaker, settings, calendar, datetime.now(UTC))
+        wall = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        await asyncio.sleep(1)
+        after = await _writes(db)
+        state = await db.fetchrow(
+            "SELECT status, busy_count, last_error FROM calendars WHERE id = $1", calendar
+        )
+        figures[name] = {
+            "wall_ms": round(wall * 1000),
+            "peak_python_mib": round(peak / 2**20, 1),
+            "rows_written": {table: after[table] - before.get(table, 0) for table in after},
+            "status": state["status"],
+            "busy_intervals": state["busy_count"],
+            "busy_slots": await db.fetchval(
+                "SELECT count(*) FROM slots WHERE busy AND provider_id = $1", uuid.UUID(provider)
+            ),
+        }
+        print(f"{name}: {figures[name]}", flush=True)
+    await db.close()
+    await engine.dispose()
+    server.shutdown()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    with postgres() as pg:
+        figures = {
+            "pages": asyncio.run(pages(pg, args.runs)),
+            "feed": asyncio.run(read_feed(pg)),
+        }
+    LOGS.mkdir(exist_ok=True)
+    (LOGS / "busy.json").write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
