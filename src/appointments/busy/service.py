@@ -226,6 +226,9 @@ async def sync(
             found = ical.busy_times(feed, ZoneInfo(zone), now, _far(now))
         except (fetch.FetchError, ical.FeedError) as exc:
             error = str(exc)[:1000]
+        except Exception as exc:  # anything else a foreign address or feed can cause
+            logger.warning("calendar %s could not be read", calendar_id, exc_info=True)
+            error = f"the feed could not be read: {type(exc).__name__}"
     async with transaction(sessionmaker, writes=True) as session:
         locked = await session.scalar(
             select(Calendar).where(Calendar.id == calendar_id).with_for_update()
