@@ -5,6 +5,7 @@
 1. The slot listing and start times, first page of 100, for a provider with 20,000
    slots and 1,000 busy intervals over them against one without any: EXPLAIN ANALYZE
    of the service's own statements, median execution time and buffers.
+   Each statement planned for its own values (`plan_cache_mode = force_custom_plan`).
 2. Reading a 5,000-event feed (4,000 single events and 1,000 weekly series of 10, over
    two years) served over HTTP: wall time and peak Python memory of `busy.service.sync`,
    then the same feed again: what the second read wrote (rows inserted, updated and
@@ -57,6 +58,10 @@ async def _explain(db: asyncpg.Connection, sql: str, values: dict[str, Any]) -> 
 async def pages(pg: PostgresServer, runs: int) -> dict[str, Any]:
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
     await db.execute("SET jit = off")
+    # Each EXPLAIN planned for its own values: asyncpg prepares the text once, and from
+    # the sixth run PostgreSQL may switch to a generic plan (seen: the start-time page's
+    # generic plan read 544 buffers and took 4-5 ms, with busy time or without).
+    await db.execute("SET plan_cache_mode = force_custom_plan")
     free, busy = await seed.providers(db, 2, "busy")
     for provider in (free, busy):
         await seed.slots(db, provider, SLOTS)
@@ -194,15 +199,20 @@ async def read_feed(pg: PostgresServer) -> dict[str, Any]:
         f"http://127.0.0.1:{server.server_address[1]}/feed.ics",
     )
     figures: dict[str, Any] = {"feed_bytes": len(body)}
-    for name in ("first_read", "same_feed_again"):
+    # Timed untraced (tracemalloc slows the parsing several times over); the last,
+    # traced read of the same feed gives the peak of Python memory a read takes.
+    for name in ("first_read", "same_feed_again", "same_feed_traced"):
         await asyncio.sleep(1)  # the statistics collector's next flush
         before = await _writes(db)
-        tracemalloc.start()
+        traced = name.endswith("traced")
+        if traced:
+            tracemalloc.start()
         started = time.perf_counter()
         await service.sync(sessionmaker, settings, calendar, datetime.now(UTC))
         wall = time.perf_counter() - started
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        peak = tracemalloc.get_traced_memory()[1] if traced else 0
+        if traced:
+            tracemalloc.stop()
         await asyncio.sleep(1)
         after = await _writes(db)
         state = await db.fetchrow(
@@ -210,7 +220,7 @@ async def read_feed(pg: PostgresServer) -> dict[str, Any]:
         )
         figures[name] = {
             "wall_ms": round(wall * 1000),
-            "peak_python_mib": round(peak / 2**20, 1),
+            "peak_python_mib": round(peak / 2**20, 1) if traced else None,
             "rows_written": {table: after[table] - before.get(table, 0) for table in after},
             "status": state["status"],
             "busy_intervals": state["busy_count"],

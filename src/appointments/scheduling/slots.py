@@ -250,32 +250,34 @@ async def delete_free_slots(session: AsyncSession, provider_id: uuid.UUID, now: 
 
 
 # Busy time over a slot: an interval of the provider's other calendars overlapping it.
-# Driven from the intervals into the slots (the index on provider and start), since a
-# provider has few intervals and many slots; on PostgreSQL the slots' scan is bounded
-# below by the longest slot there is (a day), so it stays an index range.
-_OVERLAP = {
-    "postgresql": (
-        "{s}.start_time < b.end_time AND {s}.end_time > b.start_time"
-        " AND {s}.start_time > b.start_time - interval '1 day'"
-    ),
-    "sqlite": "{s}.start_time < b.end_time AND {s}.end_time > b.start_time",
+# The slots hit are found from the intervals (few) into the slots (many) by the index
+# on provider and start: on PostgreSQL a LATERAL subquery that cannot be flattened
+# (OFFSET 0) forces that direction, each interval a range scan of the slots starting
+# in (its start - 1 day, its end), a slot being at most a day long.
+_HIT = {
+    "postgresql": """
+    SELECT DISTINCT s.id FROM busy_intervals AS b
+     CROSS JOIN LATERAL (
+        SELECT id FROM slots
+         WHERE provider_id = :provider_id
+           AND start_time > b.start_time - interval '1 day' AND start_time < b.end_time
+           AND end_time > b.start_time
+           AND start_time >= :start_from AND start_time < :start_before
+        OFFSET 0
+     ) AS s
+     WHERE b.provider_id = :provider_id
+       AND b.end_time > :start_from AND b.start_time < :start_before
+    """,
+    "sqlite": """
+    SELECT DISTINCT s.id FROM busy_intervals AS b
+      JOIN slots AS s
+        ON s.provider_id = b.provider_id
+       AND s.start_time < b.end_time AND s.end_time > b.start_time
+       AND s.start_time >= :start_from AND s.start_time < :start_before
+     WHERE b.provider_id = :provider_id
+       AND b.end_time > :start_from AND b.start_time < :start_before
+    """,
 }
-_BUSY_NO_MORE = """
-UPDATE slots SET busy = FALSE
- WHERE provider_id = :provider_id AND busy
-   AND start_time >= :start_from AND start_time < :start_before
-   AND NOT EXISTS (SELECT 1 FROM busy_intervals AS b
-                    WHERE b.provider_id = :provider_id AND {overlap})
-"""
-_BUSY_NOW = """
-UPDATE slots AS s SET busy = TRUE
-  FROM busy_intervals AS b
- WHERE b.provider_id = :provider_id
-   AND b.end_time > :start_from AND b.start_time < :start_before
-   AND s.provider_id = :provider_id AND NOT s.busy
-   AND s.start_time >= :start_from AND s.start_time < :start_before
-   AND {overlap}
-"""
 
 
 async def mark_busy(
@@ -283,17 +285,38 @@ async def mark_busy(
 ) -> None:
     """Write `busy` on the provider's slots starting in the range as its calendars' busy
     time (`busy_intervals`) now says: set where an interval overlaps, cleared where none
-    does. Two set-based statements, touching only the slots whose flag changes."""
-    overlap = _OVERLAP[session.get_bind().dialect.name]
-    values = {"provider_id": provider_id, "start_from": start_from, "start_before": start_before}
+    does, writing only the slots whose flag changes.
+
+    The two sets are read, compared here and written by primary key: the intervals
+    were typically just written and their statistics are stale, and the one-statement
+    forms (an anti-join, `busy <> (id IN hits)`) were planned as a re-scan of the hits
+    per slot when the estimates were off: 10 to 29 s for 5,000 intervals, against
+    0.2 s this way."""
     binds: list[BindParameter[Any]] = [
         bindparam("provider_id", type_=Uuid()),
         bindparam("start_from", type_=UTCDateTime()),
         bindparam("start_before", type_=UTCDateTime()),
     ]
-    for statement, alias in ((_BUSY_NO_MORE, "slots"), (_BUSY_NOW, "s")):
-        sql = statement.format(overlap=overlap.format(s=alias))
-        await session.execute(text(sql).bindparams(*binds), values)
+    values = {"provider_id": provider_id, "start_from": start_from, "start_before": start_before}
+    hits_sql = text(_HIT[session.get_bind().dialect.name]).bindparams(*binds)
+    hits = set((await session.scalars(hits_sql.columns(id=Uuid()), values)).all())
+    marked = await session.scalars(
+        select(Slot.id).where(
+            Slot.provider_id == provider_id,
+            Slot.start_time >= start_from,
+            Slot.start_time < start_before,
+            Slot.busy,
+        )
+    )
+    busy_now = set(marked.all())
+    for ids, busy in ((sorted(hits - busy_now), True), (sorted(busy_now - hits), False)):
+        for i in range(0, len(ids), WITHDRAW_CHUNK):
+            await session.execute(
+                update(Slot)
+                .where(Slot.id.in_(ids[i : i + WITHDRAW_CHUNK]))
+                .values(busy=busy)
+                .execution_options(synchronize_session=False)
+            )
 
 
 async def has_busy_time(session: AsyncSession, provider_id: uuid.UUID) -> bool:
