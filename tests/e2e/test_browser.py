@@ -7,6 +7,7 @@ APPOINTMENTS_UPDATE_SCREENS=1 (how the README's pictures are made).
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,6 +21,7 @@ from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_p
 
 from appointments.auth.tokens import Role
 from tests.api import Api, bearer
+from tests.busy.test_calendars import Feeds, event, feed
 from tests.live_server import live_server, publish_ahead
 
 CHROMIUM = "/usr/bin/chromium"
@@ -485,3 +487,63 @@ def test_a_provider_sets_a_standing_week_a_closed_date_and_time_off(
             screens.shoot(desk, "18-provider-week-open")
     rows = api.sql("SELECT count(*) FROM time_off")
     assert rows == [(1,)]
+
+
+@pytest.mark.live
+def test_a_provider_connects_its_other_calendar_and_sees_its_busy_time(
+    database_url: str, api: Api, tmp_path: Path
+) -> None:
+    update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
+    screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
+    feeds = Feeds()
+    threading.Thread(target=feeds.server.serve_forever, daemon=True).start()
+    day: date = (datetime.now(BERLIN) + timedelta(days=3)).date()
+    nine = datetime.combine(day, time(9), BERLIN)
+    stamp = "%Y%m%dT%H%M%SZ"
+    busy = feed(
+        event(
+            "meeting@elsewhere",
+            f"{nine.astimezone(UTC):{stamp}}",
+            f"{(nine + timedelta(minutes=30)).astimezone(UTC):{stamp}}",
+        )
+    )
+    url = feeds.serve("/ada.ics", busy)
+    try:
+        with (
+            live_server(database_url, workers=2) as base,
+            httpx.Client(base_url=base, headers=ADMIN) as http,
+            sync_playwright() as pw,
+        ):
+            provider = http.post(
+                "/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"}
+            ).json()
+            http.post(
+                f"/providers/{provider['id']}/availability",
+                json={
+                    "start_time": nine.astimezone(UTC).isoformat(),
+                    "end_time": (nine + timedelta(hours=1)).astimezone(UTC).isoformat(),
+                },
+            ).raise_for_status()
+            token = bearer(Role.PROVIDER, provider["id"])["Authorization"].removeprefix("Bearer ")
+            with browser(pw, tmp_path / "desk", "Europe/Berlin") as context:
+                desk = context.new_page()
+                desk.goto(f"{base}/")
+                desk.get_by_role("textbox", name="Access token").fill(token)
+                desk.get_by_role("button", name="Sign in").click()
+                desk.goto(f"{base}/provider/schedule")
+                desk.get_by_label("iCal address").fill(url)
+                desk.get_by_role("button", name="Connect").click()
+                expect(desk.get_by_role("status")).to_have_text(
+                    "Calendar connected: it is being read now."
+                )
+                for _ in range(50):  # the read runs in the server's background
+                    if desk.get_by_text("1 busy stretch").count():
+                        break
+                    desk.wait_for_timeout(100)
+                    desk.reload()
+                expect(desk.get_by_text("1 busy stretch")).to_be_visible()
+                screens.shoot(desk, "19-other-calendar")
+            slots = http.get(f"/providers/{provider['id']}/availability?status=all").json()
+            assert [s["status"] for s in slots["items"]] == ["busy", "busy"] + ["available"] * 2
+    finally:
+        feeds.server.shutdown()

@@ -13,6 +13,7 @@ from appointments.settings import Settings
 from appointments.web import (
     account_pages,
     admin_pages,
+    calendar_pages,
     client_pages,
     provider_pages,
     schedule_pages,
@@ -36,6 +37,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         client_pages.router,
         provider_pages.router,
         schedule_pages.router,
+        calendar_pages.router,
         type_pages.router,
         webhook_pages.router,
     ):

@@ -23,6 +23,7 @@ from appointments.errors import DomainError
 from appointments.pagination import PageRequest
 from appointments.providers import service as providers
 from appointments.providers.models import Provider
+from appointments.web import calendar_pages
 from appointments.web.pages import (
     ProviderPosterDep,
     Visitor,
@@ -157,6 +158,7 @@ async def schedule_page(
     away = await schedule.time_off_page(
         session, str(provider.id), PageRequest(limit=TIME_OFF_SHOWN, after=None)
     )
+    others = await calendar_pages.overview(session, provider.id, clock.now())
     return render(
         request,
         visitor,
@@ -171,6 +173,7 @@ async def schedule_page(
         overrides=override_rows,
         time_off=away[:TIME_OFF_SHOWN],
         zone=zone,
+        calendars=others,
     )
 
 

@@ -1,0 +1,61 @@
+"""The provider's other calendars on its page: connect an iCal address, see it read
+(status, busy time, the bookings it overlaps, the last error), read it now, disconnect."""
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+
+from appointments.auth.tokens import Role
+from tests.api import Api, bearer
+from tests.busy.test_calendars import DAY, Feeds, event, feed, settled
+from tests.web.browser import Browser
+
+
+@pytest.fixture
+def feeds() -> Iterator[Feeds]:
+    served = Feeds()
+    threading.Thread(target=served.server.serve_forever, daemon=True).start()
+    yield served
+    served.server.shutdown()
+
+
+def test_a_provider_connects_a_calendar_and_sees_what_it_blocks(
+    api: Api, new_browser: Callable[[], Browser], feeds: Feeds
+) -> None:
+    provider = api.provider("Dr Ada", timezone="UTC")
+    slots = api.publish(provider["id"], DAY, DAY + timedelta(hours=1))["slots"]
+    held = api.reserve(api.customer()["id"], slots[3]["id"])
+    assert held.status_code == 201
+    url = feeds.serve("/mine.ics", feed(event("a@x", "20270304T083000Z", "20270304T090000Z")))
+    desk = new_browser()
+    desk.sign_in(bearer(Role.PROVIDER, provider["id"])["Authorization"][7:])
+    connected = desk.submit("/provider/calendars", {"url": url}, from_page="/provider/schedule")
+    assert "Calendar connected" in connected.text
+    settled(api)
+    page = desk.get("/provider/schedule").text
+    assert url in page
+    assert 'class="tag status-ok">ok<' in page
+    assert "1 busy stretch</small>" in page
+    # The held booking at 08:45 is under the busy time: listed, kept.
+    assert "Thu 4 Mar 2027, 08:45–09:00" in page
+    assert api.sql("SELECT status FROM reservations") == [("held",)]
+    # The feed breaks: the page says why; busy time stands.
+    feeds.answers["/mine.ics"] = (500, {}, b"")
+    [calendar] = api.ok("GET", f"/providers/{provider['id']}/calendars")["items"]
+    desk.submit(f"/provider/calendars/{calendar['id']}/sync", {}, from_page="/provider/schedule")
+    settled(api)
+    page = desk.get("/provider/schedule").text
+    assert "Last read failed: the feed answered HTTP 500" in page
+    assert api.ok("GET", f"/providers/{provider['id']}/availability")["items"][0]["start_time"]
+    # Disconnected: its busy time goes with it.
+    gone = desk.submit(
+        f"/provider/calendars/{calendar['id']}/delete", {}, from_page="/provider/schedule"
+    )
+    assert "Calendar disconnected" in gone.text
+    assert api.ok("GET", f"/providers/{provider['id']}/calendars")["items"] == []
+    refused = desk.submit(
+        "/provider/calendars", {"url": "ftp://example.com/a.ics"}, from_page="/provider/schedule"
+    )
+    assert "That calendar was not connected: the calendar&#39;s url must be http" in refused.text
