@@ -1,6 +1,9 @@
-"""What every background loop (the sweeper, the delivery worker) shares."""
+"""What every background loop (the sweeper, the delivery worker, the roller, the
+calendar reader) shares."""
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 
 def stop_if_cancelled() -> None:
@@ -11,3 +14,17 @@ def stop_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def every(
+    seconds: float, step: Callable[[], Awaitable[None]], what: str, logger: logging.Logger
+) -> None:
+    """Run `step`, then wait `seconds`, for ever; a failed step (database away) is logged
+    and tried again next round."""
+    while True:
+        try:
+            await step()
+        except Exception:
+            stop_if_cancelled()
+            logger.exception("%s failed; retrying in %ss", what, seconds)
+        await asyncio.sleep(seconds)

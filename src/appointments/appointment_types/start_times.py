@@ -343,10 +343,7 @@ def _group_series_starts(
     occurrences = _OCCURRENCES[shape.dialect].format(
         occurrence=core.weeks_later(shape.dialect, "found.anchor_start", "ks.k * :repeat_interval")
     )
-    free_ok = [
-        "(SELECT count(*) FROM slots AS s WHERE s.provider_id = :provider_id"
-        f" AND {_SPAN_FREE_AT[shape.dialect]} AND {core.slot_open('s')}) = :span_slots"
-    ]
+    free_ok = [_span_open_at_occurrence(shape.dialect)]
     if shape.capped:
         free_ok.append(core.day_has_room(shape.dialect, "o.occ"))
     seated = f"(({' AND '.join(free_ok)}) OR coalesce({open_seats}, 0) > 0)"
@@ -410,11 +407,7 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
             whole AS (
                 SELECT b.k, sp.anchor_start
                   FROM bounds AS b CROSS JOIN LATERAL ({spans}) AS sp
-                 WHERE {
-        _WHOLE_SPAN[shape.dialect]
-        .replace("last_start", "sp.last_start")
-        .replace("first_start", "sp.first_start")
-    }
+                 WHERE {_WHOLE_SPAN[shape.dialect]}
             ),
             refused AS (
                 SELECT DISTINCT o.anchor_start FROM occurrences AS o
@@ -456,16 +449,21 @@ _SPAN_FREE_AT = {
 }
 
 
+def _span_open_at_occurrence(dialect: str) -> str:
+    """Every slot of the span around the occurrence `o.occ` exists and is open (a probe
+    of the slots in the span, counted)."""
+    return (
+        "(SELECT count(*) FROM slots AS s WHERE s.provider_id = :provider_id"
+        f" AND {_SPAN_FREE_AT[dialect]} AND {core.slot_open('s')}) = :span_slots"
+    )
+
+
 def _every_occurrence_bookable(shape: _Shape) -> str:
     """Occurrences 2..n of a series starting at `anchor_start` (the same wall-clock time,
     whole weeks on) each exist and have their whole span free, within the horizon and
     under the daily cap; the first is the anchor itself, checked as any start."""
     occurrence = core.weeks_later(shape.dialect, "anchor_start", "ks.k * :repeat_interval")
-    span_free = (
-        "(SELECT count(*) FROM slots AS s WHERE s.provider_id = :provider_id"
-        f" AND {_SPAN_FREE_AT[shape.dialect]} AND {core.slot_open('s')}) = :span_slots"
-    )
-    bookable = [span_free]
+    bookable = [_span_open_at_occurrence(shape.dialect)]
     if shape.latest:
         bookable.append(core.starts_within_horizon("o.occ"))
     if shape.capped:

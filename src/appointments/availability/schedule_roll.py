@@ -7,7 +7,6 @@ process is rolling or editing right now is left to it), and a roll only inserts 
 is missing (ON CONFLICT on the provider's start), so nothing is ever made twice.
 """
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from appointments.availability import schedule
 from appointments.availability.schedule_models import Schedule
-from appointments.background import stop_if_cancelled
+from appointments.background import every
 from appointments.clock import Clock
 from appointments.db import transaction
 from appointments.observability.metrics import ROLLS, SCHEDULE_SLOTS
@@ -85,16 +84,13 @@ async def run_roller(
     clock: Clock,
     interval_seconds: float,
 ) -> None:
-    """Roll forever; a failed roll (database away) is logged and retried next round."""
-    while True:
-        try:
-            rolled = await roll_all(sessionmaker, settings, clock.now())
-        except Exception:
-            stop_if_cancelled()
-            logger.exception("roll failed; retrying in %ss", interval_seconds)
-        else:
-            if rolled.created:
-                logger.info(
-                    "rolled %d schedule(s): %d slot(s) published", rolled.providers, rolled.created
-                )
-        await asyncio.sleep(interval_seconds)
+    """Roll forever (`background.every`)."""
+
+    async def step() -> None:
+        rolled = await roll_all(sessionmaker, settings, clock.now())
+        if rolled.created:
+            logger.info(
+                "rolled %d schedule(s): %d slot(s) published", rolled.providers, rolled.created
+            )
+
+    await every(interval_seconds, step, "roll", logger)

@@ -3,7 +3,8 @@ webhooks' guard), no redirects followed (a feed that moved says where, as an err
 
 import httpx
 
-from appointments.notifications.addresses import AddressNotAllowed, resolve_public
+from appointments.notifications import addresses
+from appointments.notifications.addresses import AddressNotAllowed
 from appointments.settings import Settings
 
 MAX_FEED_BYTES = 10 * 1024 * 1024
@@ -16,10 +17,8 @@ class FetchError(Exception):
 
 
 async def check_address(settings: Settings, url: str) -> None:
-    if settings.webhooks_may_reach_private():
-        return
     try:
-        await resolve_public(url)
+        await addresses.check(url, private_allowed=settings.webhooks_may_reach_private())
     except AddressNotAllowed as exc:
         raise FetchError(f"{exc}; calendars are read from public addresses only") from None
 

@@ -26,8 +26,17 @@ def _out(found: Calendar) -> CalendarOut:
     return CalendarOut.model_validate(found)
 
 
-def read_soon(request: Request, settings: Settings, calendar_id: uuid.UUID, now: datetime) -> None:
-    """Read the calendar in the background, after the answer (its status says how it went)."""
+async def commit_and_read(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    calendar_id: uuid.UUID,
+    now: datetime,
+) -> None:
+    """Commit the request's change (the read, in another session, must see it), then
+    read the calendar in the background, after the answer (its status says how it
+    went)."""
+    await session.commit()
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     running: set[asyncio.Task[Any]] = request.app.state.calendar_reads
     task = asyncio.get_running_loop().create_task(
@@ -61,8 +70,7 @@ async def add_calendar(
         now,
     )
     body = _out(found).model_dump(mode="json")
-    await session.commit()
-    read_soon(request, settings, found.id, now)
+    await commit_and_read(request, session, settings, found.id, now)
     return JSONResponse(body, status_code=201)
 
 
@@ -112,8 +120,7 @@ async def replace_calendar(
         now,
     )
     body = _out(found).model_dump(mode="json")
-    await session.commit()
-    read_soon(request, settings, found.id, now)
+    await commit_and_read(request, session, settings, found.id, now)
     return JSONResponse(body)
 
 
@@ -146,8 +153,7 @@ async def sync_calendar(
     found = await service.get(session, provider_id, calendar_id)
     await service.due_now(session, found.id, now)
     body = _out(found).model_dump(mode="json")
-    await session.commit()
-    read_soon(request, settings, found.id, now)
+    await commit_and_read(request, session, settings, found.id, now)
     return JSONResponse(body, status_code=202)
 
 

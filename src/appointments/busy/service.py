@@ -11,7 +11,6 @@ had (fail closed), says `error` and why, tells the provider once by webhook
 next round: it recovers by itself.
 """
 
-import asyncio
 import hashlib
 import logging
 import uuid
@@ -19,10 +18,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from appointments.background import stop_if_cancelled
+from appointments.background import every
 from appointments.busy import fetch, ical, secrets
 from appointments.busy.errors import CalendarNotAllowed
 from appointments.busy.models import BusyInterval, Calendar, CalendarKind, CalendarStatus
@@ -112,7 +111,7 @@ async def page(session: AsyncSession, provider_id: str, request: PageRequest) ->
     if request.after is not None:
         at, last = request.after.at, request.after.id
         query = query.where(
-            (Calendar.created_at > at) | ((Calendar.created_at == at) & (Calendar.id > last))
+            Calendar.created_at >= at, or_(Calendar.created_at > at, Calendar.id > last)
         )
     query = query.order_by(Calendar.created_at, Calendar.id).limit(request.limit + 1)
     return (await session.scalars(query)).all()
@@ -179,8 +178,7 @@ async def conflicts(
     if request.after is not None:
         at, last = request.after.at, request.after.id
         query = query.where(
-            (Reservation.start_time > at)
-            | ((Reservation.start_time == at) & (Reservation.id > last))
+            Reservation.start_time >= at, or_(Reservation.start_time > at, Reservation.id > last)
         )
     query = query.order_by(Reservation.start_time, Reservation.id).limit(request.limit + 1)
     return (await session.scalars(query)).all()
@@ -295,12 +293,11 @@ async def run_reader(
     clock: Clock,
     interval_seconds: float,
 ) -> None:
-    """Read every calendar that is due, forever (each process takes its own lease)."""
-    while True:
-        try:
-            for calendar_id in await take_due(sessionmaker, clock.now()):
-                await sync(sessionmaker, settings, calendar_id, clock.now())
-        except Exception:
-            stop_if_cancelled()
-            logger.exception("calendar reads failed; retrying in %ss", interval_seconds)
-        await asyncio.sleep(min(interval_seconds, 60))
+    """Read every calendar that is due, forever (each process takes its own lease),
+    looking for due ones at least every minute (`background.every`)."""
+
+    async def step() -> None:
+        for calendar_id in await take_due(sessionmaker, clock.now()):
+            await sync(sessionmaker, settings, calendar_id, clock.now())
+
+    await every(min(interval_seconds, 60), step, "calendar reads", logger)

@@ -69,3 +69,10 @@ async def resolve_public(url: str) -> Address:
             f"the host {host!r} resolves to the non-public address {refused[0]}"
         )
     return found[0]
+
+
+async def check(url: str, *, private_allowed: bool) -> None:
+    """Refuse (AddressNotAllowed) a URL whose host is not public, unless private
+    addresses are allowed: the rule for webhooks and for calendar feeds alike."""
+    if not private_allowed:
+        await resolve_public(url)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.auth.tokens import Role
 from appointments.busy import service as calendars
 from appointments.busy.models import Calendar, CalendarKind
-from appointments.busy.router import read_soon
+from appointments.busy.router import commit_and_read
 from appointments.deps import ClockDep, SessionDep, SettingsDep
 from appointments.errors import DomainError
 from appointments.pagination import PageRequest
@@ -76,8 +76,7 @@ async def connect(
     if isinstance(outcome, DomainError):
         visitor.session.flash = f"That calendar was not connected: {outcome.detail}."
         return redirect(request, visitor, "/provider/schedule")
-    await session.commit()  # the read, in the background, must see it
-    read_soon(request, settings, outcome.id, now)
+    await commit_and_read(request, session, settings, outcome.id, now)
     visitor.session.flash = "Calendar connected: it is being read now."
     return redirect(request, visitor, "/provider/schedule")
 
@@ -100,8 +99,7 @@ async def read_now(
         visitor.session.flash = f"That calendar could not be read: {exc.detail}."
         return redirect(request, visitor, "/provider/schedule")
     await calendars.due_now(session, found.id, now)
-    await session.commit()
-    read_soon(request, settings, found.id, now)
+    await commit_and_read(request, session, settings, found.id, now)
     visitor.session.flash = "The calendar is being read now."
     return redirect(request, visitor, "/provider/schedule")
 

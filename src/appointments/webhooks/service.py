@@ -14,7 +14,8 @@ from appointments.auth.errors import Forbidden
 from appointments.auth.tokens import Principal, Role
 from appointments.errors import NotFound
 from appointments.ids import parse_id
-from appointments.notifications.addresses import AddressNotAllowed, resolve_public
+from appointments.notifications import addresses
+from appointments.notifications.addresses import AddressNotAllowed
 from appointments.notifications.models import Delivery, DeliveryStatus, WebhookEndpoint
 from appointments.notifications.signing import new_secret
 from appointments.pagination import PageRequest
@@ -37,10 +38,8 @@ def _scope(principal: Principal) -> uuid.UUID | None:
 
 
 async def check_url(settings: Settings, url: str) -> None:
-    if settings.webhooks_may_reach_private():
-        return
     try:
-        await resolve_public(url)
+        await addresses.check(url, private_allowed=settings.webhooks_may_reach_private())
     except AddressNotAllowed as exc:
         raise WebhookUrlNotAllowed(f"{exc}; webhooks go to public addresses only") from None
 
