@@ -218,7 +218,7 @@ def test_calendars_it_cannot_take_are_refused(api: Api) -> None:
     provider = api.provider("Dr Busy")["id"]
     path = f"/providers/{provider}/calendars"
     for body in (
-        {"kind": "caldav", "url": "https://dav.example.com/cal/"},
+        {"kind": "caldav", "url": "ftp://dav.example.com/cal/"},
         {"kind": "ics", "url": "https://example.com/a.ics", "write_bookings": True},
         {"kind": "ics", "url": "ftp://example.com/a.ics"},
     ):

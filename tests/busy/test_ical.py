@@ -76,7 +76,7 @@ def utc(text: str) -> datetime:
 
 
 def test_a_feed_reads_as_exactly_its_busy_time() -> None:
-    found = busy_times(FEED, BERLIN, utc("2027-03-01T00:00"), utc("2027-04-30T00:00"))
+    found = busy_times([FEED], BERLIN, utc("2027-03-01T00:00"), utc("2027-04-30T00:00"))
     assert found == [
         Busy(utc("2027-03-01T09:00"), utc("2027-03-01T10:00")),  # 10:00 Berlin (CET)
         Busy(utc("2027-03-02T08:00"), utc("2027-03-02T08:45")),  # DURATION
@@ -92,7 +92,7 @@ def test_a_feed_reads_as_exactly_its_busy_time() -> None:
 
 
 def test_busy_time_is_clipped_to_the_window_and_merged() -> None:
-    found = busy_times(FEED, BERLIN, utc("2027-03-05T12:00"), utc("2027-03-08T09:30"))
+    found = busy_times([FEED], BERLIN, utc("2027-03-05T12:00"), utc("2027-03-08T09:30"))
     assert found == [
         Busy(utc("2027-03-05T12:00"), utc("2027-03-05T23:00")),
         Busy(utc("2027-03-08T09:00"), utc("2027-03-08T09:30")),
@@ -101,7 +101,7 @@ def test_busy_time_is_clipped_to_the_window_and_merged() -> None:
         "UID:newyork@example.com\nDTSTART;TZID=America/New_York:20270304T090000",
         "UID:newyork@example.com\nDTSTART;TZID=America/New_York:20270304T081500",
     )
-    at_once = busy_times(overlapping, BERLIN, utc("2027-03-04T00:00"), utc("2027-03-05T00:00"))
+    at_once = busy_times([overlapping], BERLIN, utc("2027-03-04T00:00"), utc("2027-03-05T00:00"))
     assert at_once == [Busy(utc("2027-03-04T13:15"), utc("2027-03-04T14:30"))]
 
 
@@ -115,4 +115,4 @@ def test_busy_time_is_clipped_to_the_window_and_merged() -> None:
 )
 def test_what_is_not_a_calendar_is_refused_in_words(feed: str) -> None:
     with pytest.raises(FeedError):
-        busy_times(feed, BERLIN, utc("2027-03-01T00:00"), utc("2027-04-01T00:00"))
+        busy_times([feed], BERLIN, utc("2027-03-01T00:00"), utc("2027-04-01T00:00"))

@@ -3,8 +3,8 @@ webhooks' guard), no redirects followed (a feed that moved says where, as an err
 
 import httpx
 
-from appointments.notifications import addresses
-from appointments.notifications.addresses import AddressNotAllowed
+from appointments import addresses
+from appointments.addresses import AddressNotAllowed
 from appointments.settings import Settings
 
 MAX_FEED_BYTES = 10 * 1024 * 1024

@@ -83,8 +83,7 @@ def merge(intervals: Iterable[tuple[datetime, datetime]]) -> list[Busy]:
     return [Busy(start, end) for start, end in merged]
 
 
-def busy_times(feed: bytes | str, zone: ZoneInfo, start: datetime, end: datetime) -> list[Busy]:
-    """The busy time the feed says between `start` and `end` (UTC), merged and clipped."""
+def _events(feed: bytes | str, start: datetime, end: datetime) -> list[Any]:
     try:
         calendar = icalendar.Calendar.from_ical(feed)
     except ValueError as exc:
@@ -92,17 +91,25 @@ def busy_times(feed: bytes | str, zone: ZoneInfo, start: datetime, end: datetime
     if calendar.name != "VCALENDAR":
         raise FeedError(f"not an iCalendar feed: it holds a {calendar.name}")
     try:
-        events = recurring_ical_events.of(calendar).between(start, end)
+        return list(recurring_ical_events.of(calendar).between(start, end))
     except Exception as exc:  # the library's errors for a malformed rule or date
         raise FeedError(f"the feed's events cannot be expanded: {exc}") from exc
+
+
+def busy_times(
+    feeds: Iterable[bytes | str], zone: ZoneInfo, start: datetime, end: datetime
+) -> list[Busy]:
+    """The busy time the feeds say between `start` and `end` (UTC), merged and clipped
+    (a published feed is one text; a CalDAV calendar answers one per event)."""
     found = []
-    for event in events:
-        if not _blocks(event):
-            continue
-        span = _span(event, zone)
-        if span is None:
-            continue
-        begins, ends = max(span[0], start), min(span[1], end)
-        if ends > begins:
-            found.append((begins, ends))
+    for feed in feeds:
+        for event in _events(feed, start, end):
+            if not _blocks(event):
+                continue
+            span = _span(event, zone)
+            if span is None:
+                continue
+            begins, ends = max(span[0], start), min(span[1], end)
+            if ends > begins:
+                found.append((begins, ends))
     return merge(found)

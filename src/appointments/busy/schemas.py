@@ -10,7 +10,8 @@ from appointments.schemas import RequestBody, ResponseBody
 class CalendarIn(RequestBody):
     kind: CalendarKind = Field(
         description="`ics`: an iCal address (Google's or Outlook's secret address, any "
-        "published .ics); `caldav`: a CalDAV calendar (not read yet: 422)."
+        "published .ics); `caldav`: a CalDAV calendar collection (its URL, as the "
+        "calendar app shows it)."
     )
     url: str = Field(min_length=8, max_length=2048, examples=["https://example.com/cal.ics"])
     username: str | None = Field(default=None, max_length=200)

@@ -22,7 +22,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from appointments.background import every
-from appointments.busy import fetch, ical, secrets
+from appointments.busy import fetch, ical, secrets, sources
 from appointments.busy.errors import CalendarNotAllowed
 from appointments.busy.models import BusyInterval, Calendar, CalendarKind, CalendarStatus
 from appointments.clock import Clock
@@ -47,12 +47,7 @@ def _far(now: datetime) -> datetime:
 
 
 async def _check(settings: Settings, kind: CalendarKind, url: str, write_bookings: bool) -> None:
-    if kind is CalendarKind.CALDAV:
-        raise CalendarNotAllowed(
-            "CalDAV calendars are not read yet; connect the calendar's iCal address "
-            "(kind ics) meanwhile"
-        )
-    if write_bookings:
+    if write_bookings and kind is not CalendarKind.CALDAV:
         raise CalendarNotAllowed(
             "write_bookings needs a CalDAV calendar; an iCal feed is read-only"
         )
@@ -220,8 +215,9 @@ async def sync(
         auth = (calendar.username, password or "")
     if error is None:
         try:
-            feed = await fetch.fetch(settings, calendar.url, auth)
-            found = ical.busy_times(feed, ZoneInfo(zone), now, _far(now))
+            source = sources.source(settings, calendar.kind, calendar.url, auth)
+            texts = await source.read(now, _far(now))
+            found = ical.busy_times(texts, ZoneInfo(zone), now, _far(now))
         except (fetch.FetchError, ical.FeedError) as exc:
             error = str(exc)[:1000]
         except Exception as exc:  # anything else a foreign address or feed can cause

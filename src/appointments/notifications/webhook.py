@@ -2,8 +2,8 @@
 
 import time
 
+from appointments.addresses import resolve_public
 from appointments.notifications import signing
-from appointments.notifications.addresses import resolve_public
 from appointments.notifications.senders import WebhookSender, target_of
 from appointments.settings import Settings
 

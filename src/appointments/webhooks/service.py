@@ -10,12 +10,12 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments import addresses
+from appointments.addresses import AddressNotAllowed
 from appointments.auth.errors import Forbidden
 from appointments.auth.tokens import Principal, Role
 from appointments.errors import NotFound
 from appointments.ids import parse_id
-from appointments.notifications import addresses
-from appointments.notifications.addresses import AddressNotAllowed
 from appointments.notifications.models import Delivery, DeliveryStatus, WebhookEndpoint
 from appointments.notifications.signing import new_secret
 from appointments.pagination import PageRequest

@@ -1,4 +1,5 @@
-"""Where webhooks may go: public addresses only, unless private ones are allowed.
+"""Where the service's own requests may go (webhooks, the providers' calendars): public
+addresses only, unless private ones are allowed.
 
 A URL is checked when it is saved and again at every send, since DNS can change
 between the two; at send time the connection is pinned to the address that was

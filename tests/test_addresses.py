@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from appointments.notifications.addresses import is_public
+from appointments.addresses import is_public
 
 
 @pytest.mark.parametrize(
