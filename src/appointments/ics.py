@@ -169,62 +169,163 @@ def _timezone_lines(zone: str, first: datetime, last: datetime) -> list[str]:
     return [line for line in text.splitlines() if line]
 
 
-def series_invite(
-    *,
-    uid: str,
-    sequence: int,
-    first_start: datetime,
-    duration: timedelta,
-    zone: str,
-    interval_weeks: int,
-    count: int,
-    excluded_weeks: Iterable[int],
-    summary: str,
-    organizer: str,
-    attendee: str,
-    stamp: datetime,
-) -> str:
-    """A `REQUEST` for a weekly series as one VEVENT: DTSTART in the provider's zone, an
-    RRULE (`FREQ=WEEKLY;INTERVAL;COUNT`) that calendar apps expand on that wall clock
-    (10:00 stays 10:00 across a daylight-saving change), and an EXDATE for every
-    occurrence that is not booked (`excluded_weeks`: k of the k-th, from 0)."""
-    tz = ZoneInfo(zone)
-    local = first_start.astimezone(tz)
-    last = first_start + timedelta(weeks=interval_weeks * (count - 1))
+def booking_uid(reservation_id: uuid.UUID) -> str:
+    """The UID of one booking everywhere: its invite, the feeds, the provider's calendar."""
+    return f"{reservation_id}@appointments"
 
-    def wall(moment: datetime) -> str:
-        if zone == "UTC":
+
+def series_uid(series_id: uuid.UUID) -> str:
+    """The UID of a weekly series (its invite's one VEVENT, and the provider's calendar)."""
+    return f"series-{series_id}@appointments"
+
+
+@dataclass(frozen=True)
+class Weekly:
+    """A weekly series as one recurring VEVENT: DTSTART in the provider's zone, an RRULE
+    (`FREQ=WEEKLY;INTERVAL;COUNT`) that calendar apps expand on that wall clock (10:00
+    stays 10:00 across a daylight-saving change), and an EXDATE for every occurrence
+    that is not booked (`excluded_weeks`: k of the k-th, from 0)."""
+
+    uid: str
+    sequence: int
+    first_start: datetime
+    duration: timedelta
+    zone: str
+    interval_weeks: int
+    count: int
+    excluded_weeks: Iterable[int]
+    summary: str
+    stamp: datetime
+
+    def wall(self, moment: datetime) -> str:
+        if self.zone == "UTC":
             return f":{_utc(moment)}"
-        return f";TZID={zone}:{moment.astimezone(tz):%Y%m%dT%H%M%S}"
+        return f";TZID={self.zone}:{moment.astimezone(ZoneInfo(self.zone)):%Y%m%dT%H%M%S}"
 
-    def wall_weeks_on(k: int) -> str:
+    def _on_week(self, k: int) -> str:
         """The k-th instance as the rule makes it: DTSTART's wall clock, k steps on."""
-        moment = local.replace(tzinfo=None) + timedelta(weeks=interval_weeks * k)
-        if zone == "UTC":
+        local = self.first_start.astimezone(ZoneInfo(self.zone)).replace(tzinfo=None)
+        moment = local + timedelta(weeks=self.interval_weeks * k)
+        if self.zone == "UTC":
             return f":{moment:%Y%m%dT%H%M%S}Z"
-        return f";TZID={zone}:{moment:%Y%m%dT%H%M%S}"
+        return f";TZID={self.zone}:{moment:%Y%m%dT%H%M%S}"
 
-    end_local = local + duration
+    def zone_lines(self, *also: datetime) -> list[str]:
+        last = self.first_start + timedelta(weeks=self.interval_weeks * (self.count - 1))
+        moments = [self.first_start, last, *also]
+        return _timezone_lines(self.zone, min(moments), max(moments))
+
+    def event_lines(self, extra: Iterable[str] = ()) -> list[str]:
+        local = self.first_start.astimezone(ZoneInfo(self.zone))
+        return [
+            "BEGIN:VEVENT",
+            f"UID:{self.uid}",
+            f"SEQUENCE:{self.sequence}",
+            f"DTSTAMP:{_utc(self.stamp)}",
+            f"DTSTART{self.wall(self.first_start)}",
+            f"DTEND{self.wall(local + self.duration)}",
+            f"RRULE:FREQ=WEEKLY;INTERVAL={self.interval_weeks};COUNT={self.count}",
+            *(f"EXDATE{self._on_week(k)}" for k in sorted(self.excluded_weeks)),
+            f"SUMMARY:{_text(self.summary)}",
+            *extra,
+            "STATUS:CONFIRMED",
+            "END:VEVENT",
+        ]
+
+
+def series_invite(series: Weekly, *, organizer: str, attendee: str) -> str:
+    """A `REQUEST` for a weekly series as one VEVENT (`Weekly`)."""
     lines = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
         f"PRODID:{PRODID}",
         "CALSCALE:GREGORIAN",
         "METHOD:REQUEST",
-        *_timezone_lines(zone, first_start, last),
-        "BEGIN:VEVENT",
-        f"UID:{uid}",
-        f"SEQUENCE:{sequence}",
-        f"DTSTAMP:{_utc(stamp)}",
-        f"DTSTART{wall(first_start)}",
-        f"DTEND{wall(end_local)}",
-        f"RRULE:FREQ=WEEKLY;INTERVAL={interval_weeks};COUNT={count}",
-        *(f"EXDATE{wall_weeks_on(k)}" for k in sorted(excluded_weeks)),
-        f"SUMMARY:{_text(summary)}",
-        f"ORGANIZER:mailto:{organizer}",
-        f"ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:{attendee}",
-        "STATUS:CONFIRMED",
-        "END:VEVENT",
+        *series.zone_lines(),
+        *series.event_lines(
+            [
+                f"ORGANIZER:mailto:{organizer}",
+                f"ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:{attendee}",
+            ]
+        ),
         "END:VCALENDAR",
     ]
     return "".join(_fold(line) + "\r\n" for line in lines)
+
+
+# --- calendar objects kept in the provider's own (CalDAV) calendar -------------------
+# Stored objects carry no METHOD (RFC 4791 5.3.2) and keep the invite's UID, so the
+# booking is one event wherever it shows; written whole each time (PUT), they say the
+# booking's state now, whatever the order the writes arrive in.
+
+
+def _stored(lines: list[str]) -> str:
+    head = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN"]
+    return "".join(_fold(line) + "\r\n" for line in [*head, *lines, "END:VCALENDAR"])
+
+
+def stored_booking(
+    *,
+    uid: str,
+    sequence: int,
+    start: datetime,
+    end: datetime,
+    summary: str,
+    description: str,
+    stamp: datetime,
+) -> str:
+    """One confirmed booking as a calendar object."""
+    return _stored(
+        [
+            "BEGIN:VEVENT",
+            f"UID:{uid}",
+            f"SEQUENCE:{sequence}",
+            f"DTSTAMP:{_utc(stamp)}",
+            f"DTSTART:{_utc(start)}",
+            f"DTEND:{_utc(end)}",
+            f"SUMMARY:{_text(summary)}",
+            f"DESCRIPTION:{_text(description)}",
+            "STATUS:CONFIRMED",
+            "TRANSP:OPAQUE",
+            "END:VEVENT",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Moved:
+    """An occurrence of a series booked away from the rule's time: its RECURRENCE-ID is
+    the start the rule gave it."""
+
+    original_start: datetime
+    start: datetime
+    end: datetime
+
+
+def stored_series(series: Weekly, moved: Iterable[Moved], description: str) -> str:
+    """A weekly series as one calendar object: the recurring VEVENT, and one VEVENT per
+    occurrence moved off the rule's time (same UID, RECURRENCE-ID)."""
+    moved = sorted(moved, key=lambda m: m.original_start)
+    overrides: list[str] = []
+    for one in moved:
+        overrides += [
+            "BEGIN:VEVENT",
+            f"UID:{series.uid}",
+            f"RECURRENCE-ID{series.wall(one.original_start)}",
+            f"SEQUENCE:{series.sequence}",
+            f"DTSTAMP:{_utc(series.stamp)}",
+            f"DTSTART:{_utc(one.start)}",
+            f"DTEND:{_utc(one.end)}",
+            f"SUMMARY:{_text(series.summary)}",
+            f"DESCRIPTION:{_text(description)}",
+            "STATUS:CONFIRMED",
+            "END:VEVENT",
+        ]
+    also = [m.original_start for m in moved]
+    return _stored(
+        [
+            *series.zone_lines(*also),
+            *series.event_lines([f"DESCRIPTION:{_text(description)}", "TRANSP:OPAQUE"]),
+            *overrides,
+        ]
+    )

@@ -60,13 +60,14 @@ class Radicale:
                 found.append(path.rsplit("/", 1)[1])
         return sorted(found)
 
-    def events(self, calendar: str) -> list[icalendar.cal.Component]:
+    def events(self, calendar: str) -> list[icalendar.Event]:
         """Every VEVENT the calendar holds (Radicale answers a GET of a collection with
         all its objects as one iCalendar)."""
         with self._http() as http:
             answer = http.get(calendar)
         assert answer.status_code == 200, answer.text
-        return list(icalendar.Calendar.from_ical(answer.text).walk("VEVENT"))
+        found = icalendar.Calendar.from_ical(answer.text).walk("VEVENT")
+        return [event for event in found if isinstance(event, icalendar.Event)]
 
 
 def _free_port() -> int:

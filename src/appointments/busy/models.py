@@ -13,6 +13,8 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -43,6 +45,9 @@ class Calendar(Base):
     # Fernet token of the password (APPOINTMENTS_SECRETS_KEY), never the password.
     password_secret: Mapped[str | None] = mapped_column(Text)
     write_bookings: Mapped[bool] = mapped_column(Boolean)
+    # Bookings made before `write_bookings` was turned on are still to be written (the
+    # notifications worker plans them, then clears this).
+    backfill_due: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(16))
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(1000))
@@ -58,6 +63,12 @@ class Calendar(Base):
         CheckConstraint("status IN ('pending', 'ok', 'error')", name="known_status"),
         Index("ix_calendars_provider_id_created_at_id", "provider_id", "created_at", "id"),
         Index("ix_calendars_sync_due_at", "sync_due_at"),
+        Index(
+            "ix_calendars_backfill_due",
+            "provider_id",
+            postgresql_where=text("backfill_due"),
+            sqlite_where=text("backfill_due"),
+        ),
     )
 
 

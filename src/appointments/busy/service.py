@@ -81,6 +81,7 @@ async def add(
         username=username,
         password_secret=None if password is None else secrets.seal(settings, password),
         write_bookings=write_bookings,
+        backfill_due=write_bookings,
         status=CalendarStatus.PENDING,
         busy_count=0,
         sync_due_at=now,
@@ -129,6 +130,9 @@ async def replace(
     await _check(settings, kind, url, write_bookings)
     if url != found.url:
         found.content_hash = None  # another feed: its busy time is rewritten whole
+    # Bookings are written to a calendar that newly takes them (or to its new address),
+    # the ones made before included.
+    found.backfill_due = write_bookings and (not found.write_bookings or url != found.url)
     found.kind, found.url, found.username = kind, url, username
     found.write_bookings = write_bookings
     if password is not None:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import aiosmtplib
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from appointments.ics import Occurrence, invite, series_invite
+from appointments.ics import Occurrence, Weekly, booking_uid, invite, series_invite, series_uid
 from appointments.scheduling.events import Event, EventType
 from appointments.settings import Settings
 
@@ -117,10 +117,6 @@ class Letter:
     series_start: datetime | None = None
 
 
-def series_uid(series_id: uuid.UUID) -> str:
-    return f"series-{series_id}@appointments"
-
-
 _WORDS = {
     "confirmed": ("Booking confirmed", "Your booking is confirmed.", "REQUEST"),
     "rescheduled": ("Booking moved", "Your booking has moved to a new time.", "REQUEST"),
@@ -201,7 +197,7 @@ def compose(letter: Letter, settings: Settings, now: datetime) -> EmailMessage:
     organizer = letter.provider.email or parseaddr(settings.mail_from)[1]
     summary = f"{what} with {letter.provider.name}"
     if letter.template == "series_confirmed" and series is not None:
-        calendar = series_invite(
+        weekly = Weekly(
             uid=series_uid(series.id),
             sequence=0,
             first_start=series.first_start,
@@ -211,12 +207,12 @@ def compose(letter: Letter, settings: Settings, now: datetime) -> EmailMessage:
             count=series.count,
             excluded_weeks=[k for k in range(series.count) if k not in series.booked_weeks],
             summary=summary,
-            organizer=organizer,
-            attendee=letter.recipient,
             stamp=event.occurred_at,
         )
+        calendar = series_invite(weekly, organizer=organizer, attendee=letter.recipient)
         _attach(message, calendar, "REQUEST")
     elif method is not None:
+        assert event.reservation_id is not None  # every event with an invite is a booking's
         occurrence = None
         if series is not None and letter.series_start is not None:
             occurrence = Occurrence(
@@ -224,7 +220,7 @@ def compose(letter: Letter, settings: Settings, now: datetime) -> EmailMessage:
             )
         calendar = invite(
             method=method,
-            uid=f"{event.reservation_id}@appointments",
+            uid=booking_uid(event.reservation_id),
             # Each move raises the revision; a cancel outranks every version before it.
             sequence=(event.revision or 0) + (1 if method == "CANCEL" else 0),
             start=event.start_time,

@@ -1,4 +1,5 @@
-"""Webhook endpoints, and the deliveries of events (`scheduling.events`) to them and by mail."""
+"""Webhook endpoints, and the deliveries of events (`scheduling.events`) to them, by mail
+and to the providers' CalDAV calendars."""
 
 import enum
 import uuid
@@ -18,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from appointments.busy.models import Calendar
 from appointments.db import Base, UTCDateTime
 
 
@@ -46,6 +48,8 @@ class WebhookEndpoint(Base):
 class Channel(enum.StrEnum):
     WEBHOOK = "webhook"
     EMAIL = "email"
+    # A booking written to (or removed from) a provider's CalDAV calendar.
+    CALENDAR = "calendar"
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -68,6 +72,10 @@ class Delivery(Base):
         Uuid, ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
     )
     provider_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Calendar writes only: which of the provider's calendars.
+    calendar_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey(Calendar.id, ondelete="CASCADE")
+    )
     # Mail only: to whom, and which message (confirmed, reminder, provider_cancelled...).
     recipient: Mapped[str | None] = mapped_column(String(320))
     template: Mapped[str | None] = mapped_column(String(40))
@@ -87,7 +95,7 @@ class Delivery(Base):
         CheckConstraint(
             "status IN ('pending', 'delivered', 'failed', 'skipped')", name="known_status"
         ),
-        CheckConstraint("channel IN ('webhook', 'email')", name="known_channel"),
+        CheckConstraint("channel IN ('webhook', 'email', 'calendar')", name="known_channel"),
         # The workers' queue: what is pending, by when it is due.
         Index(
             "ix_deliveries_pending_next_attempt_at",

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from appointments.appointment_types.models import AppointmentType
 from appointments.background import stop_if_cancelled
+from appointments.busy import writeback
 from appointments.clients.models import Client
 from appointments.clock import Clock
 from appointments.db import UTCDateTime, transaction
@@ -66,8 +67,11 @@ class Job:
     event: Event
     endpoint: WebhookEndpoint | None
     letter: mail.Letter | None
-    # A reminder whose appointment was cancelled or moved since it was planned.
+    # A reminder whose appointment was cancelled or moved since it was planned; a
+    # calendar write with nothing to write.
     stale: bool
+    # A calendar write: the booking as it stands when the attempt begins.
+    write: writeback.Write | None = None
 
     @property
     def endpoint_id(self) -> uuid.UUID | None:
@@ -143,7 +147,9 @@ async def _claim(
     return chosen, left_behind
 
 
-async def _jobs(session: AsyncSession, ids: Sequence[uuid.UUID], now: datetime) -> list[Job]:
+async def _jobs(
+    session: AsyncSession, settings: Settings, ids: Sequence[uuid.UUID], now: datetime
+) -> list[Job]:
     rows = (
         await session.execute(
             select(Delivery, Event, WebhookEndpoint)
@@ -154,11 +160,22 @@ async def _jobs(session: AsyncSession, ids: Sequence[uuid.UUID], now: datetime) 
     ).all()
     jobs: list[Job] = []
     for delivery, event, endpoint in rows:
-        letter, stale = None, False
+        letter, stale, write = None, False, None
         if delivery.channel == Channel.EMAIL:
             letter, stale = await _letter(session, delivery, event, now)
-        jobs.append(Job(delivery, event, endpoint, letter, stale))
+        elif delivery.channel == Channel.CALENDAR:
+            write = await _write(session, settings, delivery, event)
+            stale = write is None
+        jobs.append(Job(delivery, event, endpoint, letter, stale, write))
     return jobs
+
+
+async def _write(
+    session: AsyncSession, settings: Settings, delivery: Delivery, event: Event
+) -> writeback.Write | None:
+    if delivery.calendar_id is None or event.reservation_id is None:
+        return None
+    return await writeback.plan(session, settings, delivery.calendar_id, event.reservation_id)
 
 
 async def _letter(
@@ -240,6 +257,9 @@ async def _send(job: Job, settings: Settings, http: WebhookSender, now: datetime
                 return Outcome(delivered=False, error=error, final=True)
             await asyncio.wait_for(mail.send(message, settings, job.delivery.id), timeout)
             return Outcome(delivered=True)
+        if job.write is not None:
+            await asyncio.wait_for(writeback.send(settings, job.write), timeout)
+            return Outcome(delivered=True)
         if job.endpoint is None:
             return Outcome(delivered=False, error="the endpoint was deleted")
         # The whole attempt is bounded, not only each network step.
@@ -261,6 +281,14 @@ async def _send(job: Job, settings: Settings, http: WebhookSender, now: datetime
     if 200 <= status < 300:
         return Outcome(delivered=True, status_code=status)
     return Outcome(delivered=False, status_code=status, error=f"answered HTTP {status}")
+
+
+async def _overtaken(session: AsyncSession, settings: Settings, job: Job) -> bool:
+    """A calendar write whose booking no longer reads as what was written."""
+    if job.write is None:
+        return False
+    now = await _write(session, settings, job.delivery, job.event)
+    return now is not None and now != job.write
 
 
 def next_delay(settings: Settings, attempts: int) -> float | None:
@@ -381,7 +409,7 @@ class Deliverer:
         async with transaction(self.sessionmaker, writes=True) as session:
             dispatched = await dispatch(session, self.settings, now, BATCH)
             ids, backlog = await _claim(session, now, lease, free, in_flight, self.per_endpoint)
-            jobs = await _jobs(session, ids, now) if ids else []
+            jobs = await _jobs(session, self.settings, ids, now) if ids else []
         for job in jobs:
             attempts[asyncio.create_task(_send(job, self.settings, self.http, now))] = job
         return Round(dispatched, len(jobs), dispatched >= BATCH, backlog)
@@ -389,11 +417,16 @@ class Deliverer:
     async def _record(self, finished: list["asyncio.Task[Outcome]"], attempts: Attempts) -> None:
         """Record the outcomes of finished attempts, in one transaction."""
         done = self.clock.now()
-        values = [
-            _record_values(attempts.pop(task), task.result(), self.settings, done)
-            for task in finished
-        ]
+        ended = [(attempts.pop(task), task.result()) for task in finished]
         async with transaction(self.sessionmaker, writes=True) as session:
+            values = []
+            for job, outcome in ended:
+                value = _record_values(job, outcome, self.settings, done)
+                if outcome.delivered and await _overtaken(session, self.settings, job):
+                    # The booking changed while it was being written: write it again
+                    # (two writes of one booking may arrive in either order).
+                    value |= {"new_status": DeliveryStatus.PENDING, "delivered": None}
+                values.append(value)
             await session.execute(_RECORD, values)
 
     async def run_once(self) -> Round:
