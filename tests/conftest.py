@@ -22,6 +22,7 @@ from appointments.main import create_app
 from appointments.settings import Settings
 from tests import postgres_server
 from tests.api import EMPTY_EVERY_TABLE, Api, bearer, service_settings
+from tests.busy import radicale
 
 # A Monday, far from any daylight-saving change; the frozen clock starts here.
 START = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
@@ -43,6 +44,17 @@ def postgresql_url() -> Iterator[str]:
         yield server.url
     finally:
         postgres_server.remove(server)
+
+
+@pytest.fixture(scope="session")
+def caldav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[radicale.Radicale]:
+    """A real CalDAV server (Radicale) per test process; each test makes its own calendar."""
+    server = radicale.start(tmp_path_factory.mktemp("radicale"))
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -12,15 +12,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import sleep
 from zoneinfo import ZoneInfo
 
 import httpx
 import icalendar
 import pytest
+from cryptography.fernet import Fernet
 from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
 
 from appointments.auth.tokens import Role
 from tests.api import Api, bearer
+from tests.busy.radicale import Radicale
 from tests.busy.test_calendars import Feeds, event, feed
 from tests.live_server import live_server, publish_ahead
 
@@ -491,7 +494,7 @@ def test_a_provider_sets_a_standing_week_a_closed_date_and_time_off(
 
 @pytest.mark.live
 def test_a_provider_connects_its_other_calendar_and_sees_its_busy_time(
-    database_url: str, api: Api, tmp_path: Path
+    database_url: str, api: Api, tmp_path: Path, caldav_server: Radicale
 ) -> None:
     update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
     screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
@@ -508,9 +511,16 @@ def test_a_provider_connects_its_other_calendar_and_sees_its_busy_time(
         )
     )
     url = feeds.serve("/ada.ics", busy)
+    caldav = caldav_server.make_calendar()
+    user, password = caldav_server.auth
     try:
         with (
-            live_server(database_url, workers=2) as base,
+            live_server(
+                database_url,
+                workers=2,
+                secrets_key=Fernet.generate_key().decode(),
+                delivery_interval_seconds="0.2",
+            ) as base,
             httpx.Client(base_url=base, headers=ADMIN) as http,
             sync_playwright() as pw,
         ):
@@ -531,19 +541,46 @@ def test_a_provider_connects_its_other_calendar_and_sees_its_busy_time(
                 desk.get_by_role("textbox", name="Access token").fill(token)
                 desk.get_by_role("button", name="Sign in").click()
                 desk.goto(f"{base}/provider/schedule")
-                desk.get_by_label("iCal address").fill(url)
-                desk.get_by_role("button", name="Connect").click()
+                desk.get_by_label("Calendar address").fill(url)
+                desk.get_by_role("button", name="Connect", exact=True).click()
                 expect(desk.get_by_role("status")).to_have_text(
                     "Calendar connected: it is being read now."
                 )
-                for _ in range(50):  # the read runs in the server's background
-                    if desk.get_by_text("1 busy stretch").count():
+                # And a CalDAV calendar that takes the bookings made here.
+                desk.get_by_label("Kind").select_option("caldav")
+                desk.get_by_label("Calendar address").fill(caldav)
+                desk.get_by_label("User name").fill(user)
+                desk.get_by_label("Password").fill(password)
+                desk.get_by_label("Write my bookings into it").check()
+                desk.get_by_role("button", name="Connect", exact=True).click()
+                expect(desk.get_by_role("status")).to_have_text(
+                    "Calendar connected: it is being read now."
+                )
+                for _ in range(50):  # the reads run in the server's background
+                    if (
+                        desk.get_by_text("1 busy stretch").count()
+                        and desk.get_by_text("0 busy stretches").count()
+                    ):
                         break
                     desk.wait_for_timeout(100)
                     desk.reload()
                 expect(desk.get_by_text("1 busy stretch")).to_be_visible()
+                expect(desk.get_by_text("bookings written here")).to_be_visible()
                 screens.shoot(desk, "19-other-calendar")
             slots = http.get(f"/providers/{provider['id']}/availability?status=all").json()
             assert [s["status"] for s in slots["items"]] == ["busy", "busy"] + ["available"] * 2
+            # A booking confirmed now appears in the CalDAV calendar, written by the
+            # service's own delivery worker.
+            client = http.post("/clients", json={"name": "Bob", "email": "bob@example.com"})
+            bob = client.json()["id"]
+            free = slots["items"][2]["id"]
+            held = http.post(f"/clients/{bob}/reserve", json={"slot_id": free}).json()
+            confirmed = http.post(f"/clients/{bob}/confirm", json={"reservation_id": held["id"]})
+            assert confirmed.status_code == 200, confirmed.text
+            for _ in range(100):
+                if caldav_server.names(caldav):
+                    break
+                sleep(0.1)
+            assert caldav_server.names(caldav) == [f"{held['id']}.ics"]
     finally:
         feeds.server.shutdown()

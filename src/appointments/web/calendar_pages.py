@@ -1,4 +1,5 @@
-"""The provider's other calendars on its standing-week page: connect an iCal address,
+"""The provider's other calendars on its standing-week page: connect an iCal address or a
+CalDAV calendar (and have bookings written to it),
 see each one's status, last error and the bookings its busy time overlaps, read it now,
 disconnect it. Through the same service and rules as the API."""
 
@@ -55,8 +56,10 @@ async def connect(
     url: Annotated[str, Form(max_length=2048)],
     username: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=500)] = "",
+    kind: Annotated[CalendarKind, Form()] = CalendarKind.ICS,
+    write_bookings: Annotated[bool, Form()] = False,
 ) -> Response:
-    """The API's connect (kind `ics`); the first read starts at once."""
+    """The API's connect; the first read starts at once."""
     principal = signed_in(visitor, Role.PROVIDER, "POST", "/providers/{provider_id}/calendars")
     now = clock.now()
     outcome = await attempt(
@@ -65,11 +68,11 @@ async def connect(
             session,
             settings,
             principal.subject,
-            CalendarKind.ICS,
+            kind,
             url,
             username or None,
             password or None,
-            False,
+            write_bookings,
             now,
         ),
     )
