@@ -95,6 +95,10 @@ _WEEKDAY_MORNINGS = {
     "horizon_days": 7,
 }
 _CLOSED: dict[str, Any] = {"intervals": []}
+# A feed on the discard port: connected, then read as an error at once (no network
+# wait); outside development, where private addresses are refused, a 422 instead.
+_A_FEED = {"kind": "ics", "url": "http://127.0.0.1:9/busy.ics"}
+_OF_CALENDAR = {"provider_id": "$response.body#/provider_id", "calendar_id": "$response.body#/id"}
 
 # OpenAPI links from the operations that create things to those that use their ids,
 # so a fuzzer's stateful phase walks whole booking flows: provider -> availability ->
@@ -125,7 +129,19 @@ LINKS: dict[tuple[str, str, str], list[Link]] = {
         ("PUT", P + "/schedule/overrides/{day}", _PROVIDER | {"day": "2099-01-05"}, _CLOSED),
         ("POST", P + "/time-off", _PROVIDER, _FAR_WINDOW),
         ("GET", P + "/time-off", _PROVIDER, None),
+        ("POST", P + "/calendars", _PROVIDER, _A_FEED),
+        ("GET", P + "/calendars", _PROVIDER, None),
     ],
+    ("POST", P + "/calendars", "201"): [
+        (method, path, _OF_CALENDAR, None)
+        for method, path in (
+            ("GET", P + "/calendars/{calendar_id}"),
+            ("DELETE", P + "/calendars/{calendar_id}"),
+            ("POST", P + "/calendars/{calendar_id}/sync"),
+            ("GET", P + "/calendars/{calendar_id}/conflicts"),
+        )
+    ]
+    + [("PUT", P + "/calendars/{calendar_id}", _OF_CALENDAR, _A_FEED)],
     ("PUT", P + "/schedule/overrides/{day}", "200"): [
         (
             "DELETE",
