@@ -38,6 +38,7 @@ from appointments.settings import Settings
 from bench import seed
 from bench.harness import LOGS, asyncpg_dsn, postgres
 from bench.series import _rules
+from tests.busy.feeds import big_feed
 from tests.postgres_server import PostgresServer
 
 SLOTS = 20_000
@@ -131,32 +132,6 @@ async def pages(pg: PostgresServer, runs: int) -> dict[str, Any]:
         figures[f"{path}_ratio"] = round(ratio, 2)
     await db.close()
     return figures
-
-
-def big_feed(start: datetime) -> bytes:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//bench//busy//EN"]
-    stamp = "%Y%m%dT%H%M%SZ"
-    for i in range(4_000):
-        begins = start + timedelta(hours=4 * i + 1)
-        lines += [
-            "BEGIN:VEVENT",
-            f"UID:single-{i}@bench",
-            f"DTSTART:{begins:{stamp}}",
-            f"DTEND:{begins + timedelta(minutes=45):{stamp}}",
-            "END:VEVENT",
-        ]
-    for i in range(1_000):
-        begins = start + timedelta(days=i % 300, minutes=15 * (i % 40))
-        lines += [
-            "BEGIN:VEVENT",
-            f"UID:weekly-{i}@bench",
-            f"DTSTART:{begins:{stamp}}",
-            f"DTEND:{begins + timedelta(minutes=30):{stamp}}",
-            "RRULE:FREQ=WEEKLY;COUNT=10",
-            "END:VEVENT",
-        ]
-    lines.append("END:VCALENDAR")
-    return ("\r\n".join(lines) + "\r\n").encode()
 
 
 async def _writes(db: asyncpg.Connection) -> dict[str, int]:

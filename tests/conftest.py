@@ -6,6 +6,7 @@ each test then starts from empty tables.
 
 import asyncio
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from appointments.settings import Settings
 from tests import postgres_server
 from tests.api import EMPTY_EVERY_TABLE, Api, bearer, service_settings
 from tests.busy import radicale
+from tests.busy.feeds import Feeds
 
 # A Monday, far from any daylight-saving change; the frozen clock starts here.
 START = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
@@ -44,6 +46,16 @@ def postgresql_url() -> Iterator[str]:
         yield server.url
     finally:
         postgres_server.remove(server)
+
+
+@pytest.fixture
+def feeds() -> Iterator[Feeds]:
+    """A local HTTP server for calendar feeds; each test sets its answers."""
+    served = Feeds()
+    thread = threading.Thread(target=served.server.serve_forever, daemon=True)
+    thread.start()
+    yield served
+    served.server.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,8 @@ keeps slots from being booked (listing, start times, reserve), bookings it overl
 are kept and listed, an unchanged feed writes nothing, a feed that cannot be read
 keeps its busy time and says why (told once), and recovers by itself."""
 
-import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,6 +13,7 @@ from pydantic import SecretStr
 
 from appointments.busy import fetch
 from tests.api import Api, iso
+from tests.busy.feeds import Feeds
 from tests.conftest import START
 
 DAY = START + timedelta(days=3)  # Thursday 4 March 2027, 08:00 UTC
@@ -30,46 +28,6 @@ def feed(*events: str) -> bytes:
     return (
         f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n{body}END:VCALENDAR\r\n".encode()
     )
-
-
-class Feeds:
-    """A local HTTP server whose answers the test sets per path."""
-
-    def __init__(self) -> None:
-        self.answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
-        self.auth: str | None = None
-        feeds = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                status, headers, body = feeds.answers.get(self.path, (404, {}, b""))
-                if feeds.auth is not None and self.headers.get("Authorization") != feeds.auth:
-                    status, headers, body = 401, {}, b""
-                self.send_response(status)
-                for name, value in {"Content-Type": "text/calendar", **headers}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def serve(self, path: str, body: bytes, status: int = 200, **headers: str) -> str:
-        self.answers[path] = (status, headers, body)
-        return self.base + path
-
-
-@pytest.fixture
-def feeds() -> Iterator[Feeds]:
-    served = Feeds()
-    thread = threading.Thread(target=served.server.serve_forever, daemon=True)
-    thread.start()
-    yield served
-    served.server.shutdown()
 
 
 def synced(api: Api, provider: str, calendar: str, after: str | None = None) -> Any:

@@ -23,8 +23,9 @@ from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_p
 
 from appointments.auth.tokens import Role
 from tests.api import Api, bearer
+from tests.busy.feeds import Feeds
 from tests.busy.radicale import Radicale
-from tests.busy.test_calendars import Feeds, event, feed
+from tests.busy.test_calendars import event, feed
 from tests.live_server import live_server, publish_ahead
 
 CHROMIUM = "/usr/bin/chromium"

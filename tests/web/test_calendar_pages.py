@@ -2,26 +2,16 @@
 calendar that takes bookings, see it read
 (status, busy time, the bookings it overlaps, the last error), read it now, disconnect."""
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-
-import pytest
 
 from appointments.auth.tokens import Role
 from tests.api import Api, bearer
+from tests.busy.feeds import Feeds
 from tests.busy.radicale import Radicale
 from tests.busy.test_caldav import with_key
-from tests.busy.test_calendars import DAY, Feeds, event, feed, settled
+from tests.busy.test_calendars import DAY, event, feed, settled
 from tests.web.browser import Browser
-
-
-@pytest.fixture
-def feeds() -> Iterator[Feeds]:
-    served = Feeds()
-    threading.Thread(target=served.server.serve_forever, daemon=True).start()
-    yield served
-    served.server.shutdown()
 
 
 def test_a_provider_connects_a_calendar_and_sees_what_it_blocks(
