@@ -1,7 +1,7 @@
 """CPU per request: the service's processes against PostgreSQL's, read from /proc.
 
     python -m bench.cpu [--requests N] [--rounds R] [--profile DIR] [--no-fast-paths]
-                        [--workers W] [--client-preempts]
+                        [--workers W] [--client-preempts] [--busy]
 
 For each path (a 100-slot listing page, a 100-start page of an appointment type's
 start times where the service has them, a reserve, a confirm, and where the service
@@ -18,7 +18,8 @@ so one round alone decides nothing. The load generator (this process) runs as
 SCHED_BATCH while measuring, so that it does not preempt the service's workers as no
 remote client could (`yielding_client`); each round reports how often the workers
 were preempted per request. The delivery worker is off (its cost per event is
-bench.notify's subject).
+bench.notify's subject). With --busy, another calendar's busy time covers one hour in
+five of the listed slots (issue 25: the hot paths with busy time on the provider).
 """
 
 import argparse
@@ -264,7 +265,40 @@ def _in_rounds(requests: list[Request], count: int) -> list[list[Request]]:
     return [requests[start : start + count] for start in range(0, len(requests), count)]
 
 
-async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict[str, Any]:
+async def _busy_hours(db: asyncpg.Connection, provider: str, base: datetime, slots: int) -> int:
+    """Busy time from another calendar over the listed slots: one hour in five, as
+    bench.busy; the reserves' slots (after them) stay free. Returns the busy slots."""
+    hours = slots // 4
+    await db.execute(
+        "INSERT INTO calendars (id, provider_id, kind, url, write_bookings, status, busy_count,"
+        " sync_due_at, created_at, updated_at) VALUES ($1, $2, 'ics', 'https://x', false,"
+        " 'ok', $3, now() + interval '1 year', now(), now())",
+        uuid.UUID(int=1),
+        uuid.UUID(provider),
+        hours // 5,
+    )
+    await db.execute(
+        "INSERT INTO busy_intervals (id, calendar_id, provider_id, start_time, end_time)"
+        " SELECT gen_random_uuid(), $1, $2, $3::timestamptz + i * interval '5 hours',"
+        " $3::timestamptz + i * interval '5 hours' + interval '1 hour'"
+        " FROM generate_series(0, $4 - 1) AS i",
+        uuid.UUID(int=1),
+        uuid.UUID(provider),
+        base,
+        hours // 5,
+    )
+    await db.execute(
+        "UPDATE slots AS s SET busy = true FROM busy_intervals AS b"
+        " WHERE s.provider_id = b.provider_id AND s.start_time < b.end_time"
+        " AND s.end_time > b.start_time"
+    )
+    busy: int = await db.fetchval("SELECT count(*) FROM slots WHERE busy")
+    return busy
+
+
+async def run(
+    pg: PostgresServer, svc: Service, count: int, rounds: int, busy: bool = False
+) -> dict[str, Any]:
     token = admin_token()
     headers = {"Authorization": f"Bearer {token}"}
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
@@ -292,6 +326,7 @@ async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict
     )
     series_people = await seed.clients(db, series_count, "series")
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
+    busy_slots = await _busy_hours(db, provider, base, 10_000) if busy else 0
     await db.execute("VACUUM ANALYZE")
     await db.close()
     now = datetime.now(UTC)
@@ -305,7 +340,7 @@ async def run(pg: PostgresServer, svc: Service, count: int, rounds: int) -> dict
             paths.append(Request("GET", f"{prefix}?limit=100&from={iso}{query}", None, headers))
         return paths
 
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"busy_slots": busy_slots}
     # The floor: what a request costs that touches neither the database nor a token
     # (uvicorn, FastAPI's routing and our middleware).
     health = [Request("GET", "/healthz", None, {}) for _ in range(count)]
@@ -506,7 +541,13 @@ WEEK = 7 * 24 * 4
 SERIES_PER_ROUND = 300
 
 
-def main(count: int, rounds: int = 3, fast_paths: bool = True, workers: int = 4) -> dict[str, Any]:
+def main(
+    count: int,
+    rounds: int = 3,
+    fast_paths: bool = True,
+    workers: int = 4,
+    busy: bool = False,
+) -> dict[str, Any]:
     # Delivery off: a confirmation's email (an invite rendered and written to ./mail
     # by the API's own worker) is the outbox's work, measured by bench.notify; here
     # only the requests' own cost counts.
@@ -519,7 +560,7 @@ def main(count: int, rounds: int = 3, fast_paths: bool = True, workers: int = 4)
             fast_paths="true" if fast_paths else "false",
         ) as svc,
     ):
-        return asyncio.run(run(pg, svc, count, rounds))
+        return asyncio.run(run(pg, svc, count, rounds, busy))
 
 
 if __name__ == "__main__":
@@ -535,6 +576,11 @@ if __name__ == "__main__":
     )
     parser.add_argument("--workers", type=int, default=4, help="service worker processes")
     parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="busy time from another calendar over the listed slots (one hour in five)",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=3, help="rounds per path; the median round is reported"
     )
     parser.add_argument(
@@ -549,6 +595,10 @@ if __name__ == "__main__":
         args.profile.mkdir(parents=True, exist_ok=True)
         PROFILE_DIR = args.profile
     figures = main(
-        args.requests, args.rounds, fast_paths=not args.no_fast_paths, workers=args.workers
+        args.requests,
+        args.rounds,
+        fast_paths=not args.no_fast_paths,
+        workers=args.workers,
+        busy=args.busy,
     )
     print(json.dumps(figures, indent=2))
