@@ -1,5 +1,6 @@
 """Feeds the calendar tests and `bench.busy` read."""
 
+from collections import Counter
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,10 +40,12 @@ class Feeds:
     def __init__(self) -> None:
         self.answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
         self.auth: str | None = None
+        self.requested: Counter[str] = Counter()  # GETs per path
         feeds = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                feeds.requested[self.path] += 1
                 status, headers, body = feeds.answers.get(self.path, (404, {}, b""))
                 if feeds.auth is not None and self.headers.get("Authorization") != feeds.auth:
                     status, headers, body = 401, {}, b""

@@ -279,12 +279,16 @@ async def take_due(
         )
         due = list((await session.scalars(query)).all())
         if due:
-            await session.execute(
-                update(Calendar)
-                .where(Calendar.id.in_(due))
-                .values(sync_due_at=now + timedelta(minutes=5))
-            )
+            await _lease(session, due, now)
         return due
+
+
+async def _lease(session: AsyncSession, due: list[uuid.UUID], now: datetime) -> None:
+    """Push the next read of the calendars taken a few minutes on (this process reads
+    them now; should it die, they are due again then)."""
+    await session.execute(
+        update(Calendar).where(Calendar.id.in_(due)).values(sync_due_at=now + timedelta(minutes=5))
+    )
 
 
 async def run_reader(
