@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.appointment_types import repository as appointment_types
 from appointments.appointment_types.rules import BookingRules
-from appointments.booking import reserve, sessions, spans, terms
+from appointments.booking import reserve, series_statement, sessions, spans, terms
 from appointments.booking.errors import (
     ReservationExpired,
     SeriesConflict,
@@ -110,8 +110,32 @@ async def reserve_series(
     now: datetime,
 ) -> SeriesResult:
     """Hold every occurrence (`all`) or those that pass (`available`). The caller has
-    locked the client's row (`clients.lock_client`)."""
-    anchor = await slots.get(session, parse_id(request.slot_id, "slot"))
+    locked the client's row (`clients.lock_client`). A plain series whose every week is
+    free is held by one statement on PostgreSQL (`series_statement`); any other goes
+    step by step."""
+    slot_id = parse_id(request.slot_id, "slot")
+    if (
+        request.appointment_type_id is None
+        and request.seats == 1
+        and session.get_bind().dialect.name == "postgresql"
+    ):
+        plain = series_statement.Plain(
+            series_id=uuid.uuid4(),
+            client_id=client_id,
+            slot_id=slot_id,
+            interval_weeks=request.interval_weeks,
+            count=request.count,
+            policy=request.policy,
+            now=now,
+            bookable_after=core.bookable_after(now, core.service_notice(settings)),
+            expires_at=now + timedelta(seconds=settings.hold_seconds),
+            max_holds=settings.max_holds_per_client,
+        )
+        if await series_statement.hold_every_week(session, plain):
+            made = await session.get(Series, plain.series_id)
+            assert made is not None  # written by the statement just now
+            return SeriesResult(made, await _occurrences(session, made))
+    anchor = await slots.get(session, slot_id)
     if anchor is None:
         raise NotFound(f"slot {request.slot_id!r} does not exist")
     if request.appointment_type_id is None:
