@@ -320,3 +320,98 @@ async def reserve_seat_autocommit(
         return None
     wakeup.committed()
     return ReservationRow(*(row[name] for name in _ROW_FIELDS))
+
+
+# The first seats of a group type's session at the slot, opening it, as one statement:
+# the client's lock, the type's notice and horizon, the hold limit, room for the seats
+# asked (the rule, over the empty session), then the span's slot rows locked in
+# ascending start and checked on their locked versions (every one open and available,
+# no occupant), the session, its slots held until the expiry, their links, the hold
+# and its event. Only the plain case: no session open there (SEAT_SQL joins it), no
+# daily cap (its day lock is the step path's), every slot of the span free of any hold
+# (run-out holds are written down by the step path first). Anything else inserts
+# nothing, and the caller goes step by step, which decides and explains.
+SEAT_OPEN_SQL = f"""
+WITH locked AS (
+    SELECT id FROM clients WHERE id = :client_id FOR NO KEY UPDATE
+), holds AS (
+    SELECT live_holds(:client_id, :now) AS n FROM locked
+), kind AS (
+    SELECT t.id AS type_id, t.capacity, s.provider_id, s.start_time,
+           s.start_time + make_interval(mins => t.duration_minutes) AS end_time,
+           s.start_time - make_interval(mins => t.buffer_before_minutes) AS occupied_start,
+           s.start_time + make_interval(mins => t.duration_minutes + t.buffer_after_minutes)
+               AS occupied_end,
+           (t.buffer_before_minutes + t.duration_minutes + t.buffer_after_minutes)
+               / :slot_minutes AS span_slots
+      FROM slots AS s
+      JOIN appointment_types AS t
+        ON t.id = :type_id AND t.provider_id = s.provider_id
+       AND t.deleted_at IS NULL AND t.capacity > 1 AND t.max_per_day IS NULL
+     CROSS JOIN LATERAL (SELECT 0 AS seats_taken, t.capacity) AS fresh
+     WHERE s.id = :slot_id AND s.status <> 'removed'
+       AND {rules.starts_bookable("s", after=_TYPE_NOTICE)}
+       AND (t.max_advance_days IS NULL
+            OR {rules.starts_within_horizon("s.start_time", latest=_TYPE_HORIZON)})
+       AND {rules.holds_within("(SELECT n FROM holds)")}
+       AND {rules.session_has_room("fresh", seats=":seats")}
+       AND NOT EXISTS (SELECT 1 FROM group_sessions AS g
+                        WHERE g.provider_id = s.provider_id AND g.appointment_type_id = t.id
+                          AND g.start_time = s.start_time AND g.seats_taken > 0)
+), targets AS (
+    SELECT s.id, s.provider_id, s.start_time, s.status, s.busy, s.hold_expires_at
+      FROM slots AS s, kind AS k
+     WHERE s.provider_id = k.provider_id
+       AND s.start_time >= k.occupied_start AND s.start_time < k.occupied_end
+       AND s.status <> 'removed'
+     ORDER BY s.start_time
+       FOR UPDATE OF s
+), ready AS (
+    SELECT (SELECT count(*) FROM targets AS t
+             WHERE {rules.slot_open("t")} AND t.status = 'available'
+               AND NOT EXISTS (SELECT 1 FROM reservation_slots AS rs WHERE rs.slot_id = t.id)
+           ) = k.span_slots AS ok
+      FROM kind AS k
+), opened AS (
+    INSERT INTO group_sessions
+        (id, provider_id, appointment_type_id, slot_id, start_time, end_time,
+         occupied_start, occupied_end, capacity, seats_taken, created_at)
+    SELECT :session_id, k.provider_id, k.type_id, :slot_id, k.start_time, k.end_time,
+           k.occupied_start, k.occupied_end, k.capacity, :seats, :now
+      FROM kind AS k
+     WHERE (SELECT ok FROM ready)
+    RETURNING *
+), claimed AS (
+    UPDATE slots SET status = 'reserved', hold_expires_at = :expires_at
+     WHERE id IN (SELECT id FROM targets) AND EXISTS (SELECT 1 FROM opened)
+    RETURNING id, provider_id
+), linked AS (
+    INSERT INTO reservation_slots (slot_id, session_id, provider_id)
+    SELECT c.id, :session_id, c.provider_id FROM claimed AS c
+    RETURNING 1
+), inserted AS (
+    INSERT INTO reservations
+        (id, slot_id, provider_id, client_id, appointment_type_id, status, start_time,
+         end_time, occupied_start, occupied_end, created_at, expires_at, seats, session_id)
+    SELECT :id, slot_id, provider_id, :client_id, appointment_type_id, 'held', start_time,
+           end_time, occupied_start, occupied_end, :now, :expires_at, :seats, id
+      FROM opened
+    RETURNING *
+), recorded AS (
+    {insert_from_sql("inserted", EventType.HELD)}
+    RETURNING 1
+)
+SELECT r.* FROM (SELECT 1) AS one LEFT JOIN inserted AS r ON true
+"""
+
+
+async def open_session_autocommit(
+    engine: AsyncEngine, values: dict[str, object]
+) -> ReservationRow | None:
+    """Run `SEAT_OPEN_SQL` on its own (its own implicit transaction): the first seats
+    held in the session it opened, or None when it opened nothing."""
+    row = await rawsql.fetch_row(engine, SEAT_OPEN_SQL, values)
+    if row["id"] is None:
+        return None
+    wakeup.committed()
+    return ReservationRow(*(row[name] for name in _ROW_FIELDS))

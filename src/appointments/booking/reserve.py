@@ -135,9 +135,10 @@ async def reserve_seat_autocommit(
     now: datetime,
 ) -> one_statement.ReservationRow | None:
     """PostgreSQL, a group type's reserve with no Idempotency-Key: a seat in the open
-    session at the slot as one statement committing by itself, or None when that
-    statement booked nothing (the caller takes the step-by-step path, which decides and
-    explains: a session to open, a refusal, run-out seats to write down)."""
+    session at the slot as one statement committing by itself, or when none is open
+    there the session opened by another (`SEAT_OPEN_SQL`); None when neither booked
+    anything (the caller takes the step-by-step path, which decides and explains: a
+    refusal, run-out seats or holds to write down, a capped day)."""
     try:
         ids = (uuid.UUID(client_id), uuid.UUID(slot_id), uuid.UUID(appointment_type_id))
     except ValueError:
@@ -154,7 +155,12 @@ async def reserve_seat_autocommit(
         "max_holds": settings.max_holds_per_client,
     }
     with sessions.one_seat_per_client():
-        return await one_statement.reserve_seat_autocommit(engine, values)
+        joined = await one_statement.reserve_seat_autocommit(engine, values)
+        if joined is not None:
+            return joined
+        # No open session there to join: open it, when every slot of its span is free.
+        opening = values | {"session_id": uuid.uuid4(), "slot_minutes": settings.slot_minutes}
+        return await one_statement.open_session_autocommit(engine, opening)
 
 
 def _needs_steps(outcome: one_statement.Outcome) -> bool:
