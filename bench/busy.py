@@ -90,29 +90,7 @@ async def pages(
         await seed.slots(db, provider, SLOTS)
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
     # 1,000 busy hours spread over the slots' 208 days, one every 5 hours.
-    await db.execute(
-        "INSERT INTO calendars (id, provider_id, kind, url, write_bookings, status, busy_count,"
-        " sync_due_at, created_at, updated_at) VALUES ($1, $2, 'ics', 'https://x', false,"
-        " 'ok', $3, now(), now(), now())",
-        uuid.UUID(int=1),
-        uuid.UUID(busy),
-        INTERVALS,
-    )
-    await db.execute(
-        "INSERT INTO busy_intervals (id, calendar_id, provider_id, start_time, end_time)"
-        " SELECT gen_random_uuid(), $1, $2, $3::timestamptz + i * interval '5 hours',"
-        " $3::timestamptz + i * interval '5 hours' + interval '1 hour'"
-        " FROM generate_series(0, $4 - 1) AS i",
-        uuid.UUID(int=1),
-        uuid.UUID(busy),
-        base,
-        INTERVALS,
-    )
-    await db.execute(
-        "UPDATE slots AS s SET busy = true FROM busy_intervals AS b"
-        " WHERE s.provider_id = b.provider_id AND s.start_time < b.end_time"
-        " AND s.end_time > b.start_time"
-    )
+    await seed.busy_hours(db, busy, base, INTERVALS)
     await db.execute("VACUUM ANALYZE")
     busy_slots = await db.fetchval("SELECT count(*) FROM slots WHERE busy")
     now = datetime.now(UTC)

@@ -265,37 +265,6 @@ def _in_rounds(requests: list[Request], count: int) -> list[list[Request]]:
     return [requests[start : start + count] for start in range(0, len(requests), count)]
 
 
-async def _busy_hours(db: asyncpg.Connection, provider: str, base: datetime, slots: int) -> int:
-    """Busy time from another calendar over the listed slots: one hour in five, as
-    bench.busy; the reserves' slots (after them) stay free. Returns the busy slots."""
-    hours = slots // 4
-    await db.execute(
-        "INSERT INTO calendars (id, provider_id, kind, url, write_bookings, status, busy_count,"
-        " sync_due_at, created_at, updated_at) VALUES ($1, $2, 'ics', 'https://x', false,"
-        " 'ok', $3, now() + interval '1 year', now(), now())",
-        uuid.UUID(int=1),
-        uuid.UUID(provider),
-        hours // 5,
-    )
-    await db.execute(
-        "INSERT INTO busy_intervals (id, calendar_id, provider_id, start_time, end_time)"
-        " SELECT gen_random_uuid(), $1, $2, $3::timestamptz + i * interval '5 hours',"
-        " $3::timestamptz + i * interval '5 hours' + interval '1 hour'"
-        " FROM generate_series(0, $4 - 1) AS i",
-        uuid.UUID(int=1),
-        uuid.UUID(provider),
-        base,
-        hours // 5,
-    )
-    await db.execute(
-        "UPDATE slots AS s SET busy = true FROM busy_intervals AS b"
-        " WHERE s.provider_id = b.provider_id AND s.start_time < b.end_time"
-        " AND s.end_time > b.start_time"
-    )
-    busy: int = await db.fetchval("SELECT count(*) FROM slots WHERE busy")
-    return busy
-
-
 async def run(
     pg: PostgresServer, svc: Service, count: int, rounds: int, busy: bool = False
 ) -> dict[str, Any]:
@@ -326,7 +295,9 @@ async def run(
     )
     series_people = await seed.clients(db, series_count, "series")
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
-    busy_slots = await _busy_hours(db, provider, base, 10_000) if busy else 0
+    # Another calendar's busy time over the listed slots, one hour in five (as
+    # bench.busy); the reserves' slots after them stay free.
+    busy_slots = await seed.busy_hours(db, provider, base, 10_000 // 4 // 5) if busy else 0
     await db.execute("VACUUM ANALYZE")
     await db.close()
     now = datetime.now(UTC)

@@ -1,5 +1,8 @@
 """Set-based seeding straight in SQL (generate_series), so set-up stays seconds."""
 
+import uuid
+from datetime import datetime
+
 import asyncpg
 
 BASE = "date_trunc('day', now()) + interval '3 days'"
@@ -102,3 +105,38 @@ async def appointment_type(
     )
     assert row is not None
     return str(row["id"])
+
+
+async def busy_hours(db: asyncpg.Connection, provider_id: str, base: datetime, count: int) -> int:
+    """`count` one-hour busy intervals of another calendar of the provider, one every
+    five hours from `base`, and its slots' busy flags as a read writes them (set-based
+    here). Returns how many of the provider's slots are busy."""
+    calendar = uuid.uuid4()
+    await db.execute(
+        "INSERT INTO calendars (id, provider_id, kind, url, write_bookings, status, busy_count,"
+        " sync_due_at, created_at, updated_at) VALUES ($1, $2, 'ics', 'https://x', false,"
+        " 'ok', $3, now() + interval '1 year', now(), now())",
+        calendar,
+        uuid.UUID(provider_id),
+        count,
+    )
+    await db.execute(
+        "INSERT INTO busy_intervals (id, calendar_id, provider_id, start_time, end_time)"
+        " SELECT gen_random_uuid(), $1, $2, $3::timestamptz + i * interval '5 hours',"
+        " $3::timestamptz + i * interval '5 hours' + interval '1 hour'"
+        " FROM generate_series(0, $4 - 1) AS i",
+        calendar,
+        uuid.UUID(provider_id),
+        base,
+        count,
+    )
+    await db.execute(
+        "UPDATE slots AS s SET busy = true FROM busy_intervals AS b"
+        " WHERE b.calendar_id = $1 AND s.provider_id = b.provider_id"
+        " AND s.start_time < b.end_time AND s.end_time > b.start_time",
+        calendar,
+    )
+    busy: int = await db.fetchval(
+        "SELECT count(*) FROM slots WHERE busy AND provider_id = $1", uuid.UUID(provider_id)
+    )
+    return busy

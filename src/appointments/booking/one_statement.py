@@ -36,6 +36,47 @@ from appointments.scheduling.models import Reservation, Slot
 from appointments.scheduling.outbox import insert_from_sql
 from appointments.scheduling.slots import ClaimedSlot
 
+
+def _seats_held(source: str) -> str:
+    """CTEs `inserted` (the seats' hold, in the session row `source` names) and
+    `recorded` (its event), for the seat statements."""
+    return f"""inserted AS (
+    INSERT INTO reservations
+        (id, slot_id, provider_id, client_id, appointment_type_id, status, start_time,
+         end_time, occupied_start, occupied_end, created_at, expires_at, seats, session_id)
+    SELECT :id, slot_id, provider_id, :client_id, appointment_type_id, 'held', start_time,
+           end_time, occupied_start, occupied_end, :now, :expires_at, :seats, id
+      FROM {source}
+    RETURNING *
+), recorded AS (
+    {insert_from_sql("inserted", EventType.HELD)}
+    RETURNING 1
+)"""
+
+
+def locked_slots(source: str) -> str:
+    """A CTE's body: the slots (alias `s`) that `source` (FROM and WHERE) names, not
+    removed, locked in ascending start (FOR UPDATE under the ORDER BY: the one lock
+    order), as their latest versions, which a statement's checks then read."""
+    where = "AND" if " WHERE " in f" {source} " else "WHERE"
+    return (
+        "SELECT s.id, s.provider_id, s.start_time, s.end_time, s.status, s.busy,"
+        f" s.hold_expires_at {source} {where} s.status <> 'removed'"
+        " ORDER BY s.start_time FOR UPDATE OF s"
+    )
+
+
+def takeable(locked: str) -> str:
+    """How many of the `locked` slots a new hold may take as they stand: open
+    (`rules.slot_open`), and with no hold on them at all, run out or not (a run-out
+    hold is written down first, by the step path), nor any occupant."""
+    return (
+        f"(SELECT count(*) FROM {locked} AS t WHERE {rules.slot_open('t')}"
+        " AND t.status = 'available'"
+        " AND NOT EXISTS (SELECT 1 FROM reservation_slots AS rs WHERE rs.slot_id = t.id))"
+    )
+
+
 # The stale hold on the slot is expired only when the claim goes ahead (the client
 # within its hold limit, the slot past the notice): a refused reserve changes nothing,
 # as the step-by-step path's rolled-back transaction does not (the differential test).
@@ -288,18 +329,7 @@ WITH locked AS (
      WHERE id = (SELECT id FROM place) AND seats_taken > 0
        AND {rules.session_has_room(seats=":seats")}
     RETURNING *
-), inserted AS (
-    INSERT INTO reservations
-        (id, slot_id, provider_id, client_id, appointment_type_id, status, start_time,
-         end_time, occupied_start, occupied_end, created_at, expires_at, seats, session_id)
-    SELECT :id, slot_id, provider_id, :client_id, appointment_type_id, 'held', start_time,
-           end_time, occupied_start, occupied_end, :now, :expires_at, :seats, id
-      FROM taken
-    RETURNING *
-), recorded AS (
-    {insert_from_sql("inserted", EventType.HELD)}
-    RETURNING 1
-), settled AS (
+), {_seats_held("taken")}, settled AS (
     UPDATE slots SET hold_expires_at = greatest(hold_expires_at, :expires_at)
      WHERE status = 'reserved'
        AND id IN (SELECT slot_id FROM reservation_slots
@@ -359,19 +389,14 @@ WITH locked AS (
                         WHERE g.provider_id = s.provider_id AND g.appointment_type_id = t.id
                           AND g.start_time = s.start_time AND g.seats_taken > 0)
 ), targets AS (
-    SELECT s.id, s.provider_id, s.start_time, s.status, s.busy, s.hold_expires_at
-      FROM slots AS s, kind AS k
-     WHERE s.provider_id = k.provider_id
-       AND s.start_time >= k.occupied_start AND s.start_time < k.occupied_end
-       AND s.status <> 'removed'
-     ORDER BY s.start_time
-       FOR UPDATE OF s
+    {
+    locked_slots(
+        "FROM slots AS s, kind AS k WHERE s.provider_id = k.provider_id"
+        " AND s.start_time >= k.occupied_start AND s.start_time < k.occupied_end"
+    )
+}
 ), ready AS (
-    SELECT (SELECT count(*) FROM targets AS t
-             WHERE {rules.slot_open("t")} AND t.status = 'available'
-               AND NOT EXISTS (SELECT 1 FROM reservation_slots AS rs WHERE rs.slot_id = t.id)
-           ) = k.span_slots AS ok
-      FROM kind AS k
+    SELECT {takeable("targets")} = k.span_slots AS ok FROM kind AS k
 ), opened AS (
     INSERT INTO group_sessions
         (id, provider_id, appointment_type_id, slot_id, start_time, end_time,
@@ -389,18 +414,7 @@ WITH locked AS (
     INSERT INTO reservation_slots (slot_id, session_id, provider_id)
     SELECT c.id, :session_id, c.provider_id FROM claimed AS c
     RETURNING 1
-), inserted AS (
-    INSERT INTO reservations
-        (id, slot_id, provider_id, client_id, appointment_type_id, status, start_time,
-         end_time, occupied_start, occupied_end, created_at, expires_at, seats, session_id)
-    SELECT :id, slot_id, provider_id, :client_id, appointment_type_id, 'held', start_time,
-           end_time, occupied_start, occupied_end, :now, :expires_at, :seats, id
-      FROM opened
-    RETURNING *
-), recorded AS (
-    {insert_from_sql("inserted", EventType.HELD)}
-    RETURNING 1
-)
+), {_seats_held("opened")}
 SELECT r.* FROM (SELECT 1) AS one LEFT JOIN inserted AS r ON true
 """
 

@@ -26,6 +26,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments.booking.one_statement import locked_slots, takeable
 from appointments.scheduling import rules, wakeup
 from appointments.scheduling.events import EventType
 from appointments.scheduling.outbox import insert_from_sql
@@ -42,19 +43,16 @@ WITH holds AS (
            AS start_time
       FROM anchor AS a CROSS JOIN generate_series(0, :count - 1) AS k
 ), targets AS (
-    SELECT s.id, s.provider_id, s.start_time, s.end_time, s.status, s.busy, s.hold_expires_at
-      FROM slots AS s
-     WHERE s.provider_id = (SELECT provider_id FROM anchor)
-       AND s.start_time IN (SELECT start_time FROM occurrences)
-       AND s.status <> 'removed'
-     ORDER BY s.start_time
-       FOR UPDATE OF s
+    {
+    locked_slots(
+        "FROM slots AS s WHERE s.provider_id = (SELECT provider_id FROM anchor)"
+        " AND s.start_time IN (SELECT start_time FROM occurrences)"
+    )
+}
+), bookable AS (
+    SELECT * FROM targets AS t WHERE {rules.starts_bookable("t")}
 ), ready AS (
-    SELECT (SELECT count(*) FROM targets AS t
-             WHERE {rules.slot_open("t")} AND t.status = 'available'
-               AND {rules.starts_bookable("t")}
-               AND NOT EXISTS (SELECT 1 FROM reservation_slots AS rs WHERE rs.slot_id = t.id)
-           ) = :count
+    SELECT {takeable("bookable")} = :count
        AND (SELECT {rules.holds_within("n")} FROM holds) AS ok
 ), made AS (
     INSERT INTO series (id, client_id, provider_id, appointment_type_id, interval_weeks,
