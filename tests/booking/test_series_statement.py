@@ -2,12 +2,16 @@
 itself, and writes nothing at all when one week does not pass (the step path answers
 then), so the API's answers are the step path's either way."""
 
+import dataclasses
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments.appointment_types.models import AppointmentType
+from appointments.appointment_types.rules import BookingRules
 from appointments.booking import series_statement
 from tests.api import Api
 from tests.conftest import START
@@ -16,8 +20,11 @@ WEEK = timedelta(weeks=1)
 FIRST = START + timedelta(days=3, hours=2)
 
 
-def plain(api: Api, client: str, slot: str, count: int) -> series_statement.Plain:
-    return series_statement.Plain(
+def plain(
+    api: Api, client: str, slot: str, count: int, rules: BookingRules | None = None
+) -> series_statement.Weekly:
+    settings = api.client.app.state.settings  # type: ignore[attr-defined]
+    return series_statement.Weekly(
         series_id=uuid.uuid4(),
         client_id=uuid.UUID(client),
         slot_id=uuid.UUID(slot),
@@ -25,13 +32,25 @@ def plain(api: Api, client: str, slot: str, count: int) -> series_statement.Plai
         count=count,
         policy="all",
         now=START,
-        bookable_after=START + timedelta(days=1),
         expires_at=START + timedelta(minutes=30),
         max_holds=5,
+        rules=rules or BookingRules.plain(settings),
     )
 
 
-def hold(api: Api, terms: series_statement.Plain) -> bool:
+def typed(api: Api, provider: str, **fields: Any) -> BookingRules:
+    settings = api.client.app.state.settings  # type: ignore[attr-defined]
+    kind = api.appointment_type(provider, **fields)["id"]
+
+    async def terms(session: AsyncSession) -> BookingRules:
+        found = await session.get(AppointmentType, uuid.UUID(kind))
+        assert found is not None
+        return BookingRules.of(found, settings)
+
+    return api.in_session(terms)
+
+
+def hold(api: Api, terms: series_statement.Weekly) -> bool:
     async def run(session: AsyncSession) -> bool:
         return await series_statement.hold_every_week(session, terms)
 
@@ -78,12 +97,54 @@ def test_a_week_that_does_not_pass_writes_nothing(api: Api, obstacle: str) -> No
         api.sql("UPDATE slots SET busy = true WHERE id = :id", id=uuid.UUID(slots[1]["id"]))
     elif obstacle == "run_out_hold":
         assert api.reserve(eve, slots[1]["id"]).status_code == 201
-        terms = series_statement.Plain(**{**terms.__dict__, "now": START + timedelta(hours=1)})
+        terms = dataclasses.replace(terms, now=START + timedelta(hours=1))
     else:
-        terms = series_statement.Plain(**{**terms.__dict__, "max_holds": 0})
+        terms = dataclasses.replace(terms, max_holds=0)
     before = api.sql("SELECT count(*) FROM reservations")
     assert not hold(api, terms)
     assert api.sql("SELECT count(*) FROM series") == [(0,)]
     assert api.sql("SELECT count(*) FROM reservations") == before
     reserved = api.sql("SELECT count(*) FROM slots WHERE status = 'reserved'")
     assert reserved == [(1 if obstacle in ("taken", "run_out_hold") else 0,)]
+
+
+def test_a_typed_series_is_held_with_its_buffers(api: Api) -> None:
+    if api.dialect != "postgresql":
+        pytest.skip("the one-statement series is PostgreSQL's")
+    provider = api.provider()["id"]
+    rules = typed(api, provider, duration_minutes=30, buffer_after_minutes=15)
+    for k in range(3):
+        day = FIRST + k * WEEK
+        api.publish(provider, day, day + timedelta(minutes=60))
+    first = api.ok("GET", f"/providers/{provider}/availability")["items"][0]["id"]
+    terms = plain(api, api.customer()["id"], first, 3, rules)
+    assert hold(api, terms)
+    rows = api.sql(
+        "SELECT r.start_time, r.end_time, r.occupied_end, count(l.slot_id) FROM reservations r"
+        " JOIN reservation_slots l ON l.reservation_id = r.id"
+        " WHERE r.series_id = :id GROUP BY r.id ORDER BY r.start_time",
+        id=terms.series_id,
+    )
+    assert rows == [
+        (
+            FIRST + k * WEEK,
+            FIRST + k * WEEK + timedelta(minutes=30),
+            FIRST + k * WEEK + timedelta(minutes=45),
+            3,
+        )
+        for k in range(3)
+    ]
+    # Each week's fourth slot stays free.
+    assert api.sql("SELECT count(*) FROM slots WHERE status = 'available'") == [(3,)]
+
+
+def test_a_type_past_its_horizon_or_with_a_cap_is_left_to_the_steps(api: Api) -> None:
+    if api.dialect != "postgresql":
+        pytest.skip("the one-statement series is PostgreSQL's")
+    provider = api.provider()["id"]
+    slots = [api.slot(provider, FIRST + k * WEEK) for k in range(3)]
+    near = typed(api, provider, duration_minutes=15, max_advance_days=10)
+    assert not hold(api, plain(api, api.customer()["id"], slots[0]["id"], 3, near))
+    assert api.sql("SELECT count(*) FROM series") == [(0,)]
+    capped = typed(api, provider, name="Capped", duration_minutes=15, max_per_day=2)
+    assert not series_statement.takes(capped)

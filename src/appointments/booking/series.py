@@ -110,31 +110,15 @@ async def reserve_series(
     now: datetime,
 ) -> SeriesResult:
     """Hold every occurrence (`all`) or those that pass (`available`). The caller has
-    locked the client's row (`clients.lock_client`). A plain series whose every week is
-    free is held by one statement on PostgreSQL (`series_statement`); any other goes
-    step by step."""
+    locked the client's row (`clients.lock_client`). A series whose every week is free
+    (of plain slots, or of a type without seats or a daily cap) is held by one statement
+    on PostgreSQL (`series_statement`); any other goes step by step."""
     slot_id = parse_id(request.slot_id, "slot")
-    if (
-        request.appointment_type_id is None
-        and request.seats == 1
-        and session.get_bind().dialect.name == "postgresql"
-    ):
-        plain = series_statement.Plain(
-            series_id=uuid.uuid4(),
-            client_id=client_id,
-            slot_id=slot_id,
-            interval_weeks=request.interval_weeks,
-            count=request.count,
-            policy=request.policy,
-            now=now,
-            bookable_after=core.bookable_after(now, core.service_notice(settings)),
-            expires_at=now + timedelta(seconds=settings.hold_seconds),
-            max_holds=settings.max_holds_per_client,
-        )
-        if await series_statement.hold_every_week(session, plain):
-            made = await session.get(Series, plain.series_id)
-            assert made is not None  # written by the statement just now
-            return SeriesResult(made, await _occurrences(session, made))
+    if request.appointment_type_id is None:
+        plain = BookingRules.plain(settings)
+        done = await _in_one_statement(session, settings, client_id, request, slot_id, plain, now)
+        if done is not None:
+            return done
     anchor = await slots.get(session, slot_id)
     if anchor is None:
         raise NotFound(f"slot {request.slot_id!r} does not exist")
@@ -153,6 +137,9 @@ async def reserve_series(
             raise NotFound(f"appointment type {request.appointment_type_id!r} does not exist")
         kind, zone = found
         rules = BookingRules.of(kind, settings)
+        done = await _in_one_statement(session, settings, client_id, request, slot_id, rules, now)
+        if done is not None:
+            return done
     if request.seats > 1 and not rules.books_sessions:
         core.check_session_has_room(1, request.seats)
     # The whole series is one hold against the limit, checked before anything is held.
@@ -205,6 +192,42 @@ async def reserve_series(
         session, client_id, rules, claims, now, expires_at, series_id=series.id
     )
     return SeriesResult(series, held, skipped=refused)
+
+
+async def _in_one_statement(
+    session: AsyncSession,
+    settings: Settings,
+    client_id: uuid.UUID,
+    request: SeriesRequest,
+    slot_id: uuid.UUID,
+    rules: BookingRules,
+    now: datetime,
+) -> SeriesResult | None:
+    """The series held by one statement (PostgreSQL, the common case), or None when
+    that statement wrote nothing (or cannot take it) and the steps below decide."""
+    if (
+        request.seats != 1
+        or not series_statement.takes(rules)
+        or session.get_bind().dialect.name != "postgresql"
+    ):
+        return None
+    weekly = series_statement.Weekly(
+        series_id=uuid.uuid4(),
+        client_id=client_id,
+        slot_id=slot_id,
+        interval_weeks=request.interval_weeks,
+        count=request.count,
+        policy=request.policy,
+        now=now,
+        expires_at=now + timedelta(seconds=settings.hold_seconds),
+        max_holds=settings.max_holds_per_client,
+        rules=rules,
+    )
+    if not await series_statement.hold_every_week(session, weekly):
+        return None
+    made = await session.get(Series, weekly.series_id)
+    assert made is not None  # written by the statement just now
+    return SeriesResult(made, await _occurrences(session, made))
 
 
 def _sorted_out(
