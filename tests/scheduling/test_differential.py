@@ -1,13 +1,13 @@
 """The one-statement paths and the step-by-step paths, side by side on PostgreSQL.
 
 Two copies of the service, each on its own PostgreSQL database, take the same
-generated stories (hypothesis stateful testing): reserve, confirm, cancel, move,
-sweep, and the clock moving on. Copy A runs as in production: the fast paths, the
-reserve and the confirm as one statement that commits by itself. Copy B runs every request
-through FastAPI and, in its database only, reserves and confirms step by step (the
-SQLite path's statements: claim, count, insert, link) in a transaction. After
-every step both must have given the same answer and hold the same rows (ids aside,
-which are random: rows are compared by client name and slot time).
+generated stories (hypothesis stateful testing): reserve, take seats, book a weekly
+series, confirm, cancel, move, sweep, and the clock moving on. Copy A runs as in
+production: the fast paths, the reserve, the confirm and a free series as one statement.
+Copy B runs every request through FastAPI and, in its database only, reserves, confirms
+and books series step by step (the SQLite path's statements: claim, count, insert, link)
+in a transaction. After every step both must have given the same answer and hold the
+same rows (ids aside, which are random: rows are compared by client name and slot time).
 """
 
 import asyncio
@@ -33,7 +33,7 @@ from hypothesis.stateful import (
 from appointments import migrate
 from appointments.auth.tokens import Role
 from appointments.booking import one_statement as one_statement_module
-from appointments.booking import reserve
+from appointments.booking import reserve, series_statement
 from appointments.booking import router as booking_router
 from appointments.clock import FrozenClock
 from appointments.main import create_app
@@ -41,6 +41,7 @@ from tests.api import Api, bearer, service_settings
 from tests.conftest import START
 
 DAY = START + timedelta(days=3)
+SERIES_DAY = DAY + timedelta(days=1)
 SLOTS = 6
 CLIENTS = 3
 STEP_BY_STEP_DATABASE = "step_by_step"
@@ -95,6 +96,17 @@ def step_by_step_in_b(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         ran["A: reserve as one autocommitted statement"] += 1
         return await reserve_autocommit(engine, values)
 
+    hold_every_week = series_statement.hold_every_week
+
+    async def series_step_by_step_in_b(session: Any, weekly: Any) -> bool:
+        if _is_b(session.get_bind().url):
+            ran["B: series step by step"] += 1
+            return False
+        held = await hold_every_week(session, weekly)
+        ran["A: series as one statement" if held else "A: series declined by the statement"] += 1
+        return held
+
+    monkeypatch.setattr(series_statement, "hold_every_week", series_step_by_step_in_b)
     monkeypatch.setattr(booking_router, "autocommits", autocommits_unless_b)
     monkeypatch.setattr(reserve, "_reserve_in_one_statement", step_by_step_in_b_only)
     monkeypatch.setattr(one_statement_module, "reserve_autocommit", counted_autocommit)
@@ -145,6 +157,14 @@ class Copy:
         window = self.api.publish(provider["id"], DAY, DAY + timedelta(minutes=15 * SLOTS))
         self.provider = provider["id"]
         self.slots = [slot["id"] for slot in window["slots"]]
+        # The same window the next two weeks, for series from the first day's slots; and
+        # one slot a day later in each of three weeks, for the story's first series.
+        for week in (1, 2):
+            later = DAY + timedelta(weeks=week)
+            self.api.publish(provider["id"], later, later + timedelta(minutes=15 * SLOTS))
+        self.series_slot = self.api.slot(provider["id"], SERIES_DAY)["id"]
+        for week in (1, 2):
+            self.api.slot(provider["id"], SERIES_DAY + timedelta(weeks=week))
         self.clients = [
             self.api.customer(f"C{i}", f"c{i}@example.com")["id"] for i in range(CLIENTS)
         ]
@@ -222,6 +242,7 @@ class Stories(RuleBasedStateMachine):
             copy.set_up()
         self.reserve(client, slot)
         self.take_seats((client + 1) % CLIENTS, seat_slot, 1)
+        self._series(client, lambda copy: copy.series_slot, 3, "all")
 
     @rule(client=st.integers(0, CLIENTS - 1), slot=st.integers(0, SLOTS - 1))
     def reserve(self, client: int, slot: int) -> None:
@@ -257,6 +278,39 @@ class Stories(RuleBasedStateMachine):
             Stories.seated += 1
             self.a.reservations.append(a.json()["id"])
             self.b.reservations.append(b.json()["id"])
+
+    @rule(
+        client=st.integers(0, CLIENTS - 1),
+        slot=st.integers(0, SLOTS - 1),
+        count=st.integers(2, 3),
+        policy=st.sampled_from(["all", "available"]),
+    )
+    def book_series(self, client: int, slot: int, count: int, policy: str) -> None:
+        self._series(client, lambda copy: copy.slots[slot], count, policy)
+
+    def _series(self, client: int, slot_of: Any, count: int, policy: str) -> None:
+        answers = []
+        for copy in (self.a, self.b):
+            body = {"slot_id": slot_of(copy), "repeat": {"count": count}, "policy": policy}
+            response = copy.api.client.post(f"/clients/{copy.clients[client]}/series", json=body)
+            answers.append(response)
+        a, b = answers
+
+        def told(answer: Any) -> tuple[Any, ...]:
+            body = answer.json()
+            return (
+                answer.status_code,
+                body.get("code"),
+                body.get("conflicts"),
+                body.get("skipped"),
+                [(r["start_time"], r["status"]) for r in body.get("reservations", [])],
+            )
+
+        assert told(a) == told(b)
+        assert a.status_code in (201, 409), a.text
+        if a.status_code == 201:
+            self.a.reservations += [r["id"] for r in a.json()["reservations"]]
+            self.b.reservations += [r["id"] for r in b.json()["reservations"]]
 
     def _on_reservation(self, which: int, make_path: Any, body: Any = None) -> None:
         if not self.a.reservations:
@@ -369,3 +423,5 @@ def test_one_statement_and_step_by_step_paths_agree(
     assert step_by_step_in_b["A: reserve as one autocommitted statement"] >= 10, step_by_step_in_b
     assert step_by_step_in_b["B: reserve step by step"] >= 10, step_by_step_in_b
     assert Stories.seated >= 10, Stories.seated  # one per story at least (the initial one)
+    assert step_by_step_in_b["A: series as one statement"] >= 10, step_by_step_in_b
+    assert step_by_step_in_b["B: series step by step"] >= 10, step_by_step_in_b
