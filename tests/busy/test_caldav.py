@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from tests.api import Api, iso
 from tests.busy.radicale import Radicale
-from tests.busy.test_calendars import DAY, event, feed, settled, states, synced
+from tests.busy.test_calendars import DAY, connect, event, feed, settled, states, synced
 from tests.conftest import START
 
 WEEKLY = """BEGIN:VCALENDAR\r
@@ -57,10 +57,8 @@ def with_key(api: Api) -> None:
 
 def connect_caldav(api: Api, provider: str, server: Radicale, url: str, **fields: object) -> str:
     user, password = server.auth
-    body = {"kind": "caldav", "url": url, "username": user, "password": password, **fields}
-    added = api.ok("POST", f"/providers/{provider}/calendars", 201, json=body)
-    assert (added["kind"], added["status"]) == ("caldav", "pending")
-    settled(api)
+    added = connect(api, provider, url, kind="caldav", username=user, password=password, **fields)
+    assert added["kind"] == "caldav"
     return str(added["id"])
 
 

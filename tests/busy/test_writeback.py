@@ -240,3 +240,22 @@ def test_a_booking_that_changes_while_it_is_written_is_written_again(
     api.deliver()
     assert caldav_server.names(calendar) == []
     assert [row[0] for row in deliveries(api)] == ["delivered"]
+
+
+def test_a_password_the_key_no_longer_opens_fails_the_write_with_that_reason(
+    api: Api, caldav_server: Radicale
+) -> None:
+    with_key(api)
+    provider = api.provider("Dr Dav")["id"]
+    slots = api.publish(provider, DAY, DAY + timedelta(minutes=15))["slots"]
+    calendar = caldav_server.make_calendar()
+    connect_caldav(api, provider, caldav_server, calendar, write_bookings=True)
+    with_key(api)  # the key changed: the stored password no longer decrypts
+    bob = api.customer()["id"]
+    held = api.reserve(bob, slots[0]["id"]).json()
+    api.confirm(bob, held["id"])
+    api.deliver()
+    ((status, attempts, error),) = deliveries(api)
+    assert (status, attempts) == ("pending", 1)
+    assert "stored password cannot be read with APPOINTMENTS_SECRETS_KEY" in error
+    assert caldav_server.names(calendar) == []

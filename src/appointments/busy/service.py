@@ -209,17 +209,12 @@ async def sync(
         if row is None:
             return
         calendar, zone = row
-    auth = None
-    error: str | None = None
+    login = secrets.credentials(settings, calendar)
+    error = login.problem
     found: list[ical.Busy] = []
-    if calendar.username is not None and calendar.password_secret is not None:
-        password = secrets.unseal(settings, calendar.password_secret)
-        if password is None:
-            error = "the stored password cannot be read with APPOINTMENTS_SECRETS_KEY"
-        auth = (calendar.username, password or "")
     if error is None:
         try:
-            source = sources.source(settings, calendar.kind, calendar.url, auth)
+            source = sources.source(settings, calendar.kind, calendar.url, login.auth)
             texts = await source.read(now, _far(now))
             found = ical.busy_times(texts, ZoneInfo(zone), now, _far(now))
         except (fetch.FetchError, ical.FeedError) as exc:

@@ -24,6 +24,7 @@ from appointments import ics
 from appointments.appointment_types.models import AppointmentType
 from appointments.busy import secrets
 from appointments.busy.dav import DavCalendar
+from appointments.busy.fetch import FetchError
 from appointments.busy.models import Calendar, CalendarKind
 from appointments.clients.models import Client
 from appointments.providers.models import Provider
@@ -40,6 +41,8 @@ class Write:
     auth: tuple[str, str] | None
     name: str
     text: str | None
+    # Why the calendar's stored password cannot be used: the attempt fails so.
+    problem: str | None = None
 
 
 async def plan(
@@ -53,10 +56,7 @@ async def plan(
         return None
     if not calendar.write_bookings or calendar.kind != CalendarKind.CALDAV:
         return None
-    auth = None
-    if calendar.username is not None:
-        sealed = calendar.password_secret
-        auth = (calendar.username, (secrets.unseal(settings, sealed) or "") if sealed else "")
+    login = secrets.credentials(settings, calendar)
     if booking.series_id is not None:
         found = await _series(session, booking.series_id)
         if found is None:
@@ -67,11 +67,13 @@ async def plan(
             return None
         name = str(booking.id)
         text = await _one(session, booking) if _stands(booking) else None
-    return Write(calendar.url, auth, name, text)
+    return Write(calendar.url, login.auth, name, text, login.problem)
 
 
 async def send(settings: Settings, write: Write) -> None:
     """Make the attempt (raises `fetch.FetchError` with the reason when it fails)."""
+    if write.problem is not None:
+        raise FetchError(write.problem)
     calendar = DavCalendar(settings, write.url, write.auth)
     if write.text is None:
         await calendar.delete(write.name)
