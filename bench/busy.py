@@ -1,7 +1,7 @@
 """Busy time from a provider's other calendar (issue 25).
 
     python -m bench.busy [--runs 20] [--fillfactor N] [--pages-only]
-                          [--open-index]
+                          [--open-index] [--requests N --rounds R]
 
 1. The slot listing and start times, first page of 100, for a provider with 20,000
    slots and 1,000 busy intervals over them against one without any: EXPLAIN ANALYZE
@@ -11,6 +11,12 @@
    two years) served over HTTP: wall time and peak Python memory of `busy.service.sync`,
    then the same feed again: what the second read wrote (rows inserted, updated and
    deleted in `busy_intervals` and `slots`, from pg_stat_user_tables).
+3. With --requests: what a request costs, the same two providers behind the service
+   (4 workers, `bench.cpu.measure`): R rounds of N listing pages and N start-time pages
+   of each provider from the same random starting points, the four kinds taking turns
+   round by round so that drift falls on both sides alike; CPU per request of the
+   service and of PostgreSQL, read from /proc, and the median over the rounds of each
+   round's total (service + PostgreSQL) with busy time over the one without.
 """
 
 import argparse
@@ -27,17 +33,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
+import httpx
 
 from appointments import rawsql
 from appointments.appointment_types import start_times
 from appointments.availability import listing
 from appointments.availability.schemas import SlotFilter
-from appointments.busy import service
+from appointments.busy import service as busy_service
 from appointments.db import create_engine, create_sessionmaker
 from appointments.pagination import PageRequest
 from appointments.settings import Settings
-from bench import seed
-from bench.harness import LOGS, asyncpg_dsn, postgres
+from bench import paired, seed
+from bench.harness import LOGS, admin_token, asyncpg_dsn, postgres, service
 from bench.series import _rules
 from tests.busy.feeds import big_feed
 from tests.postgres_server import PostgresServer
@@ -55,6 +62,18 @@ async def _explain(db: asyncpg.Connection, sql: str, values: dict[str, Any]) -> 
     execution = float(re.findall(r"Execution Time: ([\d.]+) ms", plan)[0])
     buffers = int(re.findall(r"Buffers: shared hit=(\d+)", plan)[0])
     return execution, buffers
+
+
+async def _two_providers(db: asyncpg.Connection) -> tuple[str, str, datetime]:
+    """Two providers of SLOTS slots each from the base, the second with INTERVALS busy
+    hours spread over its slots' 208 days, one every 5 hours."""
+    free, busy = await seed.providers(db, 2, "busy")
+    for provider in (free, busy):
+        await seed.slots(db, provider, SLOTS)
+    base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
+    await seed.busy_hours(db, busy, base, INTERVALS)
+    await db.execute("VACUUM ANALYZE")
+    return free, busy, base
 
 
 async def pages(
@@ -85,13 +104,7 @@ async def pages(
     # the sixth run PostgreSQL may switch to a generic plan (seen: the start-time page's
     # generic plan read 544 buffers and took 4-5 ms, with busy time or without).
     await db.execute("SET plan_cache_mode = force_custom_plan")
-    free, busy = await seed.providers(db, 2, "busy")
-    for provider in (free, busy):
-        await seed.slots(db, provider, SLOTS)
-    base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
-    # 1,000 busy hours spread over the slots' 208 days, one every 5 hours.
-    await seed.busy_hours(db, busy, base, INTERVALS)
-    await db.execute("VACUUM ANALYZE")
+    free, busy, base = await _two_providers(db)
     busy_slots = await db.fetchval("SELECT count(*) FROM slots WHERE busy")
     now = datetime.now(UTC)
     kind = await seed.appointment_type(db, free, 45, 15)
@@ -131,6 +144,40 @@ async def pages(
         )
         figures[f"{path}_ratio"] = round(ratio, 2)
     await db.close()
+    return figures
+
+
+async def requests(pg: PostgresServer, count: int, rounds: int) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {admin_token()}"}
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    free, busy, base = await _two_providers(db)
+    await db.close()
+    figures: dict[str, Any] = {"count": count, "rounds": rounds}
+    with service(pg.url, workers=4) as svc:
+        paths: dict[str, str] = {}
+        async with httpx.AsyncClient(base_url=svc.base, headers=headers) as client:
+            for side, provider in (("without", free), ("with", busy)):
+                made = await client.post(
+                    f"/providers/{provider}/appointment-types",
+                    json={
+                        "name": "Consultation",
+                        "duration_minutes": 45,
+                        "buffer_after_minutes": 15,
+                    },
+                )
+                made.raise_for_status()
+                kind = made.json()["id"]
+                paths[f"listing {side}"] = f"/providers/{provider}/availability?limit=100"
+                paths[f"start_times {side}"] = (
+                    f"/providers/{provider}/appointment-types/{kind}/availability?limit=100"
+                )
+        # Starting points over the first 10,000 slots (a page ahead of each stays inside
+        # the 20,000), the same ones for both providers in a round.
+        rows = await paired.rounds(
+            pg, svc, paths, headers, base=base, spread=10_000, count=count, rounds=rounds
+        )
+    for kind in ("listing", "start_times"):
+        figures[kind] = paired.ratio(rows, f"{kind} with", f"{kind} without")
     return figures
 
 
@@ -183,7 +230,7 @@ async def read_feed(pg: PostgresServer) -> dict[str, Any]:
         if traced:
             tracemalloc.start()
         started = time.perf_counter()
-        await service.sync(sessionmaker, settings, calendar, datetime.now(UTC))
+        await busy_service.sync(sessionmaker, settings, calendar, datetime.now(UTC))
         wall = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1] if traced else 0
         if traced:
@@ -220,10 +267,18 @@ def main() -> None:
     parser.add_argument(
         "--open-index", action="store_true", help="index the open slots alone (an experiment)"
     )
+    parser.add_argument(
+        "--requests", type=int, help="also measure requests' CPU: this many per round"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of --requests")
     args = parser.parse_args()
     with postgres() as pg:
         figures = {"pages": asyncio.run(pages(pg, args.runs, args.fillfactor, args.open_index))}
-        if not args.pages_only:
+    if args.requests:
+        with postgres() as pg:
+            figures["requests"] = asyncio.run(requests(pg, args.requests, args.rounds))
+    if not args.pages_only:
+        with postgres() as pg:
             figures["feed"] = asyncio.run(read_feed(pg))
     LOGS.mkdir(exist_ok=True)
     (LOGS / "busy.json").write_text(json.dumps(figures, indent=2))

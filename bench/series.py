@@ -2,6 +2,7 @@
 table grows: what PostgreSQL does for the first page of 100.
 
     python -m bench.series [--sizes 1000,10000,100000,1000000] [--runs 5]
+                           [--requests N --rounds R]
 
 One provider whose slots run back to back (every 15 minutes, day and night) from a
 base time, so every occurrence of every candidate is free: the worst case for the
@@ -11,6 +12,12 @@ statement (`start_times.compose_text`) for the first page from the base, plain a
 with 12 weekly occurrences: the median execution time over `--runs` and the shared
 buffers one page touches, with `jit = off` as the service's connections run, and the
 series once more with PostgreSQL's default `jit = on`.
+
+With --requests, what a request costs instead (issue 23's "within 2x of plain start
+times"): the service (4 workers) over 20,000 such slots, R rounds of N first pages of
+100 from random starting points, plain and with `repeat_count=12` taking turns
+(`bench.paired`): CPU per request of the service and of PostgreSQL, and the median of
+the rounds' ratios, series over plain.
 """
 
 import argparse
@@ -24,13 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 from appointments import rawsql
 from appointments.appointment_types import start_times
 from appointments.appointment_types.rules import BookingRules
 from appointments.settings import Settings
-from bench import seed
-from bench.harness import LOGS, asyncpg_dsn, postgres
+from bench import paired, seed
+from bench.harness import LOGS, admin_token, asyncpg_dsn, postgres, service
 from tests.postgres_server import PostgresServer
 
 
@@ -122,12 +130,45 @@ async def run(
     return figures
 
 
+async def requests(pg: PostgresServer, count: int, rounds: int) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {admin_token()}"}
+    db = await asyncpg.connect(asyncpg_dsn(pg.url))
+    (provider,) = await seed.providers(db, 1, "series")
+    await seed.slots(db, provider, 20_000)
+    base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
+    await db.execute("VACUUM ANALYZE")
+    await db.close()
+    with service(pg.url, workers=4) as svc:
+        async with httpx.AsyncClient(base_url=svc.base, headers=headers) as client:
+            made = await client.post(
+                f"/providers/{provider}/appointment-types",
+                json={"name": "Consultation", "duration_minutes": 45, "buffer_after_minutes": 15},
+            )
+            made.raise_for_status()
+        path = f"/providers/{provider}/appointment-types/{made.json()['id']}/availability?limit=100"
+        paths = {"plain": path, "repeat_12": f"{path}&repeat_count=12"}
+        # Starting points over the first 10,000 slots: twelve weeks on (8,064 slots) from
+        # any of them stays inside the 20,000, so every occurrence is free.
+        rows = await paired.rounds(
+            pg, svc, paths, headers, base=base, spread=10_000, count=count, rounds=rounds
+        )
+    return {"count": count, "rounds": rounds, **paired.ratio(rows, "repeat_12", "plain")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--plans", type=Path, help="write each page's plan into this folder")
+    parser.add_argument("--requests", type=int, help="measure requests' CPU: this many a round")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds of --requests")
     args = parser.parse_args()
+    if args.requests:
+        with postgres() as pg:
+            figures = asyncio.run(requests(pg, args.requests, args.rounds))
+        LOGS.mkdir(exist_ok=True)
+        (LOGS / "series-requests.json").write_text(json.dumps(figures, indent=2))
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     with postgres() as pg:  # migrates: outside the event loop
         figures = asyncio.run(run(pg, sizes, args.runs, args.plans))

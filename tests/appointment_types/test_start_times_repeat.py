@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.api import Api, Json, iso
+from tests.api import Api, Json, every_start_page, iso
 from tests.conftest import START
 
 WEEK = timedelta(weeks=1)
@@ -57,22 +57,6 @@ def test_only_starts_whose_every_occurrence_is_free(api: Api, weekly: tuple[Json
     assert skipping == at(MONDAY, 30, 45, 60, 75, 90)
 
 
-def every_page(api: Api, provider_id: str, type_id: str, limit: int, **query: object) -> list[str]:
-    """The starts of every page of `limit`, following the cursors; each page full but the
-    last."""
-    path = f"/providers/{provider_id}/appointment-types/{type_id}/availability"
-    found: list[str] = []
-    cursor: str | None = None
-    while True:
-        params = {"limit": limit, **query} | ({"cursor": cursor} if cursor else {})
-        page = api.ok("GET", path, params=params)
-        found += [item["start_time"] for item in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
-        assert len(page["items"]) == limit, (limit, page)
-
-
 def test_pages_of_any_size_list_the_same_starts(api: Api, weekly: tuple[Json, Json]) -> None:
     """Small pages make each page's first candidates fail or pass in every mix (PostgreSQL
     checks a page's candidates together and goes on one by one after a refusal)."""
@@ -84,14 +68,14 @@ def test_pages_of_any_size_list_the_same_starts(api: Api, weekly: tuple[Json, Js
     # 09:00-10:00 the second week; the third's 10:15 taken: 09:00 to 09:30 pass.
     assert whole == at(MONDAY, 0, 15, 30)
     for limit in range(1, 5):
-        assert every_page(api, provider["id"], kind["id"], limit, **week) == whole, limit
+        assert every_start_page(api, provider["id"], kind["id"], limit, **week) == whole, limit
     # Later weeks that refuse the first candidates and pass later ones.
     early = api.slot_at(provider["id"], MONDAY + WEEK)
     assert api.reserve(api.customer("Ann", "ann@example.com")["id"], early).status_code == 201
     whole = starts(api, provider["id"], kind["id"], **week)
     assert whole == at(MONDAY, 15, 30)
     for limit in range(1, 5):
-        assert every_page(api, provider["id"], kind["id"], limit, **week) == whole, limit
+        assert every_start_page(api, provider["id"], kind["id"], limit, **week) == whole, limit
 
 
 def test_each_listed_start_books_as_a_series(api: Api, weekly: tuple[Json, Json]) -> None:

@@ -165,6 +165,25 @@ def weeks_later(dialect: str, moment: str, weeks: str, zone: str = ":zone") -> s
     return _WEEKS_LATER[dialect].format(moment=moment, weeks=weeks, zone=zone)
 
 
+# Where a zone's offset from UTC holds still within STEADY_MARGIN of a moment and of the
+# moment w weeks on, `weeks_later` is that moment plus w weeks plus the first offset less
+# the second: the wall-clock time exists and is read one way only, since every other
+# instant with that local time lies a whole change of offset away, across a change.
+# The margin exceeds every change of offset (at most 2 hours in tzdata, Antarctica/
+# Troll), and offsets sampled STEADY_SAMPLES apart see every change, since no zone
+# changes twice within a day (the closest two, Asia/Gaza's in 2040, six days 23 hours
+# apart; every zone scanned hour by hour for 2026-2045). Set-based searches
+# (`start_times`) use it to shift whole pages at once, and take `weeks_later` for every
+# occurrence wherever the offset moves.
+STEADY_MARGIN = "interval '3 hours'"
+STEADY_SAMPLES = "interval '1 day'"
+
+
+def utc_offset(moment: str, zone: str = ":zone") -> str:
+    """PostgreSQL: the zone's offset from UTC at the SQL time `moment`, an interval."""
+    return f"(({moment}) AT TIME ZONE {zone} - ({moment}) AT TIME ZONE 'UTC')"
+
+
 def day_has_room(
     dialect: str,
     start: str,

@@ -1,0 +1,187 @@
+"""Start times of a weekly series around daylight-saving changes, against an oracle
+computed here from the provider's slots and the wall-clock rule's Python side: on
+both databases, in zones whose changes are an hour (Berlin, New York), half an hour
+(Lord Howe) and two hours (Troll), with some later weeks' slots taken.
+
+On PostgreSQL a page's later weeks are checked either by shifting the whole page
+(where the zone's offset holds still around every week's stretch) or occurrence by
+occurrence (where it moves): the cases below take each way, and the last test
+proves which way each took."""
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from appointments.appointment_types import start_times
+from appointments.appointment_types.models import AppointmentType
+from appointments.appointment_types.rules import BookingRules
+from appointments.db import wall_clock_weeks_later
+from tests.api import Api, Json, every_start_page, iso
+from tests.conftest import START
+
+WEEK = timedelta(weeks=1)
+SLOT = timedelta(minutes=15)
+SPAN = 4  # a 45-minute type with 15 minutes after
+
+
+@dataclass(frozen=True)
+class Case:
+    zone: str
+    first: datetime  # the first week's stretch of slots begins here (UTC)
+    hours: int  # each week's stretch
+    count: int
+    interval: int = 1
+    # Whether every week's stretch keeps clear of the zone's change (the page shifts).
+    steady: bool = True
+
+
+CASES = {
+    # Berlin springs forward on 2027-03-28 at 01:00 UTC: the fourth week is an hour
+    # later in UTC, its stretch far from the change.
+    "berlin-shifted": Case("Europe/Berlin", datetime(2027, 3, 8, 5, tzinfo=UTC), 14, 4),
+    # ... and here the fourth week's stretch runs across the change itself.
+    "berlin-across": Case(
+        "Europe/Berlin", datetime(2027, 3, 6, 20, tzinfo=UTC), 10, 4, steady=False
+    ),
+    # New York springs forward on 2027-03-14 at 07:00 UTC; every other week.
+    "new-york-every-other-week": Case(
+        "America/New_York", datetime(2027, 3, 2, 12, tzinfo=UTC), 12, 3, interval=2
+    ),
+    "new-york-across": Case(
+        "America/New_York", datetime(2027, 3, 6, 23, tzinfo=UTC), 12, 2, interval=1, steady=False
+    ),
+    # Lord Howe falls back half an hour on 2027-04-03 at 15:00 UTC (02:00 -> 01:30).
+    "lord-howe-shifted": Case("Australia/Lord_Howe", datetime(2027, 3, 15, 20, tzinfo=UTC), 12, 4),
+    "lord-howe-across": Case(
+        "Australia/Lord_Howe", datetime(2027, 3, 13, 10, tzinfo=UTC), 10, 4, steady=False
+    ),
+    # Troll goes from UTC+0 to UTC+2 on 2027-03-28 at 01:00 UTC.
+    "troll-shifted": Case("Antarctica/Troll", datetime(2027, 3, 8, 6, tzinfo=UTC), 12, 4),
+}
+
+
+def all_slots(api: Api, provider_id: str) -> list[Json]:
+    found: list[Json] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"status": "all", "limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        page = api.ok("GET", f"/providers/{provider_id}/availability", params=params)
+        found += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def setup(api: Api, case: Case) -> tuple[Json, Json]:
+    """The case's stretches in every week of the series (and one week more), and a
+    rival's holds on a few of the later weeks' slots."""
+    provider = api.provider(timezone=case.zone)
+    weeks = (case.count - 1) * case.interval + 1
+    for week in range(weeks + 1):
+        start = case.first + week * WEEK
+        api.publish(provider["id"], start, start + timedelta(hours=case.hours))
+    kind = api.appointment_type(provider["id"], duration_minutes=45, buffer_after_minutes=15)
+    rival = api.customer("Eve", f"eve-{uuid.uuid4().hex[:8]}@example.com")
+    taken = [
+        case.first + case.interval * WEEK + timedelta(hours=2),
+        case.first + (case.count - 1) * case.interval * WEEK + timedelta(hours=5, minutes=45),
+    ]
+    for moment in taken:
+        assert api.reserve(rival["id"], api.slot_at(provider["id"], moment)).status_code == 201
+    return provider, kind
+
+
+def oracle(api: Api, case: Case, provider: Json, kind: Json, query: dict[str, str]) -> list[str]:
+    """The plain starts whose every later occurrence (the wall-clock rule's Python side)
+    has its whole span of slots open."""
+    open_starts = {
+        parse(s["start_time"]) for s in all_slots(api, provider["id"]) if s["status"] == "available"
+    }
+    expected = []
+    for start in every_start_page(api, provider["id"], kind["id"], 100, **query):
+        first = parse(start)
+        occurrences = [
+            wall_clock_weeks_later(first, case.zone, k * case.interval)
+            for k in range(1, case.count)
+        ]
+        if all(
+            occ is not None and all(occ + i * SLOT in open_starts for i in range(SPAN))
+            for occ in occurrences
+        ):
+            expected.append(start)
+    return expected
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_series_starts_match_the_wall_clock_rule(api: Api, name: str) -> None:
+    case = CASES[name]
+    provider, kind = setup(api, case)
+    query = {
+        "from": iso(case.first - timedelta(days=1)),
+        "to": iso(case.first + timedelta(days=1, hours=case.hours)),
+    }
+    expected = oracle(api, case, provider, kind, query)
+    repeat = {"repeat_count": case.count, "repeat_interval_weeks": case.interval}
+    assert expected, "the case must leave some series to list"
+    plain = every_start_page(api, provider["id"], kind["id"], 100, **query)
+    assert len(expected) < len(plain)
+    for limit in (100, 7):
+        listed = every_start_page(api, provider["id"], kind["id"], limit, **query, **repeat)
+        assert listed == expected, limit
+
+
+def _occurrences_computed(api: Api, case: Case, provider: Json, kind: Json) -> int:
+    """Rows of the page's per-occurrence step (PostgreSQL's EXPLAIN ANALYZE of the
+    service's own statement): none when the page was shifted whole."""
+    settings = api.client.app.state.settings  # type: ignore[attr-defined]
+
+    async def run(session: AsyncSession) -> int:
+        found = await session.get(AppointmentType, uuid.UUID(kind["id"]))
+        assert found is not None
+        rules = BookingRules.of(found, settings)
+        search = start_times.search_for(
+            rules,
+            case.zone,
+            case.first - timedelta(days=1),
+            case.first + timedelta(days=1, hours=case.hours),
+            START,
+            start_times.Repeat(case.count, case.interval),
+        )
+        sql, params, typed = start_times.compose_text(
+            "postgresql", uuid.UUID(provider["id"]), rules, search, START, limit=100
+        )
+        statement = text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql).bindparams(
+            *(bindparam(name, type_=kind_()) for name, kind_ in typed)
+        )
+        plan = (await session.execute(statement, params)).scalar_one()
+        nodes = [plan[0]["Plan"] if not isinstance(plan, str) else json.loads(plan)[0]["Plan"]]
+        while nodes:
+            node = nodes.pop()
+            if node.get("Subplan Name") == "CTE occurrences":
+                return int(node["Actual Rows"])
+            nodes += node.get("Plans", [])
+        raise AssertionError("no per-occurrence step in the plan")
+
+    return api.in_session(run)
+
+
+def test_postgresql_shifts_a_page_only_where_the_offset_holds_still(api: Api) -> None:
+    if api.dialect != "postgresql":
+        pytest.skip("the shifted page is PostgreSQL's")
+    for name in ("berlin-shifted", "berlin-across", "troll-shifted", "lord-howe-across"):
+        case = CASES[name]
+        provider, kind = setup(api, case)
+        computed = _occurrences_computed(api, case, provider, kind)
+        assert (computed == 0) == case.steady, (name, computed)
