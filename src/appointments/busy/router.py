@@ -58,20 +58,16 @@ async def add_calendar(
     """Connect another calendar of the provider: its busy time blocks slots here. It is
     read at once (in the background) and every APPOINTMENTS_CALENDAR_SYNC_SECONDS."""
     now = clock.now()
-    found = await service.add(
-        session,
-        settings,
-        provider_id,
-        data.kind,
-        data.url,
-        data.username,
-        data.password,
-        data.write_bookings,
-        now,
-    )
+    found = await service.add(session, settings, provider_id, _connection(data), now)
     body = _out(found).model_dump(mode="json")
     await commit_and_read(request, session, settings, found.id, now)
     return JSONResponse(body, status_code=201)
+
+
+def _connection(data: CalendarIn) -> service.Connection:
+    return service.Connection(
+        data.kind, data.url, data.username, data.password, data.write_bookings
+    )
 
 
 def _key(found: Calendar) -> Keyset:
@@ -108,16 +104,7 @@ async def replace_calendar(
     """Change the calendar's address or options; it is read again at once."""
     now = clock.now()
     found = await service.replace(
-        session,
-        settings,
-        provider_id,
-        calendar_id,
-        data.kind,
-        data.url,
-        data.username,
-        data.password,
-        data.write_bookings,
-        now,
+        session, settings, provider_id, calendar_id, _connection(data), now
     )
     body = _out(found).model_dump(mode="json")
     await commit_and_read(request, session, settings, found.id, now)

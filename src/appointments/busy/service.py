@@ -15,6 +15,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -46,15 +47,27 @@ def _far(now: datetime) -> datetime:
     return now + HORIZON
 
 
-async def _check(settings: Settings, kind: CalendarKind, url: str, write_bookings: bool) -> None:
-    if write_bookings and kind is not CalendarKind.CALDAV:
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a calendar, as the provider gives it (the API's body, the page's
+    form). No password on a change keeps the stored one."""
+
+    kind: CalendarKind
+    url: str
+    username: str | None = None
+    password: str | None = None
+    write_bookings: bool = False
+
+
+async def _check(settings: Settings, connection: Connection) -> None:
+    if connection.write_bookings and connection.kind is not CalendarKind.CALDAV:
         raise CalendarNotAllowed(
             "write_bookings needs a CalDAV calendar; an iCal feed is read-only"
         )
-    if not url.startswith(("https://", "http://")):
+    if not connection.url.startswith(("https://", "http://")):
         raise CalendarNotAllowed("the calendar's url must be http or https")
     try:
-        await fetch.check_address(settings, url)
+        await fetch.check_address(settings, connection.url)
     except fetch.FetchError as exc:
         raise CalendarNotAllowed(str(exc)) from None
 
@@ -63,25 +76,22 @@ async def add(
     session: AsyncSession,
     settings: Settings,
     provider_id: str,
-    kind: CalendarKind,
-    url: str,
-    username: str | None,
-    password: str | None,
-    write_bookings: bool,
+    connection: Connection,
     now: datetime,
 ) -> Calendar:
     """Connect a calendar; it is read right after (status `pending` until then)."""
     provider = await providers.get_provider(session, provider_id)
-    await _check(settings, kind, url, write_bookings)
+    await _check(settings, connection)
+    password = connection.password
     calendar = Calendar(
         id=uuid.uuid4(),
         provider_id=provider.id,
-        kind=kind,
-        url=url,
-        username=username,
+        kind=connection.kind,
+        url=connection.url,
+        username=connection.username,
         password_secret=None if password is None else secrets.seal(settings, password),
-        write_bookings=write_bookings,
-        backfill_due=write_bookings,
+        write_bookings=connection.write_bookings,
+        backfill_due=connection.write_bookings,
         status=CalendarStatus.PENDING,
         busy_count=0,
         sync_due_at=now,
@@ -118,25 +128,22 @@ async def replace(
     settings: Settings,
     provider_id: str,
     calendar_id: str,
-    kind: CalendarKind,
-    url: str,
-    username: str | None,
-    password: str | None,
-    write_bookings: bool,
+    connection: Connection,
     now: datetime,
 ) -> Calendar:
     """New address or options (a password left out is kept); read again soon."""
     found = await get(session, provider_id, calendar_id)
-    await _check(settings, kind, url, write_bookings)
+    await _check(settings, connection)
+    url, write_bookings = connection.url, connection.write_bookings
     if url != found.url:
         found.content_hash = None  # another feed: its busy time is rewritten whole
     # Bookings are written to a calendar that newly takes them (or to its new address),
     # the ones made before included.
     found.backfill_due = write_bookings and (not found.write_bookings or url != found.url)
-    found.kind, found.url, found.username = kind, url, username
+    found.kind, found.url, found.username = connection.kind, url, connection.username
     found.write_bookings = write_bookings
-    if password is not None:
-        found.password_secret = secrets.seal(settings, password)
+    if connection.password is not None:
+        found.password_secret = secrets.seal(settings, connection.password)
     found.sync_due_at, found.updated_at = now, now
     await session.flush()
     return found

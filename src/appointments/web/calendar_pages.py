@@ -68,11 +68,7 @@ async def connect(
             session,
             settings,
             principal.subject,
-            kind,
-            url,
-            username or None,
-            password or None,
-            write_bookings,
+            calendars.Connection(kind, url, username or None, password or None, write_bookings),
             now,
         ),
     )
