@@ -29,7 +29,7 @@ import json
 import os
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -446,7 +446,7 @@ async def run(
 
         # Each session opened first (the step-by-step path: a span claimed, a session
         # made), measured on its own; then the joins, the common case, in rounds.
-        def opening(pairs: zip[tuple[str, str]]) -> list[Request]:
+        def opening(pairs: Iterable[tuple[str, str]]) -> list[Request]:
             return [
                 Request(
                     "POST",
