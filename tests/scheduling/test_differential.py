@@ -3,7 +3,8 @@
 Two copies of the service, each on its own PostgreSQL database, take the same
 generated stories (hypothesis stateful testing): reserve, take seats, book a weekly
 series, confirm, cancel, move, sweep, and the clock moving on. Copy A runs as in
-production: the fast paths, the reserve, the confirm and a free series as one statement.
+production: the fast paths, the reserve, the confirm, a free series and a session's
+opening as one statement.
 Copy B runs every request through FastAPI and, in its database only, reserves, confirms
 and books series step by step (the SQLite path's statements: claim, count, insert, link)
 in a transaction. After every step both must have given the same answer and hold the
@@ -42,6 +43,7 @@ from tests.conftest import START
 
 DAY = START + timedelta(days=3)
 SERIES_DAY = DAY + timedelta(days=1)
+OPENING_DAY = DAY + timedelta(days=2)
 SLOTS = 6
 CLIENTS = 3
 STEP_BY_STEP_DATABASE = "step_by_step"
@@ -106,6 +108,14 @@ def step_by_step_in_b(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         ran["A: series as one statement" if held else "A: series declined by the statement"] += 1
         return held
 
+    open_session = one_statement_module.open_session_autocommit
+
+    async def counted_opening(engine: Any, values: Any) -> Any:
+        opened = await open_session(engine, values)
+        ran["A: session opened by one statement" if opened else "A: opening declined"] += 1
+        return opened
+
+    monkeypatch.setattr(one_statement_module, "open_session_autocommit", counted_opening)
     monkeypatch.setattr(series_statement, "hold_every_week", series_step_by_step_in_b)
     monkeypatch.setattr(booking_router, "autocommits", autocommits_unless_b)
     monkeypatch.setattr(reserve, "_reserve_in_one_statement", step_by_step_in_b_only)
@@ -163,6 +173,9 @@ class Copy:
             later = DAY + timedelta(weeks=week)
             self.api.publish(provider["id"], later, later + timedelta(minutes=15 * SLOTS))
         self.series_slot = self.api.slot(provider["id"], SERIES_DAY)["id"]
+        # Two slots on a day of their own, for the session each story opens by statement.
+        opened = self.api.publish(provider["id"], OPENING_DAY, OPENING_DAY + timedelta(minutes=30))
+        self.opening_slot = opened["slots"][0]["id"]
         for week in (1, 2):
             self.api.slot(provider["id"], SERIES_DAY + timedelta(weeks=week))
         self.clients = [
@@ -243,6 +256,22 @@ class Stories(RuleBasedStateMachine):
         self.reserve(client, slot)
         self.take_seats((client + 1) % CLIENTS, seat_slot, 1)
         self._series(client, lambda copy: copy.series_slot, 3, "all")
+        # The group type is known to this process now: copy A opens this session by one
+        # statement (its first seat reserve above went step by step to learn the type).
+        self._open_session((client + 2) % CLIENTS)
+
+    def _open_session(self, client: int) -> None:
+        answers = []
+        for copy in (self.a, self.b):
+            body = {"slot_id": copy.opening_slot, "appointment_type_id": copy.group}
+            response = copy.api.client.post(f"/clients/{copy.clients[client]}/reserve", json=body)
+            answers.append(response)
+        a, b = answers
+        assert (a.status_code, a.json().get("seats_left")) == (201, b.json().get("seats_left"))
+        assert b.status_code == 201, b.text
+        Stories.seated += 1
+        self.a.reservations.append(a.json()["id"])
+        self.b.reservations.append(b.json()["id"])
 
     @rule(client=st.integers(0, CLIENTS - 1), slot=st.integers(0, SLOTS - 1))
     def reserve(self, client: int, slot: int) -> None:
@@ -425,3 +454,4 @@ def test_one_statement_and_step_by_step_paths_agree(
     assert Stories.seated >= 10, Stories.seated  # one per story at least (the initial one)
     assert step_by_step_in_b["A: series as one statement"] >= 10, step_by_step_in_b
     assert step_by_step_in_b["B: series step by step"] >= 10, step_by_step_in_b
+    assert step_by_step_in_b["A: session opened by one statement"] >= 10, step_by_step_in_b
