@@ -308,8 +308,8 @@ def _with_repeat(shape: _Shape, text: str) -> str:
     51 x 4 texts). As parameters, the planner priced `generate_series(1, $n - 1)` at
     1,000 rows in a generic plan, so it never looked cheaper than a custom one, and
     PostgreSQL planned every page anew: 1.0-1.4 ms of planning for 0.9 ms of execution
-    (`bench.cpu`'s page of 12 weeks: 2.4 ms of PostgreSQL's CPU, 0.9 with the generic
-    plan kept)."""
+    (one backend, a page of 12 weeks: 2.4 ms of CPU, 0.8-0.9 with the generic plan
+    kept; docs/benchmarks.md)."""
     return text.replace(":repeat_count", str(int(shape.repeat_count))).replace(
         ":repeat_interval", str(int(shape.repeat_interval))
     )
@@ -414,7 +414,9 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
         " AND start_time < b.hi + CAST(:after_gap AS interval)"
     )
     weeks = "make_interval(hours => 168 * ks.k * :repeat_interval)"
-    # Samples a day apart over the candidates' stretch, widened by the margin, in every week.
+    # Samples a day apart over the candidates' stretch, widened by the margin, in every
+    # week. A page wider than 14 days (sparse hours) goes occurrence by occurrence, so
+    # that the samples stay few.
     samples = f"""
                 SELECT ks.k, t.at + {weeks} AS at
                   FROM span AS sp CROSS JOIN generate_series(0, :repeat_count - 1) AS ks(k)
