@@ -5,7 +5,7 @@ writes no second copy; a series is one recurring event with its unbooked weeks
 excluded; the service never reads its own events back as busy time."""
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import recurring_ical_events
@@ -38,12 +38,41 @@ def deliveries(api: Api) -> list[tuple[Any, ...]]:
     )
 
 
-def test_a_booking_is_written_moved_and_removed(api: Api, caldav_server: Radicale) -> None:
+class Writing(NamedTuple):
+    """A provider with slots from DAY and a CalDAV calendar that takes its bookings."""
+
+    provider: str
+    slots: list[Any]
+    calendar: str  # the collection's URL
+    calendar_id: str
+
+
+def writing(api: Api, server: Radicale, minutes: int) -> Writing:
     with_key(api)
     provider = api.provider("Dr Dav")["id"]
-    slots = api.publish(provider, DAY, DAY + timedelta(hours=1))["slots"]
-    calendar = caldav_server.make_calendar()
-    added = connect_caldav(api, provider, caldav_server, calendar, write_bookings=True)
+    slots = api.publish(provider, DAY, DAY + timedelta(minutes=minutes))["slots"]
+    calendar = server.make_calendar()
+    added = connect_caldav(api, provider, server, calendar, write_bookings=True)
+    return Writing(provider, slots, calendar, added)
+
+
+def bob_books(api: Api, slot_id: str) -> tuple[str, str]:
+    """Bob holds the slot and confirms it: his id and the booking's."""
+    bob = str(api.customer()["id"])
+    held = api.reserve(bob, slot_id).json()
+    api.confirm(bob, held["id"])
+    return bob, str(held["id"])
+
+
+def failed_once(api: Api) -> str:
+    """The one calendar write, tried once and due again: why it failed."""
+    ((status, attempts, error),) = deliveries(api)
+    assert (status, attempts) == ("pending", 1)
+    return str(error)
+
+
+def test_a_booking_is_written_moved_and_removed(api: Api, caldav_server: Radicale) -> None:
+    provider, slots, calendar, added = writing(api, caldav_server, 60)
     bob = api.customer()["id"]
     held = api.reserve(bob, slots[0]["id"]).json()
     api.deliver()
@@ -79,35 +108,27 @@ def test_a_booking_is_written_moved_and_removed(api: Api, caldav_server: Radical
 def test_a_failed_write_is_retried_and_a_reconnect_writes_no_copy(
     api: Api, caldav_server: Radicale
 ) -> None:
-    with_key(api)
-    provider = api.provider("Dr Dav")["id"]
-    slots = api.publish(provider, DAY, DAY + timedelta(minutes=30))["slots"]
-    calendar = caldav_server.make_calendar()
-    added = connect_caldav(api, provider, caldav_server, calendar, write_bookings=True)
+    provider, slots, calendar, added = writing(api, caldav_server, 30)
     path = f"/providers/{provider}/calendars/{added}"
     user, password = caldav_server.auth
     body = {"kind": "caldav", "url": calendar, "username": user, "write_bookings": True}
     api.ok("PUT", path, 200, json={**body, "password": "wrong"})
-    bob = api.customer()["id"]
-    held = api.reserve(bob, slots[0]["id"]).json()
-    api.confirm(bob, held["id"])
+    _, held = bob_books(api, slots[0]["id"])
     api.deliver()
-    ((status, attempts, error),) = deliveries(api)
-    assert (status, attempts) == ("pending", 1)
-    assert "refused the credentials" in error
+    assert "refused the credentials" in failed_once(api)
     assert caldav_server.names(calendar) == []
     # The password is put right; the retry, when due, lands.
     api.ok("PUT", path, 200, json={**body, "password": password})
     api.client.app.state.clock.advance(minutes=10)  # type: ignore[attr-defined]
     api.deliver()
     assert [row[:2] for row in deliveries(api)] == [("delivered", 2)]
-    assert caldav_server.names(calendar) == [f"{held['id']}.ics"]
+    assert caldav_server.names(calendar) == [f"{held}.ics"]
     # Disconnected and connected again: the booking is written again, as the same
     # object, not a second one.
     api.ok("DELETE", path, 204)
     again = connect_caldav(api, provider, caldav_server, calendar, write_bookings=True)
     api.deliver()
-    assert caldav_server.names(calendar) == [f"{held['id']}.ics"]
+    assert caldav_server.names(calendar) == [f"{held}.ics"]
     assert len(caldav_server.events(calendar)) == 1
     assert api.ok("GET", f"/providers/{provider}/calendars/{again}")["busy_count"] == 0
     # Writing again (a retry after a lost answer) changes nothing either.
@@ -213,17 +234,11 @@ def test_a_series_is_one_recurring_event(api: Api, caldav_server: Radicale) -> N
 def test_a_booking_that_changes_while_it_is_written_is_written_again(
     api: Api, caldav_server: Radicale, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with_key(api)
-    provider = api.provider("Dr Dav")["id"]
-    slots = api.publish(provider, DAY, DAY + timedelta(minutes=15))["slots"]
-    calendar = caldav_server.make_calendar()
-    connect_caldav(api, provider, caldav_server, calendar, write_bookings=True)
-    bob = api.customer()["id"]
-    held = api.reserve(bob, slots[0]["id"]).json()
-    api.confirm(bob, held["id"])
+    _, slots, calendar, _ = writing(api, caldav_server, 15)
+    _, held = bob_books(api, slots[0]["id"])
     sessionmaker = api.client.app.state.sessionmaker  # type: ignore[attr-defined]
     put = writeback.send
-    cancelled = api.db_id(held["id"])
+    cancelled = api.db_id(held)
 
     async def cancelled_meanwhile(settings: Settings, write: writeback.Write) -> None:
         # The client cancels while the confirmed booking is on its way to the server.
@@ -238,7 +253,7 @@ def test_a_booking_that_changes_while_it_is_written_is_written_again(
     monkeypatch.setattr(writeback, "send", cancelled_meanwhile)
     api.deliver()
     # Written as it was, but not taken as done: the booking no longer reads so.
-    assert caldav_server.names(calendar) == [f"{held['id']}.ics"]
+    assert caldav_server.names(calendar) == [f"{held}.ics"]
     assert [row[0] for row in deliveries(api)] == ["pending"]
     monkeypatch.setattr(writeback, "send", put)
     api.deliver()
@@ -249,17 +264,9 @@ def test_a_booking_that_changes_while_it_is_written_is_written_again(
 def test_a_password_the_key_no_longer_opens_fails_the_write_with_that_reason(
     api: Api, caldav_server: Radicale
 ) -> None:
-    with_key(api)
-    provider = api.provider("Dr Dav")["id"]
-    slots = api.publish(provider, DAY, DAY + timedelta(minutes=15))["slots"]
-    calendar = caldav_server.make_calendar()
-    connect_caldav(api, provider, caldav_server, calendar, write_bookings=True)
+    _, slots, calendar, _ = writing(api, caldav_server, 15)
     with_key(api)  # the key changed: the stored password no longer decrypts
-    bob = api.customer()["id"]
-    held = api.reserve(bob, slots[0]["id"]).json()
-    api.confirm(bob, held["id"])
+    bob_books(api, slots[0]["id"])
     api.deliver()
-    ((status, attempts, error),) = deliveries(api)
-    assert (status, attempts) == ("pending", 1)
-    assert "stored password cannot be read with APPOINTMENTS_SECRETS_KEY" in error
+    assert "stored password cannot be read with APPOINTMENTS_SECRETS_KEY" in failed_once(api)
     assert caldav_server.names(calendar) == []
