@@ -217,19 +217,24 @@ class Api:
         return int(self.sql("SELECT count(*) FROM reservation_slots")[0][0])
 
 
-def every_start_page(
-    api: Api, provider_id: str, type_id: str, limit: int, **query: object
-) -> list[str]:
-    """The start times of every page of `limit` of a type's listing, following the
-    cursors; each page full but the last."""
-    path = f"/providers/{provider_id}/appointment-types/{type_id}/availability"
-    found: list[str] = []
+def every_item(api: Api, path: str, limit: int, **query: object) -> list[Json]:
+    """The items of every page of `limit` of a listing, following the cursors; each
+    page full but the last."""
+    found: list[Json] = []
     cursor: str | None = None
     while True:
         params = {"limit": limit, **query} | ({"cursor": cursor} if cursor else {})
         page = api.ok("GET", path, params=params)
-        found += [item["start_time"] for item in page["items"]]
+        found += page["items"]
         cursor = page["next_cursor"]
         if cursor is None:
             return found
         assert len(page["items"]) == limit, (limit, page)
+
+
+def every_start_page(
+    api: Api, provider_id: str, type_id: str, limit: int, **query: object
+) -> list[str]:
+    """The start times of every page of `limit` of a type's listing (`every_item`)."""
+    path = f"/providers/{provider_id}/appointment-types/{type_id}/availability"
+    return [item["start_time"] for item in every_item(api, path, limit, **query)]

@@ -12,7 +12,6 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, text
@@ -22,7 +21,7 @@ from appointments.appointment_types import start_times
 from appointments.appointment_types.models import AppointmentType
 from appointments.appointment_types.rules import BookingRules
 from appointments.db import wall_clock_weeks_later
-from tests.api import Api, Json, every_start_page, iso
+from tests.api import Api, Json, every_item, every_start_page, iso
 from tests.conftest import START
 
 WEEK = timedelta(weeks=1)
@@ -42,8 +41,8 @@ class Case:
 
 
 CASES = {
-    # Berlin springs forward on 2027-03-28 at 01:00 UTC: the fourth week is an hour
-    # later in UTC, its stretch far from the change.
+    # Berlin springs forward on 2027-03-28 at 01:00 UTC: the fourth week's wall-clock
+    # times are an hour earlier in UTC, its stretch far from the change.
     "berlin-shifted": Case("Europe/Berlin", datetime(2027, 3, 8, 5, tzinfo=UTC), 14, 4),
     # ... and here the fourth week's stretch runs across the change itself.
     "berlin-across": Case(
@@ -64,20 +63,6 @@ CASES = {
     # Troll goes from UTC+0 to UTC+2 on 2027-03-28 at 01:00 UTC.
     "troll-shifted": Case("Antarctica/Troll", datetime(2027, 3, 8, 6, tzinfo=UTC), 12, 4),
 }
-
-
-def all_slots(api: Api, provider_id: str) -> list[Json]:
-    found: list[Json] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"status": "all", "limit": 100}
-        if cursor:
-            params["cursor"] = cursor
-        page = api.ok("GET", f"/providers/{provider_id}/availability", params=params)
-        found += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
 
 
 def parse(value: str) -> datetime:
@@ -107,7 +92,9 @@ def oracle(api: Api, case: Case, provider: Json, kind: Json, query: dict[str, st
     """The plain starts whose every later occurrence (the wall-clock rule's Python side)
     has its whole span of slots open."""
     open_starts = {
-        parse(s["start_time"]) for s in all_slots(api, provider["id"]) if s["status"] == "available"
+        parse(slot["start_time"])
+        for slot in every_item(api, f"/providers/{provider['id']}/availability", 100, status="all")
+        if slot["status"] == "available"
     }
     expected = []
     for start in every_start_page(api, provider["id"], kind["id"], 100, **query):
