@@ -413,12 +413,17 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
         " AND start_time >= b.lo - CAST(:before_gap AS interval)"
         " AND start_time < b.hi + CAST(:after_gap AS interval)"
     )
-    weeks = "make_interval(hours => 168 * ks.k * :repeat_interval)"
+
+    def weeks(k: str) -> str:
+        """The k-th later week's distance in hours (not days: a day's length would
+        follow the session's time zone)."""
+        return f"make_interval(hours => 168 * {k} * :repeat_interval)"
+
     # Samples a day apart over the candidates' stretch, widened by the margin, in every
     # week. A page wider than 14 days (sparse hours) goes occurrence by occurrence, so
     # that the samples stay few.
     samples = f"""
-                SELECT ks.k, t.at + {weeks} AS at
+                SELECT ks.k, t.at + {weeks("ks.k")} AS at
                   FROM span AS sp CROSS JOIN generate_series(0, :repeat_count - 1) AS ks(k)
                  CROSS JOIN LATERAL (
                      SELECT least(sp.lo - {core.STEADY_MARGIN} + js.j * {core.STEADY_SAMPLES},
@@ -469,8 +474,7 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
             ),
             steady AS MATERIALIZED ({steady}),
             shifts AS MATERIALIZED (
-                SELECT w.k, make_interval(hours => 168 * w.k * :repeat_interval) + f.utc - w.utc
-                       AS shift
+                SELECT w.k, {weeks("w.k")} + f.utc - w.utc AS shift
                   FROM offsets AS w JOIN offsets AS f ON f.k = 0
                  WHERE w.k > 0
             ),
