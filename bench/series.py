@@ -130,10 +130,11 @@ async def run(
     return figures
 
 
-async def requests(pg: PostgresServer, count: int, rounds: int) -> dict[str, Any]:
+async def requests(pg: PostgresServer, count: int, rounds: int, zone: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {admin_token()}"}
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
     (provider,) = await seed.providers(db, 1, "series")
+    await db.execute("UPDATE providers SET timezone = $1 WHERE id = $2", zone, uuid.UUID(provider))
     await seed.slots(db, provider, 20_000)
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
     await db.execute("VACUUM ANALYZE")
@@ -152,7 +153,12 @@ async def requests(pg: PostgresServer, count: int, rounds: int) -> dict[str, Any
         rows = await paired.rounds(
             pg, svc, paths, headers, base=base, spread=10_000, count=count, rounds=rounds
         )
-    return {"count": count, "rounds": rounds, **paired.ratio(rows, "repeat_12", "plain")}
+    return {
+        "zone": zone,
+        "count": count,
+        "rounds": rounds,
+        **paired.ratio(rows, "repeat_12", "plain"),
+    }
 
 
 def main() -> None:
@@ -162,10 +168,13 @@ def main() -> None:
     parser.add_argument("--plans", type=Path, help="write each page's plan into this folder")
     parser.add_argument("--requests", type=int, help="measure requests' CPU: this many a round")
     parser.add_argument("--rounds", type=int, default=15, help="rounds of --requests")
+    parser.add_argument(
+        "--zone", default="Europe/Berlin", help="the provider's time zone (with --requests)"
+    )
     args = parser.parse_args()
     if args.requests:
         with postgres() as pg:
-            figures = asyncio.run(requests(pg, args.requests, args.rounds))
+            figures = asyncio.run(requests(pg, args.requests, args.rounds, args.zone))
         LOGS.mkdir(exist_ok=True)
         (LOGS / "series-requests.json").write_text(json.dumps(figures, indent=2))
         return
