@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
 
 from appointments.auth.tokens import Role
-from tests.api import Api, bearer
+from tests.api import Api, Json, bearer
 from tests.busy.feeds import Feeds
 from tests.busy.radicale import Radicale
 from tests.busy.test_calendars import event, feed
@@ -83,6 +83,12 @@ class Screens:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
+    @classmethod
+    def for_test(cls, tmp_path: Path) -> "Screens":
+        """Into docs/screens with APPOINTMENTS_UPDATE_SCREENS=1, else the test's folder."""
+        update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
+        return cls(DOCS_SCREENS if update else tmp_path / "screens")
+
     def shoot(self, page: Page, name: str) -> None:
         assert page.evaluate(UNLABELLED) == [], name
         assert not page.evaluate(SIDEWAYS), f"{name} scrolls sideways"
@@ -106,12 +112,36 @@ def sign_up(page: Page, base: str, name: str, email: str) -> None:
     expect(page.get_by_role("heading", name="Choose a provider")).to_be_visible()
 
 
+def sign_in(page: Page, base: str, token: str) -> None:
+    """At the home page, with an access token (an admin's or a provider's)."""
+    page.goto(f"{base}/")
+    page.get_by_role("textbox", name="Access token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def berlin_provider(http: httpx.Client) -> tuple[Json, str]:
+    """Dr Ada Lovelace, whose hours are Berlin's, and her sign-in token."""
+    made = http.post("/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"})
+    provider: Json = made.json()
+    return provider, bearer(Role.PROVIDER, provider["id"])["Authorization"].removeprefix("Bearer ")
+
+
+def offer(http: httpx.Client, provider: Json, start: datetime, hours: int) -> None:
+    """Publish `hours` of slots from `start` (an aware time)."""
+    http.post(
+        f"/providers/{provider['id']}/availability",
+        json={
+            "start_time": start.astimezone(UTC).isoformat(),
+            "end_time": (start + timedelta(hours=hours)).astimezone(UTC).isoformat(),
+        },
+    ).raise_for_status()
+
+
 @pytest.mark.live
 def test_admin_creates_provider_publishes_client_books_and_a_rival_loses_the_race(
     database_url: str, api: Api, tmp_path: Path
 ) -> None:
-    update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
-    screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
+    screens = Screens.for_test(tmp_path)
     # Three days ahead in Berlin: past the 24-hour notice whatever the time of day.
     day: date = (datetime.now(BERLIN) + timedelta(days=3)).date()
     nine = datetime.combine(day, time(9), BERLIN)
@@ -321,8 +351,7 @@ def test_a_hold_that_runs_out_refreshes_the_page_with_the_reason(
 def test_clients_share_a_group_session_and_the_provider_cancels_it(
     database_url: str, api: Api, tmp_path: Path
 ) -> None:
-    update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
-    screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
+    screens = Screens.for_test(tmp_path)
     day: date = (datetime.now(BERLIN) + timedelta(days=3)).date()
     nine = datetime.combine(day, time(9), BERLIN)
     with (
@@ -330,21 +359,12 @@ def test_clients_share_a_group_session_and_the_provider_cancels_it(
         httpx.Client(base_url=base, headers=ADMIN) as http,
         sync_playwright() as pw,
     ):
-        provider = http.post(
-            "/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"}
-        ).json()
-        http.post(
-            f"/providers/{provider['id']}/availability",
-            json={
-                "start_time": nine.astimezone(UTC).isoformat(),
-                "end_time": (nine + timedelta(hours=2)).astimezone(UTC).isoformat(),
-            },
-        ).raise_for_status()
+        provider, token = berlin_provider(http)
+        offer(http, provider, nine, 2)
         kind = http.post(
             f"/providers/{provider['id']}/appointment-types",
             json={"name": "Yoga", "duration_minutes": 60, "capacity": 6},
         ).json()
-        token = bearer(Role.PROVIDER, provider["id"])["Authorization"].removeprefix("Bearer ")
         with (
             browser(pw, tmp_path / "carol", "Europe/Berlin") as carol_context,
             browser(pw, tmp_path / "desk", "Europe/Berlin") as desk_context,
@@ -375,9 +395,7 @@ def test_clients_share_a_group_session_and_the_provider_cancels_it(
 
             # The provider sees one session with both clients and cancels it whole.
             desk = desk_context.new_page()
-            desk.goto(f"{base}/")
-            desk.get_by_role("textbox", name="Access token").fill(token)
-            desk.get_by_role("button", name="Sign in").click()
+            sign_in(desk, base, token)
             desk.goto(f"{base}/provider?week={day}")
             expect(desk.get_by_text("Group session: Carol Client, Dan")).to_be_visible()
             screens.shoot(desk, "14-provider-session")
@@ -391,27 +409,19 @@ def test_clients_share_a_group_session_and_the_provider_cancels_it(
 def test_a_client_books_a_weekly_series_with_a_week_explained_and_sees_it_grouped(
     database_url: str, api: Api, tmp_path: Path
 ) -> None:
-    update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
-    screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
+    screens = Screens.for_test(tmp_path)
     day: date = (datetime.now(BERLIN) + timedelta(days=3)).date()
     with (
         live_server(database_url, workers=2) as base,
         httpx.Client(base_url=base, headers=ADMIN) as http,
         sync_playwright() as pw,
     ):
-        provider = http.post(
-            "/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"}
-        ).json()
+        provider, _ = berlin_provider(http)
         # 10:00-11:00 on four weeks' same weekday, but not the third.
         for week in (0, 1, 3):
-            ten = datetime.combine(day + timedelta(weeks=week), time(10), BERLIN)
-            http.post(
-                f"/providers/{provider['id']}/availability",
-                json={
-                    "start_time": ten.astimezone(UTC).isoformat(),
-                    "end_time": (ten + timedelta(hours=1)).astimezone(UTC).isoformat(),
-                },
-            ).raise_for_status()
+            offer(
+                http, provider, datetime.combine(day + timedelta(weeks=week), time(10), BERLIN), 1
+            )
         ten = datetime.combine(day, time(10), BERLIN)
         with browser(pw, tmp_path / "carol", "Europe/Berlin") as context:
             carol = context.new_page()
@@ -441,8 +451,7 @@ def test_a_client_books_a_weekly_series_with_a_week_explained_and_sees_it_groupe
 def test_a_provider_sets_a_standing_week_a_closed_date_and_time_off(
     database_url: str, api: Api, tmp_path: Path
 ) -> None:
-    update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
-    screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
+    screens = Screens.for_test(tmp_path)
     today = datetime.now(BERLIN).date()
     closed = today + timedelta(days=(3 - today.weekday()) % 7 + 7)  # a Thursday ahead
     with (
@@ -450,15 +459,10 @@ def test_a_provider_sets_a_standing_week_a_closed_date_and_time_off(
         httpx.Client(base_url=base, headers=ADMIN) as http,
         sync_playwright() as pw,
     ):
-        provider = http.post(
-            "/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"}
-        ).json()
-        token = bearer(Role.PROVIDER, provider["id"])["Authorization"].removeprefix("Bearer ")
+        provider, token = berlin_provider(http)
         with browser(pw, tmp_path / "desk", "Europe/Berlin") as context:
             desk = context.new_page()
-            desk.goto(f"{base}/")
-            desk.get_by_role("textbox", name="Access token").fill(token)
-            desk.get_by_role("button", name="Sign in").click()
+            sign_in(desk, base, token)
             desk.get_by_role("link", name="Weekly hours, dates and time off").click()
             expect(desk.get_by_role("heading", name="My standing week")).to_be_visible()
             # Monday to Friday 9 to 5 is offered; Friday ends at 13:00 here.
@@ -497,8 +501,7 @@ def test_a_provider_sets_a_standing_week_a_closed_date_and_time_off(
 def test_a_provider_connects_its_other_calendar_and_sees_its_busy_time(
     database_url: str, api: Api, tmp_path: Path, caldav_server: Radicale
 ) -> None:
-    update = os.environ.get("APPOINTMENTS_UPDATE_SCREENS") == "1"
-    screens = Screens(DOCS_SCREENS if update else tmp_path / "screens")
+    screens = Screens.for_test(tmp_path)
     feeds = Feeds()
     threading.Thread(target=feeds.server.serve_forever, daemon=True).start()
     day: date = (datetime.now(BERLIN) + timedelta(days=3)).date()
@@ -525,22 +528,11 @@ def test_a_provider_connects_its_other_calendar_and_sees_its_busy_time(
             httpx.Client(base_url=base, headers=ADMIN) as http,
             sync_playwright() as pw,
         ):
-            provider = http.post(
-                "/providers", json={"name": "Dr Ada Lovelace", "timezone": "Europe/Berlin"}
-            ).json()
-            http.post(
-                f"/providers/{provider['id']}/availability",
-                json={
-                    "start_time": nine.astimezone(UTC).isoformat(),
-                    "end_time": (nine + timedelta(hours=1)).astimezone(UTC).isoformat(),
-                },
-            ).raise_for_status()
-            token = bearer(Role.PROVIDER, provider["id"])["Authorization"].removeprefix("Bearer ")
+            provider, token = berlin_provider(http)
+            offer(http, provider, nine, 1)
             with browser(pw, tmp_path / "desk", "Europe/Berlin") as context:
                 desk = context.new_page()
-                desk.goto(f"{base}/")
-                desk.get_by_role("textbox", name="Access token").fill(token)
-                desk.get_by_role("button", name="Sign in").click()
+                sign_in(desk, base, token)
                 desk.goto(f"{base}/provider/schedule")
                 desk.get_by_label("Calendar address").fill(url)
                 desk.get_by_role("button", name="Connect", exact=True).click()
