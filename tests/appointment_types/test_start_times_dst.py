@@ -8,7 +8,6 @@ On PostgreSQL a page's later weeks are checked either by shifting the whole page
 occurrence (where it moves): the cases below take each way, and the last test
 proves which way each took."""
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from appointments import rawsql
 from appointments.appointment_types import start_times
 from appointments.appointment_types.models import AppointmentType
 from appointments.appointment_types.rules import BookingRules
 from appointments.db import wall_clock_weeks_later
+from tests import plans
 from tests.api import Api, Json, every_item, every_start_page, iso
 from tests.conftest import START
 
@@ -137,8 +136,8 @@ def test_series_starts_match_the_wall_clock_rule(api: Api, name: str) -> None:
 def _plan(api: Api, case: Case, provider: Json, kind: Json, *, generic: bool = False) -> Json:
     """PostgreSQL's EXPLAIN ANALYZE of the service's own statement for the case's page
     (its top node); with `generic`, of the plan PostgreSQL keeps for a prepared
-    statement once it stops planning each execution (`plan_cache_mode`), which is
-    made without the parameters' values."""
+    statement (`tests.plans`), left only nested loops to join by: the worst it may
+    pick from estimates made without the values."""
     settings = api.client.app.state.settings  # type: ignore[attr-defined]
 
     async def run(session: AsyncSession) -> Json:
@@ -156,48 +155,19 @@ def _plan(api: Api, case: Case, provider: Json, kind: Json, *, generic: bool = F
         sql, params, _ = start_times.compose_text(
             "postgresql", uuid.UUID(provider["id"]), rules, search, START, limit=100
         )
-        numbered, names = rawsql.positional(sql)
-        driver = (await (await session.connection()).get_raw_connection()).driver_connection
-        assert driver is not None
-        arguments = [params[name] for name in names]
         if generic:
-            kinds = [t.name for t in (await driver.prepare(numbered)).get_parameters()]
-            await driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            # A generic plan's join choice follows estimates made without the values;
-            # leave it only nested loops, the worst it may pick.
-            await driver.execute("SET LOCAL enable_hashjoin = off")
-            await driver.execute("SET LOCAL enable_mergejoin = off")
-            await driver.execute(f"PREPARE page ({', '.join(kinds)}) AS {numbered}")
-            # EXECUTE takes no parameters: each value as a literal, quoted by PostgreSQL.
-            literals = [
-                await driver.fetchval(f"SELECT quote_literal(CAST($1 AS {kind_})::text)", value)
-                for kind_, value in zip(kinds, arguments, strict=True)
-            ]
-            numbered, arguments = f"EXECUTE page ({', '.join(literals)})", []
-        plan = await driver.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + numbered, *arguments)
-        if generic:
-            await driver.execute("DEALLOCATE page")
-        # The service's connections decode JSON themselves; a bare one would not.
-        top: Json = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
-        return top
+            joins = ("enable_hashjoin = off", "enable_mergejoin = off")
+            return await plans.kept_plan(session, sql, params, joins)
+        return await plans.explained(session, sql, params)
 
     return api.in_session(run)
-
-
-def _nodes(plan: Json) -> list[Json]:
-    nodes, found = [plan], []
-    while nodes:
-        node = nodes.pop()
-        found.append(node)
-        nodes += node.get("Plans", [])
-    return found
 
 
 def _per_occurrence(api: Api, case: Case, provider: Json, kind: Json) -> tuple[int, int]:
     """Rows of the page's per-occurrence step, and the page's candidates."""
     rows = {
         node["Subplan Name"]: int(node["Actual Rows"])
-        for node in _nodes(_plan(api, case, provider, kind))
+        for node in plans.nodes(_plan(api, case, provider, kind))
         if node.get("Subplan Name") in ("CTE occurrences", "CTE candidates")
     }
     return rows["CTE occurrences"], rows["CTE candidates"]
@@ -231,5 +201,5 @@ def test_the_kept_plan_of_a_series_page_stays_linear(api: Api, name: str) -> Non
     _, candidates = _per_occurrence(api, case, provider, kind)
     occurrences = candidates * (case.count - 1)
     plan = _plan(api, case, provider, kind, generic=True)
-    busiest = max(_nodes(plan), key=lambda node: node["Actual Rows"] * node["Actual Loops"])
+    busiest = max(plans.nodes(plan), key=lambda node: node["Actual Rows"] * node["Actual Loops"])
     assert busiest["Actual Rows"] * busiest["Actual Loops"] <= 4 * occurrences, busiest
