@@ -167,6 +167,7 @@ def _configure_sqlite(engine: AsyncEngine, enforce_foreign_keys: bool) -> None:
         for name, function in (("tz_day_start", _tz_day_start), ("tz_day_end", _tz_day_end)):
             dbapi_connection.create_function(name, 2, function, deterministic=True)
         dbapi_connection.create_function("tz_weeks_later", 3, _tz_weeks_later, deterministic=True)
+        dbapi_connection.create_function("time_plus", 2, _time_plus, deterministic=True)
         # PostgreSQL's built-in, in SQLAlchemy's SQLite form of a UUID (32 hex digits).
         dbapi_connection.create_function("gen_random_uuid", 0, _random_uuid)
 
@@ -221,6 +222,19 @@ def _tz_weeks_later(stored: str | None, zone: str | None, weeks: int | None) -> 
     except (ValueError, KeyError, ZoneInfoNotFoundError):
         return None
     return None if later is None else later.strftime(_SQLITE_TIME)
+
+
+def _time_plus(stored: str | None, seconds: float | None) -> str | None:
+    """A stored time moved by `seconds`, in the stored form, so that a query can compare
+    it with a column as text, by the column's index (SQLite's own `datetime()` writes
+    another form, which does not compare as text; `unixepoch(column)` reads every row)."""
+    if stored is None or seconds is None:
+        return None
+    try:
+        moment = datetime.strptime(stored, _SQLITE_TIME)
+    except ValueError:
+        return None
+    return (moment + timedelta(seconds=seconds)).strftime(_SQLITE_TIME)
 
 
 def _random_uuid() -> str:

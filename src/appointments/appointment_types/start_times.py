@@ -187,6 +187,9 @@ def compose_text(
     upper: datetime | None = search.start_before
     if search.latest is not None:
         just_after_latest = search.latest + timedelta(microseconds=1)
+        if search.repeat is not None and search.zone is not None:
+            # A series' last occurrence must be within the horizon too.
+            just_after_latest -= _reach(search.repeat)
         upper = just_after_latest if upper is None else min(upper, just_after_latest)
     if upper is not None:
         time_param("scan_to", upper + rules.duration + rules.buffer_after)
@@ -208,6 +211,11 @@ def compose_text(
     repeats = search.repeat is not None and search.zone is not None
     if search.repeat is not None and repeats:
         params.update(zone=search.zone, span_slots=span_slots)
+        if dialect == "postgresql":
+            params["series_reach"] = _reach(search.repeat)
+            typed.append(("series_reach", Interval))
+        else:
+            params["series_reach_seconds"] = int(_reach(search.repeat).total_seconds())
         before, after = rules.buffer_before, rules.duration + rules.buffer_after
         if dialect == "postgresql":
             params.update(before_gap=before, after_gap=after)
@@ -234,6 +242,28 @@ def compose_text(
     return _text(shape), params, typed
 
 
+def _reach(repeat: Repeat) -> timedelta:
+    """How far after its first occurrence a series' last one lies, at the least."""
+    return core.earliest_weeks_later((repeat.count - 1) * repeat.interval_weeks)
+
+
+# A series' scan stops where no start can have its last occurrence: that far before the
+# provider's last slot (whose start the backward index scan finds at once), and the
+# span's length on, so that every start before it still sees its whole span. Without
+# it, a page near the end of the provider's slots (or a horizon shorter than the
+# series) scanned on to the end, testing every start's later weeks one by one.
+_BEFORE_LAST_SLOT = {
+    "postgresql": (
+        "start_time <= (SELECT max(l.start_time) FROM slots AS l"
+        " WHERE l.provider_id = :provider_id)"
+        " - CAST(:series_reach AS interval) + CAST(:span_gap AS interval)"
+    ),
+    "sqlite": (
+        "start_time <= time_plus((SELECT max(l.start_time) FROM slots AS l"
+        " WHERE l.provider_id = :provider_id), :span_gap_seconds - :series_reach_seconds)"
+    ),
+}
+
 # Each free slot with the start of the slot `before_n` on (the anchor) and `last_n` on.
 _RUN = """
                 SELECT start_time AS first_start,
@@ -259,6 +289,8 @@ def _text(shape: _Shape) -> str:
         scan_where.append("start_time >= :scan_from")
     if shape.upper:
         scan_where.append("start_time < :scan_to")
+    if shape.repeats:
+        scan_where.append(_BEFORE_LAST_SLOT[shape.dialect])
     start_bounds = []
     for given, condition in (
         (shape.start_from, "anchor_start >= :start_from"),
@@ -331,11 +363,6 @@ def _open_sessions(start_bounds: list[str]) -> str:
             """
 
 
-# Seats left in the type's open session (a live seat) starting at `o.occ`, if any.
-_SESSION_AT = {
-    "postgresql": "gs.start_time = o.occ",
-    "sqlite": "unixepoch(gs.start_time) = unixepoch(o.occ)",
-}
 _LEAST = {"postgresql": "LEAST({a}, {b})", "sqlite": "min({a}, {b})"}
 
 
@@ -350,7 +377,7 @@ def _group_series_starts(
                         FROM group_sessions AS gs
                        WHERE gs.provider_id = :provider_id
                          AND gs.appointment_type_id = :type_id
-                         AND gs.seats_taken > 0 AND {_SESSION_AT[shape.dialect]})"""
+                         AND gs.seats_taken > 0 AND gs.start_time = o.occ)"""
     open_seats = f"(SELECT j.seats FROM {session_at} AS j WHERE j.seats < j.capacity)"
     occurrences = _OCCURRENCES[shape.dialect].format(
         occurrence=core.weeks_later(shape.dialect, "found.anchor_start", "ks.k * :repeat_interval")
@@ -541,9 +568,10 @@ _SPAN_FREE_AT = {
         "s.start_time >= o.occ - CAST(:before_gap AS interval)"
         " AND s.start_time < o.occ + CAST(:after_gap AS interval)"
     ),
+    # Stored times compared as text, by the index (`time_plus`, db.py).
     "sqlite": (
-        "unixepoch(s.start_time) >= unixepoch(o.occ) - :before_seconds"
-        " AND unixepoch(s.start_time) < unixepoch(o.occ) + :after_seconds"
+        "s.start_time >= time_plus(o.occ, -:before_seconds)"
+        " AND s.start_time < time_plus(o.occ, :after_seconds)"
     ),
 }
 

@@ -165,6 +165,19 @@ def weeks_later(dialect: str, moment: str, weeks: str, zone: str = ":zone") -> s
     return _WEEKS_LATER[dialect].format(moment=moment, weeks=weeks, zone=zone)
 
 
+# A zone's offsets from UTC differ between any two moments by less than this (they run
+# from UTC-12 to UTC+14, 26 hours apart; Samoa skipped a whole day in 2011), so
+# `weeks_later(moment, w)`, when it exists, lies at least w weeks less OFFSET_SWING
+# after `moment`: a start that much less than w weeks before the provider's last slot,
+# or its horizon, cannot have its w-th week's occurrence (`earliest_weeks_later`).
+OFFSET_SWING = timedelta(days=2)
+
+
+def earliest_weeks_later(weeks: int) -> timedelta:
+    """`weeks_later(moment, weeks)` is never sooner than `moment` plus this."""
+    return timedelta(weeks=weeks) - OFFSET_SWING
+
+
 # Where a zone's offset from UTC holds still within STEADY_MARGIN of a moment and of the
 # moment w weeks on, `weeks_later` is that moment plus w weeks plus the first offset less
 # the second: the wall-clock time exists and is read one way only, since every other
