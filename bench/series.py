@@ -26,19 +26,27 @@ daylight saving, some pages have a week across an offset change, which UTC never
 import argparse
 import asyncio
 import json
+import random
 import re
 import statistics
+import tempfile
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from time import time_ns
 from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import insert
 
-from appointments import rawsql
+from appointments import migrate, rawsql
 from appointments.appointment_types import start_times
+from appointments.appointment_types.models import AppointmentType
 from appointments.appointment_types.rules import BookingRules
+from appointments.db import create_engine, create_sessionmaker
+from appointments.providers.models import Provider
+from appointments.scheduling.models import Slot
 from appointments.settings import Settings
 from bench import paired, seed
 from bench.harness import LOGS, admin_token, asyncpg_dsn, postgres, service
@@ -170,6 +178,67 @@ async def requests(pg: PostgresServer, count: int, rounds: int, zone: str) -> di
     }
 
 
+async def sqlite_pages(url: str, days: int, pages: int, zone: str) -> dict[str, Any]:
+    """SQLite: one provider publishing 09:00-17:00 UTC (32 slots) on each of `days` days,
+    a 45 + 15 type; first pages of 100 from random days, plain and with 12 weeks,
+    through the service's own search (`start_times.find`): wall-clock ms per page."""
+    settings = Settings(database_url=url)
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    provider, kind = uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC)
+    base = datetime.combine(now.date() + timedelta(days=3), time(9), UTC)
+    rules = _rules(str(kind))
+    async with sessions() as session, session.begin():
+        session.add(
+            Provider(id=provider, name="Dr Ada", timezone=zone, created_at=now, updated_at=now)
+        )
+        await session.flush()  # before its type (no relationship orders them)
+        session.add(
+            AppointmentType(
+                id=kind,
+                provider_id=provider,
+                name="Consultation",
+                duration_minutes=45,
+                buffer_before_minutes=0,
+                buffer_after_minutes=15,
+                change_notice_minutes=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await session.flush()
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "provider_id": provider,
+                "start_time": base + timedelta(days=day, minutes=15 * k),
+                "end_time": base + timedelta(days=day, minutes=15 * (k + 1)),
+                "status": "available",
+            }
+            for day in range(days)
+            for k in range(32)
+        ]
+        await session.execute(insert(Slot), rows)
+    figures: dict[str, Any] = {"days": days, "slots": days * 32, "zone": zone}
+    for name, repeat in (("plain", None), ("repeat_12", start_times.Repeat(12))):
+        took = []
+        for _ in range(pages):
+            start = base + timedelta(days=random.randrange(days))
+            search = start_times.search_for(rules, zone, start, None, now, repeat)
+            async with sessions() as session:
+                began = time_ns()
+                await start_times.find(session, provider, rules, search, now, limit=101)
+                took.append((time_ns() - began) / 1e6)
+        figures[name] = {
+            "p50_ms": round(statistics.median(took), 2),
+            "p99_ms": round(statistics.quantiles(took, n=100)[98], 2),
+        }
+        print(f"SQLite, {days * 32:,} slots, {name}: {figures[name]}", flush=True)
+    await engine.dispose()
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
@@ -178,7 +247,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, help="measure requests' CPU: this many a round")
     parser.add_argument("--rounds", type=int, default=15, help="rounds of --requests")
     parser.add_argument("--zone", default="Europe/Berlin", help="the provider's time zone")
+    parser.add_argument(
+        "--sqlite", type=int, metavar="DAYS", help="time pages on SQLite over DAYS of slots"
+    )
     args = parser.parse_args()
+    if args.sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/bench.db"
+            migrate.upgrade(url)
+            figures = {
+                str(days): asyncio.run(sqlite_pages(url, days, args.runs * 20, args.zone))
+                for days in (args.sqlite,)
+            }
+        LOGS.mkdir(exist_ok=True)
+        (LOGS / "series-sqlite.json").write_text(json.dumps(figures, indent=2))
+        return
     if args.requests:
         with postgres() as pg:
             figures = asyncio.run(requests(pg, args.requests, args.rounds, args.zone))
