@@ -5,10 +5,11 @@ across daylight-saving changes, in zones east and west of UTC and with half-hour
 offsets."""
 
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 
+from appointments.db import wall_clock_weeks_later
 from appointments.scheduling import rules
 from tests.api import Api
 
@@ -93,3 +94,18 @@ def test_the_same_wall_clock_time_weeks_later_agrees_with_its_twin(api: Api, zon
     assert checked >= 288
     if zone != "Asia/Kolkata":
         assert missing > 0  # the gaps were met
+
+
+def test_no_zone_moves_a_later_week_sooner_than_the_series_bound_allows() -> None:
+    """`rules.earliest_weeks_later`, which ends a series search's scan: in every zone
+    tzdata knows, the same wall-clock time w weeks on lies at least that much later,
+    from moments 11 days 5 hours apart over two years (every hour of the day comes up)
+    to one week and to 204 weeks on (the longest series: 52 every 4 weeks)."""
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    for zone in sorted(available_timezones()):
+        for hours in range(0, 2 * 365 * 24, 11 * 24 + 5):
+            moment = start + timedelta(hours=hours)
+            for weeks in (1, 204):
+                later = wall_clock_weeks_later(moment, zone, weeks)
+                if later is not None:
+                    assert later - moment >= rules.earliest_weeks_later(weeks), (zone, moment)
