@@ -181,6 +181,18 @@ def _configure_sqlite(engine: AsyncEngine, enforce_foreign_keys: bool) -> None:
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
+def _from_stored(stored: str) -> datetime:
+    """SQLite's stored form (`_SQLITE_TIME`) read, naive. `fromisoformat` reads it at
+    ~1/30 of `strptime`'s cost, which a series' start-time search pays per occurrence."""
+    return datetime.fromisoformat(stored)
+
+
+def _to_stored(moment: datetime) -> str:
+    """A naive or UTC time in SQLite's stored form (`_SQLITE_TIME`), as `isoformat`
+    writes it (cheaper than `strftime`, the same text)."""
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
 def _local_midnight(stored: str | None, zone: str | None, days: int) -> str | None:
     """Local midnight (plus `days`) of a stored UTC time's day in the zone, stored form.
 
@@ -191,12 +203,12 @@ def _local_midnight(stored: str | None, zone: str | None, days: int) -> str | No
         return None
     try:
         tz = ZoneInfo(zone)
-        moment = datetime.strptime(stored, _SQLITE_TIME).replace(tzinfo=UTC)
+        moment = _from_stored(stored).replace(tzinfo=UTC)
     except (ValueError, KeyError, ZoneInfoNotFoundError):
         return None
     day = moment.astimezone(tz).date() + timedelta(days=days)
     midnight = datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
-    return midnight.strftime(_SQLITE_TIME)
+    return _to_stored(midnight)
 
 
 def wall_clock_weeks_later(moment: datetime, zone: str, weeks: int) -> datetime | None:
@@ -217,11 +229,11 @@ def _tz_weeks_later(stored: str | None, zone: str | None, weeks: int | None) -> 
     if stored is None or zone is None or weeks is None:
         return None
     try:
-        moment = datetime.strptime(stored, _SQLITE_TIME).replace(tzinfo=UTC)
+        moment = _from_stored(stored).replace(tzinfo=UTC)
         later = wall_clock_weeks_later(moment, zone, weeks)
     except (ValueError, KeyError, ZoneInfoNotFoundError):
         return None
-    return None if later is None else later.strftime(_SQLITE_TIME)
+    return None if later is None else _to_stored(later)
 
 
 def _time_plus(stored: str | None, seconds: float | None) -> str | None:
@@ -231,10 +243,10 @@ def _time_plus(stored: str | None, seconds: float | None) -> str | None:
     if stored is None or seconds is None:
         return None
     try:
-        moment = datetime.strptime(stored, _SQLITE_TIME)
+        moment = _from_stored(stored)
     except ValueError:
         return None
-    return (moment + timedelta(seconds=seconds)).strftime(_SQLITE_TIME)
+    return _to_stored(moment + timedelta(seconds=seconds))
 
 
 def _random_uuid() -> str:

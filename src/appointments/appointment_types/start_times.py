@@ -96,24 +96,38 @@ async def find(
     moving: uuid.UUID | None = None,
 ) -> list[StartTime]:
     """Up to `limit` bookable starts in start order, after `cursor` when given; the
-    slots of reservation `moving` count as free (the starts it could be moved to)."""
-    sql, params, typed = compose_text(
-        session.get_bind().dialect.name,
-        provider_id,
-        rules,
-        search,
-        now,
-        limit=limit,
-        cursor=cursor,
-        moving=moving,
-    )
-    statement = (
-        text(sql)
-        .bindparams(*(bindparam(name, type_=kind()) for name, kind in typed))
-        .columns(anchor_id=Uuid(), anchor_start=UTCDateTime())
-    )
-    rows = (await session.execute(statement, params)).all()
-    return [StartTime(slot_id=row[0], start_time=row[1], seats_left=row[2]) for row in rows]
+    slots of reservation `moving` count as free (the starts it could be moved to).
+
+    One statement, but for a series on SQLite, which checks a chunk of starts at a time
+    (`_chunked_series_starts`) and goes on after a full chunk until the page is."""
+    found: list[StartTime] = []
+    while True:
+        remaining = limit - len(found)
+        sql, params, typed = compose_text(
+            session.get_bind().dialect.name,
+            provider_id,
+            rules,
+            search,
+            now,
+            limit=remaining,
+            cursor=cursor,
+            moving=moving,
+        )
+        statement = (
+            text(sql)
+            .bindparams(*(bindparam(name, type_=kind()) for name, kind in typed))
+            .columns(anchor_id=Uuid(), anchor_start=UTCDateTime())
+        )
+        last: datetime | None = None  # the chunk's last start, and its size
+        size = 0
+        for row in (await session.execute(statement, params)).all():
+            if row[0] is None:
+                last, size = row[1], row[2]
+            else:
+                found.append(StartTime(slot_id=row[0], start_time=row[1], seats_left=row[2]))
+        if last is None or size < _chunk(remaining) or len(found) >= limit:
+            return found
+        cursor = Keyset(at=last, id=uuid.UUID(int=0))  # only its time orders starts
 
 
 @dataclass(frozen=True)
@@ -216,6 +230,7 @@ def compose_text(
             typed.append(("series_reach", Interval))
         else:
             params["series_reach_seconds"] = int(_reach(search.repeat).total_seconds())
+            params["chunk"] = _chunk(limit)
         before, after = rules.buffer_before, rules.duration + rules.buffer_after
         if dialect == "postgresql":
             params.update(before_gap=before, after_gap=after)
@@ -310,7 +325,7 @@ def _text(shape: _Shape) -> str:
     if shape.repeats and shape.dialect == "postgresql":
         return _with_repeat(shape, _series_starts(shape, run, anchor_where, usable))
     if shape.repeats:
-        anchor_where.append(_with_repeat(shape, _every_occurrence_bookable(shape)))
+        return _with_repeat(shape, _chunked_series_starts(shape, run, anchor_where))
     free = f"""
             SELECT anchor_id, anchor_start, CAST(:capacity AS integer) AS seats_left FROM (
                 {run}
@@ -332,6 +347,41 @@ def _text(shape: _Shape) -> str:
             ) AS found
             ORDER BY anchor_start
             LIMIT :limit
+            """
+
+
+def _chunk(limit: int) -> int:
+    """Starts a SQLite series statement checks at a time: the page's worth (each costs
+    its later weeks' probes; a page whose starts all pass takes one statement)."""
+    return max(limit, 1)
+
+
+def _chunked_series_starts(shape: _Shape, run: str, anchor_where: list[str]) -> str:
+    """SQLite: of the first `chunk` starts bookable themselves, those whose every later
+    occurrence is bookable too (`_every_occurrence_bookable`), and a last row without a
+    slot holding the chunk's last start and its size. SQLite sorts the whole scanned
+    range before any LIMIT, so checked in one statement every start up to the scan's
+    end was probed week by week (p99 813 ms a page over 3,840 slots); this way only
+    a chunk's are, and `find` goes on after a full chunk while the page is not."""
+    return f"""
+            WITH chunk AS (
+                SELECT anchor_id, anchor_start, first_start FROM ({run}) AS run
+                 WHERE {" AND ".join(anchor_where)}
+                 ORDER BY first_start
+                 LIMIT :chunk
+            )
+            SELECT anchor_id, anchor_start, seats_left FROM (
+                SELECT anchor_id, anchor_start, seats_left FROM (
+                    SELECT anchor_id, anchor_start, CAST(:capacity AS integer) AS seats_left
+                      FROM chunk
+                     WHERE {_every_occurrence_bookable(shape)}
+                     ORDER BY first_start
+                     LIMIT :limit
+                )
+                UNION ALL
+                SELECT NULL, max(anchor_start), count(*) FROM chunk
+            ) AS found
+            ORDER BY anchor_id IS NULL, anchor_start
             """
 
 
