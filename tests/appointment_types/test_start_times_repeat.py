@@ -3,6 +3,7 @@ bookable, on SQLite and PostgreSQL, and each one listed can be booked as a serie
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, text
@@ -224,6 +225,20 @@ def test_a_listing_stops_where_no_series_can_end_and_misses_nothing(api: Api) ->
     assert every_start_page(api, provider["id"], kind["id"], 100, repeat_count=6) == []
 
 
+async def _series_search(
+    api: Api, session: AsyncSession, provider: Json, kind: Json, count: int
+) -> tuple[str, dict[str, object], Any]:
+    """The service's own search text for the first page of `count`-week series from
+    MONDAY, its values and its parameters' types."""
+    found = await session.get(AppointmentType, uuid.UUID(kind["id"]))
+    assert found is not None
+    rules = BookingRules.of(found, api.client.app.state.settings)  # type: ignore[attr-defined]
+    search = start_times.search_for(rules, "UTC", MONDAY, None, START, start_times.Repeat(count))
+    return start_times.compose_text(
+        api.dialect, uuid.UUID(provider["id"]), rules, search, START, limit=100
+    )
+
+
 def test_sqlite_probes_each_occurrence_by_the_index(api: Api) -> None:
     """SQLite checks a series' occurrences one by one: each probe must be a range of
     the index on (provider, start), not every slot of the provider read and its time
@@ -233,16 +248,9 @@ def test_sqlite_probes_each_occurrence_by_the_index(api: Api) -> None:
     provider = api.provider()
     window(api, provider["id"], MONDAY, 2)
     kind = api.appointment_type(provider["id"], duration_minutes=30)
-    settings = api.client.app.state.settings  # type: ignore[attr-defined]
 
     async def plan(session: AsyncSession) -> list[str]:
-        found = await session.get(AppointmentType, uuid.UUID(kind["id"]))
-        assert found is not None
-        rules = BookingRules.of(found, settings)
-        search = start_times.search_for(rules, "UTC", MONDAY, None, START, start_times.Repeat(3))
-        sql, params, typed = start_times.compose_text(
-            "sqlite", uuid.UUID(provider["id"]), rules, search, START, limit=100
-        )
+        sql, params, typed = await _series_search(api, session, provider, kind, 3)
         statement = text("EXPLAIN QUERY PLAN " + sql).bindparams(
             *(bindparam(name, type_=kind_()) for name, kind_ in typed)
         )
@@ -264,16 +272,9 @@ def test_postgresql_reads_no_slot_where_no_series_could_end(api: Api) -> None:
     for day in range(33):
         window(api, provider["id"], MONDAY + timedelta(days=day), 2)
     kind = api.appointment_type(provider["id"], duration_minutes=30)
-    settings = api.client.app.state.settings  # type: ignore[attr-defined]
 
     async def explain(session: AsyncSession) -> plans.Json:
-        found = await session.get(AppointmentType, uuid.UUID(kind["id"]))
-        assert found is not None
-        rules = BookingRules.of(found, settings)
-        search = start_times.search_for(rules, "UTC", MONDAY, None, START, start_times.Repeat(6))
-        sql, params, _ = start_times.compose_text(
-            "postgresql", uuid.UUID(provider["id"]), rules, search, START, limit=100
-        )
+        sql, params, _ = await _series_search(api, session, provider, kind, 6)
         return await plans.explained(session, sql, params)
 
     steps = plans.nodes(api.in_session(explain))
