@@ -361,7 +361,7 @@ def _chunked_series_starts(shape: _Shape, run: str, anchor_where: list[str]) -> 
     occurrence is bookable too (`_every_occurrence_bookable`), and a last row without a
     slot holding the chunk's last start and its size. SQLite sorts the whole scanned
     range before any LIMIT, so checked in one statement every start up to the scan's
-    end was probed week by week (p99 813 ms a page over 3,840 slots); this way only
+    end was probed week by week (p99 813-903 ms a page over 3,840 slots); this way only
     a chunk's are, and `find` goes on after a full chunk while the page is not."""
     return f"""
             WITH chunk AS (
