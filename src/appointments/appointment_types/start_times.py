@@ -188,6 +188,9 @@ def compose_text(
     if moving is not None:
         params["moving"] = moving
         typed.append(("moving", Uuid))
+    # A series is searched in the provider's zone (its weeks are wall-clock weeks).
+    repeat = search.repeat if search.zone is not None else None
+    reach = None if repeat is None else _reach(repeat)
 
     def time_param(name: str, value: datetime) -> None:
         params[name] = value
@@ -201,9 +204,9 @@ def compose_text(
     upper: datetime | None = search.start_before
     if search.latest is not None:
         just_after_latest = search.latest + timedelta(microseconds=1)
-        if search.repeat is not None and search.zone is not None:
+        if reach is not None:
             # A series' last occurrence must be within the horizon too.
-            just_after_latest -= _reach(search.repeat)
+            just_after_latest -= reach
         upper = just_after_latest if upper is None else min(upper, just_after_latest)
     if upper is not None:
         time_param("scan_to", upper + rules.duration + rules.buffer_after)
@@ -222,14 +225,14 @@ def compose_text(
     if capped or sessions:
         params["type_id"] = rules.type_id
         typed.append(("type_id", Uuid))
-    repeats = search.repeat is not None and search.zone is not None
-    if search.repeat is not None and repeats:
+    if reach is not None:
         params.update(zone=search.zone, span_slots=span_slots)
+        # How far before the provider's last slot the scan ends (`_BEFORE_LAST_SLOT`).
         if dialect == "postgresql":
-            params["series_reach"] = _reach(search.repeat)
-            typed.append(("series_reach", Interval))
+            params["scan_end_back"] = reach - gap
+            typed.append(("scan_end_back", Interval))
         else:
-            params["series_reach_seconds"] = int(_reach(search.repeat).total_seconds())
+            params["scan_end_back_seconds"] = int((reach - gap).total_seconds())
             params["chunk"] = _chunk(limit)
         before, after = rules.buffer_before, rules.duration + rules.buffer_after
         if dialect == "postgresql":
@@ -249,10 +252,10 @@ def compose_text(
         search.latest is not None,
         cursor is not None,
         capped,
-        repeats,
+        repeat is not None,
         sessions,
-        search.repeat.count if repeats and search.repeat else 0,
-        search.repeat.interval_weeks if repeats and search.repeat else 0,
+        repeat.count if repeat else 0,
+        repeat.interval_weeks if repeat else 0,
     )
     return _text(shape), params, typed
 
@@ -270,12 +273,11 @@ def _reach(repeat: Repeat) -> timedelta:
 _BEFORE_LAST_SLOT = {
     "postgresql": (
         "start_time <= (SELECT max(l.start_time) FROM slots AS l"
-        " WHERE l.provider_id = :provider_id)"
-        " - CAST(:series_reach AS interval) + CAST(:span_gap AS interval)"
+        " WHERE l.provider_id = :provider_id) - CAST(:scan_end_back AS interval)"
     ),
     "sqlite": (
         "start_time <= time_plus((SELECT max(l.start_time) FROM slots AS l"
-        " WHERE l.provider_id = :provider_id), :span_gap_seconds - :series_reach_seconds)"
+        " WHERE l.provider_id = :provider_id), -:scan_end_back_seconds)"
     ),
 }
 
