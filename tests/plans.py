@@ -10,11 +10,19 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments import rawsql
+from tests.api import Json
 
-Json = dict[str, Any]
+
+async def driver(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session's own (its transaction included)."""
+    raw = (await (await session.connection()).get_raw_connection()).driver_connection
+    assert raw is not None
+    connection: asyncpg.Connection = raw
+    return connection
 
 
 async def kept_plan(
@@ -26,31 +34,27 @@ async def kept_plan(
     """EXPLAIN ANALYZE of `sql` (named parameters) under the generic plan, in the
     session's transaction (the caller rolls back a writing statement); the top node."""
     numbered, names = rawsql.positional(sql)
-    driver = (await (await session.connection()).get_raw_connection()).driver_connection
-    assert driver is not None
-    kinds = [t.name for t in (await driver.prepare(numbered)).get_parameters()]
+    db = await driver(session)
+    kinds = [t.name for t in (await db.prepare(numbered)).get_parameters()]
     for setting in ("plan_cache_mode = force_generic_plan", *settings):
-        await driver.execute(f"SET LOCAL {setting}")
-    await driver.execute(f"PREPARE kept ({', '.join(kinds)}) AS {numbered}")
+        await db.execute(f"SET LOCAL {setting}")
+    await db.execute(f"PREPARE kept ({', '.join(kinds)}) AS {numbered}")
     # EXECUTE takes no parameters: each value as a literal, quoted by PostgreSQL.
     literals = [
-        await driver.fetchval(f"SELECT quote_nullable(CAST($1 AS {kind})::text)", values[name])
+        await db.fetchval(f"SELECT quote_nullable(CAST($1 AS {kind})::text)", values[name])
         for kind, name in zip(kinds, names, strict=True)
     ]
-    plan = await driver.fetchval(
-        f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE kept ({', '.join(literals)})"
-    )
-    await driver.execute("DEALLOCATE kept")
+    plan = await db.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE kept ({', '.join(literals)})")
+    await db.execute("DEALLOCATE kept")
     return _top(plan)
 
 
 async def explained(session: AsyncSession, sql: str, values: Mapping[str, object]) -> Json:
     """EXPLAIN ANALYZE of `sql` as planned for these values; the top node."""
     numbered, names = rawsql.positional(sql)
-    driver = (await (await session.connection()).get_raw_connection()).driver_connection
-    assert driver is not None
     explain = "EXPLAIN (ANALYZE, FORMAT JSON) " + numbered
-    return _top(await driver.fetchval(explain, *(values[name] for name in names)))
+    db = await driver(session)
+    return _top(await db.fetchval(explain, *(values[name] for name in names)))
 
 
 def _top(plan: Any) -> Json:

@@ -14,6 +14,7 @@ from appointments.appointment_types import start_times
 from appointments.appointment_types.rules import BookingRules
 from appointments.clock import FrozenClock
 from appointments.settings import Settings
+from tests import plans
 from tests.api import Api
 from tests.conftest import START
 
@@ -62,9 +63,8 @@ def test_a_page_reads_a_few_index_rows_among_interleaved_providers(
     statement, names = rawsql.positional(sql)
 
     async def explain(session: Any) -> list[str]:
-        connection = await session.connection()
-        driver = (await connection.get_raw_connection()).driver_connection
-        rows = await driver.fetch(
+        db = await plans.driver(session)
+        rows = await db.fetch(
             "EXPLAIN (ANALYZE, BUFFERS) " + statement, *(values[n] for n in names)
         )
         return [row[0] for row in rows]

@@ -273,7 +273,7 @@ def test_postgresql_reads_no_slot_where_no_series_could_end(api: Api) -> None:
         window(api, provider["id"], MONDAY + timedelta(days=day), 2)
     kind = api.appointment_type(provider["id"], duration_minutes=30)
 
-    async def explain(session: AsyncSession) -> plans.Json:
+    async def explain(session: AsyncSession) -> Json:
         sql, params, _ = await _series_search(api, session, provider, kind, 6)
         return await plans.explained(session, sql, params)
 
