@@ -8,12 +8,15 @@ import asyncpg
 BASE = "date_trunc('day', now()) + interval '3 days'"
 
 
-async def providers(db: asyncpg.Connection, count: int, prefix: str) -> list[str]:
+async def providers(
+    db: asyncpg.Connection, count: int, prefix: str, zone: str = "UTC"
+) -> list[str]:
     rows = await db.fetch(
-        "INSERT INTO providers SELECT gen_random_uuid(), $1 || i, NULL, 'UTC', now(), now() "
+        "INSERT INTO providers SELECT gen_random_uuid(), $1 || i, NULL, $3, now(), now() "
         "FROM generate_series(1, $2) i RETURNING id",
         prefix,
         count,
+        zone,
     )
     return [str(r["id"]) for r in rows]
 

@@ -3,6 +3,7 @@ table grows: what PostgreSQL does for the first page of 100.
 
     python -m bench.series [--sizes 1000,10000,100000,1000000] [--runs 5]
                            [--requests N --rounds R] [--zone Europe/Berlin]
+                           [--sqlite DAYS]
 
 One provider whose slots run back to back (every 15 minutes, day and night) from a
 base time, so every occurrence of every candidate is free: the worst case for the
@@ -21,6 +22,8 @@ the rounds' ratios, series over plain.
 
 The provider's zone is Europe/Berlin unless `--zone` says otherwise: in a zone with
 daylight saving, some pages have a week across an offset change, which UTC never has.
+
+With --sqlite, the same pages on SQLite (`sqlite_pages`), timed in one process.
 """
 
 import argparse
@@ -106,8 +109,7 @@ async def run(
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
-    (provider,) = await seed.providers(db, 1, "series")
-    await db.execute("UPDATE providers SET timezone = $1 WHERE id = $2", zone, uuid.UUID(provider))
+    (provider,) = await seed.providers(db, 1, "series", zone)
     kind = await seed.appointment_type(db, provider, 45, 15)
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
     have = 0
@@ -150,8 +152,7 @@ async def run(
 async def requests(pg: PostgresServer, count: int, rounds: int, zone: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {admin_token()}"}
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
-    (provider,) = await seed.providers(db, 1, "series")
-    await db.execute("UPDATE providers SET timezone = $1 WHERE id = $2", zone, uuid.UUID(provider))
+    (provider,) = await seed.providers(db, 1, "series", zone)
     await seed.slots(db, provider, 20_000)
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
     await db.execute("VACUUM ANALYZE")
@@ -256,8 +257,9 @@ def main() -> None:
             url = f"sqlite:///{folder}/bench.db"
             migrate.upgrade(url)
             figures = {
-                str(days): asyncio.run(sqlite_pages(url, days, args.runs * 20, args.zone))
-                for days in (args.sqlite,)
+                str(args.sqlite): asyncio.run(
+                    sqlite_pages(url, args.sqlite, args.runs * 20, args.zone)
+                )
             }
         LOGS.mkdir(exist_ok=True)
         (LOGS / "series-sqlite.json").write_text(json.dumps(figures, indent=2))
