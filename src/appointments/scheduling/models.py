@@ -98,7 +98,35 @@ class Slot(Base):
             postgresql_where=text("status = 'reserved'"),
             sqlite_where=text("status = 'reserved'"),
         ),
+        # The slots a new booking cannot take whatever the time (taken, withdrawn,
+        # busy): few next to the free ones, so a series' later weeks read these
+        # instead of every slot (`appointment_types.start_times`).
+        Index(
+            "ix_slots_provider_id_start_time_not_available",
+            "provider_id",
+            "start_time",
+            postgresql_where=text("status <> 'available' OR busy"),
+            sqlite_where=text("status <> 'available' OR busy"),
+        ),
     )
+
+
+class SlotRun(Base):
+    """A stretch of a provider's slots lying back to back, whatever their status:
+    which slot rows exist, in a few rows. Written only by the database's triggers on
+    `slots` (migration 0015): an insert adds its new rows' stretches, a delete cuts
+    the ones it went through. Stretches may touch (two inserts, each its own); every
+    slot row lies in exactly one, and no stretch holds a time without a slot."""
+
+    __tablename__ = "slot_runs"
+
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True
+    )
+    starts: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    ends: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (CheckConstraint("ends > starts", name="ends_after_starts"),)
 
 
 class ReservationStatus(enum.StrEnum):
