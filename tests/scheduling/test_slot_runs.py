@@ -99,8 +99,7 @@ def test_weekly_rules_and_a_replaced_range_keep_the_runs(api: Api) -> None:
             "start_date": first.isoformat(),
             "end_date": (first + timedelta(days=20)).isoformat(),
             "rules": [
-                {"weekday": day, "start": "09:00", "end": "12:00"}
-                for day in ("mon", "tue", "thu")
+                {"weekday": day, "start": "09:00", "end": "12:00"} for day in ("mon", "tue", "thu")
             ]
             + [{"weekday": "tue", "start": "13:00", "end": "17:30"}],
         },
