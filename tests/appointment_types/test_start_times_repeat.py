@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.appointment_types import start_times
 from appointments.appointment_types.models import AppointmentType
 from appointments.appointment_types.rules import BookingRules
+from appointments.clock import FrozenClock
 from tests import plans
 from tests.api import Api, Json, every_start_page, iso
 from tests.conftest import START
@@ -299,3 +300,33 @@ def test_starts_after_many_refused_ones_are_found(api: Api) -> None:
     for limit in (1, 2, 100):
         listed = every_start_page(api, provider["id"], kind["id"], limit, repeat_count=2)
         assert listed == expected, limit
+
+
+def test_later_weeks_read_every_state_of_a_slot(api: Api, clock: FrozenClock) -> None:
+    """The second week published as two windows back to back (two runs on PostgreSQL,
+    a span across them still whole); the third with a withdrawn slot, a busy one and a
+    hold, which frees its slot once it runs out, unswept."""
+    provider = api.provider()
+    window(api, provider["id"], MONDAY, 2)
+    window(api, provider["id"], MONDAY + WEEK + timedelta(hours=1), 1)
+    window(api, provider["id"], MONDAY + WEEK, 1)
+    third = MONDAY + 2 * WEEK
+    window(api, provider["id"], third, 2)
+    kind = api.appointment_type(provider["id"], duration_minutes=30)
+    week = {"to": iso(MONDAY + timedelta(days=1)), "repeat_count": 3}
+    assert starts(api, provider["id"], kind["id"], **week) == at(MONDAY, *range(0, 91, 15))
+    withdrawn = api.client.delete(
+        f"/providers/{provider['id']}/availability",
+        params={
+            "from": iso(third + timedelta(minutes=15)),
+            "to": iso(third + timedelta(minutes=30)),
+        },
+    )
+    assert withdrawn.json()["removed"] == 1
+    busy = api.db_id(api.slot_at(provider["id"], third + timedelta(hours=1)))
+    api.sql("UPDATE slots SET busy = true WHERE id = :id", id=busy)
+    held = api.slot_at(provider["id"], third + timedelta(minutes=90))
+    assert api.reserve(api.customer()["id"], held).status_code == 201
+    assert starts(api, provider["id"], kind["id"], **week) == at(MONDAY, 30)
+    clock.advance(seconds=30 * 60)
+    assert starts(api, provider["id"], kind["id"], **week) == at(MONDAY, 30, 75, 90)

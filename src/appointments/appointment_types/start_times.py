@@ -230,7 +230,8 @@ def compose_text(
         # How far before the provider's last slot the scan ends (`_BEFORE_LAST_SLOT`).
         if dialect == "postgresql":
             params["scan_end_back"] = reach - gap
-            typed.append(("scan_end_back", Interval))
+            params["span_length"] = gap + rules.slot_length
+            typed.extend((("scan_end_back", Interval), ("span_length", Interval)))
         else:
             params["scan_end_back_seconds"] = int((reach - gap).total_seconds())
             params["chunk"] = _chunk(limit)
@@ -466,11 +467,12 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
     - **shifted**, each later week whose stretch of candidates the zone's offset holds
       still around (`core.STEADY_MARGIN`), when the first week's holds still too (no
       daily cap): week k's occurrences are the candidates shifted by one interval each
-      (`shifts`), so one scan of week k's open slots, moved back by it, says which of
-      the first week's slots are open in week k too. The slots open in every shifted
-      week are counted together, and a candidate passes them when its whole span is
-      among them (the same window as `run`), and its last shifted occurrence is within
-      the horizon: no per-occurrence arithmetic at all.
+      (`shifts`). A candidate passes them when, moved by each shift, its whole span
+      lies where slot rows exist (`slot_runs`, a few rows a week: `uncovered` is where
+      some shifted week has none) and holds no slot a booking cannot take (the index
+      of slots not available, `later_taken`: few rows too), and its last shifted
+      occurrence is within the horizon. No free slot of a later week is read, and no
+      per-occurrence arithmetic is done.
     - **occurrence by occurrence**, every other week (one across a change; all of them
       when the first week runs across one, or for a capped type): each candidate's
       occurrences by `core.weeks_later`, and for each such week one scan of the free
@@ -519,19 +521,45 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                  ) AS t
                  WHERE sp.hi - sp.lo <= interval '14 days'
             """
-    later_open = f"""
-                SELECT s.start_time - w.shift AS p
-                  FROM span AS sp CROSS JOIN shifts AS w
+    # Each shifted week's stretch, moved back by its shift: the runs of slot rows
+    # there (the one holding its start, then those starting inside), as +1 at a run's
+    # start and -1 at its end, and the slots there no booking may take. Both are few
+    # rows (no slot of the week is read that is free), where scanning the weeks' free
+    # slots read every one: ~1,100 rows a page of 12 weeks, 3x a plain page's cost.
+    stretch_end = "sp.hi + w.shift + CAST(:span_length AS interval)"
+    later_runs = f"""
+                SELECT e.at, e.d FROM span AS sp CROSS JOIN shifts AS w
+                 CROSS JOIN LATERAL (
+                     SELECT starts, ends FROM (
+                         SELECT starts, ends FROM slot_runs
+                          WHERE provider_id = :provider_id AND starts <= sp.lo + w.shift
+                          ORDER BY starts DESC LIMIT 1
+                     ) AS first_run WHERE ends > sp.lo + w.shift
+                     UNION ALL
+                     SELECT starts, ends FROM slot_runs
+                      WHERE provider_id = :provider_id
+                        AND starts > sp.lo + w.shift AND starts < {stretch_end}
+                 ) AS r
+                 CROSS JOIN LATERAL (VALUES (r.starts - w.shift, 1), (r.ends - w.shift, -1))
+                       AS e(at, d)
+                UNION ALL
+                SELECT lo, 0 FROM span
+            """
+    later_taken = f"""
+                SELECT s.start_time - w.shift AS at FROM span AS sp CROSS JOIN shifts AS w
                  CROSS JOIN LATERAL (
                      SELECT start_time FROM slots
-                      WHERE provider_id = :provider_id AND {usable}
-                        AND start_time >= sp.lo + w.shift
-                        AND start_time <= sp.hi + w.shift + CAST(:span_gap AS interval)
+                      WHERE provider_id = :provider_id AND {core.slot_not_available()}
+                        AND NOT {usable}
+                        AND start_time >= sp.lo + w.shift AND start_time < {stretch_end}
                  ) AS s
-                 WHERE (SELECT ok FROM steady)
-                 GROUP BY 1 HAVING count(*) = (SELECT count(*) FROM shifts)
             """
-    shifted_refusals = ["c.first_start NOT IN (SELECT p FROM whole_later)"]
+    shifted_refusals = [
+        "EXISTS (SELECT FROM uncovered AS u WHERE u.lo < c.first_start"
+        " + CAST(:span_length AS interval) AND u.hi > c.first_start)",
+        "EXISTS (SELECT FROM later_taken AS t WHERE t.at >= c.first_start"
+        " AND t.at <= c.first_start + CAST(:span_gap AS interval))",
+    ]
     if shape.latest:
         last = "c.anchor_start + (SELECT max(shift) FROM shifts)"
         shifted_refusals.append(f"NOT {core.starts_within_horizon(last)}")
@@ -565,13 +593,18 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                   FROM offsets AS w JOIN offsets AS f ON f.k = 0
                  WHERE w.k > 0 AND w.steady AND (SELECT ok FROM steady)
             ),
-            later_open AS ({later_open}),
-            whole_later AS (
-                SELECT p FROM (
-                    SELECT p, lead(p, :last_n) OVER (ORDER BY p) AS last_p FROM later_open
+            later_runs AS ({later_runs}),
+            uncovered AS MATERIALIZED (
+                -- Where fewer than every shifted week has slot rows: between two
+                -- events whose running sum is short of the count, or after the last.
+                SELECT lo, coalesce(hi, 'infinity') AS hi FROM (
+                    SELECT at AS lo, lead(at) OVER o AS hi, sum(d) OVER o AS weeks
+                      FROM later_runs
+                    WINDOW o AS (ORDER BY at, d ROWS UNBOUNDED PRECEDING)
                 ) AS x
-                WHERE last_p = p + CAST(:span_gap AS interval)
+                WHERE weeks < (SELECT count(*) FROM shifts) AND (hi IS NULL OR hi > lo)
             ),
+            later_taken AS MATERIALIZED ({later_taken}),
             occurrences AS MATERIALIZED (
                 SELECT c.anchor_start, ks.k, {occurrence} AS occ
                   FROM candidates AS c CROSS JOIN generate_series(1, :repeat_count - 1) AS ks(k)

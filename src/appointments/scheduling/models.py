@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appointments.db import Base, UTCDateTime
+from appointments.scheduling import rules
 
 
 class SlotStatus(enum.StrEnum):
@@ -105,8 +106,8 @@ class Slot(Base):
             "ix_slots_provider_id_start_time_not_available",
             "provider_id",
             "start_time",
-            postgresql_where=text("status <> 'available' OR busy"),
-            sqlite_where=text("status <> 'available' OR busy"),
+            postgresql_where=text(rules.slot_not_available()),
+            sqlite_where=text(rules.slot_not_available()),
         ),
     )
 

@@ -75,6 +75,16 @@ def slot_open(slot: str = "", now: str = ":now") -> str:
     return f"({slot_free(slot, now)} AND NOT {_of(slot)}busy)"
 
 
+def slot_not_available(slot: str = "") -> str:
+    """Not plainly available: taken, withdrawn, under a hold (live or run out), or
+    under busy time. Every slot that is not `slot_open` is one of these, whatever the
+    moment, and they are few: the index `ix_slots_provider_id_start_time_not_available`
+    holds exactly them, so a search for the slots that are not open reads only these
+    (`slot_not_available` AND NOT `slot_open`)."""
+    s = _of(slot)
+    return f"({s}status <> 'available' OR {s}busy)"
+
+
 def slot_held(slot: str = "", now: str = ":now") -> str:
     s = _of(slot)
     return f"({s}status = 'reserved' AND {s}hold_expires_at > {now})"
