@@ -302,17 +302,21 @@ def test_starts_after_many_refused_ones_are_found(api: Api) -> None:
         assert listed == expected, limit
 
 
-def test_later_weeks_read_every_state_of_a_slot(api: Api, clock: FrozenClock) -> None:
+@pytest.mark.parametrize("cap", [None, 10], ids=["shifted", "by-occurrence"])
+def test_later_weeks_read_every_state_of_a_slot(
+    api: Api, clock: FrozenClock, cap: int | None
+) -> None:
     """The second week published as two windows back to back (two runs on PostgreSQL,
     a span across them still whole); the third with a withdrawn slot, a busy one and a
-    hold, which frees its slot once it runs out, unswept."""
+    hold, which frees its slot once it runs out, unswept. A daily cap makes PostgreSQL
+    check every week occurrence by occurrence instead of shifting them."""
     provider = api.provider()
     window(api, provider["id"], MONDAY, 2)
     window(api, provider["id"], MONDAY + WEEK + timedelta(hours=1), 1)
     window(api, provider["id"], MONDAY + WEEK, 1)
     third = MONDAY + 2 * WEEK
     window(api, provider["id"], third, 2)
-    kind = api.appointment_type(provider["id"], duration_minutes=30)
+    kind = api.appointment_type(provider["id"], duration_minutes=30, max_per_day=cap)
     week = {"to": iso(MONDAY + timedelta(days=1)), "repeat_count": 3}
     assert starts(api, provider["id"], kind["id"], **week) == at(MONDAY, *range(0, 91, 15))
     withdrawn = api.client.delete(

@@ -475,31 +475,35 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
       per-occurrence arithmetic is done.
     - **occurrence by occurrence**, every other week (one across a change; all of them
       when the first week runs across one, or for a capped type): each candidate's
-      occurrences by `core.weeks_later`, and for each such week one scan of the free
-      slots between the k-th occurrences of the first and the last candidate, whose
-      whole free spans are looked up by start (a hashed subplan, so that no plan pairs
-      every occurrence with every span).
+      occurrences by `core.weeks_later`; each occurrence's span must lie in one of
+      the week's runs (`week_runs`, over the k-th occurrences of the first and the
+      last candidate, back-to-back runs joined) and hold none of its slots not open
+      (`week_taken`): both a few rows a week, so no plan pairs every occurrence with
+      every slot.
 
     When every candidate passes, that is the page, and the rest below is never run (a
     LIMIT of 0). When some fail, the page goes on after the last candidate with the
     per-occurrence probes (`_every_occurrence_bookable`), which stop at the page's end:
     the answer is exactly the probes' alone, at a fraction of their cost when most pass.
     """
-    # A hashed subplan whatever the estimates: as a join, a generic plan (which prices
-    # the candidates at one row) chose a nested loop over every pair of occurrence and
-    # whole span, 1,111 x 1,107 of them (133 ms).
-    bookable = ["(o.k, o.occ) IN (SELECT k, anchor_start FROM whole)"]
+    # Each occurrence's span [occ - before, occ + after) lies in one of its week's
+    # (joined) runs and holds none of its week's slots not open: a probe of a few rows
+    # each (materialised), never a scan of the week's free slots.
+    span_lo = "o.occ - CAST(:before_gap AS interval)"
+    span_hi = "o.occ + CAST(:after_gap AS interval)"
+    bookable = [
+        f"EXISTS (SELECT FROM week_runs AS r WHERE r.k = o.k AND r.starts <= {span_lo}"
+        f" AND r.ends >= {span_hi})",
+        f"NOT EXISTS (SELECT FROM week_taken AS t WHERE t.k = o.k AND t.at >= {span_lo}"
+        f" AND t.at < {span_hi})",
+    ]
     if shape.latest:
         bookable.append(core.starts_within_horizon("o.occ"))
     if shape.capped:
         bookable.append(core.day_has_room(shape.dialect, "o.occ"))
     occurrence = core.weeks_later(shape.dialect, "c.anchor_start", "ks.k * :repeat_interval")
-    # The k-th occurrences' free spans, from the same window over the free slots.
-    spans = _RUN.format(
-        where=f"provider_id = :provider_id AND {usable}"
-        " AND start_time >= b.lo - CAST(:before_gap AS interval)"
-        " AND start_time < b.hi + CAST(:after_gap AS interval)"
-    )
+    week_lo = "b.lo - CAST(:before_gap AS interval)"
+    week_hi = "b.hi + CAST(:after_gap AS interval)"
 
     def weeks(k: str) -> str:
         """The k-th later week's distance in hours (not days: a day's length would
@@ -526,20 +530,11 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
     # start and -1 at its end, and the slots there no booking may take. Both are few
     # rows (no slot of the week is read that is free), where scanning the weeks' free
     # slots read every one: ~1,100 rows a page of 12 weeks, 3x a plain page's cost.
-    stretch_end = "sp.hi + w.shift + CAST(:span_length AS interval)"
+    stretch_lo = "sp.lo + w.shift"
+    stretch_hi = "sp.hi + w.shift + CAST(:span_length AS interval)"
     later_runs = f"""
                 SELECT e.at, e.d FROM span AS sp CROSS JOIN shifts AS w
-                 CROSS JOIN LATERAL (
-                     SELECT starts, ends FROM (
-                         SELECT starts, ends FROM slot_runs
-                          WHERE provider_id = :provider_id AND starts <= sp.lo + w.shift
-                          ORDER BY starts DESC LIMIT 1
-                     ) AS first_run WHERE ends > sp.lo + w.shift
-                     UNION ALL
-                     SELECT starts, ends FROM slot_runs
-                      WHERE provider_id = :provider_id
-                        AND starts > sp.lo + w.shift AND starts < {stretch_end}
-                 ) AS r
+                 CROSS JOIN LATERAL ({_runs_over(stretch_lo, stretch_hi)}) AS r
                  CROSS JOIN LATERAL (VALUES (r.starts - w.shift, 1), (r.ends - w.shift, -1))
                        AS e(at, d)
                 UNION ALL
@@ -547,12 +542,7 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
             """
     later_taken = f"""
                 SELECT s.start_time - w.shift AS at FROM span AS sp CROSS JOIN shifts AS w
-                 CROSS JOIN LATERAL (
-                     SELECT start_time FROM slots
-                      WHERE provider_id = :provider_id AND {core.slot_not_available()}
-                        AND NOT {usable}
-                        AND start_time >= sp.lo + w.shift AND start_time < {stretch_end}
-                 ) AS s
+                 CROSS JOIN LATERAL ({_not_open_over(usable, stretch_lo, stretch_hi)}) AS s
             """
     shifted_refusals = [
         "EXISTS (SELECT FROM uncovered AS u WHERE u.lo < c.first_start"
@@ -613,10 +603,25 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
             bounds AS (
                 SELECT k, min(occ) AS lo, max(occ) AS hi FROM occurrences GROUP BY k
             ),
-            whole AS (
-                SELECT b.k, sp.anchor_start
-                  FROM bounds AS b CROSS JOIN LATERAL ({spans}) AS sp
-                 WHERE {_WHOLE_SPAN[shape.dialect]}
+            week_runs AS MATERIALIZED (
+                -- The runs over each such week's occurrences, back-to-back ones joined.
+                SELECT k, min(starts) AS starts, max(ends) AS ends FROM (
+                    SELECT k, starts, ends,
+                           sum(CASE WHEN starts = before_end THEN 0 ELSE 1 END)
+                               OVER (PARTITION BY k ORDER BY starts) AS island
+                      FROM (
+                          SELECT b.k, r.starts, r.ends,
+                                 lag(r.ends) OVER (PARTITION BY b.k ORDER BY r.starts)
+                                     AS before_end
+                            FROM bounds AS b
+                           CROSS JOIN LATERAL ({_runs_over(week_lo, week_hi)}) AS r
+                      ) AS ordered
+                ) AS numbered
+                GROUP BY k, island
+            ),
+            week_taken AS MATERIALIZED (
+                SELECT b.k, s.start_time AS at FROM bounds AS b
+                 CROSS JOIN LATERAL ({_not_open_over(usable, week_lo, week_hi)}) AS s
             ),
             refused AS (
                 SELECT o.anchor_start FROM occurrences AS o
@@ -644,6 +649,31 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                 ) AS rest
             ) AS found
             ORDER BY anchor_start
+            """
+
+
+def _runs_over(lo: str, hi: str) -> str:
+    """The provider's runs of slot rows overlapping [lo, hi): the one holding `lo` (one
+    backward index step) and those starting inside, so that no earlier run is read."""
+    return f"""
+                     SELECT starts, ends FROM (
+                         SELECT starts, ends FROM slot_runs
+                          WHERE provider_id = :provider_id AND starts <= {lo}
+                          ORDER BY starts DESC LIMIT 1
+                     ) AS holding WHERE ends > {lo}
+                     UNION ALL
+                     SELECT starts, ends FROM slot_runs
+                      WHERE provider_id = :provider_id AND starts > {lo} AND starts < {hi}
+            """
+
+
+def _not_open_over(usable: str, lo: str, hi: str) -> str:
+    """The provider's slots starting in [lo, hi) that a new booking cannot take, read
+    from the index of slots not available."""
+    return f"""
+                     SELECT start_time FROM slots
+                      WHERE provider_id = :provider_id AND {core.slot_not_available()}
+                        AND NOT {usable} AND start_time >= {lo} AND start_time < {hi}
             """
 
 
