@@ -184,7 +184,8 @@ async def start_times_answer(
             request=paging,
             repeat=repeat,
         )
-        return json_page(if_none_match, body)
+        if body is not None:
+            return json_page(if_none_match, body)
     async with reading(read_sessionmaker) as session:
         rules, rows = await service.bookable_start_times(
             session,

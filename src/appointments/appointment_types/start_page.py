@@ -58,12 +58,13 @@ WITH found AS (%s),
 numbered AS (
     SELECT anchor_id, anchor_start, seats_left,
            row_number() OVER (ORDER BY anchor_start) AS n
-      FROM found
+      FROM found WHERE anchor_id IS NOT NULL
 )
 SELECT (SELECT {_ITEMS} FROM numbered WHERE n <= :page_size) AS items,
        (SELECT count(*) FROM numbered) AS found,
        (SELECT anchor_start FROM numbered WHERE n = :page_size) AS last_at,
        (SELECT anchor_id::text FROM numbered WHERE n = :page_size) AS last_id,
+       (SELECT seats_left FROM found WHERE anchor_id IS NULL) AS checked,
        (SELECT {_FINGERPRINT} FROM {_TYPE_OF_PROVIDER.format(join="JOIN")}) AS fingerprint
 """
 
@@ -110,8 +111,9 @@ async def page_json(
     now: datetime,
     request: PageRequest,
     repeat: start_times.Repeat | None = None,
-) -> bytes:
-    """The page as the API's JSON; NotFound for an unknown provider or type."""
+) -> bytes | None:
+    """The page as the API's JSON; NotFound for an unknown provider or type; None for a
+    series page the first chunk of starts did not fill (`find` makes it)."""
     key = (provider_id, type_id)
     known = _known_terms.get(key)
     if known is not None:
@@ -152,7 +154,7 @@ _known_terms: dict[tuple[uuid.UUID, uuid.UUID], _Known] = {}
 
 @dataclass(frozen=True)
 class _Page:
-    body: bytes
+    body: bytes | None  # None: a series page that needs more than one chunk of starts
     fingerprint: str | None  # of the terms as they stand; None: type or provider gone
 
 
@@ -171,7 +173,12 @@ async def _page(
     rules = BookingRules.of(known.terms, settings)
     search = start_times.search_for(rules, known.zone, start_from, start_before, now, repeat)
     sql, values = statement(provider_id, rules, search, now, request)
-    items, found, last_at, last_id, fingerprint = await rawsql.fetch_row(engine, sql, values)
+    row = await rawsql.fetch_row(engine, sql, values)
+    items, found, last_at, last_id, checked, fingerprint = row
     more = found > request.limit
+    if not more and checked is not None and checked >= values["chunk"]:
+        # A series' first chunk of starts was checked whole and did not fill the page:
+        # the rest is `start_times.find`'s, chunk after chunk.
+        return _Page(None, fingerprint)
     body = page_body(items, Keyset(at=last_at, id=uuid.UUID(last_id)) if more else None)
     return _Page(body, fingerprint)
