@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Interval, Uuid, bindparam, text
+from sqlalchemy import DateTime, Interval, Uuid, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
@@ -103,6 +104,7 @@ async def find(
     page is (`_series_starts`, `_chunked_series_starts`)."""
     found: list[StartTime] = []
     rounds = 0
+    by_occurrence = False
     while True:
         remaining = limit - len(found)
         chunk = _chunk(remaining, rounds)
@@ -116,6 +118,7 @@ async def find(
             cursor=cursor,
             moving=moving,
             chunk=chunk,
+            by_occurrence=by_occurrence,
         )
         statement = (
             text(sql)
@@ -129,10 +132,14 @@ async def find(
                 last, size = row[1], row[2]
             else:
                 found.append(StartTime(slot_id=row[0], start_time=row[1], seats_left=row[2]))
+        if size < 0:  # not every week of this chunk shifts: the chunk again, in full
+            by_occurrence = True
+            continue
         if last is None or size < chunk or len(found) >= limit:
             return found
         cursor = Keyset(at=last, id=uuid.UUID(int=0))  # only its time orders starts
         rounds += 1
+        by_occurrence = False
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,8 @@ class _Shape:
     # Written into the text, not bound (`_with_repeat`).
     repeat_count: int = 0
     repeat_interval: int = 0
+    # PostgreSQL's series text with the weeks checked occurrence by occurrence too.
+    by_occurrence: bool = False
 
 
 def compose_text(
@@ -167,6 +176,7 @@ def compose_text(
     cursor: Keyset | None = None,
     moving: uuid.UUID | None = None,
     chunk: int | None = None,
+    by_occurrence: bool = False,
 ) -> tuple[str, dict[str, object], list[tuple[str, Callable[[], TypeEngine[Any]]]]]:
     """The search's SQL text (named parameters), values, and the type of each
     parameter SQLAlchemy must be told (`find`); the statement sent straight to asyncpg
@@ -241,11 +251,34 @@ def compose_text(
         else:
             params["scan_end_back_seconds"] = int((reach - gap).total_seconds())
         params["chunk"] = _chunk(limit) if chunk is None else chunk
-        before, after = rules.buffer_before, rules.duration + rules.buffer_after
         if dialect == "postgresql":
+            # The zone's offset changes over every stretch a page's weeks could shift
+            # over (`_series_starts`): from the first start the search allows, a year
+            # and the series on. A search without one shifts no week.
+            assert search.zone is not None
+            shifts_from = max(lower_bounds) if lower_bounds else now
+            changes = core.offset_changes(
+                search.zone,
+                shifts_from - core.STEADY_MARGIN,
+                shifts_from + _SHIFTS_WITHIN + reach + 2 * core.OFFSET_SWING + core.STEADY_MARGIN,
+            )
+            params.update(
+                changes=[at for at, _ in changes],
+                moved=[by for _, by in changes],
+                shifts_from=shifts_from if lower_bounds else None,
+            )
+            typed.extend(
+                (
+                    ("changes", lambda: ARRAY(DateTime(timezone=True))),
+                    ("moved", lambda: ARRAY(Interval())),
+                    ("shifts_from", UTCDateTime),
+                )
+            )
+        before, after = rules.buffer_before, rules.duration + rules.buffer_after
+        if dialect == "postgresql" and (by_occurrence or capped or sessions):
             params.update(before_gap=before, after_gap=after)
             typed.extend((("before_gap", Interval), ("after_gap", Interval)))
-        else:
+        elif dialect == "sqlite":
             before_seconds, after_seconds = before.total_seconds(), after.total_seconds()
             params.update(before_seconds=int(before_seconds), after_seconds=int(after_seconds))
     shape = _Shape(
@@ -263,8 +296,16 @@ def compose_text(
         sessions,
         repeat.count if repeat else 0,
         repeat.interval_weeks if repeat else 0,
+        dialect == "postgresql" and repeat is not None and (by_occurrence or capped),
     )
     return _text(shape), params, typed
+
+
+# The widest stretch of candidates whose later weeks shift (`_series_starts`): wider
+# pages (sparse hours) go occurrence by occurrence; and how far after the first start a
+# search allows its stretch may begin (the service names the offset changes that far).
+_WIDEST_SHIFTED = timedelta(days=14)
+_SHIFTS_WITHIN = timedelta(days=366)
 
 
 def _reach(repeat: Repeat) -> timedelta:
@@ -476,22 +517,25 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
     `chunk` starts that are bookable themselves (`candidates`) have their later weeks
     checked together, one of two ways:
 
-    - **shifted**, each later week whose stretch of candidates the zone's offset holds
-      still around (`core.STEADY_MARGIN`), when the first week's holds still too (no
-      daily cap): week k's occurrences are the candidates shifted by one interval each
-      (`shifts`). A candidate passes them when, moved by each shift, its whole span
-      lies where slot rows exist (`slot_runs`, a few rows a week: `uncovered` is where
-      some shifted week has none) and holds no slot a booking cannot take (the index
-      of slots not available, `later_taken`: few rows too), and its last shifted
-      occurrence is within the horizon. No free slot of a later week is read, and no
-      per-occurrence arithmetic is done.
-    - **occurrence by occurrence**, every other week (one across a change; all of them
-      when the first week runs across one, or for a capped type): each candidate's
-      occurrences by `core.weeks_later`; each occurrence's span must lie in one of
-      the week's runs (`week_runs`, over the k-th occurrences of the first and the
-      last candidate, back-to-back runs joined) and hold none of its slots not open
-      (`week_taken`): both a few rows a week, so no plan pairs every occurrence with
-      every slot.
+    - **shifted**, each later week k whose stretch of candidates no offset change lies
+      near (`core.STEADY_MARGIN`), when none lies near the first week's either (nor a
+      daily cap applies): its occurrences are the candidates moved by k weeks less the
+      changes between (`shifts`; the service names the zone's changes, `:changes`, so
+      no zone is consulted here). A candidate passes them when, moved by each shift,
+      its whole span lies where slot rows exist (`slot_runs`, a few rows a week:
+      `uncovered` is where some shifted week has none) and holds no slot a booking
+      cannot take (the index of slots not available, `later_taken`: few rows too), and
+      its last shifted occurrence is within the horizon. No free slot of a later week
+      is read.
+    - **occurrence by occurrence**, every other week: each candidate's occurrences by
+      `core.weeks_later`; each occurrence's span must lie in one of the week's runs
+      (`week_runs`, over the k-th occurrences of the first and the last candidate,
+      back-to-back runs joined) and hold none of its slots not open (`week_taken`).
+
+    The second way costs a third of the statement's executor set-up even where no week
+    takes it (most pages), so it is in the text only when `shape.by_occurrence`: the
+    text without it answers only when every week shifts, and otherwise says so (a last
+    row of size -1), and the same chunk is asked again with it.
 
     The answer is the candidates that pass (at most `limit`) and a last row without a
     slot holding the last candidate's start and their count: after a full chunk with
@@ -499,45 +543,14 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
     starts after a refusal one by one, as this did, cost 11 ms a page where one slot
     in 20 was booked: most candidates of 12 weeks fail somewhere.)
     """
-    # Each occurrence's span [occ - before, occ + after) lies in one of its week's
-    # (joined) runs and holds none of its week's slots not open: a probe of a few rows
-    # each (materialised), never a scan of the week's free slots.
-    span_lo = "o.occ - CAST(:before_gap AS interval)"
-    span_hi = "o.occ + CAST(:after_gap AS interval)"
-    bookable = [
-        f"EXISTS (SELECT FROM week_runs AS r WHERE r.k = o.k AND r.starts <= {span_lo}"
-        f" AND r.ends >= {span_hi})",
-        f"NOT EXISTS (SELECT FROM week_taken AS t WHERE t.k = o.k AND t.at >= {span_lo}"
-        f" AND t.at < {span_hi})",
-    ]
-    if shape.latest:
-        bookable.append(core.starts_within_horizon("o.occ"))
-    if shape.capped:
-        bookable.append(core.day_has_room(shape.dialect, "o.occ"))
-    occurrence = core.weeks_later(shape.dialect, "c.anchor_start", "ks.k * :repeat_interval")
-    week_lo = "b.lo - CAST(:before_gap AS interval)"
-    week_hi = "b.hi + CAST(:after_gap AS interval)"
+    margin = f"interval '{int(core.STEADY_MARGIN.total_seconds())} seconds'"
+    shifts_from = "CAST(:shifts_from AS timestamptz)"
 
     def weeks(k: str) -> str:
         """The k-th later week's distance in hours (not days: a day's length would
         follow the session's time zone)."""
         return f"make_interval(hours => 168 * {k} * :repeat_interval)"
 
-    # Samples a day apart over the candidates' stretch, widened by the margin, in every
-    # week. A page wider than 14 days (sparse hours) goes occurrence by occurrence, so
-    # that the samples stay few.
-    samples = f"""
-                SELECT ks.k, t.at + {weeks("ks.k")} AS at
-                  FROM span AS sp CROSS JOIN generate_series(0, :repeat_count - 1) AS ks(k)
-                 CROSS JOIN LATERAL (
-                     SELECT least(sp.lo - {core.STEADY_MARGIN} + js.j * {core.STEADY_SAMPLES},
-                                  sp.hi + {core.STEADY_MARGIN}) AS at
-                       FROM generate_series(0, CAST(ceil(extract(epoch FROM sp.hi - sp.lo
-                            + 2 * {core.STEADY_MARGIN}) / extract(epoch FROM {core.STEADY_SAMPLES}))
-                            AS integer)) AS js(j)
-                 ) AS t
-                 WHERE sp.hi - sp.lo <= interval '14 days'
-            """
     # Each shifted week's stretch, moved back by its shift: the runs of slot rows
     # there (the one holding its start, then those starting inside), as +1 at a run's
     # start and -1 at its end, and the slots there no booking may take. Both are few
@@ -566,16 +579,7 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
     if shape.latest:
         last = "c.anchor_start + (SELECT max(shift) FROM shifts)"
         shifted_refusals.append(f"NOT {core.starts_within_horizon(last)}")
-    # Weeks shift only from a first week whose offset holds still (its candidates all
-    # have one offset), sampled whole (a page of at most 14 days). A capped type counts
-    # each occurrence's day: occurrence by occurrence.
-    steady = (
-        "SELECT false AS ok"
-        if shape.capped
-        else "SELECT coalesce(count(*) = :repeat_count"
-        " AND bool_and(steady) FILTER (WHERE k = 0), false) AS ok FROM offsets"
-    )
-    return f"""
+    common = f"""
             WITH candidates AS MATERIALIZED (
                 SELECT anchor_id, anchor_start, first_start FROM ({run}) AS run
                  WHERE {" AND ".join(anchor_where)}
@@ -583,18 +587,36 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                  LIMIT :chunk
             ),
             span AS MATERIALIZED (
-                SELECT min(first_start) AS lo, max(first_start) AS hi FROM candidates
+                SELECT min(first_start) AS lo, max(first_start) AS hi,
+                       min(anchor_start) AS first, max(anchor_start) AS last
+                  FROM candidates
             ),
-            offsets AS MATERIALIZED (
-                SELECT k, min(utc) AS utc, min(utc) = max(utc) AS steady
-                  FROM (SELECT k, {core.utc_offset("at")} AS utc FROM ({samples}) AS x) AS y
-                 GROUP BY k
+            changes AS MATERIALIZED (
+                SELECT at, moved FROM unnest(CAST(:changes AS timestamptz[]),
+                                             CAST(:moved AS interval[])) AS c(at, moved)
             ),
-            steady AS MATERIALIZED ({steady}),
             shifts AS MATERIALIZED (
-                SELECT w.k, {weeks("w.k")} + f.utc - w.utc AS shift
-                  FROM offsets AS w JOIN offsets AS f ON f.k = 0
-                 WHERE w.k > 0 AND w.steady AND (SELECT ok FROM steady)
+                -- Week k shifts by k weeks less the offset changes between (`core.
+                -- STEADY_MARGIN`), where no change lies near the candidates' starts in
+                -- the first week, nor near them in week k; a stretch of at most 14 days,
+                -- within the changes the service named.
+                SELECT w.k, w.shift FROM span AS sp
+                 CROSS JOIN LATERAL (
+                     SELECT ks.k, {weeks("ks.k")} - coalesce((
+                                SELECT sum(moved) FROM changes
+                                 WHERE at > sp.first AND at <= sp.first + {weeks("ks.k")}
+                            ), interval '0') AS shift
+                       FROM generate_series(1, :repeat_count - 1) AS ks(k)
+                 ) AS w
+                 WHERE sp.last <= sp.first + interval '{_WIDEST_SHIFTED.days} days'
+                   AND sp.last <= {shifts_from} + interval '{_SHIFTS_WITHIN.days} days'
+                   AND {"false" if shape.capped else "true"}
+                   AND NOT EXISTS (
+                       SELECT FROM changes AS c
+                        WHERE c.at BETWEEN sp.first - {margin} AND sp.last + {margin}
+                           OR c.at BETWEEN sp.first + w.shift - {margin}
+                                       AND sp.last + w.shift + {margin}
+                   )
             ),
             later_runs AS ({later_runs}),
             uncovered AS MATERIALIZED (
@@ -607,7 +629,45 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                 ) AS x
                 WHERE weeks < (SELECT count(*) FROM shifts) AND (hi IS NULL OR hi > lo)
             ),
-            later_taken AS MATERIALIZED ({later_taken}),
+            later_taken AS MATERIALIZED ({later_taken}),"""
+    if not shape.by_occurrence:
+        every_week_shifts = "(SELECT count(*) FROM shifts) = :repeat_count - 1"
+        return f"""{common}
+            passed AS (
+                SELECT anchor_id, anchor_start FROM candidates AS c
+                 WHERE NOT ({" OR ".join(shifted_refusals)})
+                 ORDER BY anchor_start
+                 LIMIT :limit
+            )
+            SELECT anchor_id, anchor_start, seats_left FROM (
+                SELECT anchor_id, anchor_start, CAST(:capacity AS integer) AS seats_left
+                  FROM passed WHERE {every_week_shifts}
+                UNION ALL
+                SELECT NULL, max(anchor_start),
+                       CASE WHEN count(*) = 0 OR {every_week_shifts} THEN count(*) ELSE -1 END
+                  FROM candidates
+            ) AS found
+            ORDER BY anchor_id IS NULL, anchor_start
+            """
+    # Each occurrence's span [occ - before, occ + after) lies in one of its week's
+    # (joined) runs and holds none of its week's slots not open: a probe of a few rows
+    # each (materialised), never a scan of the week's free slots.
+    span_lo = "o.occ - CAST(:before_gap AS interval)"
+    span_hi = "o.occ + CAST(:after_gap AS interval)"
+    bookable = [
+        f"EXISTS (SELECT FROM week_runs AS r WHERE r.k = o.k AND r.starts <= {span_lo}"
+        f" AND r.ends >= {span_hi})",
+        f"NOT EXISTS (SELECT FROM week_taken AS t WHERE t.k = o.k AND t.at >= {span_lo}"
+        f" AND t.at < {span_hi})",
+    ]
+    if shape.latest:
+        bookable.append(core.starts_within_horizon("o.occ"))
+    if shape.capped:
+        bookable.append(core.day_has_room(shape.dialect, "o.occ"))
+    occurrence = core.weeks_later(shape.dialect, "c.anchor_start", "ks.k * :repeat_interval")
+    week_lo = "b.lo - CAST(:before_gap AS interval)"
+    week_hi = "b.hi + CAST(:after_gap AS interval)"
+    return f"""{common}
             occurrences AS MATERIALIZED (
                 SELECT c.anchor_start, ks.k, {occurrence} AS occ
                   FROM candidates AS c CROSS JOIN generate_series(1, :repeat_count - 1) AS ks(k)

@@ -38,7 +38,9 @@ unqualified column); `now` names the parameter or expression of the moment.
   until its last one ends (`scheduling.seats`).
 """
 
-from datetime import datetime, timedelta
+import functools
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import TextClause, bindparam, text
 
@@ -189,22 +191,56 @@ def earliest_weeks_later(weeks: int) -> timedelta:
 
 
 # Where a zone's offset from UTC holds still within STEADY_MARGIN of a moment and of the
-# moment w weeks on, `weeks_later` is that moment plus w weeks plus the first offset less
-# the second: the wall-clock time exists and is read one way only, since every other
-# instant with that local time lies a whole change of offset away, across a change.
-# The margin exceeds every change of offset (at most 2 hours in tzdata, Antarctica/
-# Troll), and offsets sampled STEADY_SAMPLES apart see every change, since no zone
-# changes twice within a day (the closest two, Asia/Gaza's in 2040, six days 23 hours
-# apart; every zone scanned hour by hour for 2026-2045). Set-based searches
-# (`start_times`) use it to shift whole pages at once, and take `weeks_later` for every
-# occurrence wherever the offset moves.
-STEADY_MARGIN = "interval '3 hours'"
-STEADY_SAMPLES = "interval '1 day'"
+# moment w weeks on, `weeks_later` is that moment plus w weeks less the offset changes
+# between the two (`offset_changes`): the wall-clock time exists and is read one way
+# only, since every other instant with that local time lies a whole change of offset
+# away, across a change. The margin exceeds every change of offset (at most 2 hours in
+# tzdata, Antarctica/Troll). Set-based searches (`start_times`) use it to shift whole
+# pages at once, and take `weeks_later` for every occurrence wherever the offset moves.
+STEADY_MARGIN = timedelta(hours=3)
+# Offsets sampled this far apart see every change, since no zone changes twice within
+# a day (the closest two, Asia/Gaza's in 2040, six days 23 hours apart; every zone
+# scanned hour by hour for 2026-2045).
+_CHANGE_SAMPLES = timedelta(days=1)
 
 
-def utc_offset(moment: str, zone: str = ":zone") -> str:
-    """PostgreSQL: the zone's offset from UTC at the SQL time `moment`, an interval."""
-    return f"(({moment}) AT TIME ZONE {zone} - ({moment}) AT TIME ZONE 'UTC')"
+def offset_changes(zone: str, start: datetime, end: datetime) -> list[tuple[datetime, timedelta]]:
+    """The changes of the zone's offset from UTC in [start, end]: the instant (UTC, the
+    first second of the new offset) and how far the offset moved (new less old)."""
+    return [
+        change
+        for year in range(start.year, end.year + 1)
+        for change in _changes_in_year(zone, year)
+        if start <= change[0] <= end
+    ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _changes_in_year(zone: str, year: int) -> tuple[tuple[datetime, timedelta], ...]:
+    """`offset_changes` over one UTC year: sampled a day apart, each change then found
+    to the second by halving (under a millisecond a zone and year, once a process)."""
+    tz = ZoneInfo(zone)
+
+    def offset(moment: datetime) -> timedelta | None:
+        return moment.astimezone(tz).utcoffset()
+
+    found: list[tuple[datetime, timedelta]] = []
+    at, end = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    before = offset(at)
+    while at < end:
+        step = min(at + _CHANGE_SAMPLES, end)
+        after = offset(step)
+        if after != before:
+            assert before is not None  # aware times in a zone
+            assert after is not None
+            low, high = at, step  # offset(low) == before != offset(high)
+            while high - low > timedelta(seconds=1):
+                middle = low + timedelta(seconds=(high - low).total_seconds() // 2)
+                low, high = (middle, high) if offset(middle) == before else (low, middle)
+            found.append((high, after - before))
+            before = after
+        at = step
+    return tuple(found)
 
 
 def day_has_room(
