@@ -2,7 +2,7 @@
 table grows: what PostgreSQL does for the first page of 100.
 
     python -m bench.series [--sizes 1000,10000,100000,1000000] [--runs 5]
-                           [--requests N --rounds R] [--zone Europe/Berlin]
+                           [--requests N --rounds R [--booked SHARE]] [--zone Europe/Berlin]
                            [--sqlite DAYS]
 
 One provider whose slots run back to back (every 15 minutes, day and night) from a
@@ -19,6 +19,9 @@ times"): the service (4 workers) over 20,000 such slots, R rounds of N first pag
 100 from random starting points, plain and with `repeat_count=12` taking turns
 (`bench.paired`): CPU per request of the service and of PostgreSQL, and the median of
 the rounds' ratios, series over plain.
+
+With --booked (e.g. 0.05), that share of the slots is booked, scattered at random: most
+12-week candidates then fail some week, and a page takes several chunks of them.
 
 The provider's zone is Europe/Berlin unless `--zone` says otherwise: in a zone with
 daylight saving, some pages have a week across an offset change, which UTC never has.
@@ -149,11 +152,21 @@ async def run(
     return figures
 
 
-async def requests(pg: PostgresServer, count: int, rounds: int, zone: str) -> dict[str, Any]:
+async def requests(
+    pg: PostgresServer, count: int, rounds: int, zone: str, booked: float = 0.0
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {admin_token()}"}
     db = await asyncpg.connect(asyncpg_dsn(pg.url))
     (provider,) = await seed.providers(db, 1, "series", zone)
     await seed.slots(db, provider, 20_000)
+    if booked:
+        # Booked slots scattered at random (no reservation rows: only the slot's status
+        # is read by either listing).
+        await db.execute(
+            "UPDATE slots SET status = 'confirmed' WHERE provider_id = $1 AND random() < $2",
+            uuid.UUID(provider),
+            booked,
+        )
     base: datetime = await db.fetchval(f"SELECT {seed.BASE}")
     await db.execute("VACUUM ANALYZE")
     await db.close()
@@ -173,6 +186,7 @@ async def requests(pg: PostgresServer, count: int, rounds: int, zone: str) -> di
         )
     return {
         "zone": zone,
+        "booked": booked,
         "count": count,
         "rounds": rounds,
         **paired.ratio(rows, "repeat_12", "plain"),
@@ -249,6 +263,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="rounds of --requests")
     parser.add_argument("--zone", default="Europe/Berlin", help="the provider's time zone")
     parser.add_argument(
+        "--booked", type=float, default=0.0, help="with --requests: this share of slots booked"
+    )
+    parser.add_argument(
         "--sqlite", type=int, metavar="DAYS", help="time pages on SQLite over DAYS of slots"
     )
     args = parser.parse_args()
@@ -266,7 +283,7 @@ def main() -> None:
         return
     if args.requests:
         with postgres() as pg:
-            figures = asyncio.run(requests(pg, args.requests, args.rounds, args.zone))
+            figures = asyncio.run(requests(pg, args.requests, args.rounds, args.zone, args.booked))
         LOGS.mkdir(exist_ok=True)
         (LOGS / "series-requests.json").write_text(json.dumps(figures, indent=2))
         return

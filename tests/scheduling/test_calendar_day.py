@@ -109,3 +109,35 @@ def test_no_zone_moves_a_later_week_sooner_than_the_series_bound_allows() -> Non
                 later = wall_clock_weeks_later(moment, zone, weeks)
                 if later is not None:
                     assert later - moment >= rules.earliest_weeks_later(weeks), (zone, moment)
+
+
+def test_a_steady_week_is_whole_weeks_less_the_offset_changes_between() -> None:
+    """`rules.offset_changes`, by which a series search shifts whole pages: in every
+    zone tzdata knows, the same wall-clock time w weeks on is w weeks less the changes
+    between, wherever no change lies within `STEADY_MARGIN` of the moment nor of the
+    moment so shifted (what the search checks); and each change named is one (the
+    offset just before differs by it)."""
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    margin = rules.STEADY_MARGIN
+    shifted = 0
+    for zone in sorted(available_timezones()):
+        tz = ZoneInfo(zone)
+        changes = rules.offset_changes(zone, start, start + timedelta(days=3 * 365))
+        for at, moved in changes:
+            before = (at - timedelta(seconds=1)).astimezone(tz).utcoffset()
+            after = at.astimezone(tz).utcoffset()
+            assert before is not None
+            assert after is not None
+            assert after - before == moved, (zone, at)
+        for hours in range(0, 2 * 365 * 24, 13 * 24 + 7):
+            moment = start + timedelta(hours=hours)
+            for weeks in (1, 11, 51):
+                later = moment + timedelta(weeks=weeks)
+                between = sum((by for at, by in changes if moment < at <= later), timedelta())
+                shift = later - between
+                if any(abs(at - t) <= margin for at, _ in changes for t in (moment, shift)):
+                    continue
+                exact = wall_clock_weeks_later(moment, zone, weeks)
+                assert exact == shift, (zone, moment, weeks)
+                shifted += exact != later
+    assert shifted > 1000  # many of them across some change

@@ -184,8 +184,7 @@ async def start_times_answer(
             request=paging,
             repeat=repeat,
         )
-        if body is not None:
-            return json_page(if_none_match, body)
+        return json_page(if_none_match, body)
     async with reading(read_sessionmaker) as session:
         rules, rows = await service.bookable_start_times(
             session,

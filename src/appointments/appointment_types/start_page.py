@@ -65,6 +65,7 @@ SELECT (SELECT {_ITEMS} FROM numbered WHERE n <= :page_size) AS items,
        (SELECT anchor_start FROM numbered WHERE n = :page_size) AS last_at,
        (SELECT anchor_id::text FROM numbered WHERE n = :page_size) AS last_id,
        (SELECT seats_left FROM found WHERE anchor_id IS NULL) AS checked,
+       (SELECT anchor_start FROM found WHERE anchor_id IS NULL) AS checked_to,
        (SELECT {_FINGERPRINT} FROM {_TYPE_OF_PROVIDER.format(join="JOIN")}) AS fingerprint
 """
 
@@ -91,10 +92,11 @@ def statement(
     now: datetime,
     request: PageRequest,
     *,
+    chunk: int | None = None,
     by_occurrence: bool = False,
 ) -> tuple[str, dict[str, object]]:
     """The page's statement (named parameters) and its values (bench.cpu runs it in
-    pgbench too)."""
+    pgbench too); for a series, over `chunk` starts, in full with `by_occurrence`."""
     search_sql, values, _ = start_times.compose_text(
         "postgresql",
         provider_id,
@@ -103,6 +105,7 @@ def statement(
         now,
         limit=request.limit + 1,
         cursor=request.after,
+        chunk=chunk,
         by_occurrence=by_occurrence,
     )
     values |= {"duration": rules.duration, "page_size": request.limit, "type_id": rules.type_id}
@@ -120,9 +123,8 @@ async def page_json(
     now: datetime,
     request: PageRequest,
     repeat: start_times.Repeat | None = None,
-) -> bytes | None:
-    """The page as the API's JSON; NotFound for an unknown provider or type; None for a
-    series page the first chunk of starts did not fill (`find` makes it)."""
+) -> bytes:
+    """The page as the API's JSON; NotFound for an unknown provider or type."""
     key = (provider_id, type_id)
     known = _known_terms.get(key)
     if known is not None:
@@ -163,7 +165,7 @@ _known_terms: dict[tuple[uuid.UUID, uuid.UUID], _Known] = {}
 
 @dataclass(frozen=True)
 class _Page:
-    body: bytes | None  # None: a series page that needs more than one chunk of starts
+    body: bytes
     fingerprint: str | None  # of the terms as they stand; None: type or provider gone
 
 
@@ -178,20 +180,41 @@ async def _page(
     request: PageRequest,
     repeat: start_times.Repeat | None,
 ) -> _Page:
-    """The page made from `known`, with the fingerprint of the terms as they stand."""
+    """The page made from `known`, with the fingerprint of the terms as they stand.
+
+    One statement, but for a series page: one per chunk of starts checked (the first
+    `start_times.find` would take, and twice as many each time after, from the last
+    one checked) until the page is full, each again in full (`by_occurrence`) when
+    not every week of its chunk shifts; the chunks' items joined as JSON text."""
     rules = BookingRules.of(known.terms, settings)
     search = start_times.search_for(rules, known.zone, start_from, start_before, now, repeat)
-    sql, values = statement(provider_id, rules, search, now, request)
-    row = await rawsql.fetch_row(engine, sql, values)
-    if row[4] is not None and row[4] < 0:
-        # Not every later week of the series shifts: the page again, in full.
-        sql, values = statement(provider_id, rules, search, now, request, by_occurrence=True)
+    items: list[str] = []
+    listed, rounds, after = 0, 0, request.after
+    last_key: Keyset | None = None
+    while True:
+        wanted = PageRequest(limit=request.limit - listed, after=after)
+        chunk = start_times.chunk_size(wanted.limit + 1, rounds)
+        sql, values = statement(provider_id, rules, search, now, wanted, chunk=chunk)
         row = await rawsql.fetch_row(engine, sql, values)
-    items, found, last_at, last_id, checked, fingerprint = row
-    more = found > request.limit
-    if not more and checked is not None and checked >= values["chunk"]:
-        # A series' first chunk of starts was checked whole and did not fill the page:
-        # the rest is `start_times.find`'s, chunk after chunk.
-        return _Page(None, fingerprint)
-    body = page_body(items, Keyset(at=last_at, id=uuid.UUID(last_id)) if more else None)
-    return _Page(body, fingerprint)
+        if row[4] is not None and row[4] < 0:
+            # Not every later week of the series shifts over this chunk: it again, in full.
+            sql, values = statement(
+                provider_id, rules, search, now, wanted, chunk=chunk, by_occurrence=True
+            )
+            row = await rawsql.fetch_row(engine, sql, values)
+        found_items, found, last_at, last_id, checked, checked_to, fingerprint = row
+        if found and wanted.limit:
+            items.append(found_items[1:-1])  # the array's elements, without its brackets
+        if last_id is not None:  # this round's last item on the page
+            last_key = Keyset(at=last_at, id=uuid.UUID(last_id))
+        next_key = None
+        if found > wanted.limit:
+            next_key = last_key  # a round with room for none only looks ahead
+        elif checked is not None and checked >= chunk and fingerprint is not None:
+            # A series' chunk of starts, checked whole, did not fill the page: the next.
+            listed += found
+            rounds += 1
+            after = Keyset(at=checked_to, id=uuid.UUID(int=0))  # its time orders starts
+            continue
+        body = page_body("[" + ",".join(items) + "]", next_key)
+        return _Page(body, fingerprint)

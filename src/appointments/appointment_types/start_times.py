@@ -100,14 +100,14 @@ async def find(
     slots of reservation `moving` count as free (the starts it could be moved to).
 
     One statement, but for a series, which checks a chunk of starts at a time (each
-    chunk twice the last one's, `_chunk`) and goes on after a full chunk until the
+    chunk twice the last one's, `chunk_size`) and goes on after a full chunk until the
     page is (`_series_starts`, `_chunked_series_starts`)."""
     found: list[StartTime] = []
     rounds = 0
     by_occurrence = False
     while True:
         remaining = limit - len(found)
-        chunk = _chunk(remaining, rounds)
+        chunk = chunk_size(remaining, rounds)
         sql, params, typed = compose_text(
             session.get_bind().dialect.name,
             provider_id,
@@ -250,7 +250,7 @@ def compose_text(
             typed.extend((("scan_end_back", Interval), ("span_length", Interval)))
         else:
             params["scan_end_back_seconds"] = int((reach - gap).total_seconds())
-        params["chunk"] = _chunk(limit) if chunk is None else chunk
+        params["chunk"] = chunk_size(limit) if chunk is None else chunk
         if dialect == "postgresql":
             # The zone's offset changes over every stretch a page's weeks could shift
             # over (`_series_starts`): from the first start the search allows, a year
@@ -405,7 +405,7 @@ def _text(shape: _Shape) -> str:
 _MOST_CHUNK = 400
 
 
-def _chunk(limit: int, rounds: int = 0) -> int:
+def chunk_size(limit: int, rounds: int = 0) -> int:
     """Starts a series statement checks at a time: first the page's worth (a page whose
     starts all pass takes one statement), then twice the last chunk's, up to
     `_MOST_CHUNK`, so that a page whose starts mostly fail takes few statements."""
