@@ -19,6 +19,7 @@ from appointments.appointment_types import start_times
 from appointments.appointment_types.models import AppointmentType
 from appointments.appointment_types.rules import BookingRules
 from appointments.db import wall_clock_weeks_later
+from appointments.pagination import Keyset
 from tests import plans
 from tests.api import Api, Json, every_item, every_start_page, iso
 from tests.conftest import START
@@ -131,6 +132,39 @@ def test_series_starts_match_the_wall_clock_rule(api: Api, name: str) -> None:
     for limit in (100, 7):
         listed = every_start_page(api, provider["id"], kind["id"], limit, **query, **repeat)
         assert listed == expected, limit
+    # The service's own search too, as pages of the reschedule and web paths take it
+    # (PostgreSQL's listing above is its JSON page).
+    assert _found(api, case, provider, kind, 7) == expected
+
+
+def _found(api: Api, case: Case, provider: Json, kind: Json, limit: int) -> list[str]:
+    """Every start `start_times.find` lists for the case's page, `limit` at a time."""
+    settings = api.client.app.state.settings  # type: ignore[attr-defined]
+
+    async def run(session: AsyncSession) -> list[str]:
+        found = await session.get(AppointmentType, uuid.UUID(kind["id"]))
+        assert found is not None
+        rules = BookingRules.of(found, settings)
+        search = start_times.search_for(
+            rules,
+            case.zone,
+            case.first - timedelta(days=1),
+            case.first + timedelta(days=1, hours=case.hours),
+            START,
+            start_times.Repeat(case.count, case.interval),
+        )
+        starts: list[start_times.StartTime] = []
+        cursor = None
+        while True:
+            page = await start_times.find(
+                session, uuid.UUID(provider["id"]), rules, search, START, limit=limit, cursor=cursor
+            )
+            starts += page
+            if len(page) < limit:
+                return [iso(start.start_time) for start in starts]
+            cursor = Keyset(at=page[-1].start_time, id=page[-1].slot_id)
+
+    return api.in_session(run)
 
 
 def _plan(

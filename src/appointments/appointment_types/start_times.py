@@ -251,7 +251,7 @@ def compose_text(
         else:
             params["scan_end_back_seconds"] = int((reach - gap).total_seconds())
         params["chunk"] = chunk_size(limit) if chunk is None else chunk
-        if dialect == "postgresql":
+        if dialect == "postgresql" and not sessions:
             # The zone's offset changes over every stretch a page's weeks could shift
             # over (`_series_starts`): from the first start the search allows, a year
             # and the series on. A search without one shifts no week.
