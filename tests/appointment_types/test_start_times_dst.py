@@ -174,13 +174,14 @@ def _plan(
     kind: Json,
     *,
     generic: bool = False,
-    by_occurrence: bool = True,
+    by_occurrence: bool | None = True,
 ) -> Json:
     """PostgreSQL's EXPLAIN ANALYZE of the service's own statement for the case's page
     (its top node), the text with the weeks checked occurrence by occurrence unless
-    `by_occurrence` is False; with `generic`, of the plan PostgreSQL keeps for a
-    prepared statement (`tests.plans`), left only nested loops to join by: the worst it
-    may pick from estimates made without the values."""
+    `by_occurrence` is False (None: the text the service starts with); with `generic`,
+    of the plan PostgreSQL keeps for a prepared statement (`tests.plans`), left only
+    nested loops to join by: the worst it may pick from estimates made without the
+    values."""
     settings = api.client.app.state.settings  # type: ignore[attr-defined]
 
     async def run(session: AsyncSession) -> Json:
@@ -238,6 +239,11 @@ def test_postgresql_shifts_every_week_where_the_offset_holds_still(api: Api) -> 
         # shifts, and says it cannot (a last row of size -1, nothing else) otherwise.
         plan = _plan(api, case, provider, kind, by_occurrence=False)
         assert (plan["Actual Rows"] == 1) == (name in across), name
+        # The service starts in full where a change lies just after the page's first
+        # start in some week: here, on exactly the pages across one.
+        first = plans.nodes(_plan(api, case, provider, kind, by_occurrence=None))
+        steps = {node.get("Subplan Name") for node in first}
+        assert ("CTE occurrences" in steps) == (name in across), name
 
 
 @pytest.mark.parametrize("name", ["berlin-first-week-across", "berlin-across", "berlin-shifted"])

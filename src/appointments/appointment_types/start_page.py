@@ -93,7 +93,7 @@ def statement(
     request: PageRequest,
     *,
     chunk: int | None = None,
-    by_occurrence: bool = False,
+    by_occurrence: bool | None = None,
 ) -> tuple[str, dict[str, object]]:
     """The page's statement (named parameters) and its values (bench.cpu runs it in
     pgbench too); for a series, over `chunk` starts, in full with `by_occurrence`."""

@@ -104,7 +104,7 @@ async def find(
     page is (`_series_starts`, `_chunked_series_starts`)."""
     found: list[StartTime] = []
     rounds = 0
-    by_occurrence = False
+    by_occurrence: bool | None = None  # the text's choice (`compose_text`)
     while True:
         remaining = limit - len(found)
         chunk = chunk_size(remaining, rounds)
@@ -139,7 +139,7 @@ async def find(
             return found
         cursor = Keyset(at=last, id=uuid.UUID(int=0))  # only its time orders starts
         rounds += 1
-        by_occurrence = False
+        by_occurrence = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def compose_text(
     cursor: Keyset | None = None,
     moving: uuid.UUID | None = None,
     chunk: int | None = None,
-    by_occurrence: bool = False,
+    by_occurrence: bool | None = None,
 ) -> tuple[str, dict[str, object], list[tuple[str, Callable[[], TypeEngine[Any]]]]]:
     """The search's SQL text (named parameters), values, and the type of each
     parameter SQLAlchemy must be told (`find`); the statement sent straight to asyncpg
@@ -256,6 +256,7 @@ def compose_text(
             # over (`_series_starts`): from the first start the search allows, a year
             # and the series on. A search without one shifts no week.
             assert search.zone is not None
+            assert repeat is not None
             shifts_from = max(lower_bounds) if lower_bounds else now
             changes = core.offset_changes(
                 search.zone,
@@ -267,6 +268,8 @@ def compose_text(
                 moved=[by for _, by in changes],
                 shifts_from=shifts_from if lower_bounds else None,
             )
+            if by_occurrence is None and lower_bounds:
+                by_occurrence = _likely_across(changes, shifts_from, repeat)
             typed.extend(
                 (
                     ("changes", lambda: ARRAY(DateTime(timezone=True))),
@@ -275,7 +278,7 @@ def compose_text(
                 )
             )
         before, after = rules.buffer_before, rules.duration + rules.buffer_after
-        if dialect == "postgresql" and (by_occurrence or capped or sessions):
+        if dialect == "postgresql" and (by_occurrence is True or capped or sessions):
             params.update(before_gap=before, after_gap=after)
             typed.extend((("before_gap", Interval), ("after_gap", Interval)))
         elif dialect == "sqlite":
@@ -296,7 +299,7 @@ def compose_text(
         sessions,
         repeat.count if repeat else 0,
         repeat.interval_weeks if repeat else 0,
-        dialect == "postgresql" and repeat is not None and (by_occurrence or capped),
+        dialect == "postgresql" and repeat is not None and (by_occurrence is True or capped),
     )
     return _text(shape), params, typed
 
@@ -306,6 +309,26 @@ def compose_text(
 # search allows its stretch may begin (the service names the offset changes that far).
 _WIDEST_SHIFTED = timedelta(days=14)
 _SHIFTS_WITHIN = timedelta(days=366)
+
+
+# A page of a provider working round the clock spans about a day of starts.
+_LIKELY_STRETCH = timedelta(days=2)
+
+
+def _likely_across(
+    changes: list[tuple[datetime, timedelta]], shifts_from: datetime, repeat: Repeat
+) -> bool:
+    """Whether an offset change lies within a couple of days after the first start the
+    search allows, in the first week or a later one: then the page's text checks weeks
+    occurrence by occurrence from the start, rather than learning it must from the
+    shifted text first (a statement more, for about one Berlin page in eight). Only
+    which text comes first depends on it, never an answer."""
+    margin = core.STEADY_MARGIN
+    for k in range(repeat.count):
+        week = shifts_from + timedelta(weeks=k * repeat.interval_weeks)
+        if any(week - margin <= at <= week + _LIKELY_STRETCH + margin for at, _ in changes):
+            return True
+    return False
 
 
 def _reach(repeat: Repeat) -> timedelta:
@@ -535,7 +558,9 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
     The second way costs a third of the statement's executor set-up even where no week
     takes it (most pages), so it is in the text only when `shape.by_occurrence`: the
     text without it answers only when every week shifts, and otherwise says so (a last
-    row of size -1), and the same chunk is asked again with it.
+    row of size -1), and the same chunk is asked again with it. `compose_text` starts
+    with it where an offset change lies just after the search's first start in some
+    week (`_likely_across`).
 
     The answer is the candidates that pass (at most `limit`) and a last row without a
     slot holding the last candidate's start and their count: after a full chunk with
