@@ -323,10 +323,15 @@ def _likely_across(
     occurrence by occurrence from the start, rather than learning it must from the
     shifted text first (a statement more, for about one Berlin page in eight). Only
     which text comes first depends on it, never an answer."""
-    margin = core.STEADY_MARGIN
-    for k in range(repeat.count):
-        week = shifts_from + timedelta(weeks=k * repeat.interval_weeks)
-        if any(week - margin <= at <= week + _LIKELY_STRETCH + margin for at, _ in changes):
+    # Within [week k's first start - margin, that + the stretch + margin] for some k:
+    # those windows are shorter than a week apart, so the change's place in its week
+    # tells which (no loop over the weeks).
+    period = timedelta(weeks=repeat.interval_weeks)
+    window = _LIKELY_STRETCH + 2 * core.STEADY_MARGIN
+    last = period * (repeat.count - 1) + window
+    for at, _ in changes:
+        since = at - shifts_from + core.STEADY_MARGIN
+        if timedelta(0) <= since <= last and since % period <= window:
             return True
     return False
 
