@@ -265,3 +265,21 @@ def test_the_kept_plan_of_a_series_page_stays_linear(api: Api, name: str) -> Non
             plans.nodes(plan), key=lambda node: node["Actual Rows"] * node["Actual Loops"]
         )
         assert busiest["Actual Rows"] * busiest["Actual Loops"] <= 4 * occurrences, busiest
+
+
+def test_an_occurrence_off_the_slots_grid_is_never_listed(api: Api) -> None:
+    """With 20-minute slots, Lord Howe's half-hour change puts every later occurrence
+    of these starts between two slots: no series start is listed, though every slot
+    around them is free (the week is neither shifted nor taken occurrence by occurrence
+    as whole slots)."""
+    api.configure(slot_minutes=20)
+    provider = api.provider(timezone="Australia/Lord_Howe")
+    first = datetime(2027, 3, 29, tzinfo=UTC)  # the change: 2027-04-03 15:00 UTC
+    for week in range(2):
+        start = first + week * WEEK
+        api.publish(provider["id"], start, start + timedelta(hours=5))
+    kind = api.appointment_type(provider["id"], duration_minutes=40)
+    query = {"from": iso(first), "to": iso(first + timedelta(hours=4))}
+    assert every_start_page(api, provider["id"], kind["id"], 100, **query)
+    listed = every_start_page(api, provider["id"], kind["id"], 100, **query, repeat_count=2)
+    assert listed == []

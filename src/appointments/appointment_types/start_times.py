@@ -247,10 +247,14 @@ def compose_text(
         if dialect == "postgresql":
             params["scan_end_back"] = reach - gap
             params["span_length"] = gap + rules.slot_length
-            typed.extend((("scan_end_back", Interval), ("span_length", Interval)))
+            params["slot_length"] = rules.slot_length
+            typed.extend(
+                (("scan_end_back", Interval), ("span_length", Interval), ("slot_length", Interval))
+            )
         else:
             params["scan_end_back_seconds"] = int((reach - gap).total_seconds())
         params["chunk"] = chunk_size(limit) if chunk is None else chunk
+        params["slot_seconds"] = int(rules.slot_length.total_seconds())
         if dialect == "postgresql" and not sessions:
             # The zone's offset changes over every stretch a page's weeks could shift
             # over (`_series_starts`): from the first start the search allows, a year
@@ -516,7 +520,10 @@ def _group_series_starts(
     occurrences = _OCCURRENCES[shape.dialect].format(
         occurrence=core.weeks_later(shape.dialect, "found.anchor_start", "ks.k * :repeat_interval")
     )
-    free_ok = [_span_open_at_occurrence(shape.dialect)]
+    free_ok = [
+        _span_open_at_occurrence(shape.dialect),
+        _on_grid(shape.dialect, "found.anchor_start"),
+    ]
     if shape.capped:
         free_ok.append(core.day_has_room(shape.dialect, "o.occ"))
     seated = f"(({' AND '.join(free_ok)}) OR coalesce({open_seats}, 0) > 0)"
@@ -596,15 +603,19 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                 UNION ALL
                 SELECT lo, 0 FROM span
             """
+    # The first starts whose span a slot not open of a shifted week lies in: the slot's
+    # start moved back by the week's shift and by 0 .. n - 1 slots (one grid: a week
+    # shifts only by whole slots), looked up by hash, not compared candidate by candidate.
     later_taken = f"""
-                SELECT s.start_time - w.shift AS at FROM span AS sp CROSS JOIN shifts AS w
+                SELECT s.start_time - w.shift - j.j * CAST(:slot_length AS interval) AS at
+                  FROM span AS sp CROSS JOIN shifts AS w
                  CROSS JOIN LATERAL ({_not_open_over(usable, stretch_lo, stretch_hi)}) AS s
+                 CROSS JOIN generate_series(0, :last_n) AS j(j)
             """
     shifted_refusals = [
         "EXISTS (SELECT FROM uncovered AS u WHERE u.lo < c.first_start"
         " + CAST(:span_length AS interval) AND u.hi > c.first_start)",
-        "EXISTS (SELECT FROM later_taken AS t WHERE t.at >= c.first_start"
-        " AND t.at <= c.first_start + CAST(:span_gap AS interval))",
+        "c.first_start IN (SELECT at FROM later_taken)",
     ]
     if shape.latest:
         last = "c.anchor_start + (SELECT max(shift) FROM shifts)"
@@ -641,6 +652,8 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                  WHERE sp.last <= sp.first + interval '{_WIDEST_SHIFTED.days} days'
                    AND sp.last <= {shifts_from} + interval '{_SHIFTS_WITHIN.days} days'
                    AND {"false" if shape.capped else "true"}
+                   -- Whole slots, or every occurrence lies between two (`_on_grid`).
+                   AND mod(CAST(extract(epoch FROM w.shift) AS bigint), :slot_seconds) = 0
                    AND NOT EXISTS (
                        SELECT FROM changes AS c
                         WHERE c.at BETWEEN sp.first - {margin} AND sp.last + {margin}
@@ -687,8 +700,8 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
     bookable = [
         f"EXISTS (SELECT FROM week_runs AS r WHERE r.k = o.k AND r.starts <= {span_lo}"
         f" AND r.ends >= {span_hi})",
-        f"NOT EXISTS (SELECT FROM week_taken AS t WHERE t.k = o.k AND t.at >= {span_lo}"
-        f" AND t.at < {span_hi})",
+        "(o.k, o.occ) NOT IN (SELECT k, at FROM week_taken)",
+        _on_grid(shape.dialect, "o.anchor_start"),
     ]
     if shape.latest:
         bookable.append(core.starts_within_horizon("o.occ"))
@@ -723,8 +736,12 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                 GROUP BY k, island
             ),
             week_taken AS MATERIALIZED (
-                SELECT b.k, s.start_time AS at FROM bounds AS b
+                -- The occurrences whose span a slot not open lies in (as `later_taken`).
+                SELECT b.k, s.start_time + CAST(:before_gap AS interval)
+                            - j.j * CAST(:slot_length AS interval) AS at
+                  FROM bounds AS b
                  CROSS JOIN LATERAL ({_not_open_over(usable, week_lo, week_hi)}) AS s
+                 CROSS JOIN generate_series(0, :last_n) AS j(j)
             ),
             refused AS (
                 SELECT o.anchor_start FROM occurrences AS o
@@ -802,7 +819,7 @@ def _every_occurrence_bookable(shape: _Shape) -> str:
     whole weeks on) each exist and have their whole span free, within the horizon and
     under the daily cap; the first is the anchor itself, checked as any start."""
     occurrence = core.weeks_later(shape.dialect, "anchor_start", "ks.k * :repeat_interval")
-    bookable = [_span_open_at_occurrence(shape.dialect)]
+    bookable = [_span_open_at_occurrence(shape.dialect), _on_grid(shape.dialect, "anchor_start")]
     if shape.latest:
         bookable.append(core.starts_within_horizon("o.occ"))
     if shape.capped:
@@ -810,6 +827,19 @@ def _every_occurrence_bookable(shape: _Shape) -> str:
     occurrences = _OCCURRENCES[shape.dialect].format(occurrence=occurrence)
     refused = f"o.occ IS NULL OR NOT ({' AND '.join(bookable)})"
     return f"NOT EXISTS (SELECT 1 FROM {occurrences} WHERE {refused})"
+
+
+_WHOLE_SLOTS_APART = {
+    "postgresql": "mod(CAST(extract(epoch FROM {later} - {first}) AS bigint), :slot_seconds) = 0",
+    "sqlite": "(unixepoch({later}) - unixepoch({first})) % :slot_seconds = 0",
+}
+
+
+def _on_grid(dialect: str, anchor: str) -> str:
+    """The occurrence `o.occ` lies whole slots from the first week's start `anchor`: on
+    the slots' grid. Off it (a half-hour change of offset with 20-minute slots), no
+    slot starts there, though every slot around it may be free."""
+    return _WHOLE_SLOTS_APART[dialect].format(later="o.occ", first=anchor)
 
 
 # Occurrences 2..n as rows `o.occ` (SQLite has no generate_series without an
