@@ -137,22 +137,29 @@ def test_series_starts_match_the_wall_clock_rule(api: Api, name: str) -> None:
     assert _found(api, case, provider, kind, 7) == expected
 
 
+async def _search(
+    api: Api, session: AsyncSession, case: Case, kind: Json
+) -> tuple[BookingRules, start_times.Search]:
+    """The type's rules and the search the case's page makes (a series of its weeks)."""
+    found = await session.get(AppointmentType, uuid.UUID(kind["id"]))
+    assert found is not None
+    rules = BookingRules.of(found, api.client.app.state.settings)  # type: ignore[attr-defined]
+    search = start_times.search_for(
+        rules,
+        case.zone,
+        case.first - timedelta(days=1),
+        case.first + timedelta(days=1, hours=case.hours),
+        START,
+        start_times.Repeat(case.count, case.interval),
+    )
+    return rules, search
+
+
 def _found(api: Api, case: Case, provider: Json, kind: Json, limit: int) -> list[str]:
     """Every start `start_times.find` lists for the case's page, `limit` at a time."""
-    settings = api.client.app.state.settings  # type: ignore[attr-defined]
 
     async def run(session: AsyncSession) -> list[str]:
-        found = await session.get(AppointmentType, uuid.UUID(kind["id"]))
-        assert found is not None
-        rules = BookingRules.of(found, settings)
-        search = start_times.search_for(
-            rules,
-            case.zone,
-            case.first - timedelta(days=1),
-            case.first + timedelta(days=1, hours=case.hours),
-            START,
-            start_times.Repeat(case.count, case.interval),
-        )
+        rules, search = await _search(api, session, case, kind)
         starts: list[start_times.StartTime] = []
         cursor = None
         while True:
@@ -182,20 +189,9 @@ def _plan(
     of the plan PostgreSQL keeps for a prepared statement (`tests.plans`), left only
     nested loops to join by: the worst it may pick from estimates made without the
     values."""
-    settings = api.client.app.state.settings  # type: ignore[attr-defined]
 
     async def run(session: AsyncSession) -> Json:
-        found = await session.get(AppointmentType, uuid.UUID(kind["id"]))
-        assert found is not None
-        rules = BookingRules.of(found, settings)
-        search = start_times.search_for(
-            rules,
-            case.zone,
-            case.first - timedelta(days=1),
-            case.first + timedelta(days=1, hours=case.hours),
-            START,
-            start_times.Repeat(case.count, case.interval),
-        )
+        rules, search = await _search(api, session, case, kind)
         sql, params, _ = start_times.compose_text(
             "postgresql",
             uuid.UUID(provider["id"]),

@@ -246,41 +246,18 @@ def compose_text(
         # How far before the provider's last slot the scan ends (`_BEFORE_LAST_SLOT`).
         if dialect == "postgresql":
             params["scan_end_back"] = reach - gap
-            params["span_length"] = gap + rules.slot_length
-            params["slot_length"] = rules.slot_length
-            typed.extend(
-                (("scan_end_back", Interval), ("span_length", Interval), ("slot_length", Interval))
-            )
+            typed.append(("scan_end_back", Interval))
         else:
             params["scan_end_back_seconds"] = int((reach - gap).total_seconds())
         params["chunk"] = chunk_size(limit) if chunk is None else chunk
         params["slot_seconds"] = int(rules.slot_length.total_seconds())
         if dialect == "postgresql" and not sessions:
-            # The zone's offset changes over every stretch a page's weeks could shift
-            # over (`_series_starts`): from the first start the search allows, a year
-            # and the series on. A search without one shifts no week.
             assert search.zone is not None
             assert repeat is not None
-            shifts_from = max(lower_bounds) if lower_bounds else now
-            changes = core.offset_changes(
-                search.zone,
-                shifts_from - core.STEADY_MARGIN,
-                shifts_from + _SHIFTS_WITHIN + reach + 2 * core.OFFSET_SWING + core.STEADY_MARGIN,
-            )
-            params.update(
-                changes=[at for at, _ in changes],
-                moved=[by for _, by in changes],
-                shifts_from=shifts_from if lower_bounds else None,
-            )
-            if by_occurrence is None and lower_bounds:
+            shifts_from = max(lower_bounds) if lower_bounds else None
+            changes = _shift_params(params, typed, rules, search.zone, shifts_from, now, reach)
+            if by_occurrence is None and shifts_from is not None:
                 by_occurrence = _likely_across(changes, shifts_from, repeat)
-            typed.extend(
-                (
-                    ("changes", lambda: ARRAY(DateTime(timezone=True))),
-                    ("moved", lambda: ARRAY(Interval())),
-                    ("shifts_from", UTCDateTime),
-                )
-            )
         before, after = rules.buffer_before, rules.duration + rules.buffer_after
         if dialect == "postgresql" and (by_occurrence is True or capped or sessions):
             params.update(before_gap=before, after_gap=after)
@@ -313,6 +290,45 @@ def compose_text(
 # search allows its stretch may begin (the service names the offset changes that far).
 _WIDEST_SHIFTED = timedelta(days=14)
 _SHIFTS_WITHIN = timedelta(days=366)
+
+
+def _shift_params(
+    params: dict[str, object],
+    typed: list[tuple[str, Callable[[], TypeEngine[Any]]]],
+    rules: BookingRules,
+    zone: str,
+    shifts_from: datetime | None,
+    now: datetime,
+    reach: timedelta,
+) -> list[tuple[datetime, timedelta]]:
+    """The shifted weeks' parameters (`_series_starts`): the zone's offset changes over
+    every stretch a page's weeks could shift over, from the first start the search
+    allows, a year and the series on (a search without one shifts no week), and the
+    span's and a slot's lengths. Returns the changes."""
+    start = now if shifts_from is None else shifts_from
+    changes = core.offset_changes(
+        zone,
+        start - core.STEADY_MARGIN,
+        start + _SHIFTS_WITHIN + reach + 2 * core.OFFSET_SWING + core.STEADY_MARGIN,
+    )
+    span_gap = rules.slot_length * (rules.span_slots - 1)
+    params.update(
+        changes=[at for at, _ in changes],
+        moved=[by for _, by in changes],
+        shifts_from=shifts_from,
+        span_length=span_gap + rules.slot_length,
+        slot_length=rules.slot_length,
+    )
+    typed.extend(
+        (
+            ("changes", lambda: ARRAY(DateTime(timezone=True))),
+            ("moved", lambda: ARRAY(Interval())),
+            ("shifts_from", UTCDateTime),
+            ("span_length", Interval),
+            ("slot_length", Interval),
+        )
+    )
+    return changes
 
 
 # A page of a provider working round the clock spans about a day of starts.

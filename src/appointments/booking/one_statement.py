@@ -330,8 +330,12 @@ WITH locked AS (
        AND {rules.session_has_room(seats=":seats")}
     RETURNING *
 ), {_seats_held("taken")}, settled AS (
+    -- `hold_expires_at IS NOT NULL` is `status = 'reserved'` (a CHECK of slots), but
+    -- implies no partial index's predicate: with `status = 'reserved'` the kept plan
+    -- scanned the whole index of slots not available, every provider's, filtering by
+    -- id (seat joins and opens 0.8 -> 3.1 ms and 2.0 -> 7.3-9.4 ms of PostgreSQL).
     UPDATE slots SET hold_expires_at = greatest(hold_expires_at, :expires_at)
-     WHERE status = 'reserved'
+     WHERE hold_expires_at IS NOT NULL
        AND id IN (SELECT slot_id FROM reservation_slots
                    WHERE session_id IN (SELECT session_id FROM inserted))
     RETURNING 1
