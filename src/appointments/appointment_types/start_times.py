@@ -255,7 +255,7 @@ def compose_text(
             assert search.zone is not None
             assert repeat is not None
             shifts_from = max(lower_bounds) if lower_bounds else None
-            changes = _shift_params(params, typed, rules, search.zone, shifts_from, now, reach)
+            changes = _shift_params(params, typed, rules, gap, search.zone, shifts_from, reach)
             if by_occurrence is None and shifts_from is not None:
                 by_occurrence = _likely_across(changes, shifts_from, repeat)
         before, after = rules.buffer_before, rules.duration + rules.buffer_after
@@ -296,22 +296,22 @@ def _shift_params(
     params: dict[str, object],
     typed: list[tuple[str, Callable[[], TypeEngine[Any]]]],
     rules: BookingRules,
+    span_gap: timedelta,
     zone: str,
     shifts_from: datetime | None,
-    now: datetime,
     reach: timedelta,
 ) -> list[tuple[datetime, timedelta]]:
     """The shifted weeks' parameters (`_series_starts`): the zone's offset changes over
     every stretch a page's weeks could shift over, from the first start the search
-    allows, a year and the series on (a search without one shifts no week), and the
-    span's and a slot's lengths. Returns the changes."""
-    start = now if shifts_from is None else shifts_from
-    changes = core.offset_changes(
-        zone,
-        start - core.STEADY_MARGIN,
-        start + _SHIFTS_WITHIN + reach + 2 * core.OFFSET_SWING + core.STEADY_MARGIN,
-    )
-    span_gap = rules.slot_length * (rules.span_slots - 1)
+    allows, a year and the series on (none for a search without one: it shifts no
+    week), and the span's and a slot's lengths. Returns the changes."""
+    changes = []
+    if shifts_from is not None:
+        changes = core.offset_changes(
+            zone,
+            shifts_from - core.STEADY_MARGIN,
+            shifts_from + _SHIFTS_WITHIN + reach + 2 * core.OFFSET_SWING + core.STEADY_MARGIN,
+        )
     params.update(
         changes=[at for at, _ in changes],
         moved=[by for _, by in changes],
@@ -448,8 +448,8 @@ def _text(shape: _Shape) -> str:
             """
 
 
-# The most starts a series statement checks: on PostgreSQL, a page over more than 14
-# days (the offsets' samples) goes occurrence by occurrence; on SQLite, each is probed.
+# The most starts a series statement checks: on PostgreSQL, a chunk wider than
+# `_WIDEST_SHIFTED` goes occurrence by occurrence; on SQLite, each start is probed.
 _MOST_CHUNK = 400
 
 
