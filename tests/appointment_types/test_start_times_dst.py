@@ -3,10 +3,11 @@ computed here from the provider's slots and the wall-clock rule's Python side: o
 both databases, in zones whose changes are an hour (Berlin, New York), half an hour
 (Lord Howe) and two hours (Troll), with some later weeks' slots taken.
 
-On PostgreSQL a page's later weeks are checked either by shifting the whole page
-(where the zone's offset holds still around every week's stretch) or occurrence by
-occurrence (where it moves): the cases below take each way, and the last test
-proves which way each took."""
+On PostgreSQL a page's later weeks are checked by shifting its starts, by pieces
+where the zone's offset moves (`rules.weeks_later_pieces`), or, under a daily cap,
+occurrence by occurrence: the cases below run across changes in the first week and
+in later ones, and a test proves how many pieces each took and that the text in full
+answers the same."""
 
 import uuid
 from dataclasses import dataclass
@@ -36,8 +37,10 @@ class Case:
     hours: int  # each week's stretch
     count: int
     interval: int = 1
-    # Whether every week's stretch keeps clear of the zone's change (the page shifts).
+    # Whether every week's stretch keeps clear of the zone's change (one piece a week).
     steady: bool = True
+    # The type's horizon (max_advance_days), if any.
+    horizon_days: int | None = None
 
 
 CASES = {
@@ -60,8 +63,20 @@ CASES = {
     "lord-howe-across": Case(
         "Australia/Lord_Howe", datetime(2027, 3, 13, 10, tzinfo=UTC), 10, 4, steady=False
     ),
+    # The fourth week's stretch runs across the spring change, and the horizon (2027-03-28
+    # 08:00 UTC) through it, after the change.
+    "berlin-across-horizon": Case(
+        "Europe/Berlin", datetime(2027, 3, 6, 23, tzinfo=UTC), 12, 4, steady=False, horizon_days=27
+    ),
+    # The third week's stretch runs across Berlin's autumn change (2027-10-31 at 01:00
+    # UTC), where the shift grows by an hour: the rival's hold there (00:30 UTC, the
+    # first 02:30) lies in the span of starts before the change's piece only, not in
+    # that of the starts just after it, which the hold would take moved back unshifted.
+    "berlin-autumn-later-week": Case(
+        "Europe/Berlin", datetime(2027, 10, 16, 18, 45, tzinfo=UTC), 10, 3, steady=False
+    ),
     # Twelve weeks, the first one's stretch across Berlin's autumn change (2027-10-31 at
-    # 01:00 UTC): no week can be shifted, every one is checked occurrence by occurrence.
+    # 01:00 UTC): every week has two pieces.
     "berlin-first-week-across": Case(
         "Europe/Berlin", datetime(2027, 10, 30, 20, tzinfo=UTC), 10, 12, steady=False
     ),
@@ -82,7 +97,12 @@ def setup(api: Api, case: Case) -> tuple[Json, Json]:
     for week in range(weeks + 1):
         start = case.first + week * WEEK
         api.publish(provider["id"], start, start + timedelta(hours=case.hours))
-    kind = api.appointment_type(provider["id"], duration_minutes=45, buffer_after_minutes=15)
+    kind = api.appointment_type(
+        provider["id"],
+        duration_minutes=45,
+        buffer_after_minutes=15,
+        max_advance_days=case.horizon_days,
+    )
     rival = api.customer("Eve", f"eve-{uuid.uuid4().hex[:8]}@example.com")
     taken = [
         case.first + case.interval * WEEK + timedelta(hours=2),
@@ -95,7 +115,7 @@ def setup(api: Api, case: Case) -> tuple[Json, Json]:
 
 def oracle(api: Api, case: Case, provider: Json, kind: Json, query: dict[str, str]) -> list[str]:
     """The plain starts whose every later occurrence (the wall-clock rule's Python side)
-    has its whole span of slots open."""
+    has its whole span of slots open, within the horizon."""
     open_starts = {
         parse(slot["start_time"])
         for slot in every_item(api, f"/providers/{provider['id']}/availability", 100, status="all")
@@ -108,8 +128,11 @@ def oracle(api: Api, case: Case, provider: Json, kind: Json, query: dict[str, st
             wall_clock_weeks_later(first, case.zone, k * case.interval)
             for k in range(1, case.count)
         ]
+        latest = None if case.horizon_days is None else START + timedelta(days=case.horizon_days)
         if all(
-            occ is not None and all(occ + i * SLOT in open_starts for i in range(SPAN))
+            occ is not None
+            and all(occ + i * SLOT in open_starts for i in range(SPAN))
+            and (latest is None or occ <= latest)
             for occ in occurrences
         ):
             expected.append(start)
@@ -135,6 +158,16 @@ def test_series_starts_match_the_wall_clock_rule(api: Api, name: str) -> None:
     # The service's own search too, as pages of the reschedule and web paths take it
     # (PostgreSQL's listing above is its JSON page).
     assert _found(api, case, provider, kind, 7) == expected
+    # A type under a daily cap (one it never reaches) is searched occurrence by
+    # occurrence on PostgreSQL: the same starts.
+    capped = api.appointment_type(
+        provider["id"],
+        duration_minutes=45,
+        buffer_after_minutes=15,
+        max_advance_days=case.horizon_days,
+        max_per_day=1000,
+    )
+    assert every_start_page(api, provider["id"], capped["id"], 100, **query, **repeat) == expected
 
 
 async def _search(
@@ -181,11 +214,11 @@ def _plan(
     kind: Json,
     *,
     generic: bool = False,
-    by_occurrence: bool | None = True,
+    by_occurrence: bool = True,
 ) -> Json:
     """PostgreSQL's EXPLAIN ANALYZE of the service's own statement for the case's page
     (its top node), the text with the weeks checked occurrence by occurrence unless
-    `by_occurrence` is False (None: the text the service starts with); with `generic`,
+    `by_occurrence` is False (the text the service runs); with `generic`,
     of the plan PostgreSQL keeps for a prepared statement (`tests.plans`), left only
     nested loops to join by: the worst it may pick from estimates made without the
     values."""
@@ -219,27 +252,27 @@ def _per_occurrence(api: Api, case: Case, provider: Json, kind: Json) -> tuple[i
     return rows["CTE occurrences"], rows["CTE candidates"]
 
 
-def test_postgresql_shifts_every_week_where_the_offset_holds_still(api: Api) -> None:
-    """A week whose stretch runs across a change is checked occurrence by occurrence,
-    the others shifted; none is shifted when the first week runs across."""
+def test_postgresql_shifts_every_week_by_pieces(api: Api) -> None:
+    """The service's text shifts every later week, across changes too: it has no
+    per-occurrence step, and one piece a week where the weeks keep clear of a change,
+    more where one runs across. The text in full checks every week occurrence by
+    occurrence (the oracle test holds both to the same answers)."""
     if api.dialect != "postgresql":
         pytest.skip("the shifted page is PostgreSQL's")
-    across = {"berlin-across": 1, "lord-howe-across": 1, "berlin-first-week-across": 11}
-    for name in ("berlin-shifted", "troll-shifted", *across):
-        case = CASES[name]
+    for name, case in CASES.items():
         provider, kind = setup(api, case)
+        weeks = case.count - 1
+        steps = {
+            node.get("Subplan Name"): node
+            for node in plans.nodes(_plan(api, case, provider, kind, by_occurrence=False))
+        }
+        assert "CTE occurrences" not in steps, name
+        pieces = int(steps["CTE pieces"]["Actual Rows"])
+        assert (pieces > weeks) == (not case.steady), (name, pieces)
+        assert pieces >= weeks, (name, pieces)
         occurrences, candidates = _per_occurrence(api, case, provider, kind)
         assert candidates > 20, name
-        assert occurrences == candidates * across.get(name, 0), (name, occurrences, candidates)
-        # The text without the per-occurrence step answers a page whose every week
-        # shifts, and says it cannot (a last row of size -1, nothing else) otherwise.
-        plan = _plan(api, case, provider, kind, by_occurrence=False)
-        assert (plan["Actual Rows"] == 1) == (name in across), name
-        # The service starts in full where a change lies just after the page's first
-        # start in some week: here, on exactly the pages across one.
-        first = plans.nodes(_plan(api, case, provider, kind, by_occurrence=None))
-        steps = {node.get("Subplan Name") for node in first}
-        assert ("CTE occurrences" in steps) == (name in across), name
+        assert occurrences == candidates * weeks, (name, occurrences, candidates)
 
 
 @pytest.mark.parametrize("name", ["berlin-first-week-across", "berlin-across", "berlin-shifted"])

@@ -334,3 +334,24 @@ def test_later_weeks_read_every_state_of_a_slot(
     assert starts(api, provider["id"], kind["id"], **week) == at(MONDAY, 30)
     clock.advance(seconds=30 * 60)
     assert starts(api, provider["id"], kind["id"], **week) == at(MONDAY, 30, 75, 90)
+
+
+def test_sparse_starts_over_months_are_all_found(api: Api) -> None:
+    """Open an hour a day for five weeks, then not for six, then three weeks more: a
+    page of a 2-week series reaches past the four weeks PostgreSQL shifts at once (the
+    chunk's later starts wait for the next one) and across the empty weeks; every start
+    whose next week is free too is listed, in pages of any size."""
+    provider = api.provider()
+    for day in (*range(35), *range(77, 98)):
+        window(api, provider["id"], MONDAY + timedelta(days=day), 1)
+    kind = api.appointment_type(provider["id"], duration_minutes=30)
+    plain = every_start_page(api, provider["id"], kind["id"], 100)
+    listed = set(plain)
+    expected = [
+        start
+        for start in plain
+        if iso(datetime.fromisoformat(start.replace("Z", "+00:00")) + WEEK) in listed
+    ]
+    assert len(expected) == 3 * (28 + 14)
+    for limit in (100, 9):
+        assert every_start_page(api, provider["id"], kind["id"], limit, repeat_count=2) == expected

@@ -111,33 +111,76 @@ def test_no_zone_moves_a_later_week_sooner_than_the_series_bound_allows() -> Non
                     assert later - moment >= rules.earliest_weeks_later(weeks), (zone, moment)
 
 
-def test_a_steady_week_is_whole_weeks_less_the_offset_changes_between() -> None:
-    """`rules.offset_changes`, by which a series search shifts whole pages: in every
-    zone tzdata knows, the same wall-clock time w weeks on is w weeks less the changes
-    between, wherever no change lies within `STEADY_MARGIN` of the moment nor of the
-    moment so shifted (what the search checks); and each change named is one (the
-    offset just before differs by it)."""
+def test_each_change_named_is_one() -> None:
+    """`rules.offset_changes`, which the weeks' pieces are cut at: in every zone tzdata
+    knows, the offset just before each change named differs from the one at it by the
+    change, and between two changes named it holds still (sampled every 12 hours)."""
     start = datetime(2027, 1, 1, tzinfo=UTC)
-    margin = rules.STEADY_MARGIN
-    shifted = 0
+    named = 0
     for zone in sorted(available_timezones()):
         tz = ZoneInfo(zone)
-        changes = rules.offset_changes(zone, start, start + timedelta(days=3 * 365))
+        changes = rules.offset_changes(zone, start, start + timedelta(days=2 * 365))
         for at, moved in changes:
             before = (at - timedelta(seconds=1)).astimezone(tz).utcoffset()
             after = at.astimezone(tz).utcoffset()
             assert before is not None
             assert after is not None
             assert after - before == moved, (zone, at)
-        for hours in range(0, 2 * 365 * 24, 13 * 24 + 7):
+        for hours in range(0, 2 * 365 * 24 - 12, 12):
             moment = start + timedelta(hours=hours)
+            step = moment + timedelta(hours=12)
+            crossed = any(moment < at <= step for at, _ in changes)
+            assert (
+                crossed or moment.astimezone(tz).utcoffset() == step.astimezone(tz).utcoffset()
+            ), (zone, moment)
+        named += len(changes)
+    assert named > 300
+
+
+# Moments the pieces are read at: every 20 minutes, every second
+# around each cut, and the cuts themselves.
+def _read_at(pieces: tuple[tuple[datetime, datetime, timedelta | None], ...]) -> list[datetime]:
+    first, until = pieces[0][0], pieces[-1][1]
+    moments = [
+        first + timedelta(minutes=20 * i)
+        for i in range(int((until - first) / timedelta(minutes=20)))
+    ]
+    for lo, _, _ in pieces:
+        moments += [
+            lo + timedelta(seconds=s)
+            for s in range(-2, 3)
+            if first <= lo + timedelta(seconds=s) < until
+        ]
+    return moments
+
+
+def test_the_weeks_pieces_are_the_wall_clock_rule() -> None:
+    """`rules.weeks_later_pieces`, by which a series search shifts whole pages: in every
+    zone tzdata knows, over stretches of 3 days, the 1st, 11th and 51st week's pieces
+    give exactly `wall_clock_weeks_later` at every moment read (every 20 minutes, and
+    each second around each piece's edge), gaps included; each piece's shift differs
+    from its neighbour's (joined otherwise), and they tile the stretch."""
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    across = 0
+    for zone in sorted(available_timezones()):
+        changes = rules.offset_changes(zone, start, start + timedelta(days=2 * 365))
+        # Stretches around each change (first-week or later-week) and one far from any.
+        firsts = {start + timedelta(days=100)}
+        for at, _ in changes[:2]:
+            for weeks in (0, 1, 11):
+                firsts.add((at - timedelta(weeks=weeks, days=1)).replace(minute=0, second=0))
+        for first in sorted(firsts):
+            until = first + timedelta(days=3)
             for weeks in (1, 11, 51):
-                later = moment + timedelta(weeks=weeks)
-                between = sum((by for at, by in changes if moment < at <= later), timedelta())
-                shift = later - between
-                if any(abs(at - t) <= margin for at, _ in changes for t in (moment, shift)):
-                    continue
-                exact = wall_clock_weeks_later(moment, zone, weeks)
-                assert exact == shift, (zone, moment, weeks)
-                shifted += exact != later
-    assert shifted > 1000  # many of them across some change
+                pieces = rules.weeks_later_pieces(zone, first, until, weeks)
+                assert (pieces[0][0], pieces[-1][1]) == (first, until), (zone, first)
+                for (_, hi, shift), (lo, _, next_shift) in zip(pieces, pieces[1:], strict=False):
+                    assert hi == lo, (zone, first, weeks)
+                    assert shift != next_shift, (zone, first, weeks)
+                across += len(pieces) > 1
+                for moment in _read_at(pieces):
+                    (shift,) = [s for lo, hi, s in pieces if lo <= moment < hi]
+                    exact = wall_clock_weeks_later(moment, zone, weeks)
+                    expected = None if exact is None else exact - moment
+                    assert shift == expected, (zone, moment, weeks)
+    assert across > 500  # many stretches run across some change

@@ -93,7 +93,7 @@ def statement(
     request: PageRequest,
     *,
     chunk: int | None = None,
-    by_occurrence: bool | None = None,
+    by_occurrence: bool = False,
 ) -> tuple[str, dict[str, object]]:
     """The page's statement (named parameters) and its values (bench.cpu runs it in
     pgbench too); for a series, over `chunk` starts, in full with `by_occurrence`."""
@@ -184,8 +184,7 @@ async def _page(
 
     One statement, but for a series page: one per chunk of starts checked (the first
     `start_times.find` would take, and twice as many each time after, from the last
-    one checked) until the page is full, each again in full (`by_occurrence`) when
-    not every week of its chunk shifts; the chunks' items joined as JSON text."""
+    one checked) until the page is full; the chunks' items joined as JSON text."""
     rules = BookingRules.of(known.terms, settings)
     search = start_times.search_for(rules, known.zone, start_from, start_before, now, repeat)
     items: list[str] = []
@@ -196,12 +195,6 @@ async def _page(
         chunk = start_times.chunk_size(wanted.limit + 1, rounds)
         sql, values = statement(provider_id, rules, search, now, wanted, chunk=chunk)
         row = await rawsql.fetch_row(engine, sql, values)
-        if row[4] is not None and row[4] < 0:
-            # Not every later week of the series shifts over this chunk: it again, in full.
-            sql, values = statement(
-                provider_id, rules, search, now, wanted, chunk=chunk, by_occurrence=True
-            )
-            row = await rawsql.fetch_row(engine, sql, values)
         found_items, found, last_at, last_id, checked, checked_to, fingerprint = row
         if found and wanted.limit:
             items.append(found_items[1:-1])  # the array's elements, without its brackets

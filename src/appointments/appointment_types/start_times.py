@@ -14,10 +14,10 @@ import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Interval, Uuid, bindparam, text
+from sqlalchemy import DateTime, Integer, Interval, Uuid, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
@@ -104,7 +104,6 @@ async def find(
     page is (`_series_starts`, `_chunked_series_starts`)."""
     found: list[StartTime] = []
     rounds = 0
-    by_occurrence: bool | None = None  # the text's choice (`compose_text`)
     while True:
         remaining = limit - len(found)
         chunk = chunk_size(remaining, rounds)
@@ -118,7 +117,6 @@ async def find(
             cursor=cursor,
             moving=moving,
             chunk=chunk,
-            by_occurrence=by_occurrence,
         )
         statement = (
             text(sql)
@@ -132,14 +130,10 @@ async def find(
                 last, size = row[1], row[2]
             else:
                 found.append(StartTime(slot_id=row[0], start_time=row[1], seats_left=row[2]))
-        if size < 0:  # not every week of this chunk shifts: the chunk again, in full
-            by_occurrence = True
-            continue
         if last is None or size < chunk or len(found) >= limit:
             return found
         cursor = Keyset(at=last, id=uuid.UUID(int=0))  # only its time orders starts
         rounds += 1
-        by_occurrence = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +170,7 @@ def compose_text(
     cursor: Keyset | None = None,
     moving: uuid.UUID | None = None,
     chunk: int | None = None,
-    by_occurrence: bool | None = None,
+    by_occurrence: bool = False,
 ) -> tuple[str, dict[str, object], list[tuple[str, Callable[[], TypeEngine[Any]]]]]:
     """The search's SQL text (named parameters), values, and the type of each
     parameter SQLAlchemy must be told (`find`); the statement sent straight to asyncpg
@@ -251,17 +245,25 @@ def compose_text(
             params["scan_end_back_seconds"] = int((reach - gap).total_seconds())
         params["chunk"] = chunk_size(limit) if chunk is None else chunk
         params["slot_seconds"] = int(rules.slot_length.total_seconds())
+        before, after = rules.buffer_before, rules.duration + rules.buffer_after
+        if dialect == "postgresql":
+            params["before_gap"] = before
+            typed.append(("before_gap", Interval))
         if dialect == "postgresql" and not sessions:
             assert search.zone is not None
             assert repeat is not None
+            params["slot_length"] = rules.slot_length
+            typed.append(("slot_length", Interval))
             shifts_from = max(lower_bounds) if lower_bounds else None
-            changes = _shift_params(params, typed, rules, gap, search.zone, shifts_from, reach)
-            if by_occurrence is None and shifts_from is not None:
-                by_occurrence = _likely_across(changes, shifts_from, repeat)
-        before, after = rules.buffer_before, rules.duration + rules.buffer_after
-        if dialect == "postgresql" and (by_occurrence is True or capped or sessions):
-            params.update(before_gap=before, after_gap=after)
-            typed.extend((("before_gap", Interval), ("after_gap", Interval)))
+            # Without a first start, or under a daily cap, every week goes occurrence by
+            # occurrence (`_series_starts`).
+            by_occurrence = by_occurrence or shifts_from is None or capped
+            if not by_occurrence:
+                assert shifts_from is not None
+                _piece_params(params, typed, rules, search.zone, shifts_from, repeat)
+        if dialect == "postgresql" and (sessions or by_occurrence):
+            params["after_gap"] = after
+            typed.append(("after_gap", Interval))
         elif dialect == "sqlite":
             before_seconds, after_seconds = before.total_seconds(), after.total_seconds()
             params.update(before_seconds=int(before_seconds), after_seconds=int(after_seconds))
@@ -280,80 +282,70 @@ def compose_text(
         sessions,
         repeat.count if repeat else 0,
         repeat.interval_weeks if repeat else 0,
-        dialect == "postgresql" and repeat is not None and (by_occurrence is True or capped),
+        dialect == "postgresql" and repeat is not None and not sessions and by_occurrence,
     )
     return _text(shape), params, typed
 
 
-# The widest stretch of candidates whose later weeks shift (`_series_starts`): wider
-# pages (sparse hours) go occurrence by occurrence; and how far after the first start a
-# search allows its stretch may begin (the service names the offset changes that far).
-_WIDEST_SHIFTED = timedelta(days=14)
-_SHIFTS_WITHIN = timedelta(days=366)
+# How far from the day of a page's first possible start its later weeks are shifted
+# (`_series_starts`); a chunk's starts beyond wait for the next one.
+_SHIFTED_STRETCH = timedelta(days=28)
 
 
-def _shift_params(
+def _piece_params(
     params: dict[str, object],
     typed: list[tuple[str, Callable[[], TypeEngine[Any]]]],
     rules: BookingRules,
-    span_gap: timedelta,
     zone: str,
-    shifts_from: datetime | None,
-    reach: timedelta,
-) -> list[tuple[datetime, timedelta]]:
-    """The shifted weeks' parameters (`_series_starts`): the zone's offset changes over
-    every stretch a page's weeks could shift over, from the first start the search
-    allows, a year and the series on (none for a search without one: it shifts no
-    week), and the span's and a slot's lengths. Returns the changes."""
-    changes = []
-    if shifts_from is not None:
-        changes = core.offset_changes(
-            zone,
-            shifts_from - core.STEADY_MARGIN,
-            shifts_from + _SHIFTS_WITHIN + reach + 2 * core.OFFSET_SWING + core.STEADY_MARGIN,
-        )
+    shifts_from: datetime,
+    repeat: Repeat,
+) -> None:
+    """The shifted weeks' parameters (`_series_starts`): each later week's pieces over
+    the stretch from the day of the first start the search allows, and the span's
+    length."""
+    day = datetime.combine(shifts_from.astimezone(UTC).date(), time(), UTC)
+    weeks, starts, ends, shifts = _week_pieces(zone, day, repeat)
     params.update(
-        changes=[at for at, _ in changes],
-        moved=[by for _, by in changes],
-        shifts_from=shifts_from,
-        span_length=span_gap + rules.slot_length,
-        slot_length=rules.slot_length,
+        piece_weeks=weeks,
+        piece_starts=starts,
+        piece_ends=ends,
+        piece_shifts=shifts,
+        shifts_until=day + _SHIFTED_STRETCH,
+        span_length=rules.slot_length * rules.span_slots,
     )
     typed.extend(
         (
-            ("changes", lambda: ARRAY(DateTime(timezone=True))),
-            ("moved", lambda: ARRAY(Interval())),
-            ("shifts_from", UTCDateTime),
+            ("piece_weeks", lambda: ARRAY(Integer())),
+            ("piece_starts", lambda: ARRAY(DateTime(timezone=True))),
+            ("piece_ends", lambda: ARRAY(DateTime(timezone=True))),
+            ("piece_shifts", lambda: ARRAY(Interval())),
+            ("shifts_until", UTCDateTime),
             ("span_length", Interval),
-            ("slot_length", Interval),
         )
     )
-    return changes
 
 
-# A page of a provider working round the clock spans about a day of starts.
-_LIKELY_STRETCH = timedelta(days=2)
-
-
-def _likely_across(
-    changes: list[tuple[datetime, timedelta]], shifts_from: datetime, repeat: Repeat
-) -> bool:
-    """Whether an offset change lies within a couple of days after the first start the
-    search allows, in the first week or a later one: then the page's text checks weeks
-    occurrence by occurrence from the start, rather than learning it must from the
-    shifted text first (a statement more, for about one Berlin page in eight). Only
-    which text comes first depends on it, never an answer."""
-    # Within [week k's first start - margin, that + the stretch + margin] for some k:
-    # those windows are shorter than a week apart, so the change's place in its week
-    # tells which (no loop over the weeks).
-    period = timedelta(weeks=repeat.interval_weeks)
-    window = _LIKELY_STRETCH + 2 * core.STEADY_MARGIN
-    last = period * (repeat.count - 1) + window
-    for at, _ in changes:
-        since = at - shifts_from + core.STEADY_MARGIN
-        if timedelta(0) <= since <= last and since % period <= window:
-            return True
-    return False
+@functools.lru_cache(maxsize=1024)
+def _week_pieces(
+    zone: str, day: datetime, repeat: Repeat
+) -> tuple[list[int], list[datetime], list[datetime], list[timedelta | None]]:
+    """`core.weeks_later_pieces` of every later week over [day, day + _SHIFTED_STRETCH),
+    as four arrays (the week's number k, the piece's start, end and shift); made once a
+    zone, day and series in a process (a few dozen pieces)."""
+    weeks: list[int] = []
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    shifts: list[timedelta | None] = []
+    for k in range(1, repeat.count):
+        pieces = core.weeks_later_pieces(
+            zone, day, day + _SHIFTED_STRETCH, k * repeat.interval_weeks
+        )
+        for lo, hi, shift in pieces:
+            weeks.append(k)
+            starts.append(lo)
+            ends.append(hi)
+            shifts.append(shift)
+    return weeks, starts, ends, shifts
 
 
 def _reach(repeat: Repeat) -> timedelta:
@@ -448,8 +440,7 @@ def _text(shape: _Shape) -> str:
             """
 
 
-# The most starts a series statement checks: on PostgreSQL, a chunk wider than
-# `_WIDEST_SHIFTED` goes occurrence by occurrence; on SQLite, each start is probed.
+# The most starts a series statement checks (on SQLite, each is probed).
 _MOST_CHUNK = 400
 
 
@@ -568,146 +559,142 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
     `chunk` starts that are bookable themselves (`candidates`) have their later weeks
     checked together, one of two ways:
 
-    - **shifted**, each later week k whose stretch of candidates no offset change lies
-      near (`core.STEADY_MARGIN`), when none lies near the first week's either (nor a
-      daily cap applies): its occurrences are the candidates moved by k weeks less the
-      changes between (`shifts`; the service names the zone's changes, `:changes`, so
-      no zone is consulted here). A candidate passes them when, moved by each shift,
-      its whole span lies where slot rows exist (`slot_runs`, a few rows a week:
-      `uncovered` is where some shifted week has none) and holds no slot a booking
+    - **shifted**: the service cuts each later week into pieces over which the
+      wall-clock rule moves a start by one shift (`core.weeks_later_pieces`, over the
+      four weeks from the day of the search's first start: `:shifts_until`), so no zone
+      is consulted here. A candidate passes when, in each week's piece it lies in, its
+      span moved by the piece's shift lies where slot rows exist (`slot_runs`, a few
+      rows a piece: `uncovered` is where a piece has none, or the whole piece where its
+      time does not exist or lies off the slots' grid) and holds no slot a booking
       cannot take (the index of slots not available, `later_taken`: few rows too), and
-      its last shifted occurrence is within the horizon. No free slot of a later week
-      is read.
-    - **occurrence by occurrence**, every other week: each candidate's occurrences by
-      `core.weeks_later`; each occurrence's span must lie in one of the week's runs
-      (`week_runs`, over the k-th occurrences of the first and the last candidate,
-      back-to-back runs joined) and hold none of its slots not open (`week_taken`).
-
-    The second way costs a third of the statement's executor set-up even where no week
-    takes it (most pages), so it is in the text only when `shape.by_occurrence`: the
-    text without it answers only when every week shifts, and otherwise says so (a last
-    row of size -1), and the same chunk is asked again with it. `compose_text` starts
-    with it where an offset change lies just after the search's first start in some
-    week (`_likely_across`).
+      its last occurrence is within the horizon. No free slot of a later week is read,
+      where scanning them read every one (~1,100 rows a page of 12 weeks, 3x a plain
+      page's cost). Candidates past `:shifts_until` wait for the next chunk.
+    - **occurrence by occurrence** (`shape.by_occurrence`: under a daily cap, which
+      counts each occurrence's day, or without a first start): each candidate's
+      occurrences by `core.weeks_later`; each occurrence's span must lie in one of the
+      week's runs (`week_runs`, over the k-th occurrences of the first and the last
+      candidate, back-to-back runs joined) and hold none of its slots not open
+      (`week_taken`).
 
     The answer is the candidates that pass (at most `limit`) and a last row without a
-    slot holding the last candidate's start and their count: after a full chunk with
-    the page not full, `find` asks again from there with a larger chunk. (Probing the
-    starts after a refusal one by one, as this did, cost 11 ms a page where one slot
-    in 20 was booked: most candidates of 12 weeks fail somewhere.)
+    slot holding the start checked to and how many starts were checked (the chunk's
+    size where some wait): after a full chunk with the page not full, `find` asks again
+    from there with a larger chunk. (Probing the starts after a refusal one by one, as
+    this did, cost 11 ms a page where one slot in 20 was booked: most candidates of 12
+    weeks fail somewhere.)
     """
-    margin = f"interval '{int(core.STEADY_MARGIN.total_seconds())} seconds'"
-    shifts_from = "CAST(:shifts_from AS timestamptz)"
-
-    def weeks(k: str) -> str:
-        """The k-th later week's distance in hours (not days: a day's length would
-        follow the session's time zone)."""
-        return f"make_interval(hours => 168 * {k} * :repeat_interval)"
-
-    # Each shifted week's stretch, moved back by its shift: the runs of slot rows
-    # there (the one holding its start, then those starting inside), as +1 at a run's
-    # start and -1 at its end, and the slots there no booking may take. Both are few
-    # rows (no slot of the week is read that is free), where scanning the weeks' free
-    # slots read every one: ~1,100 rows a page of 12 weeks, 3x a plain page's cost.
-    stretch_lo = "sp.lo + w.shift"
-    stretch_hi = "sp.hi + w.shift + CAST(:span_length AS interval)"
-    later_runs = f"""
-                SELECT e.at, e.d FROM span AS sp CROSS JOIN shifts AS w
-                 CROSS JOIN LATERAL ({_runs_over(stretch_lo, stretch_hi)}) AS r
-                 CROSS JOIN LATERAL (VALUES (r.starts - w.shift, 1), (r.ends - w.shift, -1))
-                       AS e(at, d)
-                UNION ALL
-                SELECT lo, 0 FROM span
-            """
-    # The first starts whose span a slot not open of a shifted week lies in: the slot's
-    # start moved back by the week's shift and by 0 .. n - 1 slots (one grid: a week
-    # shifts only by whole slots), looked up by hash, not compared candidate by candidate.
-    later_taken = f"""
-                SELECT s.start_time - w.shift - j.j * CAST(:slot_length AS interval) AS at
-                  FROM span AS sp CROSS JOIN shifts AS w
-                 CROSS JOIN LATERAL ({_not_open_over(usable, stretch_lo, stretch_hi)}) AS s
-                 CROSS JOIN generate_series(0, :last_n) AS j(j)
-            """
-    shifted_refusals = [
-        "EXISTS (SELECT FROM uncovered AS u WHERE u.lo < c.first_start"
-        " + CAST(:span_length AS interval) AND u.hi > c.first_start)",
-        "c.first_start IN (SELECT at FROM later_taken)",
-    ]
-    if shape.latest:
-        last = "c.anchor_start + (SELECT max(shift) FROM shifts)"
-        shifted_refusals.append(f"NOT {core.starts_within_horizon(last)}")
-    common = f"""
+    candidates = f"""
             WITH candidates AS MATERIALIZED (
                 SELECT anchor_id, anchor_start, first_start FROM ({run}) AS run
                  WHERE {" AND ".join(anchor_where)}
                  ORDER BY first_start
                  LIMIT :chunk
-            ),
+            ),"""
+    if shape.by_occurrence:
+        return candidates + _by_occurrence(shape, usable)
+    before = "CAST(:before_gap AS interval)"
+    span_length = "CAST(:span_length AS interval)"
+    # Each piece's stretch of the candidates' first starts, moved by its shift: the runs
+    # of slot rows there (the one holding its start, then those starting inside), as +1
+    # at a run's start and -1 at its end, and the slots there no booking may take.
+    stretch_lo = "p.stretch_lo + p.shift"
+    stretch_hi = f"p.stretch_hi + p.shift + {span_length}"
+    # The first starts whose span a slot not open of a piece lies in: the slot's start
+    # moved back by the piece's shift and by 0 .. n - 1 slots (one grid: a piece is
+    # shifted only by whole slots), looked up by hash, not compared candidate by candidate.
+    taken_at = "s.start_time - p.shift - j.j * CAST(:slot_length AS interval)"
+    refusals = [
+        "EXISTS (SELECT FROM uncovered AS u WHERE u.piece_lo <= c.first_start"
+        " AND u.piece_hi > c.first_start"
+        f" AND u.lo < c.first_start + {span_length} AND u.hi > c.first_start)",
+        "c.first_start IN (SELECT at FROM later_taken)",
+    ]
+    if shape.latest:
+        last_occurrence = "c.anchor_start + p.shift"
+        refusals.append(
+            "EXISTS (SELECT FROM pieces AS p WHERE p.k = :repeat_count - 1"
+            " AND p.lo <= c.first_start AND p.hi > c.first_start"
+            f" AND NOT {core.starts_within_horizon(last_occurrence)})"
+        )
+    checked = "anchor_start < :shifts_until"
+    return f"""{candidates}
             span AS MATERIALIZED (
-                SELECT min(first_start) AS lo, max(first_start) AS hi,
-                       min(anchor_start) AS first, max(anchor_start) AS last
-                  FROM candidates
+                SELECT min(first_start) AS lo, max(first_start) AS hi FROM candidates
+                 WHERE {checked}
             ),
-            changes AS MATERIALIZED (
-                SELECT at, moved FROM unnest(CAST(:changes AS timestamptz[]),
-                                             CAST(:moved AS interval[])) AS c(at, moved)
+            pieces AS MATERIALIZED (
+                -- Each later week's pieces the checked candidates lie in, as first starts
+                -- [lo, hi), and the stretch of them there; a piece is usable when its time
+                -- exists and it moves starts by whole slots (or every occurrence would lie
+                -- between two: `_on_grid`).
+                SELECT p.k, p.lo - {before} AS lo, p.hi - {before} AS hi, p.shift,
+                       greatest(p.lo - {before}, sp.lo) AS stretch_lo,
+                       least(p.hi - {before}, sp.hi + CAST(:slot_length AS interval))
+                           AS stretch_hi,
+                       coalesce(mod(CAST(extract(epoch FROM p.shift) AS bigint),
+                                    :slot_seconds) = 0, false) AS usable
+                  FROM span AS sp
+                 CROSS JOIN unnest(CAST(:piece_weeks AS integer[]),
+                                   CAST(:piece_starts AS timestamptz[]),
+                                   CAST(:piece_ends AS timestamptz[]),
+                                   CAST(:piece_shifts AS interval[])) AS p(k, lo, hi, shift)
+                 WHERE p.lo - {before} <= sp.hi AND p.hi - {before} > sp.lo
             ),
-            shifts AS MATERIALIZED (
-                -- Week k shifts by k weeks less the offset changes between (`core.
-                -- STEADY_MARGIN`), where no change lies near the candidates' starts in
-                -- the first week, nor near them in week k; a stretch of at most 14 days,
-                -- within the changes the service named.
-                SELECT w.k, w.shift FROM span AS sp
-                 CROSS JOIN LATERAL (
-                     SELECT ks.k, {weeks("ks.k")} - coalesce((
-                                SELECT sum(moved) FROM changes
-                                 WHERE at > sp.first AND at <= sp.first + {weeks("ks.k")}
-                            ), interval '0') AS shift
-                       FROM generate_series(1, :repeat_count - 1) AS ks(k)
-                 ) AS w
-                 WHERE sp.last <= sp.first + interval '{_WIDEST_SHIFTED.days} days'
-                   AND sp.last <= {shifts_from} + interval '{_SHIFTS_WITHIN.days} days'
-                   AND {"false" if shape.capped else "true"}
-                   -- Whole slots, or every occurrence lies between two (`_on_grid`).
-                   AND mod(CAST(extract(epoch FROM w.shift) AS bigint), :slot_seconds) = 0
-                   AND NOT EXISTS (
-                       SELECT FROM changes AS c
-                        WHERE c.at BETWEEN sp.first - {margin} AND sp.last + {margin}
-                           OR c.at BETWEEN sp.first + w.shift - {margin}
-                                       AND sp.last + w.shift + {margin}
-                   )
+            later_runs AS (
+                SELECT p.k, p.lo AS piece_lo, p.hi AS piece_hi, e.at, e.d FROM pieces AS p
+                 CROSS JOIN LATERAL ({_runs_over(stretch_lo, stretch_hi)}) AS r
+                 CROSS JOIN LATERAL (VALUES (greatest(r.starts - p.shift, p.stretch_lo), 1),
+                                            (r.ends - p.shift, -1)) AS e(at, d)
+                 WHERE p.usable
+                UNION ALL
+                SELECT k, lo, hi, stretch_lo, 0 FROM pieces WHERE usable
             ),
-            later_runs AS ({later_runs}),
             uncovered AS MATERIALIZED (
-                -- Where fewer than every shifted week has slot rows: between two
-                -- events whose running sum is short of the count, or after the last.
-                SELECT lo, coalesce(hi, 'infinity') AS hi FROM (
-                    SELECT at AS lo, lead(at) OVER o AS hi, sum(d) OVER o AS weeks
+                -- Where a piece has no slot rows: between two of its events whose running
+                -- sum is 0, or after its last; and the whole of a piece not usable.
+                SELECT piece_lo, piece_hi, lo, coalesce(hi, 'infinity') AS hi FROM (
+                    SELECT piece_lo, piece_hi, at AS lo, lead(at) OVER o AS hi,
+                           sum(d) OVER o AS runs
                       FROM later_runs
-                    WINDOW o AS (ORDER BY at, d ROWS UNBOUNDED PRECEDING)
+                    WINDOW o AS (PARTITION BY k, piece_lo ORDER BY at, d
+                                 ROWS UNBOUNDED PRECEDING)
                 ) AS x
-                WHERE weeks < (SELECT count(*) FROM shifts) AND (hi IS NULL OR hi > lo)
+                WHERE runs < 1 AND (hi IS NULL OR hi > lo)
+                UNION ALL
+                SELECT lo, hi, '-infinity', 'infinity' FROM pieces WHERE NOT usable
             ),
-            later_taken AS MATERIALIZED ({later_taken}),"""
-    if not shape.by_occurrence:
-        every_week_shifts = "(SELECT count(*) FROM shifts) = :repeat_count - 1"
-        return f"""{common}
+            later_taken AS MATERIALIZED (
+                SELECT {taken_at} AS at FROM pieces AS p
+                 CROSS JOIN LATERAL ({_not_open_over(usable, stretch_lo, stretch_hi)}) AS s
+                 CROSS JOIN generate_series(0, :last_n) AS j(j)
+                 WHERE p.usable AND {taken_at} >= p.lo AND {taken_at} < p.hi
+            ),
             passed AS (
                 SELECT anchor_id, anchor_start FROM candidates AS c
-                 WHERE NOT ({" OR ".join(shifted_refusals)})
+                 WHERE {checked} AND NOT ({" OR ".join(refusals)})
                  ORDER BY anchor_start
                  LIMIT :limit
             )
             SELECT anchor_id, anchor_start, seats_left FROM (
                 SELECT anchor_id, anchor_start, CAST(:capacity AS integer) AS seats_left
-                  FROM passed WHERE {every_week_shifts}
+                  FROM passed
                 UNION ALL
-                SELECT NULL, max(anchor_start),
-                       CASE WHEN count(*) = 0 OR {every_week_shifts} THEN count(*) ELSE -1 END
+                -- Checked up to the last start before :shifts_until (or, when none is,
+                -- to just before the first one); the chunk's size where some wait.
+                SELECT NULL,
+                       coalesce(max(anchor_start) FILTER (WHERE {checked}),
+                                min(anchor_start) - interval '1 microsecond'),
+                       CASE WHEN bool_and({checked}) IS NOT FALSE THEN count(*) ELSE :chunk END
                   FROM candidates
             ) AS found
             ORDER BY anchor_id IS NULL, anchor_start
             """
+
+
+def _by_occurrence(shape: _Shape, usable: str) -> str:
+    """The rest of `_series_starts`' text after its candidates, every later week
+    checked occurrence by occurrence."""
     # Each occurrence's span [occ - before, occ + after) lies in one of its week's
     # (joined) runs and holds none of its week's slots not open: a probe of a few rows
     # each (materialised), never a scan of the week's free slots.
@@ -726,17 +713,16 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
     occurrence = core.weeks_later(shape.dialect, "c.anchor_start", "ks.k * :repeat_interval")
     week_lo = "b.lo - CAST(:before_gap AS interval)"
     week_hi = "b.hi + CAST(:after_gap AS interval)"
-    return f"""{common}
+    return f"""
             occurrences AS MATERIALIZED (
                 SELECT c.anchor_start, ks.k, {occurrence} AS occ
                   FROM candidates AS c CROSS JOIN generate_series(1, :repeat_count - 1) AS ks(k)
-                 WHERE ks.k NOT IN (SELECT k FROM shifts)
             ),
             bounds AS (
                 SELECT k, min(occ) AS lo, max(occ) AS hi FROM occurrences GROUP BY k
             ),
             week_runs AS MATERIALIZED (
-                -- The runs over each such week's occurrences, back-to-back ones joined.
+                -- The runs over each week's occurrences, back-to-back ones joined.
                 SELECT k, min(starts) AS starts, max(ends) AS ends FROM (
                     SELECT k, starts, ends,
                            sum(CASE WHEN starts = before_end THEN 0 ELSE 1 END)
@@ -762,9 +748,6 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
             refused AS (
                 SELECT o.anchor_start FROM occurrences AS o
                  WHERE o.occ IS NULL OR NOT ({" AND ".join(bookable)})
-                UNION
-                SELECT c.anchor_start FROM candidates AS c
-                 WHERE EXISTS (SELECT FROM shifts) AND ({" OR ".join(shifted_refusals)})
             ),
             passed AS (
                 SELECT anchor_id, anchor_start FROM candidates

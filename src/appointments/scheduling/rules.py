@@ -190,14 +190,6 @@ def earliest_weeks_later(weeks: int) -> timedelta:
     return timedelta(weeks=weeks) - OFFSET_SWING
 
 
-# Where a zone's offset from UTC holds still within STEADY_MARGIN of a moment and of the
-# moment w weeks on, `weeks_later` is that moment plus w weeks less the offset changes
-# between the two (`offset_changes`): the wall-clock time exists and is read one way
-# only, since every other instant with that local time lies a whole change of offset
-# away, across a change. The margin exceeds every change of offset (at most 2 hours in
-# tzdata, Antarctica/Troll). Set-based searches (`start_times`) use it to shift whole
-# pages at once, and take `weeks_later` for every occurrence wherever the offset moves.
-STEADY_MARGIN = timedelta(hours=3)
 # Offsets sampled this far apart see every change, since no zone changes twice within
 # a day (the closest two, Asia/Gaza's in 2040, six days 23 hours apart; every zone
 # scanned hour by hour for 2026-2045).
@@ -241,6 +233,48 @@ def _changes_in_year(zone: str, year: int) -> tuple[tuple[datetime, timedelta], 
             before = after
         at = step
     return tuple(found)
+
+
+def weeks_later_pieces(
+    zone: str, first: datetime, until: datetime, weeks: int
+) -> tuple[tuple[datetime, datetime, timedelta | None], ...]:
+    """`weeks_later(moment, weeks)` for every moment in [first, until), as pieces
+    (lo, hi, shift): over [lo, hi) it is the moment plus `shift`, or NULL throughout
+    (None: the wall-clock time does not exist). Set-based searches (`start_times`) shift
+    a whole page's starts by them instead of converting each in the zone.
+
+    The shift changes only where the moment's own offset does (a change in [first,
+    until)), or where its wall-clock time `weeks` on crosses a change's old or new local
+    time (entering or leaving a spring-forward gap, or the repeated hour a fall-back
+    reads as its later instant): each such cut is computed from the changes, the rule
+    is read once at each piece's start, and equal neighbours are joined."""
+    tz = ZoneInfo(zone)
+    later = timedelta(weeks=weeks)
+    own = offset_changes(zone, first, until)
+    own_offsets = {_offset(tz, first), *(_offset(tz, at) for at, _ in own)}
+    cuts = {first, until, *(at for at, _ in own)}
+    for at, moved in offset_changes(
+        zone, first + later - OFFSET_SWING, until + later + OFFSET_SWING
+    ):
+        new = _offset(tz, at)
+        for local in (at + new - moved, at + new):  # the change's old and new local time
+            cuts.update(local - offset - later for offset in own_offsets)
+    pieces: list[tuple[datetime, datetime, timedelta | None]] = []
+    bounds = sorted(cut for cut in cuts if first <= cut <= until)
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        moved_to = wall_clock_weeks_later(lo, zone, weeks)
+        shift = None if moved_to is None else moved_to - lo
+        if pieces and pieces[-1][2] == shift:
+            pieces[-1] = (pieces[-1][0], hi, shift)
+        else:
+            pieces.append((lo, hi, shift))
+    return tuple(pieces)
+
+
+def _offset(tz: ZoneInfo, moment: datetime) -> timedelta:
+    offset = moment.astimezone(tz).utcoffset()
+    assert offset is not None  # an aware time in a zone
+    return offset
 
 
 def day_has_room(
