@@ -9,11 +9,13 @@ occurrence by occurrence: the cases below run across changes in the first week a
 in later ones, and a test proves how many pieces each took and that the text in full
 answers the same."""
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.appointment_types import start_times
@@ -312,3 +314,43 @@ def test_an_occurrence_off_the_slots_grid_is_never_listed(api: Api) -> None:
     assert every_start_page(api, provider["id"], kind["id"], 100, **query)
     listed = every_start_page(api, provider["id"], kind["id"], 100, **query, repeat_count=2)
     assert listed == []
+
+
+def test_a_page_near_a_missing_hour_takes_one_statement(api: Api) -> None:
+    """Slots back to back around the day three weeks before Berlin springs forward: a
+    4-week series' first page of 100 loses the four starts whose last occurrence would
+    fall in the missing hour, and its first chunk is that much larger, so one statement
+    fills it (`start_times.Chunks.of`), on either database."""
+    case = Case("Europe/Berlin", datetime(2027, 3, 7, tzinfo=UTC), 30, 4)
+    provider = api.provider(timezone=case.zone)
+    for week in range(case.count):
+        start = case.first + week * WEEK
+        api.publish(provider["id"], start, start + timedelta(hours=case.hours))
+    kind = api.appointment_type(provider["id"], duration_minutes=45, buffer_after_minutes=15)
+    gap = [case.first + timedelta(hours=1, minutes=15 * i) for i in range(4)]  # 02:00-03:00 CET
+
+    async def run(session: AsyncSession) -> tuple[list[datetime], int]:
+        rules, search = await _search(api, session, case, kind)
+        search = dataclasses.replace(search, start_from=case.first, start_before=None)
+        statements = 0
+
+        def count(*_: object) -> None:
+            nonlocal statements
+            statements += 1
+
+        engine = session.get_bind()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            found = await start_times.find(
+                session, uuid.UUID(provider["id"]), rules, search, START, limit=100
+            )
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return [start.start_time for start in found], statements
+
+    found, statements = api.in_session(run)
+    assert len(found) == 100
+    assert found[0] == case.first
+    assert not set(gap) & set(found)
+    assert found[-1] == case.first + (100 + len(gap) - 1) * SLOT
+    assert statements == 1

@@ -182,32 +182,26 @@ async def _page(
 ) -> _Page:
     """The page made from `known`, with the fingerprint of the terms as they stand.
 
-    One statement, but for a series page: one per chunk of starts checked (the first
-    `start_times.find` would take, and twice as many each time after, from the last
-    one checked) until the page is full; the chunks' items joined as JSON text."""
+    One statement, but for a series page: one per chunk of starts checked
+    (`start_times.Chunks`, as `start_times.find` runs them), the chunks' items joined
+    as JSON text."""
     rules = BookingRules.of(known.terms, settings)
     search = start_times.search_for(rules, known.zone, start_from, start_before, now, repeat)
     items: list[str] = []
-    listed, rounds, after = 0, 0, request.after
+    # One start more than the page holds, to know whether another page follows.
+    chunks = start_times.Chunks.of(rules, search, request.limit + 1, request.after)
     last_key: Keyset | None = None
     while True:
-        wanted = PageRequest(limit=request.limit - listed, after=after)
-        chunk = start_times.chunk_size(wanted.limit + 1, rounds)
-        sql, values = statement(provider_id, rules, search, now, wanted, chunk=chunk)
+        wanted = PageRequest(limit=chunks.wanted - 1, after=chunks.after)
+        sql, values = statement(provider_id, rules, search, now, wanted, chunk=chunks.size)
         row = await rawsql.fetch_row(engine, sql, values)
         found_items, found, last_at, last_id, checked, checked_to, fingerprint = row
         if found and wanted.limit:
             items.append(found_items[1:-1])  # the array's elements, without its brackets
         if last_id is not None:  # this round's last item on the page
             last_key = Keyset(at=last_at, id=uuid.UUID(last_id))
-        next_key = None
-        if found > wanted.limit:
-            next_key = last_key  # a round with room for none only looks ahead
-        elif checked is not None and checked >= chunk and fingerprint is not None:
-            # A series' chunk of starts, checked whole, did not fill the page: the next.
-            listed += found
-            rounds += 1
-            after = Keyset(at=checked_to, id=uuid.UUID(int=0))  # its time orders starts
-            continue
-        body = page_body("[" + ",".join(items) + "]", next_key)
-        return _Page(body, fingerprint)
+        if fingerprint is None or not chunks.go_on(found, checked, checked_to):
+            # A round with room for none only looks ahead.
+            next_key = last_key if found > wanted.limit else None
+            body = page_body("[" + ",".join(items) + "]", next_key)
+            return _Page(body, fingerprint)
