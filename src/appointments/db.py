@@ -187,9 +187,12 @@ def _from_stored(stored: str) -> datetime:
     return datetime.fromisoformat(stored)
 
 
-def _to_stored(moment: datetime) -> str:
-    """A naive or UTC time in SQLite's stored form (`_SQLITE_TIME`), as `isoformat`
-    writes it (cheaper than `strftime`, the same text)."""
+def sqlite_time(moment: datetime) -> str:
+    """A time in SQLite's stored form (`_SQLITE_TIME`), for statements that pass times as
+    text (JSON rows, registered functions): an aware time converted to UTC, a naive one
+    taken as UTC; as `isoformat` writes it (cheaper than `strftime`, the same text)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
@@ -208,7 +211,7 @@ def _local_midnight(stored: str | None, zone: str | None, days: int) -> str | No
         return None
     day = moment.astimezone(tz).date() + timedelta(days=days)
     midnight = datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
-    return _to_stored(midnight)
+    return sqlite_time(midnight)
 
 
 def wall_clock_weeks_later(moment: datetime, zone: str, weeks: int) -> datetime | None:
@@ -233,7 +236,7 @@ def _tz_weeks_later(stored: str | None, zone: str | None, weeks: int | None) -> 
         later = wall_clock_weeks_later(moment, zone, weeks)
     except (ValueError, KeyError, ZoneInfoNotFoundError):
         return None
-    return None if later is None else _to_stored(later)
+    return None if later is None else sqlite_time(later)
 
 
 def _time_plus(stored: str | None, seconds: float | None) -> str | None:
@@ -246,7 +249,7 @@ def _time_plus(stored: str | None, seconds: float | None) -> str | None:
         moment = _from_stored(stored)
     except ValueError:
         return None
-    return _to_stored(moment + timedelta(seconds=seconds))
+    return sqlite_time(moment + timedelta(seconds=seconds))
 
 
 def _random_uuid() -> str:

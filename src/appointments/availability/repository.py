@@ -5,12 +5,13 @@ import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.availability.schemas import SlotFilter
+from appointments.db import sqlite_time
 from appointments.pagination import PageRequest
 from appointments.scheduling import rules, slots
 from appointments.scheduling.models import Slot, SlotRecord, SlotSource, SlotStatus
@@ -47,11 +48,6 @@ def _random_ids(count: int) -> list[uuid.UUID]:
     per id)."""
     noise = os.urandom(16 * count)
     return [uuid.UUID(bytes=noise[i : i + 16], version=4) for i in range(0, 16 * count, 16)]
-
-
-def _sqlite_time(moment: datetime) -> str:
-    # The text form UTCDateTime stores on SQLite, so comparisons stay textual.
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 async def insert_missing_slots(
@@ -92,7 +88,7 @@ async def insert_missing_slots(
         }
     else:
         rows = [
-            [ident.hex, _sqlite_time(start), _sqlite_time(start + length)]
+            [ident.hex, sqlite_time(start), sqlite_time(start + length)]
             for ident, start in zip(_random_ids(len(starts)), starts, strict=True)
         ]
         params = {"provider_id": provider_id.hex, "rows": json.dumps(rows), "source": source.value}
