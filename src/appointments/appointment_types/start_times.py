@@ -213,7 +213,7 @@ class _Shape:
     # Written into the text, not bound (`_with_repeat`).
     repeat_count: int = 0
     repeat_interval: int = 0
-    # PostgreSQL's series text with the weeks checked occurrence by occurrence too.
+    # PostgreSQL's series text with the weeks checked occurrence by occurrence, not shifted.
     by_occurrence: bool = False
 
 
@@ -233,7 +233,9 @@ def compose_text(
     """The search's SQL text (named parameters), values, and the type of each
     parameter SQLAlchemy must be told (`find`); the statement sent straight to asyncpg
     needs only the first two. Apart from running it, so the benchmark can EXPLAIN it.
-    The text depends only on which bounds are given, so it is made once per shape."""
+    The text depends only on which bounds are given, so it is made once per shape.
+    `by_occurrence` asks for PostgreSQL's series text that checks every later week
+    occurrence by occurrence, which a search under a daily cap takes anyway."""
     span_slots = rules.span_slots
     gap = rules.slot_length * (span_slots - 1)
     params: dict[str, object] = {
@@ -640,8 +642,8 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
 
     The answer is the candidates that pass (at most `limit`) and a last row without a
     slot holding the start checked to and how many starts were checked (the chunk's
-    size where some wait): after a full chunk with the page not full, `find` asks again
-    from there with a larger chunk. (Probing the starts after a refusal one by one, as
+    size where some wait): after a full chunk with the page not full, the next chunk
+    goes on from there (`Chunks`). (Probing the starts after a refusal one by one, as
     this did, cost 11 ms a page where one slot in 20 was booked: most candidates of 12
     weeks fail somewhere.)
     """
