@@ -186,12 +186,24 @@ def _refused_early(rules: BookingRules, search: Search, limit: int, cursor: Keys
     if search.repeat is None or search.zone is None or first is None:
         return 0
     reach = first + rules.slot_length * (limit + rules.span_slots)
-    _, starts, ends, shifts = _week_pieces(search.zone, _day_of(first), search.repeat)
     refused = timedelta(0)
-    for lo, hi, shift in zip(starts, ends, shifts, strict=True):
-        if shift is None or shift % rules.slot_length:
-            refused += max(min(hi, reach) - max(lo, first), timedelta(0))
+    for lo, hi in _refusing_pieces(search.zone, _day_of(first), search.repeat, rules.slot_length):
+        refused += max(min(hi, reach) - max(lo, first), timedelta(0))
     return math.ceil(refused / rules.slot_length)
+
+
+@functools.lru_cache(maxsize=1024)
+def _refusing_pieces(
+    zone: str, day: datetime, repeat: Repeat, slot_length: timedelta
+) -> tuple[tuple[datetime, datetime], ...]:
+    """The pieces of `_week_pieces` whose time does not exist or lies off the slots'
+    grid (none in most zones and days), as (start, end)."""
+    _, starts, ends, shifts = _week_pieces(zone, day, repeat)
+    return tuple(
+        (lo, hi)
+        for lo, hi, shift in zip(starts, ends, shifts, strict=True)
+        if shift is None or shift % slot_length
+    )
 
 
 @dataclass(frozen=True)
