@@ -717,25 +717,30 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                  WHERE p.lo - {before} <= sp.hi AND p.hi - {before} > sp.lo
             ),
             later_runs AS (
-                SELECT p.k, p.lo AS piece_lo, p.hi AS piece_hi, e.at, e.d FROM pieces AS p
+                SELECT p.k, p.lo AS piece_lo, p.hi AS piece_hi,
+                       p.stretch_hi + {span_length} AS stretch_end, e.at, e.d
+                  FROM pieces AS p
                  CROSS JOIN LATERAL ({_runs_over(stretch_lo, stretch_hi)}) AS r
                  CROSS JOIN LATERAL (VALUES (greatest(r.starts - p.shift, p.stretch_lo), 1),
                                             (r.ends - p.shift, -1)) AS e(at, d)
                  WHERE p.usable
                 UNION ALL
-                SELECT k, lo, hi, stretch_lo, 0 FROM pieces WHERE usable
+                SELECT k, lo, hi, stretch_hi + {span_length}, stretch_lo, 0
+                  FROM pieces WHERE usable
             ),
             uncovered AS MATERIALIZED (
                 -- Where a piece has no slot rows: between two of its events whose running
-                -- sum is 0, or after its last; and the whole of a piece not usable.
+                -- sum is 0, or after its last, within the stretch of its candidates' spans
+                -- (each candidate scans these rows: the tail after a long run's end would
+                -- be one a piece); and the whole of a piece not usable.
                 SELECT piece_lo, piece_hi, lo, coalesce(hi, 'infinity') AS hi FROM (
-                    SELECT piece_lo, piece_hi, at AS lo, lead(at) OVER o AS hi,
+                    SELECT piece_lo, piece_hi, stretch_end, at AS lo, lead(at) OVER o AS hi,
                            sum(d) OVER o AS runs
                       FROM later_runs
                     WINDOW o AS (PARTITION BY k, piece_lo ORDER BY at, d
                                  ROWS UNBOUNDED PRECEDING)
                 ) AS x
-                WHERE runs < 1 AND (hi IS NULL OR hi > lo)
+                WHERE runs < 1 AND (hi IS NULL OR hi > lo) AND lo < stretch_end
                 UNION ALL
                 SELECT lo, hi, '-infinity', 'infinity' FROM pieces WHERE NOT usable
             ),
