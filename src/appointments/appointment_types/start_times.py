@@ -716,17 +716,24 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                                    CAST(:piece_shifts AS interval[])) AS p(k, lo, hi, shift)
                  WHERE p.lo - {before} <= sp.hi AND p.hi - {before} > sp.lo
             ),
+            swept AS MATERIALIZED (
+                -- The usable pieces whose stretch no one run holds whole (most are held:
+                -- a week's slots back to back), which the sweep reads run by run.
+                SELECT p.k, p.lo, p.hi, p.shift, p.stretch_lo, p.stretch_hi FROM pieces AS p
+                 WHERE p.usable AND NOT EXISTS (
+                     SELECT FROM ({_holding_run(stretch_lo)}) AS h
+                      WHERE h.ends >= {stretch_hi}
+                 )
+            ),
             later_runs AS (
                 SELECT p.k, p.lo AS piece_lo, p.hi AS piece_hi,
                        p.stretch_hi + {span_length} AS stretch_end, e.at, e.d
-                  FROM pieces AS p
+                  FROM swept AS p
                  CROSS JOIN LATERAL ({_runs_over(stretch_lo, stretch_hi)}) AS r
                  CROSS JOIN LATERAL (VALUES (greatest(r.starts - p.shift, p.stretch_lo), 1),
                                             (r.ends - p.shift, -1)) AS e(at, d)
-                 WHERE p.usable
                 UNION ALL
-                SELECT k, lo, hi, stretch_hi + {span_length}, stretch_lo, 0
-                  FROM pieces WHERE usable
+                SELECT k, lo, hi, stretch_hi + {span_length}, stretch_lo, 0 FROM swept
             ),
             uncovered AS MATERIALIZED (
                 -- Where a piece has no slot rows: between two of its events whose running
@@ -845,14 +852,19 @@ def _by_occurrence(shape: _Shape, usable: str) -> str:
             """
 
 
-def _runs_over(lo: str, hi: str) -> str:
-    """The provider's runs of slot rows overlapping [lo, hi): the one holding `lo` (one
-    backward index step) and those starting inside, so that no earlier run is read."""
+def _holding_run(at: str) -> str:
+    """The provider's last run starting at or before `at` (one backward index step)."""
     return f"""
-                     SELECT starts, ends FROM (
                          SELECT starts, ends FROM slot_runs
-                          WHERE provider_id = :provider_id AND starts <= {lo}
-                          ORDER BY starts DESC LIMIT 1
+                          WHERE provider_id = :provider_id AND starts <= {at}
+                          ORDER BY starts DESC LIMIT 1"""
+
+
+def _runs_over(lo: str, hi: str) -> str:
+    """The provider's runs of slot rows overlapping [lo, hi): the one holding `lo` and
+    those starting inside, so that no earlier run is read."""
+    return f"""
+                     SELECT starts, ends FROM ({_holding_run(lo)}
                      ) AS holding WHERE ends > {lo}
                      UNION ALL
                      SELECT starts, ends FROM slot_runs
