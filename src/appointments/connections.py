@@ -55,6 +55,11 @@ def driver_arguments(settings: Settings, name: str) -> dict[str, Any]:
         # DateStyle: the JSON PostgreSQL builds (rawsql.utc_text) prints times as
         # `::text` does, which follows it; a server or role set to 'SQL, DMY' would
         # otherwise answer 16/12/2026 09:00:00. PgBouncer keeps it per client too.
+        # TimeZone: PostgreSQL adds an interval's days as calendar days of the session's
+        # zone (23 or 25 hours across its daylight-saving changes), and asyncpg sends a
+        # timedelta's days as days: a series' later weeks shifted by "20 days 23:00"
+        # landed an hour off on a server set to Europe/Berlin (tests/test_server_timezone.py).
+        # In UTC a day is 24 hours. PgBouncer keeps it per client too.
         # jit: the service's statements are short; a plan priced past
         # `jit_above_cost` (a series' start times: the planner cannot tell how many
         # candidates pass) was JIT-compiled at every page, or, where no JIT provider
@@ -70,6 +75,7 @@ def driver_arguments(settings: Settings, name: str) -> dict[str, Any]:
         "server_settings": {
             "application_name": name,
             "DateStyle": "ISO, YMD",
+            "TimeZone": "UTC",
             **({} if settings.db_pgbouncer else {"jit": "off", "random_page_cost": "1.1"}),
         },
         **({"statement_cache_size": 0} if settings.db_pgbouncer else {}),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, Interval, Uuid, bindparam, text
+from sqlalchemy import BigInteger, Integer, Interval, Uuid, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
@@ -198,10 +198,9 @@ def _refusing_pieces(
 ) -> tuple[tuple[datetime, datetime], ...]:
     """The pieces of `_week_pieces` whose time does not exist or lies off the slots'
     grid (none in most zones and days), as (start, end)."""
-    _, starts, ends, shifts = _week_pieces(zone, day, repeat)
     return tuple(
         (lo, hi)
-        for lo, hi, shift in zip(starts, ends, shifts, strict=True)
+        for _, lo, hi, shift in _week_pieces(zone, day, repeat)
         if shift is None or shift % slot_length
     )
 
@@ -373,7 +372,7 @@ def _piece_params(
     the stretch from the day of the first start the search allows, and the span's
     length."""
     day = _day_of(shifts_from)
-    weeks, starts, ends, shifts = _week_pieces(zone, day, repeat)
+    weeks, starts, ends, shifts = _piece_arrays(zone, day, repeat)
     params.update(
         piece_weeks=weeks,
         piece_starts=starts,
@@ -385,9 +384,9 @@ def _piece_params(
     typed.extend(
         (
             ("piece_weeks", lambda: ARRAY(Integer())),
-            ("piece_starts", lambda: ARRAY(DateTime(timezone=True))),
-            ("piece_ends", lambda: ARRAY(DateTime(timezone=True))),
-            ("piece_shifts", lambda: ARRAY(Interval())),
+            ("piece_starts", lambda: ARRAY(BigInteger())),
+            ("piece_ends", lambda: ARRAY(BigInteger())),
+            ("piece_shifts", lambda: ARRAY(BigInteger())),
             ("shifts_until", UTCDateTime),
             ("span_length", Interval),
         )
@@ -403,24 +402,39 @@ def _day_of(moment: datetime) -> datetime:
 @functools.lru_cache(maxsize=1024)
 def _week_pieces(
     zone: str, day: datetime, repeat: Repeat
-) -> tuple[list[int], list[datetime], list[datetime], list[timedelta | None]]:
-    """`core.weeks_later_pieces` of every later week over [day, day + _SHIFTED_STRETCH),
-    as four arrays (the week's number k, the piece's start, end and shift); made once a
-    zone, day and series in a process (a few dozen pieces)."""
-    weeks: list[int] = []
-    starts: list[datetime] = []
-    ends: list[datetime] = []
-    shifts: list[timedelta | None] = []
-    for k in range(1, repeat.count):
-        pieces = core.weeks_later_pieces(
-            zone, day, day + _SHIFTED_STRETCH, k * repeat.interval_weeks
-        )
-        for lo, hi, shift in pieces:
-            weeks.append(k)
-            starts.append(lo)
-            ends.append(hi)
-            shifts.append(shift)
-    return weeks, starts, ends, shifts
+) -> tuple[tuple[int, datetime, datetime, timedelta | None], ...]:
+    """`core.weeks_later_pieces` of every later week k over [day, day +
+    _SHIFTED_STRETCH), as (k, start, end, shift); made once a zone, day and series in a
+    process (a few dozen pieces)."""
+    until = day + _SHIFTED_STRETCH
+    return tuple(
+        (k, lo, hi, shift)
+        for k in range(1, repeat.count)
+        for lo, hi, shift in core.weeks_later_pieces(zone, day, until, k * repeat.interval_weeks)
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _piece_arrays(
+    zone: str, day: datetime, repeat: Repeat
+) -> tuple[list[int], list[int], list[int], list[int | None]]:
+    """`_week_pieces` as the statement takes them: four arrays of integers (the week's
+    number; the piece's start and end, seconds since 1970; its shift in seconds). Every
+    cut lies on a whole second (tzdata's changes and offsets do). Integers, not times:
+    asyncpg checks and encodes each element of an array, and a time costs several
+    times an integer (~40 us a page for ~20 pieces); and a shift of seconds is made an
+    interval of hours, never of calendar days."""
+    pieces = _week_pieces(zone, day, repeat)
+    return (
+        [k for k, _, _, _ in pieces],
+        [(lo - _EPOCH) // _SECOND for _, lo, _, _ in pieces],
+        [(hi - _EPOCH) // _SECOND for _, _, hi, _ in pieces],
+        [None if shift is None else shift // _SECOND for _, _, _, shift in pieces],
+    )
 
 
 def _reach(repeat: Repeat) -> timedelta:
@@ -707,13 +721,17 @@ def _series_starts(shape: _Shape, run: str, anchor_where: list[str], usable: str
                        greatest(p.lo - {before}, sp.lo) AS stretch_lo,
                        least(p.hi - {before}, sp.hi + CAST(:slot_length AS interval))
                            AS stretch_hi,
-                       coalesce(mod(CAST(extract(epoch FROM p.shift) AS bigint),
-                                    :slot_seconds) = 0, false) AS usable
+                       p.usable
                   FROM span AS sp
-                 CROSS JOIN unnest(CAST(:piece_weeks AS integer[]),
-                                   CAST(:piece_starts AS timestamptz[]),
-                                   CAST(:piece_ends AS timestamptz[]),
-                                   CAST(:piece_shifts AS interval[])) AS p(k, lo, hi, shift)
+                 CROSS JOIN (
+                     SELECT k, to_timestamp(lo) AS lo, to_timestamp(hi) AS hi,
+                            make_interval(secs => shift) AS shift,
+                            coalesce(shift % :slot_seconds = 0, false) AS usable
+                       FROM unnest(CAST(:piece_weeks AS integer[]),
+                                   CAST(:piece_starts AS bigint[]),
+                                   CAST(:piece_ends AS bigint[]),
+                                   CAST(:piece_shifts AS bigint[])) AS q(k, lo, hi, shift)
+                 ) AS p
                  WHERE p.lo - {before} <= sp.hi AND p.hi - {before} > sp.lo
             ),
             swept AS MATERIALIZED (
