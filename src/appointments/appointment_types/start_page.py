@@ -93,10 +93,9 @@ def statement(
     request: PageRequest,
     *,
     chunk: int | None = None,
-    by_occurrence: bool = False,
 ) -> tuple[str, dict[str, object]]:
     """The page's statement (named parameters) and its values (bench.cpu runs it in
-    pgbench too); for a series, over `chunk` starts, in full with `by_occurrence`."""
+    pgbench too); for a series, over `chunk` starts."""
     search_sql, values, _ = start_times.compose_text(
         "postgresql",
         provider_id,
@@ -106,7 +105,6 @@ def statement(
         limit=request.limit + 1,
         cursor=request.after,
         chunk=chunk,
-        by_occurrence=by_occurrence,
     )
     values |= {"duration": rules.duration, "page_size": request.limit, "type_id": rules.type_id}
     return _PAGE % search_sql, values
