@@ -1,10 +1,8 @@
 """Times in answers PostgreSQL builds as text do not follow the server's DateStyle."""
 
-import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 
-import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,30 +12,16 @@ from appointments.main import create_app
 from appointments.settings import Settings
 from tests.api import Api, bearer, iso, service_settings
 from tests.conftest import START
+from tests.database_settings import database_setting
 
 DAY = START + timedelta(days=3)
-
-
-async def _set_datestyle(url: str, value: str | None) -> None:
-    connection = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        database = await connection.fetchval("SELECT current_database()")
-        if value is None:
-            await connection.execute(f'ALTER DATABASE "{database}" RESET DateStyle')
-        else:
-            await connection.execute(f"ALTER DATABASE \"{database}\" SET DateStyle = '{value}'")
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
 def dmy_database(postgresql_url: str) -> Iterator[Settings]:
     """The test database with DateStyle 'SQL, DMY' for every new session."""
-    asyncio.run(_set_datestyle(postgresql_url, "SQL, DMY"))
-    try:
+    with database_setting(postgresql_url, "DateStyle", "SQL, DMY"):
         yield service_settings(postgresql_url)
-    finally:
-        asyncio.run(_set_datestyle(postgresql_url, None))
 
 
 def test_listings_answer_iso_times_under_a_dmy_datestyle(dmy_database: Settings) -> None:

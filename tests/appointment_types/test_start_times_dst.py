@@ -44,6 +44,24 @@ class Case:
     # The type's horizon (max_advance_days), if any.
     horizon_days: int | None = None
 
+    @property
+    def start_from(self) -> datetime:
+        """The case's page: from a day before the first week's stretch ..."""
+        return self.first - timedelta(days=1)
+
+    @property
+    def start_before(self) -> datetime:
+        """... to a day after it."""
+        return self.first + timedelta(days=1, hours=self.hours)
+
+    def query(self) -> dict[str, str]:
+        """The page's bounds as a listing's query."""
+        return {"from": iso(self.start_from), "to": iso(self.start_before)}
+
+    def series(self) -> dict[str, int]:
+        """The series as a listing's query."""
+        return {"repeat_count": self.count, "repeat_interval_weeks": self.interval}
+
 
 CASES = {
     # Berlin springs forward on 2027-03-28 at 01:00 UTC: the fourth week's wall-clock
@@ -145,12 +163,9 @@ def oracle(api: Api, case: Case, provider: Json, kind: Json, query: dict[str, st
 def test_series_starts_match_the_wall_clock_rule(api: Api, name: str) -> None:
     case = CASES[name]
     provider, kind = setup(api, case)
-    query = {
-        "from": iso(case.first - timedelta(days=1)),
-        "to": iso(case.first + timedelta(days=1, hours=case.hours)),
-    }
+    query = case.query()
     expected = oracle(api, case, provider, kind, query)
-    repeat = {"repeat_count": case.count, "repeat_interval_weeks": case.interval}
+    repeat = case.series()
     assert expected, "the case must leave some series to list"
     plain = every_start_page(api, provider["id"], kind["id"], 100, **query)
     assert len(expected) < len(plain)
@@ -182,8 +197,8 @@ async def _search(
     search = start_times.search_for(
         rules,
         case.zone,
-        case.first - timedelta(days=1),
-        case.first + timedelta(days=1, hours=case.hours),
+        case.start_from,
+        case.start_before,
         START,
         start_times.Repeat(case.count, case.interval),
     )
