@@ -60,6 +60,12 @@ class Gate:
             self._holding = False
             self._run(self._connection.execute("ROLLBACK"))
 
+    def commit(self) -> None:
+        """Let the waiters go with what the held transaction did made permanent."""
+        assert self._holding
+        self._holding = False
+        self._run(self._connection.execute("COMMIT"))
+
     def sql(self, statement: str, *args: Any) -> list[Any]:
         """Run a statement outside the held transaction (only while not holding)."""
         assert not self._holding

@@ -1,6 +1,7 @@
 """Engine, declarative base, the UTC time column type, and the one-transaction session."""
 
 import asyncio
+import enum
 import logging
 import time
 import uuid
@@ -8,12 +9,12 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
-from sqlalchemy import DateTime, Index, MetaData, PrimaryKeyConstraint, event
+from sqlalchemy import DateTime, Index, MetaData, PrimaryKeyConstraint, Select, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import DBAPIError
@@ -43,6 +44,46 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+RowT = TypeVar("RowT", bound=tuple[Any, ...])
+
+
+class RowLock(enum.Enum):
+    """How a row read for a write stays locked until the transaction ends (PostgreSQL;
+    SQLite's writers are serialised by BEGIN IMMEDIATE). Without one, a row read by a
+    write can be deleted by a concurrent transaction before the write lands, which then
+    updates nothing or inserts a child whose parent is gone."""
+
+    # FOR KEY SHARE: the row cannot be deleted (or its key changed) meanwhile; other
+    # writers of it, and other keepers, go on. For writes that only depend on the row.
+    KEEP = "keep"
+    # FOR NO KEY UPDATE: writers of the row run one at a time; inserts that reference
+    # it (their foreign-key check takes KEY SHARE) still go on, which FOR UPDATE would
+    # block, and a transaction holding a slot lock would deadlock with us.
+    EDIT = "edit"
+    # FOR UPDATE: the row's deletion; keepers wait for it and then find no row.
+    DELETE = "delete"
+
+    @property
+    def options(self) -> dict[str, bool]:
+        """The row lock as SQLAlchemy's `with_for_update` flags."""
+        read, key_share = _ROW_LOCK_FLAGS[self]
+        return {"read": read, "key_share": key_share}
+
+    def on(self, query: Select[RowT]) -> Select[RowT]:
+        """The query, its rows locked so (and read afresh into the session's objects)."""
+        read, key_share = _ROW_LOCK_FLAGS[self]
+        locked = query.with_for_update(read=read, key_share=key_share)
+        return locked.execution_options(populate_existing=True)
+
+
+# (read, key_share) of `with_for_update`.
+_ROW_LOCK_FLAGS = {
+    RowLock.KEEP: (True, True),
+    RowLock.EDIT: (False, True),
+    RowLock.DELETE: (False, False),
+}
 
 
 def conflict_insert(session: AsyncSession, table: Any) -> postgresql.Insert | sqlite.Insert:

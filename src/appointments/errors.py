@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -200,10 +201,31 @@ def is_transient_database_error(exc: BaseException) -> bool:
     return False
 
 
+def lost_to_a_deletion(exc: BaseException) -> bool:
+    """True when a write found a row it depends on deleted by a concurrent transaction:
+    an ORM UPDATE or DELETE that matched no row, or a foreign key whose row is gone.
+
+    Every path we know of locks what it depends on (`db.RowLock`) and answers such a race
+    with the 404 of a request sent after the deletion (tests/test_deleted_meanwhile.py);
+    this keeps one we missed from answering 500. A retry gets the real answer.
+    """
+    if isinstance(exc, StaleDataError | asyncpg.ForeignKeyViolationError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc.orig, asyncpg.ForeignKeyViolationError) or (
+            str(getattr(exc.orig, "sqlstate", "") or "") == "23503"
+        )
+    return False
+
+
 async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
-    if not is_transient_database_error(exc):
+    if lost_to_a_deletion(exc):
+        # Logged as an error: the path that got here should lock what it depends on.
+        logger.error("a write lost a race with a deletion", exc_info=exc)
+    elif not is_transient_database_error(exc):
         return await _on_unexpected_error(request, exc)
-    logger.warning("database unavailable: %s: %s", type(exc).__name__, str(exc)[:300])
+    else:
+        logger.warning("database unavailable: %s: %s", type(exc).__name__, str(exc)[:300])
     response = problem_response(
         503, "database_unavailable", "The database is unreachable or busy; retry shortly."
     )
@@ -229,6 +251,7 @@ def install_error_handlers(app: FastAPI) -> None:
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
         asyncpg.TargetServerAttributeNotMatched,
+        StaleDataError,
     ):
         app.add_exception_handler(database_error, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected_error)

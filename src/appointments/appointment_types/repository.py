@@ -7,6 +7,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.appointment_types.models import AppointmentType
+from appointments.db import RowLock
 from appointments.pagination import PageRequest
 from appointments.providers.models import Provider
 
@@ -17,12 +18,17 @@ async def get(
     type_id: uuid.UUID,
     *,
     include_deleted: bool = False,
+    lock: RowLock | None = None,
 ) -> AppointmentType | None:
+    """The provider's type; with `lock`, its row locked so until the transaction ends
+    (which also holds off the provider's deletion, whose cascade must lock it)."""
     query = select(AppointmentType).where(
         AppointmentType.id == type_id, AppointmentType.provider_id == provider_id
     )
     if not include_deleted:
         query = query.where(AppointmentType.deleted_at.is_(None))
+    if lock is not None:
+        query = lock.on(query)
     return (await session.scalars(query)).one_or_none()
 
 

@@ -12,6 +12,7 @@ from appointments.appointment_types.errors import CapacityBelowBooked
 from appointments.appointment_types.models import AppointmentType
 from appointments.appointment_types.rules import BookingRules
 from appointments.appointment_types.schemas import AppointmentTypeIn
+from appointments.db import RowLock
 from appointments.errors import NotFound, ValidationFailed
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
@@ -43,7 +44,7 @@ async def create_type(
     data: AppointmentTypeIn,
     now: datetime,
 ) -> AppointmentType:
-    provider = await providers.get_provider(session, provider_id)
+    provider = await providers.get_provider(session, provider_id, lock=RowLock.KEEP)
     _check_terms(data, settings)
     kind = AppointmentType(
         id=uuid.uuid4(),
@@ -64,12 +65,20 @@ async def _type_not_found(session: AsyncSession, provider_id: str, type_id: str)
 
 
 async def get_type(
-    session: AsyncSession, provider_id: str, type_id: str, *, include_deleted: bool = False
+    session: AsyncSession,
+    provider_id: str,
+    type_id: str,
+    *,
+    include_deleted: bool = False,
+    lock: RowLock | None = None,
 ) -> AppointmentType:
-    """The provider's type or NotFound (another provider's type is reported as missing)."""
+    """The provider's type or NotFound (another provider's type is reported as missing);
+    `lock` as `repository.get`."""
     provider_uuid = parse_id(provider_id, "provider")
     type_uuid = parse_id(type_id, "appointment type")
-    kind = await repository.get(session, provider_uuid, type_uuid, include_deleted=include_deleted)
+    kind = await repository.get(
+        session, provider_uuid, type_uuid, include_deleted=include_deleted, lock=lock
+    )
     if kind is None:
         await _type_not_found(session, provider_id, type_id)
     return kind
@@ -92,7 +101,7 @@ async def replace_type(
 ) -> AppointmentType:
     """Replace a type; booked appointments keep their times (new terms apply to new bookings
     and to rescheduling)."""
-    kind = await get_type(session, provider_id, type_id)
+    kind = await get_type(session, provider_id, type_id, lock=RowLock.EDIT)
     _check_terms(data, settings)
     if data.capacity != kind.capacity:
         await _change_capacity(session, kind, data.capacity, now)
@@ -120,7 +129,7 @@ async def _change_capacity(
 
 async def delete_type(session: AsyncSession, provider_id: str, type_id: str, now: datetime) -> None:
     """Withdraw a type from booking; appointments already booked keep their times."""
-    kind = await get_type(session, provider_id, type_id)
+    kind = await get_type(session, provider_id, type_id, lock=RowLock.EDIT)
     kind.deleted_at = now
     kind.updated_at = now
     await session.flush()

@@ -37,6 +37,7 @@ from appointments.availability.service import (
     withdraw,
 )
 from appointments.booking import reschedule
+from appointments.db import RowLock
 from appointments.errors import NotFound
 from appointments.ids import parse_id
 from appointments.observability.metrics import SCHEDULE_SLOTS
@@ -280,7 +281,7 @@ async def roll(
 
 
 async def _locked(session: AsyncSession, provider_id: str) -> Provider:
-    return await providers.get_provider(session, provider_id, lock=True)
+    return await providers.get_provider(session, provider_id, lock=RowLock.EDIT)
 
 
 def _count(change: Change) -> Change:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.availability import repository, weekly
 from appointments.availability.errors import InvalidWindow
 from appointments.booking import cancel, reschedule
+from appointments.db import RowLock
 from appointments.providers import service as providers
 from appointments.providers.models import Provider
 from appointments.scheduling import holds, slots
@@ -86,7 +87,7 @@ async def publish_window(
     session: AsyncSession, settings: Settings, provider_id: str, start: datetime, end: datetime
 ) -> list[SlotRecord]:
     """Create the slots of a window that the provider does not have yet."""
-    provider = await providers.get_provider(session, provider_id)
+    provider = await providers.get_provider(session, provider_id, lock=RowLock.KEEP)
     length = timedelta(minutes=settings.slot_minutes)
     starts = slot_starts(start, end, length)
     created = await repository.insert_missing_slots(session, provider.id, starts, length)
@@ -118,7 +119,7 @@ async def replace_range(
     is none), all in the same transaction. The provider row is locked, so edits of
     one provider's availability run one at a time.
     """
-    provider = await providers.get_provider(session, provider_id, lock=True)
+    provider = await providers.get_provider(session, provider_id, lock=RowLock.EDIT)
     length = timedelta(minutes=settings.slot_minutes)
     _check_range(start_from, start_before, length)
     for start, end in windows:
@@ -199,7 +200,7 @@ async def publish_weekly(
     end_date: date,
 ) -> tuple[Provider, list[SlotRecord]]:
     """Create the slots of weekly rules, read in the provider's own time zone."""
-    provider = await providers.get_provider(session, provider_id)
+    provider = await providers.get_provider(session, provider_id, lock=RowLock.KEEP)
     if end_date < start_date:
         raise InvalidWindow("end_date must not be before start_date")
     if start_date < EARLIEST_DAY or end_date > LATEST_DAY:

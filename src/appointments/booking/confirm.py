@@ -14,6 +14,7 @@ from appointments.clients import service as clients
 from appointments.errors import NotFound
 from appointments.ids import parse_id
 from appointments.scheduling import holds, outbox, seats, slots
+from appointments.scheduling import rules as core
 from appointments.scheduling.events import EventType
 from appointments.scheduling.models import (
     Reservation,
@@ -56,17 +57,33 @@ def _unconfirmed(reservation: _Found | None, reservation_id: str) -> _Found:
     raise ReservationNotHeld(f"the reservation is {reservation.status}, not held")
 
 
+def _changed_meanwhile(outcome: one_statement.Confirmation, now: datetime) -> bool:
+    """The statement saw a live hold yet confirmed nothing: a cancel, a confirm or the
+    hold's deletion (with its provider, say) committed after the statement's snapshot.
+    Run again, it sees which, instead of calling the hold run out."""
+    found = outcome.reservation
+    return (
+        not outcome.changed
+        and found is not None
+        and core.hold_is_live(found.status, found.expires_at, now)
+    )
+
+
 async def confirm_hold_autocommit(
     engine: AsyncEngine, client_id: str, reservation_id: str, now: datetime
 ) -> one_statement.ReservationRow:
     """PostgreSQL, with no Idempotency-Key: `confirm_hold` as one statement committing by itself."""
+    reservation_uuid = parse_id(reservation_id, "reservation")
     client_uuid = parse_id(client_id, "client")
-    outcome = await one_statement.confirm(
-        engine,
-        reservation_id=parse_id(reservation_id, "reservation"),
-        client_id=client_uuid,
-        now=now,
-    )
+
+    async def run() -> one_statement.Confirmation:
+        return await one_statement.confirm(
+            engine, reservation_id=reservation_uuid, client_id=client_uuid, now=now
+        )
+
+    outcome = await run()
+    if _changed_meanwhile(outcome, now):
+        outcome = await run()
     if not outcome.client_known:
         raise NotFound(f"client {client_id!r} does not exist")
     if outcome.changed and outcome.reservation is not None:

@@ -52,7 +52,7 @@ async def reschedule(
         raise NotFound(f"slot {slot_id!r} does not exist")
     rules.check_start(anchor.start_time, now)
     if reservation.session_id is not None:  # a seat: to the session there, or a new one
-        reservation = await holds.lock(session, reservation_uuid)
+        reservation = await _relocked(session, reservation_uuid, reservation_id)
         terms.check_movable(reservation, rules, now, by_client=by_client)
         return await sessions.move_seats(session, settings, reservation, anchor, rules, now)
     span = rules.span(anchor.start_time)
@@ -61,7 +61,7 @@ async def reschedule(
         zone = await spans.zone_of(session, reservation.provider_id)
         day = await spans.hold_day(session, reservation.provider_id, rules, span, zone)
     # Locked and read again: a cancel or another move may have come first.
-    reservation = await holds.lock(session, reservation_uuid)
+    reservation = await _relocked(session, reservation_uuid, reservation_id)
     terms.check_movable(reservation, rules, now, by_client=by_client)
     claimed = await spans.lock_span(
         session, reservation.provider_id, span, now, moving=reservation.id
@@ -73,6 +73,16 @@ async def reschedule(
     previous = (reservation.start_time, reservation.end_time)
     await spans.occupy_new_span(session, reservation, anchor.id, span, claimed)
     await outbox.record(session, EventType.RESCHEDULED, [reservation.id], now, previous=previous)
+    return reservation
+
+
+async def _relocked(
+    session: AsyncSession, reservation_uuid: uuid.UUID, reservation_id: str
+) -> Reservation:
+    """The reservation read again under its lock; NotFound when it went meanwhile."""
+    reservation = await holds.lock(session, reservation_uuid)
+    if reservation is None:
+        raise NotFound(f"reservation {reservation_id!r} does not exist")
     return reservation
 
 

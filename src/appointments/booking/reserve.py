@@ -94,6 +94,8 @@ async def reserve_slot_autocommit(
             reservation, bookable_after, settings.max_holds_per_client
         )
         outcome = await one_statement.reserve_autocommit(engine, values)
+        if _changed_meanwhile(outcome, settings, reservation, notice):
+            outcome = await one_statement.reserve_autocommit(engine, values)
         if _needs_steps(outcome):
             async with db.transaction(db.create_sessionmaker(engine), writes=True) as session:
                 await clients.lock_client(session, client_id)
@@ -181,10 +183,33 @@ async def _reserve_in_one_statement(
         reservation, bookable_after, settings.max_holds_per_client
     )
     outcome = await one_statement.reserve(session, values)
+    if _changed_meanwhile(outcome, settings, reservation, notice):
+        outcome = await one_statement.reserve(session, values)
     if _needs_steps(outcome):
         await _reserve_step_by_step(session, settings, reservation, bookable_after, notice)
         return
     _settle_hold(outcome, settings, reservation, bookable_after, notice, "")
+
+
+def _changed_meanwhile(
+    outcome: one_statement.Outcome,
+    settings: Settings,
+    reservation: Reservation,
+    notice: timedelta,
+) -> bool:
+    """The statement saw nothing refusing the hold (the client, the slot free and far
+    enough ahead, room under the hold limit) yet claimed nothing: a rival's claim, or
+    the slot's deletion, committed after its snapshot. Run again, it sees which (409
+    taken, or 404 gone); only refusals pay for the second run."""
+    return (
+        outcome.client_known
+        and outcome.claimed is None
+        and not outcome.in_session
+        and outcome.slot_start is not None
+        and outcome.slot_free
+        and core.is_bookable(outcome.slot_start, reservation.created_at, notice)
+        and core.may_hold(outcome.holds, settings.max_holds_per_client)
+    )
 
 
 def _settle_hold(
@@ -204,8 +229,8 @@ def _settle_hold(
     if outcome.slot_start is None:
         raise NotFound(f"slot {str(reservation.slot_id)!r} does not exist")
     core.check_notice(outcome.slot_start, reservation.created_at, notice)
-    # The statement saw the slot free, so only the hold limit can have refused it
-    # (or a rival's claim that committed after the snapshot: then it is taken).
+    # The statement saw the slot free, so only the hold limit can have refused it (or a
+    # rival's claim that committed after the snapshot, seen twice: then it is taken).
     if outcome.slot_free:
         core.check_hold_limit(outcome.holds, settings.max_holds_per_client)
     raise SlotUnavailable("the slot is already held or confirmed")
@@ -265,14 +290,22 @@ async def reserve_appointment(
     rules = BookingRules.of(kind, settings)
     _remember_type(kind.id, rules.books_sessions)
     expires_at = now + timedelta(seconds=settings.hold_seconds)
-    if rules.books_sessions:
-        seating = sessions.Seating(
-            settings, client_id, rules, zone, now, expires_at, seats, check_limit=True
+    try:
+        if rules.books_sessions:
+            seating = sessions.Seating(
+                settings, client_id, rules, zone, now, expires_at, seats, check_limit=True
+            )
+            return await sessions.hold_seats(session, seating, anchor)
+        reservation = await hold_span(
+            session, settings, client_id, anchor, rules, zone, now, expires_at, check_limit=True
         )
-        return await sessions.hold_seats(session, seating, anchor)
-    reservation = await hold_span(
-        session, settings, client_id, anchor, rules, zone, now, expires_at, check_limit=True
-    )
+    except SlotUnavailable as refused:
+        # The slot itself went while we waited for its lock (with its provider, or
+        # withdrawn): answered as a reserve sent after that, 404. (A unique index's
+        # refusal, the cause of some, is a rival's claim, and its transaction is spent.)
+        if refused.__cause__ is None and not await slots.still_there(session, anchor.id):
+            raise NotFound(f"slot {str(slot_id)!r} does not exist") from None
+        raise
     # After the type's own checks, as for a session; the caller's rollback undoes the hold.
     core.check_session_has_room(1, seats)
     return reservation

@@ -30,6 +30,7 @@ from appointments.booking.errors import (
 )
 from appointments.booking.repository import Owner
 from appointments.booking.schemas import RefusalOut
+from appointments.db import RowLock
 from appointments.errors import DomainError, NotFound
 from appointments.ids import parse_id
 from appointments.providers import repository as providers_repository
@@ -122,10 +123,12 @@ async def reserve_series(
     anchor = await slots.get(session, slot_id)
     if anchor is None:
         raise NotFound(f"slot {request.slot_id!r} does not exist")
+    # Kept until the end, as the series refers to it: its deletion racing us waits, or
+    # came first, and this is the 404 of a series sent after it.
+    provider = await providers_repository.get(session, anchor.provider_id, lock=RowLock.KEEP)
+    if provider is None:
+        raise NotFound(f"slot {request.slot_id!r} does not exist")
     if request.appointment_type_id is None:
-        provider = await providers_repository.get(session, anchor.provider_id)
-        if provider is None:
-            raise NotFound(f"slot {request.slot_id!r} does not exist")
         rules, zone = BookingRules.plain(settings), provider.timezone
     else:
         found = await appointment_types.get_with_timezone(
@@ -261,13 +264,19 @@ def _check_policy(request: SeriesRequest, refused: Sequence[Refusal], any_passed
         )
 
 
-async def _owned_series(session: AsyncSession, owner: Owner, series_id: str) -> Series:
+async def _owned_series(
+    session: AsyncSession, owner: Owner, series_id: str, lock: RowLock | None = None
+) -> Series:
+    """The owner's series or NotFound; a write keeps it (`RowLock.KEEP`): a deletion of
+    the series with its client or provider waits, or came first and this is a 404."""
     series_uuid = parse_id(series_id, "series")
     query = select(Series).where(Series.id == series_uuid)
     if owner.client_id is not None:
         query = query.where(Series.client_id == owner.client_id)
     else:
         query = query.where(Series.provider_id == owner.provider_id)
+    if lock is not None:
+        query = lock.on(query)
     series = (await session.scalars(query)).one_or_none()
     if series is None:
         raise NotFound(f"series {series_id!r} does not exist")
@@ -295,7 +304,7 @@ async def confirm_series(
     """Confirm every held occurrence at once, or none: they share one expiry, so either
     all are live or the hold ran out (409 `reservation_expired`). Confirming again
     changes nothing."""
-    series = await _owned_series(session, Owner(client_id=client_id), series_id)
+    series = await _owned_series(session, Owner(client_id=client_id), series_id, RowLock.KEEP)
     result = await session.scalars(
         update(Reservation)
         .where(
@@ -331,7 +340,7 @@ async def cancel_series(
     """Cancel the live occurrences starting at or after `from_start_time` (default:
     every one not yet started). A client is bound by the type's change notice: the
     occurrences inside it stay and are listed in `kept`."""
-    series = await _owned_series(session, owner, series_id)
+    series = await _owned_series(session, owner, series_id, RowLock.KEEP)
     since = max(from_start_time or now, now)
     occurrences = await _occurrences(session, series)
     chosen = [r for r in occurrences if r.start_time >= since and terms.is_live(r, now)]

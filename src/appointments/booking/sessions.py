@@ -413,5 +413,9 @@ async def cancel(
     freed = await holds.unlink(session, [r.id for r in cancelled])
     await slots.release(session, freed)
     await outbox.record(session, EventType.CANCELLED, [r.id for r in cancelled], now)
-    await session.refresh(found)
-    return SessionView(found, sorted(cancelled, key=lambda r: (r.created_at, r.id)))
+    # Read again (its seats taken changed), after the seats as the lock order says; gone
+    # when its provider's deletion committed while we waited for the seats.
+    again = await seats.lock(session, found.id)
+    if again is None:
+        raise NotFound(f"session {session_id!r} does not exist")
+    return SessionView(again, sorted(cancelled, key=lambda r: (r.created_at, r.id)))

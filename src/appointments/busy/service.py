@@ -27,7 +27,7 @@ from appointments.busy import fetch, ical, secrets, sources
 from appointments.busy.errors import CalendarNotAllowed
 from appointments.busy.models import BusyInterval, Calendar, CalendarKind, CalendarStatus
 from appointments.clock import Clock
-from appointments.db import transaction
+from appointments.db import RowLock, transaction
 from appointments.errors import NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
@@ -80,7 +80,7 @@ async def add(
     now: datetime,
 ) -> Calendar:
     """Connect a calendar; it is read right after (status `pending` until then)."""
-    provider = await providers.get_provider(session, provider_id)
+    provider = await providers.get_provider(session, provider_id, lock=RowLock.KEEP)
     await _check(settings, connection)
     password = connection.password
     calendar = Calendar(
@@ -103,9 +103,15 @@ async def add(
     return calendar
 
 
-async def get(session: AsyncSession, provider_id: str, calendar_id: str) -> Calendar:
+async def get(
+    session: AsyncSession, provider_id: str, calendar_id: str, lock: RowLock | None = None
+) -> Calendar:
+    """The provider's calendar or NotFound, its row locked as `lock` says."""
     provider = await providers.get_provider(session, provider_id)
-    found = await session.get(Calendar, parse_id(calendar_id, "calendar"), populate_existing=True)
+    flags = None if lock is None else lock.options
+    found = await session.get(
+        Calendar, parse_id(calendar_id, "calendar"), populate_existing=True, with_for_update=flags
+    )
     if found is None or found.provider_id != provider.id:
         raise NotFound(f"calendar {calendar_id!r} does not exist")
     return found
@@ -132,7 +138,7 @@ async def replace(
     now: datetime,
 ) -> Calendar:
     """New address or options (a password left out is kept); read again soon."""
-    found = await get(session, provider_id, calendar_id)
+    found = await get(session, provider_id, calendar_id, RowLock.EDIT)
     await _check(settings, connection)
     url, write_bookings = connection.url, connection.write_bookings
     if url != found.url:
@@ -151,7 +157,7 @@ async def replace(
 
 async def remove(session: AsyncSession, provider_id: str, calendar_id: str, now: datetime) -> None:
     """Disconnect: its busy time goes, and the slots it alone covered are bookable again."""
-    found = await get(session, provider_id, calendar_id)
+    found = await get(session, provider_id, calendar_id, RowLock.EDIT)
     provider = found.provider_id
     await session.delete(found)
     await session.flush()

@@ -7,19 +7,16 @@ from sqlalchemy import Uuid, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from appointments.clients.models import Client
+from appointments.db import RowLock
 from appointments.pagination import PageRequest
 
 
 async def get(
-    session: AsyncSession, client_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession, client_id: uuid.UUID, *, lock: RowLock | None = None
 ) -> Client | None:
-    """The client; with `for_update`, its row stays locked until the transaction ends
-    (PostgreSQL; SQLite's writers are serialised anyway)."""
-    # FOR NO KEY UPDATE, not FOR UPDATE: it serialises writers of this row but lets
-    # concurrent inserts that reference it (their foreign-key check takes KEY SHARE)
-    # proceed, which would otherwise deadlock with a transaction holding a slot lock.
-    lock = {"key_share": True} if for_update else None
-    return await session.get(Client, client_id, with_for_update=lock)
+    """The client; locked as `lock` says until the transaction ends."""
+    flags = None if lock is None else lock.options
+    return await session.get(Client, client_id, with_for_update=flags)
 
 
 # Built once: this runs before every reserve, and a prepared text statement skips
@@ -34,7 +31,7 @@ _LOCK = {
 
 
 async def lock(session: AsyncSession, client_id: uuid.UUID) -> bool:
-    """Lock the client's row (FOR NO KEY UPDATE, as `get`) without loading an ORM object."""
+    """Lock the client's row (`RowLock.EDIT`) without loading an ORM object."""
     statement = _LOCK[session.get_bind().dialect.name]
     return (await session.execute(statement, {"id": client_id})).first() is not None
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from appointments.clients import repository
 from appointments.clients.models import Client
 from appointments.clients.schemas import ClientIn
+from appointments.db import RowLock
 from appointments.errors import NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
@@ -22,9 +23,12 @@ async def create_client(session: AsyncSession, data: ClientIn, now: datetime) ->
     return client
 
 
-async def get_client(session: AsyncSession, client_id: str, *, lock: bool = False) -> Client:
-    """The client or NotFound; `lock` serialises this client's concurrent writes."""
-    client = await repository.get(session, parse_id(client_id, "client"), for_update=lock)
+async def get_client(
+    session: AsyncSession, client_id: str, *, lock: RowLock | None = None
+) -> Client:
+    """The client or NotFound, its row locked as `lock` says (`EDIT` serialises this
+    client's writes)."""
+    client = await repository.get(session, parse_id(client_id, "client"), lock=lock)
     if client is None:
         raise NotFound(f"client {client_id!r} does not exist")
     return client
@@ -45,7 +49,7 @@ async def list_clients(session: AsyncSession, request: PageRequest) -> Sequence[
 async def replace_client(
     session: AsyncSession, client_id: str, data: ClientIn, now: datetime
 ) -> Client:
-    client = await get_client(session, client_id)
+    client = await get_client(session, client_id, lock=RowLock.EDIT)
     for field, value in data.model_dump().items():
         setattr(client, field, value)
     client.updated_at = now
@@ -59,7 +63,7 @@ async def delete_client(session: AsyncSession, client_id: str, now: datetime) ->
     Lock order as in reserve: the client row, its reservations, then their slots,
     so a concurrent reserve cannot deadlock with us.
     """
-    client = await get_client(session, client_id, lock=True)
+    client = await get_client(session, client_id, lock=RowLock.EDIT)
     freed = await holds.cancel_live_of_client(session, client.id, now)
     await slots.release(session, freed)
     await session.delete(client)

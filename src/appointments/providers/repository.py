@@ -6,18 +6,17 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments.db import RowLock
 from appointments.pagination import PageRequest
 from appointments.providers.models import Provider
 
 
 async def get(
-    session: AsyncSession, provider_id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession, provider_id: uuid.UUID, *, lock: RowLock | None = None
 ) -> Provider | None:
-    # FOR NO KEY UPDATE, not FOR UPDATE: it serialises writers of this row but lets
-    # concurrent inserts that reference it (their foreign-key check takes KEY SHARE)
-    # proceed, which would otherwise deadlock with a transaction holding a slot lock.
-    lock = {"key_share": True} if for_update else None
-    return await session.get(Provider, provider_id, with_for_update=lock)
+    """The provider; locked as `lock` says until the transaction ends."""
+    flags = None if lock is None else lock.options
+    return await session.get(Provider, provider_id, with_for_update=flags)
 
 
 async def page(session: AsyncSession, request: PageRequest) -> Sequence[Provider]:

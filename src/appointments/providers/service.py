@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments.db import RowLock
 from appointments.errors import NotFound
 from appointments.ids import parse_id
 from appointments.pagination import PageRequest
@@ -26,9 +27,14 @@ async def create_provider(session: AsyncSession, data: ProviderIn, now: datetime
     return provider
 
 
-async def get_provider(session: AsyncSession, provider_id: str, *, lock: bool = False) -> Provider:
-    """The provider or NotFound; `lock` serialises edits of its availability."""
-    provider = await repository.get(session, parse_id(provider_id, "provider"), for_update=lock)
+async def get_provider(
+    session: AsyncSession, provider_id: str, *, lock: RowLock | None = None
+) -> Provider:
+    """The provider or NotFound, its row locked as `lock` says: `KEEP` for a write that
+    adds to or changes what is the provider's (a deletion racing it waits, or came
+    first and this answers 404), `EDIT` for edits of the provider or its availability,
+    which run one at a time."""
+    provider = await repository.get(session, parse_id(provider_id, "provider"), lock=lock)
     if provider is None:
         raise NotFound(f"provider {provider_id!r} does not exist")
     return provider
@@ -41,7 +47,7 @@ async def list_providers(session: AsyncSession, request: PageRequest) -> Sequenc
 async def replace_provider(
     session: AsyncSession, provider_id: str, data: ProviderIn, now: datetime
 ) -> Provider:
-    provider = await get_provider(session, provider_id)
+    provider = await get_provider(session, provider_id, lock=RowLock.EDIT)
     for field, value in data.model_dump().items():
         setattr(provider, field, value)
     provider.updated_at = now
@@ -59,7 +65,10 @@ async def delete_provider(
     it gone. What survives and is booked in the future makes the answer 409,
     listing each booking, unless `cancel_conflicts` cancels them too.
     """
-    provider = await get_provider(session, provider_id, lock=True)
+    # EDIT, not DELETE, until the row goes: a reserve holding a slot lock still
+    # passes its foreign-key check on this row, so it never waits for us while we wait
+    # for its slot.
+    provider = await get_provider(session, provider_id, lock=RowLock.EDIT)
     # Lock order everywhere: reservation rows, then slot rows. Deleting a slot deletes
     # its reservations (ON DELETE CASCADE), so every one that a cancel, a move or the
     # sweeper could be changing is locked before any slot goes.

@@ -328,15 +328,16 @@ async def cancel_many(
     return result.all()
 
 
-async def lock(session: AsyncSession, reservation_id: uuid.UUID) -> Reservation:
-    """The reservation, read again and locked until the transaction ends (it exists)."""
+async def lock(session: AsyncSession, reservation_id: uuid.UUID) -> Reservation | None:
+    """The reservation, read again and locked until the transaction ends; None when it
+    was deleted meanwhile (with its provider, client or slot)."""
     query = (
         select(Reservation)
         .where(Reservation.id == reservation_id)
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
-    return (await session.scalars(query)).one()
+    return (await session.scalars(query)).one_or_none()
 
 
 async def lock_every_held_or_confirmed(session: AsyncSession, provider_id: uuid.UUID) -> None:

@@ -366,9 +366,14 @@ def reservation_is_live(status: str, expires_at: datetime, now: datetime) -> boo
     return status == "confirmed" or hold_is_live(status, expires_at, now)
 
 
+def may_hold(live_holds: int, limit: int) -> bool:
+    """`holds_within`, for a count in hand."""
+    return live_holds < limit
+
+
 def check_hold_limit(live_holds: int, limit: int) -> None:
-    """`holds_within`, for a count in hand: TooManyHolds unless there is room."""
-    if not live_holds < limit:
+    """`may_hold`: TooManyHolds unless there is room."""
+    if not may_hold(live_holds, limit):
         raise too_many_holds(limit)
 
 

@@ -94,6 +94,13 @@ async def get(session: AsyncSession, slot_id: uuid.UUID) -> Slot | None:
     return None if slot is None or slot.status == SlotStatus.REMOVED else slot
 
 
+async def still_there(session: AsyncSession, slot_id: uuid.UUID) -> bool:
+    """Whether the slot exists and is not removed, read afresh (not from the session's
+    objects): after a refusal, to tell a slot taken from one deleted meanwhile."""
+    query = select(Slot.id).where(Slot.id == slot_id, Slot.status != SlotStatus.REMOVED)
+    return (await session.execute(query)).first() is not None
+
+
 async def claim_slot_if_free(
     session: AsyncSession,
     slot_id: uuid.UUID,

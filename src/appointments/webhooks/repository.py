@@ -7,18 +7,25 @@ from datetime import datetime
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from appointments.db import RowLock
 from appointments.notifications.models import Delivery, DeliveryStatus, WebhookEndpoint
 from appointments.pagination import PageRequest
 from appointments.scheduling.events import Event
 
 
 async def get(
-    session: AsyncSession, endpoint_id: uuid.UUID, provider_id: uuid.UUID | None
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    provider_id: uuid.UUID | None,
+    lock: RowLock | None = None,
 ) -> WebhookEndpoint | None:
-    """The endpoint; with `provider_id`, only when it is that provider's."""
+    """The endpoint; with `provider_id`, only when it is that provider's; with `lock`,
+    its row locked so until the transaction ends."""
     query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
     if provider_id is not None:
         query = query.where(WebhookEndpoint.provider_id == provider_id)
+    if lock is not None:
+        query = lock.on(query)
     return (await session.scalars(query)).one_or_none()
 
 

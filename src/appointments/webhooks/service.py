@@ -14,6 +14,7 @@ from appointments import addresses
 from appointments.addresses import AddressNotAllowed
 from appointments.auth.errors import Forbidden
 from appointments.auth.tokens import Principal, Role
+from appointments.db import RowLock
 from appointments.errors import NotFound
 from appointments.ids import parse_id
 from appointments.notifications.models import Delivery, DeliveryStatus, WebhookEndpoint
@@ -60,7 +61,8 @@ async def _owner(
     if given is None:
         return None
     provider_id = parse_id(given, "provider")
-    if await providers.get(session, provider_id) is None:
+    # Kept until the end: the endpoint refers to it (a deletion racing us waits).
+    if await providers.get(session, provider_id, lock=RowLock.KEEP) is None:
         raise NotFound(f"provider {given!r} does not exist")
     return provider_id
 
@@ -86,8 +88,12 @@ async def create(
     return endpoint
 
 
-async def get(session: AsyncSession, principal: Principal, endpoint_id: str) -> WebhookEndpoint:
-    found = await repository.get(session, parse_id(endpoint_id, "webhook"), _scope(principal))
+async def get(
+    session: AsyncSession, principal: Principal, endpoint_id: str, lock: RowLock | None = None
+) -> WebhookEndpoint:
+    """The caller's endpoint or NotFound, its row locked as `lock` says."""
+    endpoint_uuid = parse_id(endpoint_id, "webhook")
+    found = await repository.get(session, endpoint_uuid, _scope(principal), lock)
     if found is None:
         raise NotFound(f"webhook {endpoint_id!r} does not exist")
     return found
@@ -107,7 +113,7 @@ async def replace(
     data: WebhookReplace,
     now: datetime,
 ) -> WebhookEndpoint:
-    endpoint = await get(session, principal, endpoint_id)
+    endpoint = await get(session, principal, endpoint_id, RowLock.EDIT)
     provider_id = await _owner(session, principal, data.provider_id)
     await check_url(settings, data.url)
     endpoint.url = data.url
@@ -122,7 +128,7 @@ async def replace(
 
 async def delete(session: AsyncSession, principal: Principal, endpoint_id: str) -> None:
     """Delete the endpoint with its deliveries (pending ones are never sent)."""
-    endpoint = await get(session, principal, endpoint_id)
+    endpoint = await get(session, principal, endpoint_id, RowLock.EDIT)
     await session.delete(endpoint)
     await session.flush()
 
@@ -130,7 +136,7 @@ async def delete(session: AsyncSession, principal: Principal, endpoint_id: str) 
 async def ping(
     session: AsyncSession, principal: Principal, endpoint_id: str, now: datetime
 ) -> uuid.UUID:
-    endpoint = await get(session, principal, endpoint_id)
+    endpoint = await get(session, principal, endpoint_id, RowLock.KEEP)
     return await outbox.record_ping(session, endpoint.id, endpoint.provider_id, now)
 
 
@@ -148,7 +154,7 @@ async def deliveries(
 async def retry(
     session: AsyncSession, principal: Principal, endpoint_id: str, delivery_id: str, now: datetime
 ) -> tuple[Delivery, str]:
-    endpoint = await get(session, principal, endpoint_id)
+    endpoint = await get(session, principal, endpoint_id, RowLock.KEEP)
     found = await repository.retry(session, endpoint.id, parse_id(delivery_id, "delivery"), now)
     if found is None:
         raise NotFound(f"delivery {delivery_id!r} does not exist")
