@@ -86,6 +86,8 @@ class Write:
     path: str
     body: Callable[[World], Any] = lambda _: None
     params: Callable[[World], Any] = lambda _: None
+    # A key sends reserve and confirm down their in-transaction paths (no autocommit).
+    keyed: bool = False
 
 
 TYPE = {"name": "Consultation", "duration_minutes": 30}
@@ -166,7 +168,13 @@ OF_PROVIDER = {
             "repeat": {"count": 2},
         },
     ),
+    "reserve with a key": Write(
+        "POST", "/clients/{client}/reserve", lambda w: {"slot_id": w.free_slot}, keyed=True
+    ),
     "confirm": Write("POST", "/clients/{client}/confirm", lambda w: {"reservation_id": w.held}),
+    "confirm with a key": Write(
+        "POST", "/clients/{client}/confirm", lambda w: {"reservation_id": w.held}, keyed=True
+    ),
     "confirm series": Write("POST", "/clients/{client}/series/{series}/confirm"),
     "webhook for it": Write(
         "POST", "/webhooks", lambda w: {"url": "https://h.example.com/", "provider_id": w.provider}
@@ -205,8 +213,10 @@ OF_WEBHOOK = {
 def _send(api: Api, write: Write, world: World) -> Any:
     names = {field: getattr(world, field) for field in World.__dataclass_fields__}
     path = write.path.format(**names)
+    # A new key each time: the second send must do the work again, not replay.
+    headers = {"Idempotency-Key": str(uuid.uuid4())} if write.keyed else {}
     return api.client.request(
-        write.method, path, json=write.body(world), params=write.params(world)
+        write.method, path, json=write.body(world), params=write.params(world), headers=headers
     )
 
 
