@@ -1,7 +1,7 @@
 """Field types shared by the request and response shapes of several domains."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -92,6 +92,20 @@ UtcTime = Annotated[
     Field(examples=["2026-12-01T09:00:00Z"]),
 ]
 """A time with an offset (a naive one is rejected), converted to UTC."""
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date_text(value: Any) -> Any:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 date, e.g. 2026-12-01")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+"""A calendar date as YYYY-MM-DD only (pydantic alone reads "0" as 1970-01-01)."""
 
 
 class RequestBody(BaseModel):

@@ -15,6 +15,7 @@ from tests.api import Api, iso
 from tests.conftest import START
 
 BERLIN = ZoneInfo("Europe/Berlin")
+MONDAY_NINE = {"weekday": "mon", "start": "09:00", "end": "10:00"}
 WEEKDAYS_9_TO_5 = [
     {"weekday": day, "start": "09:00", "end": "17:00"}
     for day in ("mon", "tue", "wed", "thu", "fri")
@@ -298,6 +299,35 @@ def test_bad_input_is_refused_and_changes_nothing(api: Api, ada: str) -> None:
     assert local_starts(api, ada) == []
     assert api.sql("SELECT count(*) FROM schedules") == [(0,)]
     assert api.sql("SELECT count(*) FROM schedule_overrides") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "day", ["0", "0.0", "1700000000", "2027-3-4", "20270304", "2027-03-04T00:00"]
+)
+def test_a_date_is_yyyy_mm_dd_only(api: Api, ada: str, day: str) -> None:
+    """The document says `format: date`; pydantic alone reads a bare number as a Unix
+    time ("0" is 1970-01-01). Every date a request carries is refused otherwise."""
+    path = f"/providers/{ada}/schedule/overrides"
+    for method, where, kwargs in (
+        ("PUT", f"{path}/{day}", {"json": {"intervals": []}}),
+        ("DELETE", f"{path}/{day}", {}),
+        ("GET", path, {"params": {"from": day}}),
+        ("GET", path, {"params": {"to": day}}),
+        (
+            "POST",
+            f"/providers/{ada}/availability/weekly",
+            {"json": {"start_date": day, "end_date": "2027-03-05", "rules": [MONDAY_NINE]}},
+        ),
+        (
+            "POST",
+            f"/providers/{ada}/availability/weekly",
+            {"json": {"start_date": "2027-03-01", "end_date": day, "rules": [MONDAY_NINE]}},
+        ),
+    ):
+        answer = api.ok(method, where, 422, **kwargs)
+        assert answer["code"] == "validation_error", (method, where, answer)
+    assert api.sql("SELECT count(*) FROM schedule_overrides") == [(0,)]
+    assert api.sql("SELECT count(*) FROM slots") == [(0,)]
 
 
 @pytest.mark.parametrize(

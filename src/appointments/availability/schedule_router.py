@@ -1,6 +1,6 @@
 """The provider's standing week over HTTP: the weekly schedule, date overrides, time off."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -25,6 +25,7 @@ from appointments.errors import problem_responses
 from appointments.pagination import Keyset, Page, PageRequest, page_request, split_page
 from appointments.providers.models import Provider
 from appointments.scheduling.conflicts import conflict_of
+from appointments.schemas import IsoDate
 
 router = APIRouter(prefix="/providers/{provider_id}", tags=["schedule"])
 
@@ -116,7 +117,7 @@ async def delete_schedule(provider_id: str, session: SessionDep) -> Response:
 )
 async def put_override(
     provider_id: str,
-    day: date,
+    day: IsoDate,
     data: OverrideIn,
     session: SessionDep,
     clock: ClockDep,
@@ -141,7 +142,7 @@ async def put_override(
 )
 async def delete_override(
     provider_id: str,
-    day: date,
+    day: IsoDate,
     session: SessionDep,
     clock: ClockDep,
     settings: SettingsDep,
@@ -167,8 +168,8 @@ async def list_overrides(
     provider_id: str,
     session: SessionDep,
     paging: Annotated[PageRequest, Depends(page_request)],
-    first: Annotated[date | None, Query(alias="from", description="Dates on or after.")] = None,
-    last: Annotated[date | None, Query(alias="to", description="Dates before.")] = None,
+    first: Annotated[IsoDate | None, Query(alias="from", description="Dates on or after.")] = None,
+    last: Annotated[IsoDate | None, Query(alias="to", description="Dates before.")] = None,
 ) -> Page[OverrideOut]:
     """The provider's date overrides, by date."""
     after = paging.after.at.date() if paging.after is not None else None

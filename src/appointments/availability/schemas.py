@@ -8,7 +8,7 @@ from pydantic import Field
 from appointments.scheduling import rules
 from appointments.scheduling.conflicts import ConflictOut
 from appointments.scheduling.models import SlotRecord
-from appointments.schemas import RequestBody, ResponseBody, UtcTime
+from appointments.schemas import IsoDate, RequestBody, ResponseBody, UtcTime
 
 
 class WindowIn(RequestBody):
@@ -99,8 +99,8 @@ class WeeklyRuleIn(RequestBody):
 
 
 class WeeklyIn(RequestBody):
-    start_date: date = Field(description="First day, in the provider's time zone.")
-    end_date: date = Field(description="Last day (inclusive), in the provider's time zone.")
+    start_date: IsoDate = Field(description="First day, in the provider's time zone.")
+    end_date: IsoDate = Field(description="Last day (inclusive), in the provider's time zone.")
     rules: list[WeeklyRuleIn] = Field(min_length=1, max_length=100)
 
 
