@@ -220,11 +220,13 @@ def _send(api: Api, write: Write, world: World) -> Any:
     )
 
 
-def _race(api: Api, database_url: str, table: str, owner: str, write: Write, world: World) -> Any:
+def _race(
+    api: Api, database_url: str, deletion: str, owner: str, write: Write, world: World
+) -> Any:
     """Delete the owner in a held transaction, send the write, see it wait, commit; the
     write's answer must be the one it gets when sent after the deletion: 404."""
     with gate(database_url) as held, ThreadPoolExecutor(1) as pool:
-        held.hold(f"DELETE FROM {table} WHERE id = $1", uuid.UUID(owner))
+        held.hold(deletion, uuid.UUID(owner))
         sent = pool.submit(_send, api, write, world)
         held.wait_for(1, timeout=10)
         held.commit()
@@ -236,12 +238,38 @@ def _race(api: Api, database_url: str, table: str, owner: str, write: Write, wor
     return raced
 
 
-# The owner's table, the World field naming it, its writes, and the tables its
-# deletion empties (what the write added went with it, or was never written).
+# Writes of a type, raced with its deletion (which only marks it deleted).
+OF_TYPE = {
+    "replace type": OF_PROVIDER["replace type"],
+    "delete type": OF_PROVIDER["delete type"],
+}
+
+# By the World field naming the owner: its deletion, its writes, and counts that must
+# be 0 after (what the write added went with the owner, or was never written).
 OWNERS = {
-    "provider": ("providers", OF_PROVIDER, ("appointment_types", "slots", "calendars")),
-    "client": ("clients", OF_CLIENT, ("reservations",)),
-    "webhook": ("webhook_endpoints", OF_WEBHOOK, ("webhook_endpoints",)),
+    "provider": (
+        "DELETE FROM providers WHERE id = $1",
+        OF_PROVIDER,
+        [f"SELECT count(*) FROM {table}" for table in ("appointment_types", "slots", "calendars")],
+    ),
+    "client": (
+        "DELETE FROM clients WHERE id = $1",
+        OF_CLIENT,
+        ["SELECT count(*) FROM reservations"],
+    ),
+    "webhook": (
+        "DELETE FROM webhook_endpoints WHERE id = $1",
+        OF_WEBHOOK,
+        ["SELECT count(*) FROM webhook_endpoints"],
+    ),
+    "type": (
+        "UPDATE appointment_types SET deleted_at = now() WHERE id = $1",
+        OF_TYPE,
+        [
+            "SELECT count(*) FROM appointment_types WHERE deleted_at IS NULL AND capacity = 1",
+            "SELECT count(*) FROM appointment_types WHERE duration_minutes = 30",
+        ],
+    ),
 }
 
 
@@ -252,10 +280,10 @@ OWNERS = {
 def test_a_write_racing_its_owners_deletion_is_404(
     api: Api, database_url: str, world: World, owner: str, name: str
 ) -> None:
-    table, writes, emptied = OWNERS[owner]
-    _race(api, database_url, table, getattr(world, owner), writes[name], world)
-    for left in emptied:
-        assert api.sql(f"SELECT count(*) FROM {left}")[0][0] == 0, left
+    deletion, writes, none_left = OWNERS[owner]
+    _race(api, database_url, deletion, getattr(world, owner), writes[name], world)
+    for count in none_left:
+        assert api.sql(count)[0][0] == 0, count
 
 
 def test_a_path_that_forgot_its_lock_answers_503_not_500(
