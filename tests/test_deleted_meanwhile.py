@@ -28,6 +28,7 @@ from tests.conftest import START
 from tests.gate import gate
 
 DAY = START + timedelta(days=3)
+FREE = DAY + timedelta(hours=1)  # the free slot's start
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -75,7 +76,7 @@ def world(api: Api) -> World:
     )["id"]
     calendar = api.ok("POST", f"/providers/{provider}/calendars", 201, json=CALENDAR)["id"]
     settled(api)
-    free = api.slot_at(provider, DAY + timedelta(hours=1))
+    free = api.slot_at(provider, FREE)
     session = seat.json()["session_id"]
     return World(provider, client, kind, group, free, held, session, series, webhook, calendar)
 
@@ -244,6 +245,21 @@ OF_TYPE = {
     "delete type": OF_PROVIDER["delete type"],
 }
 
+# Writes onto a free slot, raced with its deletion (a withdrawal, or its provider's).
+OF_SLOT = {
+    name: OF_PROVIDER[name]
+    for name in (
+        "reserve",
+        "reserve with a key",
+        "reserve a type",
+        "reserve a seat",
+        "series",
+        "series of a type",
+        "series of seats",
+        "provider moves",
+    )
+} | {"move": OF_CLIENT["move"]}
+
 # By the World field naming the owner: its deletion, its writes, and counts that must
 # be 0 after (what the write added went with the owner, or was never written).
 OWNERS = {
@@ -261,6 +277,11 @@ OWNERS = {
         "DELETE FROM webhook_endpoints WHERE id = $1",
         OF_WEBHOOK,
         ["SELECT count(*) FROM webhook_endpoints"],
+    ),
+    "free_slot": (
+        "DELETE FROM slots WHERE id = $1",
+        OF_SLOT,
+        [f"SELECT count(*) FROM reservations WHERE start_time = '{iso(FREE)}'"],
     ),
     "type": (
         "UPDATE appointment_types SET deleted_at = now() WHERE id = $1",

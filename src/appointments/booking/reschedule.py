@@ -54,7 +54,8 @@ async def reschedule(
     if reservation.session_id is not None:  # a seat: to the session there, or a new one
         reservation = await _relocked(session, reservation_uuid, reservation_id)
         terms.check_movable(reservation, rules, now, by_client=by_client)
-        return await sessions.move_seats(session, settings, reservation, anchor, rules, now)
+        async with spans.slot_gone_meanwhile(session, anchor.id, slot_id):
+            return await sessions.move_seats(session, settings, reservation, anchor, rules, now)
     span = rules.span(anchor.start_time)
     day = None
     if rules.max_per_day is not None:
@@ -63,9 +64,10 @@ async def reschedule(
     # Locked and read again: a cancel or another move may have come first.
     reservation = await _relocked(session, reservation_uuid, reservation_id)
     terms.check_movable(reservation, rules, now, by_client=by_client)
-    claimed = await spans.lock_span(
-        session, reservation.provider_id, span, now, moving=reservation.id
-    )
+    async with spans.slot_gone_meanwhile(session, anchor.id, slot_id):
+        claimed = await spans.lock_span(
+            session, reservation.provider_id, span, now, moving=reservation.id
+        )
     await spans.check_daily_cap(session, day, now, excluding=reservation.id)
     old_slots = await holds.unlink(session, [reservation.id])
     keep = set(claimed)

@@ -290,7 +290,7 @@ async def reserve_appointment(
     rules = BookingRules.of(kind, settings)
     _remember_type(kind.id, rules.books_sessions)
     expires_at = now + timedelta(seconds=settings.hold_seconds)
-    try:
+    async with spans.slot_gone_meanwhile(session, anchor.id, str(slot_id)):
         if rules.books_sessions:
             seating = sessions.Seating(
                 settings, client_id, rules, zone, now, expires_at, seats, check_limit=True
@@ -299,13 +299,6 @@ async def reserve_appointment(
         reservation = await hold_span(
             session, settings, client_id, anchor, rules, zone, now, expires_at, check_limit=True
         )
-    except SlotUnavailable as refused:
-        # The slot itself went while we waited for its lock (with its provider, or
-        # withdrawn): answered as a reserve sent after that, 404. (A unique index's
-        # refusal, the cause of some, is a rival's claim, and its transaction is spent.)
-        if refused.__cause__ is None and not await slots.still_there(session, anchor.id):
-            raise NotFound(f"slot {str(slot_id)!r} does not exist") from None
-        raise
     # After the type's own checks, as for a session; the caller's rollback undoes the hold.
     core.check_session_has_room(1, seats)
     return reservation

@@ -186,10 +186,12 @@ async def reserve_series(
         )
         seated = await sessions.hold_occurrences(session, seating, anchors)
         held, refused = _sorted_out(present, seated, Reservation)
+        await _check_first_still_there(session, anchor, refused, request.slot_id)
         _check_policy(request, refused, bool(held))
         return SeriesResult(series, held, skipped=refused)
     outcomes = await reserve.claim_spans(session, anchor.provider_id, rules, zone, anchors, now)
     claims, refused = _sorted_out(present, outcomes, spans.Claim)
+    await _check_first_still_there(session, anchor, refused, request.slot_id)
     _check_policy(request, refused, bool(claims))
     held = await reserve.hold_claims(
         session, client_id, rules, claims, now, expires_at, series_id=series.id
@@ -253,6 +255,17 @@ def _sorted_out(
             assert isinstance(outcome, DomainError)
             raise outcome
     return passing, refused
+
+
+async def _check_first_still_there(
+    session: AsyncSession, anchor: Slot, refused: Sequence[Refusal], shown: str
+) -> None:
+    """The first occurrence refused because its slot went while we waited for its lock
+    (withdrawn, or with its provider): the series is answered as one sent after that,
+    404. Only a refused first occurrence pays the read."""
+    if any(r.start_time == anchor.start_time for r in refused):
+        if not await slots.still_there(session, anchor.id):
+            raise NotFound(f"slot {shown!r} does not exist")
 
 
 def _check_policy(request: SeriesRequest, refused: Sequence[Refusal], any_passed: bool) -> None:

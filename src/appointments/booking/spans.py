@@ -3,8 +3,8 @@ order, hold its day against the daily cap, occupy them; shared by the reserve, t
 reschedule and the moves of availability edits."""
 
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -45,6 +45,21 @@ def slot_taken_meanwhile(detail: str) -> Iterator[None]:
     except (IntegrityError, asyncpg.UniqueViolationError) as exc:
         if any(violates(exc, index) for index in _ONE_LIVE_PER_SLOT):
             raise SlotUnavailable(detail) from exc
+        raise
+
+
+@asynccontextmanager
+async def slot_gone_meanwhile(
+    session: AsyncSession, slot_id: uuid.UUID, shown: str
+) -> AsyncIterator[None]:
+    """A refusal inside for a slot that went while we waited for its lock (withdrawn,
+    or with its provider) is answered as a request sent after that: 404. A unique
+    index's refusal (the cause of some) is a rival's claim; only refusals pay the read."""
+    try:
+        yield
+    except SlotUnavailable as refused:
+        if refused.__cause__ is None and not await slots.still_there(session, slot_id):
+            raise NotFound(f"slot {shown!r} does not exist") from None
         raise
 
 
