@@ -2,10 +2,11 @@
 never a 500, and nothing of it is left.
 
 On PostgreSQL a request reads its rows without locks, so without care it could read a
-provider (or client, or webhook) that a concurrent delete is removing, and then fail
-on the gone row: an UPDATE that matches nothing, an INSERT whose foreign key is gone.
-The gate deletes the owner in a transaction of its own and holds it open; the request
-is seen waiting on that transaction's locks; then the gate commits.
+provider (a client, an endpoint, a type, the slot it books) that a concurrent delete
+is removing, and then fail on the gone row: an UPDATE that matches nothing, an INSERT
+whose foreign key is gone, or a refusal that calls the slot taken. The gate deletes
+the owner in a transaction of its own and holds it open; the request is seen waiting
+on that transaction's locks; then the gate commits.
 SQLite runs one writer at a time (BEGIN IMMEDIATE), so it cannot interleave like this.
 """
 
