@@ -62,8 +62,6 @@ class RowLock(enum.Enum):
     # it (their foreign-key check takes KEY SHARE) still go on, which FOR UPDATE would
     # block, and a transaction holding a slot lock would deadlock with us.
     EDIT = "edit"
-    # FOR UPDATE: the row's deletion; keepers wait for it and then find no row.
-    DELETE = "delete"
 
     @property
     def options(self) -> dict[str, bool]:
@@ -82,7 +80,6 @@ class RowLock(enum.Enum):
 _ROW_LOCK_FLAGS = {
     RowLock.KEEP: (True, True),
     RowLock.EDIT: (False, True),
-    RowLock.DELETE: (False, False),
 }
 
 
